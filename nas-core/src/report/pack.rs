@@ -1,0 +1,227 @@
+//! Serde types of the multi-hardware pack, field for field the seed's schema.
+//! Serialized through `serde_json::Value`, whose maps keep keys sorted as the
+//! seed's `json.dumps(sort_keys=True)` does.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::calibrate::CalibrationBlock;
+use crate::cost::TilePenalties;
+use crate::error::{Error, Result};
+use crate::search::constraints::{ConstraintReport, Constraints};
+use crate::shapes::LayerShape;
+
+/// Version of the pack schema; bumped when an existing key changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The multi-hardware pack: every candidate on every GPU, ranked.
+#[derive(Clone, Debug, Serialize)]
+pub struct Pack {
+    pub calibration: CalibrationBlock,
+    pub candidate_catalog: Vec<CatalogEntry>,
+    pub candidate_count: usize,
+    pub experiment: String,
+    /// Hardware keys in the spec's order (reports are keyed by them).
+    pub hardware_profiles: Vec<String>,
+    pub limitations: Vec<String>,
+    pub quality_constraints: Map<String, Value>,
+    pub reports: BTreeMap<String, HardwareReport>,
+    pub schema_version: u32,
+    pub summary: BTreeMap<String, PackSummary>,
+    /// The clauses behind `quality_constraints`, for the Markdown.
+    #[serde(skip)]
+    pub constraints: Constraints,
+}
+
+/// One candidate as the catalog lists it.
+#[derive(Clone, Debug, Serialize)]
+pub struct CatalogEntry {
+    pub config: LayerShape,
+    pub constraints: ConstraintReport,
+    pub name: String,
+    pub source: String,
+}
+
+/// The headline of one GPU in the pack's `summary`.
+#[derive(Clone, Debug, Serialize)]
+pub struct PackSummary {
+    pub fastest_config: Option<String>,
+    pub quality_constrained_candidate_count: usize,
+    pub quality_constrained_fastest_config: Option<String>,
+}
+
+/// Everything about one GPU.
+#[derive(Clone, Debug, Serialize)]
+pub struct HardwareReport {
+    pub calibration: CalibrationBlock,
+    pub candidate_count: usize,
+    pub candidate_source_counts: BTreeMap<String, usize>,
+    pub comparison: Vec<Comparison>,
+    pub environment: Environment,
+    pub experiment: String,
+    pub generated_candidate_count: usize,
+    pub generated_search: GeneratedSearchReport,
+    pub hardware: String,
+    pub kernel_cliffs: BTreeMap<String, CliffReport>,
+    pub quality_constraints: Map<String, Value>,
+    pub rankings: Rankings,
+    pub schema_version: u32,
+    pub summary: HardwareSummary,
+}
+
+/// A candidate's prediction on one GPU, kernel by kernel.
+#[derive(Clone, Debug, Serialize)]
+pub struct Comparison {
+    pub attention_ms: f64,
+    pub bottleneck: String,
+    pub config: LayerShape,
+    pub constraints: ConstraintReport,
+    /// qkv + output projections.
+    pub matmul_ms: f64,
+    pub mlp_ms: f64,
+    /// total_ms over the *rounded* param_proxy_m (the seed's quirk, kept).
+    pub ms_per_mparam_proxy: f64,
+    pub name: String,
+    pub per_kernel: BTreeMap<String, f64>,
+    pub quality_proxy: f64,
+    pub source: String,
+    pub tile_penalties: TilePenalties,
+    pub total_ms: f64,
+}
+
+/// A row of a ranking by total_ms or ms_per_mparam_proxy.
+#[derive(Clone, Debug, Serialize)]
+pub struct RankEntry {
+    pub bottleneck: String,
+    pub constraint_passes: Option<bool>,
+    /// total_ms over the unrounded D*F/1e6.
+    pub ms_per_mparam_proxy: f64,
+    pub name: String,
+    pub quality_proxy: Option<f64>,
+    pub rank: usize,
+    pub source: String,
+    pub total_ms: f64,
+}
+
+/// A row of the quality-constrained ranking.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConstrainedEntry {
+    pub bottleneck: String,
+    pub name: String,
+    pub param_proxy_m: f64,
+    pub quality_proxy: f64,
+    pub rank: usize,
+    pub source: String,
+    pub total_ms: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Rankings {
+    pub ms_per_mparam_proxy: Vec<RankEntry>,
+    pub quality_constrained_latency: Vec<ConstrainedEntry>,
+    pub total_ms: Vec<RankEntry>,
+}
+
+/// The top of a larger generated space, by each metric.
+#[derive(Clone, Debug, Serialize, Default)]
+pub struct GeneratedSearchReport {
+    pub ms_per_mparam_proxy_top: Vec<RankEntry>,
+    pub total_ms_top: Vec<RankEntry>,
+}
+
+/// A sweep of one dimension around a base shape: where tiles make cliffs.
+#[derive(Clone, Debug, Serialize)]
+pub struct CliffReport {
+    /// The base shape without the swept key.
+    pub base_config: Map<String, Value>,
+    pub values: Vec<CliffPoint>,
+}
+
+/// One point of a sweep; `axis` is serialized under the swept key's name.
+#[derive(Clone, Debug)]
+pub struct CliffPoint {
+    pub axis: &'static str,
+    pub value: u64,
+    pub aligned_128: bool,
+    pub bottleneck: String,
+    pub tile_efficiency: f64,
+    pub total_ms: f64,
+    pub wasted_work_pct: f64,
+}
+
+impl Serialize for CliffPoint {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(6))?;
+        map.serialize_entry("aligned_128", &self.aligned_128)?;
+        map.serialize_entry("bottleneck", &self.bottleneck)?;
+        map.serialize_entry(self.axis, &self.value)?;
+        map.serialize_entry("tile_efficiency", &self.tile_efficiency)?;
+        map.serialize_entry("total_ms", &self.total_ms)?;
+        map.serialize_entry("wasted_work_pct", &self.wasted_work_pct)?;
+        map.end()
+    }
+}
+
+/// The headline numbers of one GPU.
+#[derive(Clone, Debug, Serialize)]
+pub struct HardwareSummary {
+    /// Rank of the seed's `deep_narrow` candidate, when the spec has one.
+    pub deep_narrow_unconstrained_rank: Option<usize>,
+    pub fastest_config: Option<String>,
+    pub fastest_generated_config: Option<String>,
+    pub fastest_generated_total_ms: Option<f64>,
+    pub fastest_total_ms: Option<f64>,
+    pub most_efficient_config: Option<String>,
+    pub most_efficient_ms_per_mparam_proxy: Option<f64>,
+    pub quality_constrained_candidate_count: usize,
+    pub quality_constrained_fastest_config: Option<String>,
+    pub quality_constrained_fastest_total_ms: Option<f64>,
+}
+
+/// What produced the report. Deterministic on purpose (no clock, no host):
+/// the same spec gives the same bytes.
+#[derive(Clone, Debug, Serialize)]
+pub struct Environment {
+    pub cost_model: String,
+    pub tool: String,
+    pub tool_version: String,
+}
+
+impl Environment {
+    pub fn for_model(cost_model: &str) -> Self {
+        Environment {
+            cost_model: cost_model.to_string(),
+            tool: "nas".to_string(),
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+impl Pack {
+    /// The pack as pretty JSON with sorted keys and a final newline.
+    pub fn to_json(&self) -> Result<String> {
+        let value = serde_json::to_value(self)
+            .map_err(|e| Error::Spec(format!("serializing the pack: {e}")))?;
+        let mut text = serde_json::to_string_pretty(&value)
+            .map_err(|e| Error::Spec(format!("serializing the pack: {e}")))?;
+        text.push('\n');
+        Ok(text)
+    }
+
+    /// Writes `PREFIX.json` and `PREFIX.md`, each through a temporary file
+    /// renamed into place, so a failure never leaves half a report.
+    pub fn write(&self, prefix: impl AsRef<std::path::Path>) -> Result<()> {
+        let prefix = prefix.as_ref();
+        let json = self.to_json()?;
+        let md = self.to_markdown();
+        super::write::write_atomic(&super::write::with_suffix(prefix, "json"), json.as_bytes())?;
+        super::write::write_atomic(&super::write::with_suffix(prefix, "md"), md.as_bytes())?;
+        Ok(())
+    }
+}

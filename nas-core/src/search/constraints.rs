@@ -1,0 +1,640 @@
+//! Quality constraints: comparisons and ranges over named metrics, combined
+//! with all/any, and the per-candidate report the seed writes.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::{hint, Error, Result};
+use crate::shapes::LayerShape;
+
+/// Rounds like Python's `round(x, places)`: to the nearest decimal of the
+/// exact binary value, ties to even.
+pub fn round_places(x: f64, places: usize) -> f64 {
+    format!("{x:.places$}").parse().unwrap_or(x)
+}
+
+/// hidden_dim below which `quality_proxy` is scaled down (the seed's floor).
+pub const QUALITY_PROXY_HIDDEN_FLOOR: f64 = 2048.0;
+/// ffn_ratio below which `quality_proxy` is scaled down (the seed's floor).
+pub const QUALITY_PROXY_RATIO_FLOOR: f64 = 3.75;
+
+/// A number or flag known about a candidate's shape, usable in constraints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Metric {
+    HiddenDim,
+    NumHeads,
+    NumKvHeads,
+    HeadDim,
+    FfnDim,
+    SeqLen,
+    BatchSize,
+    GqaGroup,
+    UseQkNorm,
+    FfnRatio,
+    ParamProxyM,
+    QualityProxy,
+}
+
+/// What kind of value a metric has, so that `use_qk_norm >= 3` is caught.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricType {
+    Int,
+    Float,
+    Bool,
+}
+
+impl fmt::Display for MetricType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MetricType::Int => "an integer",
+            MetricType::Float => "a number",
+            MetricType::Bool => "a boolean",
+        })
+    }
+}
+
+impl Metric {
+    pub const ALL: [Metric; 12] = [
+        Metric::HiddenDim,
+        Metric::NumHeads,
+        Metric::NumKvHeads,
+        Metric::HeadDim,
+        Metric::FfnDim,
+        Metric::SeqLen,
+        Metric::BatchSize,
+        Metric::GqaGroup,
+        Metric::UseQkNorm,
+        Metric::FfnRatio,
+        Metric::ParamProxyM,
+        Metric::QualityProxy,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::HiddenDim => "hidden_dim",
+            Metric::NumHeads => "num_heads",
+            Metric::NumKvHeads => "num_kv_heads",
+            Metric::HeadDim => "head_dim",
+            Metric::FfnDim => "ffn_dim",
+            Metric::SeqLen => "seq_len",
+            Metric::BatchSize => "batch_size",
+            Metric::GqaGroup => "gqa_group",
+            Metric::UseQkNorm => "use_qk_norm",
+            Metric::FfnRatio => "ffn_ratio",
+            Metric::ParamProxyM => "param_proxy_m",
+            Metric::QualityProxy => "quality_proxy",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Result<Metric> {
+        Metric::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| {
+                Error::Spec(format!(
+                    "unknown metric `{name}`{}; known: {}",
+                    hint(name, Metric::ALL.iter().map(|m| m.name())),
+                    Metric::ALL.map(|m| m.name()).join(", ")
+                ))
+            })
+    }
+
+    pub fn kind(self) -> MetricType {
+        match self {
+            Metric::UseQkNorm => MetricType::Bool,
+            Metric::FfnRatio | Metric::ParamProxyM | Metric::QualityProxy => MetricType::Float,
+            _ => MetricType::Int,
+        }
+    }
+
+    /// The stem of failure codes: `param_proxy_m` fails as `param_proxy_below_floor`.
+    fn failure_stem(self) -> &'static str {
+        match self {
+            Metric::ParamProxyM => "param_proxy",
+            other => other.name(),
+        }
+    }
+
+    /// The metric's value for a shape (derived metrics rounded to 6 places, as reported).
+    pub fn value(self, s: &LayerShape) -> Bound {
+        let p = Proxies::of(s);
+        match self {
+            Metric::HiddenDim => Bound::Int(s.hidden_dim as i64),
+            Metric::NumHeads => Bound::Int(s.num_heads as i64),
+            Metric::NumKvHeads => Bound::Int(s.num_kv_heads as i64),
+            Metric::HeadDim => Bound::Int(s.head_dim as i64),
+            Metric::FfnDim => Bound::Int(s.ffn_dim as i64),
+            Metric::SeqLen => Bound::Int(s.seq_len as i64),
+            Metric::BatchSize => Bound::Int(s.batch_size as i64),
+            Metric::GqaGroup => Bound::Int(s.gqa_group() as i64),
+            Metric::UseQkNorm => Bound::Bool(s.use_qk_norm),
+            Metric::FfnRatio => Bound::Float(p.ffn_ratio),
+            Metric::ParamProxyM => Bound::Float(p.param_proxy_m),
+            Metric::QualityProxy => Bound::Float(p.quality_proxy),
+        }
+    }
+}
+
+/// The seed's size proxies of a shape, rounded to 6 places as it reports them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Proxies {
+    /// D*F / 1e6, unrounded: rankings divide by this one.
+    pub param_proxy_raw: f64,
+    pub param_proxy_m: f64,
+    pub ffn_ratio: f64,
+    pub quality_proxy: f64,
+}
+
+impl Proxies {
+    pub fn of(s: &LayerShape) -> Self {
+        let param_proxy_raw = (s.hidden_dim as f64 * s.ffn_dim as f64) / 1e6;
+        let ratio_raw = s.ffn_dim as f64 / s.hidden_dim as f64;
+        let quality = param_proxy_raw
+            * (s.hidden_dim as f64 / QUALITY_PROXY_HIDDEN_FLOOR).min(1.0)
+            * (ratio_raw / QUALITY_PROXY_RATIO_FLOOR).min(1.0);
+        Proxies {
+            param_proxy_raw,
+            param_proxy_m: round_places(param_proxy_raw, 6),
+            ffn_ratio: round_places(ratio_raw, 6),
+            quality_proxy: round_places(quality, 6),
+        }
+    }
+}
+
+/// A constant a metric is compared to; integers stay integers in JSON.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Bound {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Bound {
+    pub fn kind(self) -> MetricType {
+        match self {
+            Bound::Int(_) => MetricType::Int,
+            Bound::Float(_) => MetricType::Float,
+            Bound::Bool(_) => MetricType::Bool,
+        }
+    }
+
+    fn as_f64(self) -> Option<f64> {
+        match self {
+            Bound::Int(v) => Some(v as f64),
+            Bound::Float(v) => Some(v),
+            Bound::Bool(_) => None,
+        }
+    }
+
+    fn to_json(self) -> Value {
+        match self {
+            Bound::Int(v) => Value::from(v),
+            Bound::Float(v) => Value::from(v),
+            Bound::Bool(v) => Value::from(v),
+        }
+    }
+}
+
+impl fmt::Display for Bound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Bound::Int(v) => write!(f, "{v}"),
+            Bound::Float(v) => write!(f, "{v:?}"),
+            Bound::Bool(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// Comparison operators of constraints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    Ge,
+    Gt,
+    Le,
+    Lt,
+    Eq,
+    Ne,
+}
+
+impl CmpOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Ge => ">=",
+            CmpOp::Gt => ">",
+            CmpOp::Le => "<=",
+            CmpOp::Lt => "<",
+            CmpOp::Eq => "==",
+            CmpOp::Ne => "!=",
+        }
+    }
+
+    fn holds(self, ord: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering::*;
+        match self {
+            CmpOp::Ge => ord != Less,
+            CmpOp::Gt => ord == Greater,
+            CmpOp::Le => ord != Greater,
+            CmpOp::Lt => ord == Less,
+            CmpOp::Eq => ord == Equal,
+            CmpOp::Ne => ord != Equal,
+        }
+    }
+}
+
+/// One constraint clause.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Constraint {
+    Compare {
+        metric: Metric,
+        op: CmpOp,
+        bound: Bound,
+    },
+    /// `lo <= metric <= hi` (or `< hi` when not inclusive).
+    Range {
+        metric: Metric,
+        lo: Bound,
+        hi: Bound,
+        inclusive: bool,
+    },
+    All(Cow<'static, [Constraint]>),
+    Any(Cow<'static, [Constraint]>),
+}
+
+impl Constraint {
+    /// Checks types and bounds: a bool metric compared to a number, an
+    /// ordering on a bool, an empty or reversed range.
+    pub fn check(&self) -> Result<()> {
+        match self {
+            Constraint::Compare { metric, op, bound } => {
+                check_type(*metric, *bound)?;
+                if metric.kind() == MetricType::Bool && !matches!(op, CmpOp::Eq | CmpOp::Ne) {
+                    return Err(Error::Spec(format!(
+                        "`{}` is a boolean: compare it with == or !=, not {}",
+                        metric.name(),
+                        op.symbol()
+                    )));
+                }
+                Ok(())
+            }
+            Constraint::Range {
+                metric,
+                lo,
+                hi,
+                inclusive,
+            } => {
+                if metric.kind() == MetricType::Bool {
+                    return Err(Error::Spec(format!(
+                        "`{}` is a boolean and has no range",
+                        metric.name()
+                    )));
+                }
+                check_type(*metric, *lo)?;
+                check_type(*metric, *hi)?;
+                let (l, h) = (lo.as_f64().unwrap_or(0.0), hi.as_f64().unwrap_or(0.0));
+                if l > h || (!inclusive && l >= h) {
+                    return Err(Error::Spec(format!(
+                        "the range {self} of `{}` is empty",
+                        metric.name()
+                    )));
+                }
+                Ok(())
+            }
+            Constraint::All(cs) | Constraint::Any(cs) => cs.iter().try_for_each(Constraint::check),
+        }
+    }
+
+    /// Whether a shape satisfies the clause.
+    pub fn holds(&self, s: &LayerShape) -> bool {
+        match self {
+            Constraint::Compare { metric, op, bound } => {
+                compare(metric.value(s), *bound).is_some_and(|o| op.holds(o))
+            }
+            Constraint::Range {
+                metric,
+                lo,
+                hi,
+                inclusive,
+            } => {
+                let v = metric.value(s);
+                let above_lo = compare(v, *lo).is_some_and(|o| CmpOp::Ge.holds(o));
+                let below_hi = compare(v, *hi).is_some_and(|o| {
+                    if *inclusive {
+                        CmpOp::Le.holds(o)
+                    } else {
+                        CmpOp::Lt.holds(o)
+                    }
+                });
+                above_lo && below_hi
+            }
+            Constraint::All(cs) => cs.iter().all(|c| c.holds(s)),
+            Constraint::Any(cs) => cs.iter().any(|c| c.holds(s)),
+        }
+    }
+
+    /// Failure codes for a shape, in the seed's vocabulary where it has one
+    /// (`hidden_dim_below_floor`, `ffn_ratio_above_ceiling`), else the clause.
+    fn failures(&self, s: &LayerShape, out: &mut Vec<String>) {
+        match self {
+            Constraint::Compare { metric, op, .. } if !self.holds(s) => {
+                let stem = metric.failure_stem();
+                out.push(match op {
+                    CmpOp::Ge | CmpOp::Gt => format!("{stem}_below_floor"),
+                    CmpOp::Le | CmpOp::Lt => format!("{stem}_above_ceiling"),
+                    CmpOp::Eq => format!("{stem}_not_equal"),
+                    CmpOp::Ne => format!("{stem}_excluded"),
+                });
+            }
+            Constraint::Range { metric, lo, .. } if !self.holds(s) => {
+                let below =
+                    compare(metric.value(s), *lo).is_some_and(|o| o == std::cmp::Ordering::Less);
+                let side = if below {
+                    "below_floor"
+                } else {
+                    "above_ceiling"
+                };
+                out.push(format!("{}_{side}", metric.failure_stem()));
+            }
+            Constraint::All(_) | Constraint::Any(_) if !self.holds(s) => {
+                out.push(format!("failed: {self}"))
+            }
+            _ => {}
+        }
+    }
+
+    /// Adds this clause to the report's `quality_constraints` block.
+    fn describe(&self, block: &mut Map<String, Value>) {
+        match self {
+            Constraint::Compare { metric, op, bound } => {
+                let key = match op {
+                    CmpOp::Ge => format!("min_{}", metric.name()),
+                    CmpOp::Gt => format!("min_exclusive_{}", metric.name()),
+                    CmpOp::Le => format!("max_{}", metric.name()),
+                    CmpOp::Lt => format!("max_exclusive_{}", metric.name()),
+                    CmpOp::Eq => format!("equals_{}", metric.name()),
+                    CmpOp::Ne => format!("excludes_{}", metric.name()),
+                };
+                block.insert(key, bound.to_json());
+            }
+            Constraint::Range {
+                metric,
+                lo,
+                hi,
+                inclusive,
+            } => {
+                block.insert(format!("min_{}", metric.name()), lo.to_json());
+                let max = if *inclusive { "max" } else { "max_exclusive" };
+                block.insert(format!("{max}_{}", metric.name()), hi.to_json());
+            }
+            Constraint::All(_) | Constraint::Any(_) => {
+                let list = block
+                    .entry("expressions")
+                    .or_insert_with(|| Value::Array(vec![]));
+                if let Value::Array(items) = list {
+                    items.push(Value::from(self.to_string()));
+                }
+            }
+        }
+    }
+}
+
+fn check_type(metric: Metric, bound: Bound) -> Result<()> {
+    let ok = match (metric.kind(), bound.kind()) {
+        (a, b) if a == b => true,
+        (MetricType::Float, MetricType::Int) => true,
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Spec(format!(
+            "`{}` is {}, but it is compared with {} ({bound})",
+            metric.name(),
+            metric.kind(),
+            bound.kind()
+        )))
+    }
+}
+
+fn compare(a: Bound, b: Bound) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Bound::Bool(x), Bound::Bool(y)) => Some(x.cmp(&y)),
+        (Bound::Int(x), Bound::Int(y)) => Some(x.cmp(&y)),
+        (x, y) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+    }
+}
+
+impl fmt::Display for Constraint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let join = |f: &mut fmt::Formatter<'_>, cs: &[Constraint], sep: &str| {
+            write!(f, "(")?;
+            for (i, c) in cs.iter().enumerate() {
+                if i > 0 {
+                    write!(f, " {sep} ")?;
+                }
+                write!(f, "{c}")?;
+            }
+            write!(f, ")")
+        };
+        match self {
+            Constraint::Compare { metric, op, bound } => {
+                write!(f, "{} {} {bound}", metric.name(), op.symbol())
+            }
+            Constraint::Range {
+                metric,
+                lo,
+                hi,
+                inclusive,
+            } => {
+                write!(
+                    f,
+                    "{} in {lo}..{}{hi}",
+                    metric.name(),
+                    if *inclusive { "=" } else { "" }
+                )
+            }
+            Constraint::All(cs) => join(f, cs, "&&"),
+            Constraint::Any(cs) => join(f, cs, "||"),
+        }
+    }
+}
+
+/// A conjunction of clauses: a candidate passes when every clause holds.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Constraints {
+    pub clauses: Cow<'static, [Constraint]>,
+}
+
+/// What the seed writes for each candidate under `constraints`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConstraintReport {
+    pub failed: Vec<String>,
+    pub ffn_ratio: f64,
+    pub param_proxy_m: f64,
+    pub passes: bool,
+    pub quality_proxy: f64,
+}
+
+impl Constraints {
+    pub fn new(clauses: Vec<Constraint>) -> Result<Self> {
+        let c = Constraints {
+            clauses: clauses.into(),
+        };
+        c.check()?;
+        Ok(c)
+    }
+
+    pub fn check(&self) -> Result<()> {
+        self.clauses.iter().try_for_each(Constraint::check)
+    }
+
+    pub fn report(&self, s: &LayerShape) -> ConstraintReport {
+        let p = Proxies::of(s);
+        let mut failed = Vec::new();
+        for c in self.clauses.iter() {
+            c.failures(s, &mut failed);
+        }
+        ConstraintReport {
+            passes: failed.is_empty(),
+            failed,
+            ffn_ratio: p.ffn_ratio,
+            param_proxy_m: p.param_proxy_m,
+            quality_proxy: p.quality_proxy,
+        }
+    }
+
+    /// The `quality_constraints` block of a report.
+    pub fn describe(&self) -> Map<String, Value> {
+        let mut block = Map::new();
+        for c in self.clauses.iter() {
+            c.describe(&mut block);
+        }
+        block
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(d: u64, f: u64) -> LayerShape {
+        LayerShape {
+            hidden_dim: d,
+            num_heads: 8,
+            num_kv_heads: 1,
+            head_dim: 256,
+            ffn_dim: f,
+            seq_len: 2048,
+            batch_size: 1,
+            use_qk_norm: true,
+            window_size: Some(512),
+        }
+    }
+
+    #[test]
+    fn python_rounding() {
+        assert_eq!(round_places(2.675, 2), 2.67); // binary 2.67499999...
+        assert_eq!(round_places(0.125, 2), 0.12); // exact tie -> even
+        assert_eq!(round_places(9.437184, 6), 9.437184);
+    }
+
+    #[test]
+    fn failure_codes_follow_the_seed() {
+        let c = Constraints::new(vec![
+            Constraint::Compare {
+                metric: Metric::HiddenDim,
+                op: CmpOp::Ge,
+                bound: Bound::Int(2048),
+            },
+            Constraint::Compare {
+                metric: Metric::ParamProxyM,
+                op: CmpOp::Ge,
+                bound: Bound::Float(16.0),
+            },
+            Constraint::Range {
+                metric: Metric::FfnRatio,
+                lo: Bound::Float(3.75),
+                hi: Bound::Float(5.5),
+                inclusive: true,
+            },
+        ])
+        .unwrap();
+        let r = c.report(&shape(1536, 6144));
+        assert_eq!(
+            r.failed,
+            ["hidden_dim_below_floor", "param_proxy_below_floor"]
+        );
+        assert_eq!((r.param_proxy_m, r.quality_proxy), (9.437184, 7.077888));
+        assert_eq!(
+            c.report(&shape(2048, 16384)).failed,
+            ["ffn_ratio_above_ceiling"]
+        );
+        let block = Value::Object(c.describe());
+        assert_eq!(block["min_hidden_dim"], Value::from(2048));
+        assert_eq!(block["max_ffn_ratio"], Value::from(5.5));
+    }
+
+    #[test]
+    fn type_and_range_errors() {
+        let bad = Constraint::Compare {
+            metric: Metric::UseQkNorm,
+            op: CmpOp::Ge,
+            bound: Bound::Float(1.0),
+        };
+        assert!(bad
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("`use_qk_norm` is a boolean"));
+        let empty = Constraint::Range {
+            metric: Metric::FfnRatio,
+            lo: Bound::Float(5.5),
+            hi: Bound::Float(3.75),
+            inclusive: true,
+        };
+        assert!(empty.check().unwrap_err().to_string().contains("is empty"));
+        assert!(Metric::from_name("hiden_dim")
+            .unwrap_err()
+            .to_string()
+            .contains("did you mean `hidden_dim`"));
+    }
+
+    #[test]
+    fn any_and_all() {
+        let any = Constraint::Any(
+            vec![
+                Constraint::Compare {
+                    metric: Metric::HiddenDim,
+                    op: CmpOp::Ge,
+                    bound: Bound::Int(4096),
+                },
+                Constraint::Compare {
+                    metric: Metric::UseQkNorm,
+                    op: CmpOp::Eq,
+                    bound: Bound::Bool(true),
+                },
+            ]
+            .into(),
+        );
+        assert!(any.holds(&shape(1536, 6144)));
+        let c = Constraints::new(vec![Constraint::All(
+            vec![
+                any.clone(),
+                Constraint::Compare {
+                    metric: Metric::FfnDim,
+                    op: CmpOp::Lt,
+                    bound: Bound::Int(100),
+                },
+            ]
+            .into(),
+        )])
+        .unwrap();
+        let r = c.report(&shape(1536, 6144));
+        assert_eq!(
+            r.failed,
+            ["failed: ((hidden_dim >= 4096 || use_qk_norm == true) && ffn_dim < 100)"]
+        );
+    }
+}

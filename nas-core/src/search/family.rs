@@ -1,0 +1,547 @@
+//! Families: value lists per axis, whose cross product (with derivation
+//! rules for what is not an axis) gives candidates named by a template.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use crate::error::{hint, Error, Result};
+use crate::shapes::{Candidate, LayerShape};
+
+/// An axis a family can vary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AxisKind {
+    HiddenDim,
+    HeadDim,
+    /// Without this axis, heads = hidden_dim / head_dim (skipped when it does not divide).
+    NumHeads,
+    KvHeads,
+    /// kv heads = max(1, heads / group).
+    GqaGroup,
+    FfnDim,
+    /// ffn_dim = hidden_dim * ratio, rounded to the family's multiple.
+    FfnRatio,
+    /// `None` is full attention.
+    Window,
+    QkNorm,
+    SeqLen,
+    BatchSize,
+}
+
+impl AxisKind {
+    pub const ALL: [AxisKind; 11] = [
+        AxisKind::HiddenDim,
+        AxisKind::HeadDim,
+        AxisKind::NumHeads,
+        AxisKind::KvHeads,
+        AxisKind::GqaGroup,
+        AxisKind::FfnDim,
+        AxisKind::FfnRatio,
+        AxisKind::Window,
+        AxisKind::QkNorm,
+        AxisKind::SeqLen,
+        AxisKind::BatchSize,
+    ];
+
+    /// The axis's name in specs and name templates.
+    pub fn name(self) -> &'static str {
+        match self {
+            AxisKind::HiddenDim => "hidden_dim",
+            AxisKind::HeadDim => "head_dim",
+            AxisKind::NumHeads => "num_heads",
+            AxisKind::KvHeads => "kv_heads",
+            AxisKind::GqaGroup => "gqa_group",
+            AxisKind::FfnDim => "ffn_dim",
+            AxisKind::FfnRatio => "ffn_ratio",
+            AxisKind::Window => "window",
+            AxisKind::QkNorm => "qk_norm",
+            AxisKind::SeqLen => "seq_len",
+            AxisKind::BatchSize => "batch_size",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Result<AxisKind> {
+        AxisKind::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| {
+                Error::Spec(format!(
+                    "unknown axis `{name}`{}",
+                    hint(name, AxisKind::ALL.iter().map(|k| k.name()))
+                ))
+            })
+    }
+}
+
+/// One value an axis takes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AxisValue {
+    Int(u64),
+    Ratio(f64),
+    /// A window in tokens, or `None` for full attention.
+    Window(Option<u64>),
+    Bool(bool),
+}
+
+impl AxisValue {
+    /// The text a name template shows when no label is given: integers as
+    /// is, ratios shortest with `.` as `p` (`3`, `5p333`), full windows as `full`.
+    pub fn default_label(&self) -> String {
+        match *self {
+            AxisValue::Int(v) | AxisValue::Window(Some(v)) => v.to_string(),
+            AxisValue::Window(None) => "full".into(),
+            AxisValue::Bool(b) => b.to_string(),
+            AxisValue::Ratio(r) => {
+                let text = format!("{r:?}");
+                text.strip_suffix(".0").unwrap_or(&text).replace('.', "p")
+            }
+        }
+    }
+}
+
+/// An axis value and the text it shows in candidate names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Labeled {
+    pub value: AxisValue,
+    pub label: Option<Cow<'static, str>>,
+}
+
+impl Labeled {
+    pub const fn new(value: AxisValue) -> Self {
+        Labeled { value, label: None }
+    }
+
+    pub const fn labeled(value: AxisValue, label: &'static str) -> Self {
+        Labeled {
+            value,
+            label: Some(Cow::Borrowed(label)),
+        }
+    }
+
+    pub fn label(&self) -> Cow<'_, str> {
+        match &self.label {
+            Some(l) => Cow::Borrowed(l.as_ref()),
+            None => Cow::Owned(self.value.default_label()),
+        }
+    }
+}
+
+/// An axis and its values, in the order they are enumerated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Axis {
+    pub kind: AxisKind,
+    pub values: Cow<'static, [Labeled]>,
+}
+
+/// How `hidden_dim * ffn_ratio` becomes a multiple of `multiple`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rounding {
+    /// To the nearest multiple, ties to even (Python's `round`).
+    NearestEven,
+    Up,
+    Down,
+}
+
+/// Rounding of ratio-derived FFN sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FfnRounding {
+    pub multiple: u64,
+    pub rounding: Rounding,
+}
+
+impl FfnRounding {
+    pub fn apply(&self, hidden_dim: u64, ratio: f64) -> u64 {
+        let units = hidden_dim as f64 * ratio / self.multiple as f64;
+        let units = match self.rounding {
+            Rounding::NearestEven => units.round_ties_even(),
+            Rounding::Up => units.ceil(),
+            Rounding::Down => units.floor(),
+        };
+        units.max(0.0) as u64 * self.multiple
+    }
+}
+
+/// The run-time defaults a family falls back to for seq_len and batch_size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Workload {
+    pub seq_len: u64,
+    pub batch_size: u64,
+}
+
+/// A family of candidates: the cross product of its axes, first axis outermost.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Family {
+    pub source: Cow<'static, str>,
+    pub axes: Cow<'static, [Axis]>,
+    pub ffn_rounding: FfnRounding,
+    pub template: Cow<'static, str>,
+}
+
+/// Candidates a family produced, and the combinations it skipped with why.
+#[derive(Clone, Debug, Default)]
+pub struct Expansion {
+    pub candidates: Vec<Candidate>,
+    pub skipped: Vec<(String, String)>,
+}
+
+/// A piece of a parsed name template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TemplatePart {
+    Text(String),
+    Axis(AxisKind),
+}
+
+/// Parses `gen_h{hidden_dim}_w{window}`; unknown names and stray braces are errors.
+pub fn parse_template(template: &str) -> Result<Vec<TemplatePart>> {
+    let mut parts = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find(['{', '}']) {
+        if rest.as_bytes()[open] == b'}' {
+            return Err(Error::Spec(format!(
+                "name template `{template}` has a `}}` without `{{`"
+            )));
+        }
+        if open > 0 {
+            parts.push(TemplatePart::Text(rest[..open].to_string()));
+        }
+        let close = rest[open..].find('}').ok_or_else(|| {
+            Error::Spec(format!(
+                "name template `{template}` has a `{{` without `}}`"
+            ))
+        })?;
+        let name = &rest[open + 1..open + close];
+        let kind = AxisKind::from_name(name)
+            .map_err(|e| Error::Spec(format!("name template `{template}`: {e}")))?;
+        parts.push(TemplatePart::Axis(kind));
+        rest = &rest[open + close + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(TemplatePart::Text(rest.to_string()));
+    }
+    Ok(parts)
+}
+
+impl Family {
+    /// Number of combinations (before skipping invalid ones).
+    pub fn combinations(&self) -> u128 {
+        self.axes.iter().map(|a| a.values.len() as u128).product()
+    }
+
+    /// Checks the axes themselves: no duplicates, no empty value lists, the
+    /// required axes present, no two axes that set the same thing.
+    pub fn check(&self) -> Result<()> {
+        let mut seen = BTreeMap::new();
+        for axis in self.axes.iter() {
+            if seen.insert(axis.kind, ()).is_some() {
+                return Err(Error::Spec(format!(
+                    "axis `{}` is given twice",
+                    axis.kind.name()
+                )));
+            }
+            if axis.values.is_empty() {
+                return Err(Error::Spec(format!(
+                    "axis `{}` has no values",
+                    axis.kind.name()
+                )));
+            }
+        }
+        for required in [AxisKind::HiddenDim, AxisKind::HeadDim] {
+            if !seen.contains_key(&required) {
+                return Err(Error::Spec(format!(
+                    "a family needs the axis `{}`",
+                    required.name()
+                )));
+            }
+        }
+        for (a, b) in [
+            (AxisKind::KvHeads, AxisKind::GqaGroup),
+            (AxisKind::FfnDim, AxisKind::FfnRatio),
+        ] {
+            if seen.contains_key(&a) && seen.contains_key(&b) {
+                return Err(Error::Spec(format!(
+                    "give `{}` or `{}`, not both",
+                    a.name(),
+                    b.name()
+                )));
+            }
+        }
+        if !seen.contains_key(&AxisKind::FfnDim) && !seen.contains_key(&AxisKind::FfnRatio) {
+            return Err(Error::Spec(
+                "a family needs the axis `ffn_dim` or `ffn_ratio`".into(),
+            ));
+        }
+        if self.ffn_rounding.multiple == 0 {
+            return Err(Error::Spec(
+                "the ffn rounding multiple must be at least 1".into(),
+            ));
+        }
+        parse_template(&self.template).map(|_| ())
+    }
+
+    /// Enumerates every combination, builds and validates its shape, names it.
+    /// Invalid combinations are skipped (and listed); two candidates with one
+    /// name are an error.
+    pub fn expand(&self, workload: Workload) -> Result<Expansion> {
+        self.check()?;
+        let template = parse_template(&self.template)?;
+        let total = self.combinations();
+        let mut out = Expansion::default();
+        let mut names: BTreeMap<String, String> = BTreeMap::new();
+        for index in 0..total {
+            let picks = self.decode(index);
+            let describe = || {
+                picks
+                    .iter()
+                    .zip(self.axes.iter())
+                    .map(|(l, a)| format!("{}={}", a.kind.name(), l.label()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let shape = match self.shape_of(&picks, workload) {
+                Ok(shape) => shape,
+                Err(reason) => {
+                    out.skipped.push((describe(), reason));
+                    continue;
+                }
+            };
+            let name = render(&template, &picks, self, &shape);
+            if let Some(first) = names.insert(name.clone(), describe()) {
+                return Err(Error::Spec(format!(
+                    "name template `{}` gives `{name}` to two candidates ({first}; {}): add the axes that differ to it",
+                    self.template,
+                    describe()
+                )));
+            }
+            out.candidates
+                .push(Candidate::new(name, self.source.clone(), shape));
+        }
+        Ok(out)
+    }
+
+    /// The value picked on each axis for combination `index` (last axis fastest).
+    pub fn decode(&self, mut index: u128) -> Vec<&Labeled> {
+        let mut picks = vec![None; self.axes.len()];
+        for (slot, axis) in self.axes.iter().enumerate().rev() {
+            let n = axis.values.len() as u128;
+            picks[slot] = Some(&axis.values[(index % n) as usize]);
+            index /= n;
+        }
+        picks
+            .into_iter()
+            .map(|p| p.expect("every axis picked"))
+            .collect()
+    }
+
+    fn pick(&self, picks: &[&Labeled], kind: AxisKind) -> Option<AxisValue> {
+        self.axes
+            .iter()
+            .position(|a| a.kind == kind)
+            .map(|i| picks[i].value)
+    }
+
+    /// The shape of one combination, or why it is skipped.
+    fn shape_of(
+        &self,
+        picks: &[&Labeled],
+        workload: Workload,
+    ) -> std::result::Result<LayerShape, String> {
+        let int = |kind| match self.pick(picks, kind) {
+            Some(AxisValue::Int(v)) => Ok(Some(v)),
+            None => Ok(None),
+            Some(other) => Err(format!(
+                "axis `{}` takes integers, got {other:?}",
+                kind.name()
+            )),
+        };
+        let hidden_dim = int(AxisKind::HiddenDim)?.unwrap_or(0);
+        let head_dim = int(AxisKind::HeadDim)?.unwrap_or(0);
+        if hidden_dim == 0 || head_dim == 0 {
+            return Err("hidden_dim and head_dim must be at least 1".into());
+        }
+        let num_heads = match int(AxisKind::NumHeads)? {
+            Some(h) => h,
+            None if hidden_dim % head_dim == 0 => hidden_dim / head_dim,
+            None => {
+                return Err(format!(
+                    "hidden_dim {hidden_dim} is not a multiple of head_dim {head_dim}"
+                ))
+            }
+        };
+        let num_kv_heads = match (int(AxisKind::KvHeads)?, int(AxisKind::GqaGroup)?) {
+            (Some(kv), _) => kv,
+            (None, Some(0)) => return Err("gqa_group must be at least 1".into()),
+            (None, Some(group)) => (num_heads / group).max(1),
+            (None, None) => num_heads,
+        };
+        let ffn_dim = match (int(AxisKind::FfnDim)?, self.pick(picks, AxisKind::FfnRatio)) {
+            (Some(f), _) => f,
+            (None, Some(AxisValue::Ratio(r))) if r.is_finite() && r > 0.0 => {
+                self.ffn_rounding.apply(hidden_dim, r)
+            }
+            (None, other) => {
+                return Err(format!(
+                    "ffn_ratio must be a positive number, got {other:?}"
+                ))
+            }
+        };
+        let window_size = match self.pick(picks, AxisKind::Window) {
+            None => None,
+            Some(AxisValue::Window(w)) => w,
+            Some(AxisValue::Int(w)) => Some(w),
+            Some(other) => return Err(format!("axis `window` takes sizes or full, got {other:?}")),
+        };
+        let use_qk_norm = match self.pick(picks, AxisKind::QkNorm) {
+            None => true,
+            Some(AxisValue::Bool(b)) => b,
+            Some(other) => {
+                return Err(format!("axis `qk_norm` takes true or false, got {other:?}"))
+            }
+        };
+        let shape = LayerShape {
+            hidden_dim,
+            num_heads,
+            num_kv_heads,
+            head_dim,
+            ffn_dim,
+            seq_len: int(AxisKind::SeqLen)?.unwrap_or(workload.seq_len),
+            batch_size: int(AxisKind::BatchSize)?.unwrap_or(workload.batch_size),
+            use_qk_norm,
+            window_size,
+        };
+        shape.validate()?;
+        Ok(shape)
+    }
+}
+
+/// Fills a template: an axis shows its label; a derived quantity that is not
+/// an axis of the family shows its value.
+fn render(
+    template: &[TemplatePart],
+    picks: &[&Labeled],
+    family: &Family,
+    shape: &LayerShape,
+) -> String {
+    let mut name = String::new();
+    for part in template {
+        match part {
+            TemplatePart::Text(t) => name.push_str(t),
+            TemplatePart::Axis(kind) => match family.axes.iter().position(|a| a.kind == *kind) {
+                Some(i) => name.push_str(&picks[i].label()),
+                None => name.push_str(&derived_label(*kind, shape)),
+            },
+        }
+    }
+    name
+}
+
+fn derived_label(kind: AxisKind, s: &LayerShape) -> String {
+    let value = match kind {
+        AxisKind::HiddenDim => AxisValue::Int(s.hidden_dim),
+        AxisKind::HeadDim => AxisValue::Int(s.head_dim),
+        AxisKind::NumHeads => AxisValue::Int(s.num_heads),
+        AxisKind::KvHeads => AxisValue::Int(s.num_kv_heads),
+        AxisKind::GqaGroup => AxisValue::Int(s.gqa_group()),
+        AxisKind::FfnDim => AxisValue::Int(s.ffn_dim),
+        AxisKind::FfnRatio => AxisValue::Ratio(s.ffn_dim as f64 / s.hidden_dim as f64),
+        AxisKind::Window => AxisValue::Window(s.window_size),
+        AxisKind::QkNorm => AxisValue::Bool(s.use_qk_norm),
+        AxisKind::SeqLen => AxisValue::Int(s.seq_len),
+        AxisKind::BatchSize => AxisValue::Int(s.batch_size),
+    };
+    value.default_label()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ints(kind: AxisKind, v: &[u64]) -> Axis {
+        Axis {
+            kind,
+            values: v.iter().map(|&x| Labeled::new(AxisValue::Int(x))).collect(),
+        }
+    }
+
+    fn family(axes: Vec<Axis>, template: &str) -> Family {
+        Family {
+            source: "generated_candidate".into(),
+            axes: axes.into(),
+            ffn_rounding: FfnRounding {
+                multiple: 128,
+                rounding: Rounding::NearestEven,
+            },
+            template: template.to_string().into(),
+        }
+    }
+
+    const W: Workload = Workload {
+        seq_len: 2048,
+        batch_size: 1,
+    };
+
+    #[test]
+    fn expands_in_axis_order_and_skips_invalid() {
+        let f = family(
+            vec![
+                ints(AxisKind::HiddenDim, &[1280, 2048]),
+                ints(AxisKind::HeadDim, &[256, 512]),
+                ints(AxisKind::FfnDim, &[4096]),
+            ],
+            "h{hidden_dim}_hd{head_dim}_nh{num_heads}",
+        );
+        let e = f.expand(W).unwrap();
+        let names: Vec<_> = e.candidates.iter().map(|c| c.name.as_ref()).collect();
+        assert_eq!(
+            names,
+            ["h1280_hd256_nh5", "h2048_hd256_nh8", "h2048_hd512_nh4"]
+        );
+        assert_eq!(e.skipped.len(), 1);
+        assert!(e.skipped[0].1.contains("not a multiple"), "{:?}", e.skipped);
+    }
+
+    #[test]
+    fn colliding_names_are_an_error() {
+        let f = family(
+            vec![
+                ints(AxisKind::HiddenDim, &[1024, 2048]),
+                ints(AxisKind::HeadDim, &[128]),
+                ints(AxisKind::FfnDim, &[4096]),
+            ],
+            "same",
+        );
+        assert!(f
+            .expand(W)
+            .unwrap_err()
+            .to_string()
+            .contains("gives `same` to two candidates"));
+    }
+
+    #[test]
+    fn template_names_must_be_axes() {
+        let e = parse_template("h{hiden_dim}").unwrap_err().to_string();
+        assert!(e.contains("did you mean `hidden_dim`"), "{e}");
+        assert!(parse_template("h{hidden_dim").is_err());
+    }
+
+    #[test]
+    fn ratio_labels_and_rounding() {
+        assert_eq!(AxisValue::Ratio(3.0).default_label(), "3");
+        assert_eq!(AxisValue::Ratio(5.333).default_label(), "5p333");
+        let up = FfnRounding {
+            multiple: 128,
+            rounding: Rounding::Up,
+        };
+        assert_eq!(up.apply(2048, 5.333), 11008);
+        let even = FfnRounding {
+            multiple: 128,
+            rounding: Rounding::NearestEven,
+        };
+        assert_eq!(even.apply(2560, 16.0 / 3.0), 13696);
+        // 64 * 2.5 / 32 = 5 exactly; 96 * 2.5 / 32 = 7.5 -> 8 (ties to even)
+        let even32 = FfnRounding {
+            multiple: 32,
+            rounding: Rounding::NearestEven,
+        };
+        assert_eq!(even32.apply(96, 2.5), 256);
+        assert_eq!(even32.apply(160, 2.5), 384);
+    }
+}

@@ -1,0 +1,491 @@
+//! Searches: candidates (fixed and from families), constraints, rankings,
+//! kernel-cliff sweeps, and their evaluation into a [`Pack`].
+
+pub mod constraints;
+pub mod family;
+pub mod seed;
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::calibrate::CalibrationBlock;
+use crate::cost::{tile_efficiency, LatencyMatrix, TilePenalties};
+use crate::error::{Error, Result};
+use crate::hardware::HardwareProfile;
+use crate::report::{
+    CatalogEntry, CliffPoint, CliffReport, Comparison, ConstrainedEntry, Environment,
+    GeneratedSearchReport, HardwareReport, HardwareSummary, Pack, PackSummary, RankEntry, Rankings,
+    SCHEMA_VERSION,
+};
+use crate::shapes::{Candidate, LayerShape};
+
+use constraints::{ConstraintReport, Constraints, Proxies};
+
+/// What a ranking orders by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RankMetric {
+    TotalMs,
+    /// total_ms per million of D*F: latency per unit of size.
+    MsPerMparamProxy,
+}
+
+impl RankMetric {
+    pub const ALL: [RankMetric; 2] = [RankMetric::TotalMs, RankMetric::MsPerMparamProxy];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RankMetric::TotalMs => "total_ms",
+            RankMetric::MsPerMparamProxy => "ms_per_mparam_proxy",
+        }
+    }
+
+    /// Only the seed's two metrics; anything else is an error.
+    pub fn from_name(name: &str) -> Result<Self> {
+        RankMetric::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| {
+                Error::Spec(format!(
+                    "unknown ranking metric `{name}`{}; known: total_ms, ms_per_mparam_proxy",
+                    crate::error::hint(name, RankMetric::ALL.map(|m| m.name()))
+                ))
+            })
+    }
+}
+
+/// Indices of `values` in ascending order; ties keep their input order.
+pub fn rank_order(values: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    order
+}
+
+/// Which dimension a kernel-cliff sweep varies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CliffAxis {
+    HiddenDim,
+    FfnDim,
+}
+
+impl CliffAxis {
+    pub fn name(self) -> &'static str {
+        match self {
+            CliffAxis::HiddenDim => "hidden_dim",
+            CliffAxis::FfnDim => "ffn_dim",
+        }
+    }
+
+    fn set(self, base: &LayerShape, value: u64) -> LayerShape {
+        match self {
+            CliffAxis::HiddenDim => LayerShape {
+                hidden_dim: value,
+                ..*base
+            },
+            CliffAxis::FfnDim => LayerShape {
+                ffn_dim: value,
+                ..*base
+            },
+        }
+    }
+}
+
+/// One dimension swept around a base shape, to show where tiles make cliffs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CliffSweep {
+    pub axis: CliffAxis,
+    pub base: LayerShape,
+    pub values: Cow<'static, [u64]>,
+}
+
+/// A larger generated space of which only the top entries are reported.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GeneratedSearch {
+    pub candidates: Vec<Candidate>,
+    pub top_k: usize,
+}
+
+/// A complete search: what the `nas_search!` macro and `nas pack` build, and
+/// what [`SearchSpec::evaluate`] turns into a pack.
+#[derive(Clone, Debug)]
+pub struct SearchSpec {
+    pub candidates: Vec<Candidate>,
+    pub hardware: Vec<HardwareProfile>,
+    pub constraints: Constraints,
+    pub generated_search: Option<GeneratedSearch>,
+    pub cliffs: Vec<CliffSweep>,
+    pub calibration: CalibrationBlock,
+    pub limitations: Vec<String>,
+}
+
+/// The seed's caveats, true of every pack the seed model makes.
+pub const SEED_LIMITATIONS: [&str; 3] = [
+    "This is a latency proxy, not a measured model-quality or accuracy estimate.",
+    "Quality constraints are size/capacity proxies until real training or eval measurements are added.",
+    "Only A100 constants are calibrated from local persisted records when available.",
+];
+
+impl SearchSpec {
+    /// Checks everything evaluation relies on; the error names the culprit.
+    pub fn check(&self) -> Result<()> {
+        let mut names = BTreeSet::new();
+        for c in &self.candidates {
+            c.shape
+                .validate()
+                .map_err(|p| Error::shape(format!("candidate `{}`", c.name), p))?;
+            if !names.insert(c.name.as_ref()) {
+                return Err(Error::Spec(format!(
+                    "two candidates are named `{}`",
+                    c.name
+                )));
+            }
+        }
+        let mut keys = BTreeSet::new();
+        for h in &self.hardware {
+            if !keys.insert(h.key.as_ref()) {
+                return Err(Error::Spec(format!("hardware `{}` is listed twice", h.key)));
+            }
+            h.throughputs
+                .check()
+                .map_err(|e| Error::Hardware(format!("hardware `{}`: {e}", h.key)))?;
+        }
+        if self.hardware.is_empty() {
+            return Err(Error::Spec(
+                "a search needs at least one hardware target".into(),
+            ));
+        }
+        for g in self.generated_search.iter().flat_map(|g| &g.candidates) {
+            g.shape
+                .validate()
+                .map_err(|p| Error::shape(format!("generated candidate `{}`", g.name), p))?;
+        }
+        for sweep in &self.cliffs {
+            for &v in sweep.values.iter() {
+                sweep
+                    .axis
+                    .set(&sweep.base, v)
+                    .validate()
+                    .map_err(|p| Error::shape(format!("{} sweep at {v}", sweep.axis.name()), p))?;
+            }
+        }
+        self.constraints.check()
+    }
+
+    /// Every candidate on every GPU, ranked, as a pack.
+    pub fn evaluate(&self) -> Result<Pack> {
+        self.check()?;
+        let profiles: Vec<HardwareProfile> = self
+            .hardware
+            .iter()
+            .map(|h| h.with_overrides(&self.calibration.overrides_for(&h.key)))
+            .collect();
+        let gpus: Vec<_> = profiles.iter().map(|p| p.throughputs).collect();
+
+        let shapes: Vec<LayerShape> = self.candidates.iter().map(|c| c.shape).collect();
+        let latency = LatencyMatrix::seed(&shapes, &gpus);
+        let reports: Vec<ConstraintReport> =
+            shapes.iter().map(|s| self.constraints.report(s)).collect();
+        let proxies: Vec<Proxies> = shapes.iter().map(Proxies::of).collect();
+
+        let generated = self.generated_search.as_ref().map(|g| {
+            let shapes: Vec<LayerShape> = g.candidates.iter().map(|c| c.shape).collect();
+            (g, LatencyMatrix::seed(&shapes, &gpus))
+        });
+        let cliffs: Vec<(&CliffSweep, LatencyMatrix)> = self
+            .cliffs
+            .iter()
+            .map(|sweep| {
+                let shapes: Vec<LayerShape> = sweep
+                    .values
+                    .iter()
+                    .map(|&v| sweep.axis.set(&sweep.base, v))
+                    .collect();
+                (sweep, LatencyMatrix::seed(&shapes, &gpus))
+            })
+            .collect();
+
+        let quality_constraints = self.constraints.describe();
+        let mut source_counts = BTreeMap::new();
+        for c in &self.candidates {
+            *source_counts.entry(c.source.to_string()).or_insert(0) += 1;
+        }
+
+        let mut hardware_reports = BTreeMap::new();
+        let mut summary = BTreeMap::new();
+        for (g, profile) in profiles.iter().enumerate() {
+            let ctx = GpuContext {
+                g,
+                candidates: &self.candidates,
+                latency: &latency,
+                reports: &reports,
+                proxies: &proxies,
+            };
+            let total = ctx.ranking(RankMetric::TotalMs);
+            let efficiency = ctx.ranking(RankMetric::MsPerMparamProxy);
+            let constrained = ctx.constrained();
+            let generated_report = generated
+                .as_ref()
+                .map(|(search, lat)| generated_top(search, lat, g))
+                .unwrap_or_default();
+
+            let hardware_summary = HardwareSummary {
+                deep_narrow_unconstrained_rank: total
+                    .iter()
+                    .find(|e| e.name == "deep_narrow")
+                    .map(|e| e.rank),
+                fastest_config: total.first().map(|e| e.name.clone()),
+                fastest_generated_config: generated_report
+                    .total_ms_top
+                    .first()
+                    .map(|e| e.name.clone()),
+                fastest_generated_total_ms: generated_report
+                    .total_ms_top
+                    .first()
+                    .map(|e| e.total_ms),
+                fastest_total_ms: total.first().map(|e| e.total_ms),
+                most_efficient_config: efficiency.first().map(|e| e.name.clone()),
+                most_efficient_ms_per_mparam_proxy: efficiency
+                    .first()
+                    .map(|e| e.ms_per_mparam_proxy),
+                quality_constrained_candidate_count: constrained.len(),
+                quality_constrained_fastest_config: constrained.first().map(|e| e.name.clone()),
+                quality_constrained_fastest_total_ms: constrained.first().map(|e| e.total_ms),
+            };
+            summary.insert(
+                profile.key.to_string(),
+                PackSummary {
+                    fastest_config: hardware_summary.fastest_config.clone(),
+                    quality_constrained_candidate_count: constrained.len(),
+                    quality_constrained_fastest_config: hardware_summary
+                        .quality_constrained_fastest_config
+                        .clone(),
+                },
+            );
+            let report = HardwareReport {
+                calibration: self.calibration.clone(),
+                candidate_count: self.candidates.len(),
+                candidate_source_counts: source_counts.clone(),
+                comparison: (0..self.candidates.len())
+                    .map(|i| ctx.comparison(i))
+                    .collect(),
+                environment: Environment::for_model("seed"),
+                experiment: "kernel_aware_nas".into(),
+                generated_candidate_count: self
+                    .generated_search
+                    .as_ref()
+                    .map_or(0, |s| s.candidates.len()),
+                generated_search: generated_report,
+                hardware: profile.key.to_string(),
+                kernel_cliffs: cliffs
+                    .iter()
+                    .map(|(sweep, lat)| cliff_report(sweep, lat, g))
+                    .collect(),
+                quality_constraints: quality_constraints.clone(),
+                rankings: Rankings {
+                    ms_per_mparam_proxy: efficiency,
+                    quality_constrained_latency: constrained,
+                    total_ms: total,
+                },
+                schema_version: SCHEMA_VERSION,
+                summary: hardware_summary,
+            };
+            hardware_reports.insert(profile.key.to_string(), report);
+        }
+
+        Ok(Pack {
+            calibration: self.calibration.clone(),
+            candidate_catalog: self
+                .candidates
+                .iter()
+                .zip(&reports)
+                .map(|(c, r)| CatalogEntry {
+                    config: c.shape,
+                    constraints: r.clone(),
+                    name: c.name.to_string(),
+                    source: c.source.to_string(),
+                })
+                .collect(),
+            candidate_count: self.candidates.len(),
+            experiment: "kernel_aware_nas_multi_hardware".into(),
+            hardware_profiles: profiles.iter().map(|p| p.key.to_string()).collect(),
+            limitations: self.limitations.clone(),
+            quality_constraints,
+            reports: hardware_reports,
+            schema_version: SCHEMA_VERSION,
+            summary,
+            constraints: self.constraints.clone(),
+        })
+    }
+}
+
+/// The candidates' numbers on one GPU, for building that GPU's report.
+struct GpuContext<'a> {
+    g: usize,
+    candidates: &'a [Candidate],
+    latency: &'a LatencyMatrix,
+    reports: &'a [ConstraintReport],
+    proxies: &'a [Proxies],
+}
+
+impl GpuContext<'_> {
+    fn metric(&self, i: usize, metric: RankMetric) -> f64 {
+        let total = self.latency.total_ms(i, self.g);
+        match metric {
+            RankMetric::TotalMs => total,
+            RankMetric::MsPerMparamProxy => total / self.proxies[i].param_proxy_raw,
+        }
+    }
+
+    fn ranking(&self, metric: RankMetric) -> Vec<RankEntry> {
+        let values: Vec<f64> = (0..self.candidates.len())
+            .map(|i| self.metric(i, metric))
+            .collect();
+        rank_order(&values)
+            .into_iter()
+            .enumerate()
+            .map(|(r, i)| {
+                let mut e = rank_entry(&self.candidates[i], self.latency, i, self.g, r + 1);
+                e.constraint_passes = Some(self.reports[i].passes);
+                e.quality_proxy = Some(self.reports[i].quality_proxy);
+                e
+            })
+            .collect()
+    }
+
+    /// Passing candidates by (total_ms, -quality_proxy, name).
+    fn constrained(&self) -> Vec<ConstrainedEntry> {
+        let mut passing: Vec<usize> = (0..self.candidates.len())
+            .filter(|&i| self.reports[i].passes)
+            .collect();
+        passing.sort_by(|&a, &b| {
+            let key = |i: usize| {
+                (
+                    self.latency.total_ms(i, self.g),
+                    -self.reports[i].quality_proxy,
+                )
+            };
+            let (ta, qa) = key(a);
+            let (tb, qb) = key(b);
+            ta.total_cmp(&tb)
+                .then(qa.total_cmp(&qb))
+                .then_with(|| self.candidates[a].name.cmp(&self.candidates[b].name))
+        });
+        passing
+            .into_iter()
+            .enumerate()
+            .map(|(r, i)| ConstrainedEntry {
+                bottleneck: self.latency.kernels(i, self.g).bottleneck().to_string(),
+                name: self.candidates[i].name.to_string(),
+                param_proxy_m: self.reports[i].param_proxy_m,
+                quality_proxy: self.reports[i].quality_proxy,
+                rank: r + 1,
+                source: self.candidates[i].source.to_string(),
+                total_ms: self.latency.total_ms(i, self.g),
+            })
+            .collect()
+    }
+
+    fn comparison(&self, i: usize) -> Comparison {
+        let c = &self.candidates[i];
+        let kernels = self.latency.kernels(i, self.g);
+        let total_ms = self.latency.total_ms(i, self.g);
+        let ms = kernels.ms;
+        Comparison {
+            attention_ms: ms[crate::cost::Kernel::Attention as usize],
+            bottleneck: kernels.bottleneck().to_string(),
+            config: c.shape,
+            constraints: self.reports[i].clone(),
+            matmul_ms: ms[crate::cost::Kernel::QkvProjection as usize]
+                + ms[crate::cost::Kernel::OutputProjection as usize],
+            mlp_ms: ms[crate::cost::Kernel::GegluMlp as usize],
+            ms_per_mparam_proxy: total_ms / self.reports[i].param_proxy_m,
+            name: c.name.to_string(),
+            per_kernel: kernels.named().map(|(k, v)| (k.to_string(), v)).collect(),
+            quality_proxy: self.reports[i].quality_proxy,
+            source: c.source.to_string(),
+            tile_penalties: TilePenalties::of(&c.shape),
+            total_ms,
+        }
+    }
+}
+
+fn rank_entry(
+    c: &Candidate,
+    latency: &LatencyMatrix,
+    i: usize,
+    g: usize,
+    rank: usize,
+) -> RankEntry {
+    let total_ms = latency.total_ms(i, g);
+    RankEntry {
+        bottleneck: latency.kernels(i, g).bottleneck().to_string(),
+        constraint_passes: None,
+        ms_per_mparam_proxy: total_ms / Proxies::of(&c.shape).param_proxy_raw,
+        name: c.name.to_string(),
+        quality_proxy: None,
+        rank,
+        source: c.source.to_string(),
+        total_ms,
+    }
+}
+
+fn generated_top(
+    search: &GeneratedSearch,
+    latency: &LatencyMatrix,
+    g: usize,
+) -> GeneratedSearchReport {
+    let top = |metric: RankMetric| {
+        let values: Vec<f64> = (0..search.candidates.len())
+            .map(|i| match metric {
+                RankMetric::TotalMs => latency.total_ms(i, g),
+                RankMetric::MsPerMparamProxy => {
+                    latency.total_ms(i, g)
+                        / Proxies::of(&search.candidates[i].shape).param_proxy_raw
+                }
+            })
+            .collect();
+        rank_order(&values)
+            .into_iter()
+            .take(search.top_k)
+            .enumerate()
+            .map(|(r, i)| rank_entry(&search.candidates[i], latency, i, g, r + 1))
+            .collect()
+    };
+    GeneratedSearchReport {
+        ms_per_mparam_proxy_top: top(RankMetric::MsPerMparamProxy),
+        total_ms_top: top(RankMetric::TotalMs),
+    }
+}
+
+fn cliff_report(sweep: &CliffSweep, latency: &LatencyMatrix, g: usize) -> (String, CliffReport) {
+    let mut base_config = match serde_json::to_value(sweep.base) {
+        Ok(Value::Object(map)) => map,
+        _ => Default::default(),
+    };
+    base_config.remove(sweep.axis.name());
+    let values = sweep
+        .values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let penalty = crate::cost::tile_penalty(v);
+            CliffPoint {
+                axis: sweep.axis.name(),
+                value: v,
+                aligned_128: penalty.aligned_128,
+                bottleneck: latency.kernels(i, g).bottleneck().to_string(),
+                tile_efficiency: tile_efficiency(v),
+                total_ms: latency.total_ms(i, g),
+                wasted_work_pct: penalty.wasted_work_pct,
+            }
+        })
+        .collect();
+    (
+        sweep.axis.name().to_string(),
+        CliffReport {
+            base_config,
+            values,
+        },
+    )
+}

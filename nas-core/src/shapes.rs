@@ -1,0 +1,377 @@
+//! Layer shapes and candidates, and the rules that make a shape valid.
+//!
+//! Validation lives here once: the CLI, the pack builder and the `nas_search!`
+//! macro all call [`LayerShape::validate`], so a shape accepted anywhere is
+//! accepted everywhere.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{hint, Error, Result};
+
+/// Largest value accepted for any single size. Far above any real model
+/// (Llama-3-405B has 16384 hidden, 53248 ffn), small enough that a typo like
+/// `4096000000` is caught as absurd rather than silently evaluated.
+pub const MAX_DIM: u64 = 1 << 24;
+
+/// One decoder layer's shape in the seed tool's keys.
+///
+/// `hidden_dim` need not equal `num_heads * head_dim` (Gemma-3-1B has 1152
+/// hidden and 4 heads of 256), so both are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LayerShape {
+    pub hidden_dim: u64,
+    pub num_heads: u64,
+    pub num_kv_heads: u64,
+    pub head_dim: u64,
+    pub ffn_dim: u64,
+    pub seq_len: u64,
+    pub batch_size: u64,
+    pub use_qk_norm: bool,
+    /// Sliding-window size in tokens; `None` is full causal attention.
+    pub window_size: Option<u64>,
+}
+
+/// The JSON keys of a shape, in the seed's order (and `name`, which travels with it).
+pub const SHAPE_KEYS: [&str; 10] = [
+    "name",
+    "hidden_dim",
+    "num_heads",
+    "num_kv_heads",
+    "head_dim",
+    "ffn_dim",
+    "seq_len",
+    "batch_size",
+    "use_qk_norm",
+    "window_size",
+];
+
+impl LayerShape {
+    /// Tokens in one forward pass: the M of every GEMM.
+    pub fn tokens(&self) -> u64 {
+        self.batch_size * self.seq_len
+    }
+
+    /// Keys attended per query: the window when one is set, else the sequence.
+    pub fn kv_len(&self) -> u64 {
+        match self.window_size {
+            Some(w) if w > 0 => w.min(self.seq_len),
+            _ => self.seq_len,
+        }
+    }
+
+    /// Query heads per kv head.
+    pub fn gqa_group(&self) -> u64 {
+        self.num_heads / self.num_kv_heads
+    }
+
+    /// Checks the shape and returns the first problem as a sentence.
+    ///
+    /// Rejects zero and absurd sizes, kv heads above heads or not dividing
+    /// them, and sizes whose FLOP or byte counts would not fit in a u64.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let sizes = [
+            ("hidden_dim", self.hidden_dim),
+            ("num_heads", self.num_heads),
+            ("num_kv_heads", self.num_kv_heads),
+            ("head_dim", self.head_dim),
+            ("ffn_dim", self.ffn_dim),
+            ("seq_len", self.seq_len),
+            ("batch_size", self.batch_size),
+        ];
+        for (key, v) in sizes {
+            if v == 0 {
+                return Err(format!("`{key}` must be at least 1, got 0"));
+            }
+            if v > MAX_DIM {
+                return Err(format!(
+                    "`{key}` = {v} is absurdly large (the limit is {MAX_DIM})"
+                ));
+            }
+        }
+        if self.window_size == Some(0) {
+            return Err("`window_size` must be at least 1, or null for full attention".into());
+        }
+        if self.num_kv_heads > self.num_heads {
+            return Err(format!(
+                "`num_kv_heads` = {} is above `num_heads` = {}",
+                self.num_kv_heads, self.num_heads
+            ));
+        }
+        if self.num_heads % self.num_kv_heads != 0 {
+            return Err(format!(
+                "`num_kv_heads` = {} does not divide `num_heads` = {}",
+                self.num_kv_heads, self.num_heads
+            ));
+        }
+        self.largest_count()
+            .map(|_| ())
+            .ok_or_else(|| "these sizes make FLOP or byte counts overflow a 64-bit integer".into())
+    }
+
+    /// The largest FLOP or byte count any kernel of this layer needs, if every
+    /// one of them fits in a u64.
+    fn largest_count(&self) -> Option<u64> {
+        let m = self.batch_size.checked_mul(self.seq_len)?;
+        let qkv_n = (self.num_heads + 2 * self.num_kv_heads).checked_mul(self.head_dim)?;
+        let attn_heads_dim = self.num_heads.checked_mul(self.head_dim)?;
+        let counts = [
+            // qkv GEMM, output GEMM, gate-up GEMM: 2*M*N*K
+            mul(&[2, m, qkv_n, self.hidden_dim])?,
+            mul(&[2, m, attn_heads_dim, self.hidden_dim])?,
+            mul(&[4, m, self.ffn_dim, self.hidden_dim])?,
+            // attention: 4*B*H*S*S_kv*Dh
+            mul(&[
+                4,
+                self.batch_size,
+                self.num_heads,
+                self.seq_len,
+                self.kv_len(),
+                self.head_dim,
+            ])?,
+            // residual bytes, activation bytes, q/k norm bytes
+            mul(&[6, m, self.hidden_dim])?,
+            mul(&[6, m, self.ffn_dim])?,
+            mul(&[4, m, self.num_heads + self.num_kv_heads, self.head_dim])?,
+        ];
+        counts.into_iter().max()
+    }
+
+    /// Reads a shape from a JSON object in the seed's keys. `place` names the
+    /// object in error messages (e.g. `configs[3]`).
+    ///
+    /// Unknown keys are errors (with a "did you mean"), so a typo never
+    /// silently falls back to a default.
+    pub fn from_json(value: &Value, place: &str) -> Result<(Option<String>, LayerShape)> {
+        let obj = value.as_object().ok_or_else(|| {
+            Error::input(
+                place,
+                format!("expected a JSON object, got {}", kind_of(value)),
+            )
+        })?;
+        for key in obj.keys() {
+            if !SHAPE_KEYS.contains(&key.as_str()) {
+                return Err(Error::input(
+                    place,
+                    format!("unknown key `{key}`{}", hint(key, SHAPE_KEYS)),
+                ));
+            }
+        }
+        let name = match obj.get("name") {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                return Err(Error::input(
+                    place,
+                    format!("`name` must be a string, got {}", kind_of(other)),
+                ))
+            }
+        };
+        let size = |key: &str, default: Option<u64>| -> Result<u64> {
+            match (obj.get(key), default) {
+                (None, Some(d)) => Ok(d),
+                (None, None) => Err(Error::input(place, format!("missing key `{key}`"))),
+                (Some(v), _) => json_size(v).ok_or_else(|| {
+                    Error::input(
+                        place,
+                        format!("`{key}` must be a positive integer, got {v}"),
+                    )
+                }),
+            }
+        };
+        let use_qk_norm = match obj.get("use_qk_norm") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(Error::input(
+                    place,
+                    format!("`use_qk_norm` must be true or false, got {other}"),
+                ))
+            }
+        };
+        let window_size = match obj.get("window_size") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(json_size(v).ok_or_else(|| {
+                Error::input(
+                    place,
+                    format!("`window_size` must be a positive integer or null, got {v}"),
+                )
+            })?),
+        };
+        let shape = LayerShape {
+            hidden_dim: size("hidden_dim", None)?,
+            num_heads: size("num_heads", None)?,
+            num_kv_heads: size("num_kv_heads", None)?,
+            head_dim: size("head_dim", None)?,
+            ffn_dim: size("ffn_dim", None)?,
+            seq_len: size("seq_len", None)?,
+            batch_size: size("batch_size", Some(1))?,
+            use_qk_norm,
+            window_size,
+        };
+        let label = match &name {
+            Some(n) => format!("{place} (`{n}`)"),
+            None => place.to_string(),
+        };
+        shape
+            .validate()
+            .map_err(|problem| Error::shape(label, problem))?;
+        Ok((name, shape))
+    }
+}
+
+fn mul(factors: &[u64]) -> Option<u64> {
+    factors.iter().try_fold(1u64, |acc, &f| acc.checked_mul(f))
+}
+
+/// A non-negative JSON integer (also `2048.0`), or None. Sign and size are
+/// checked later by `validate`, so `0` passes here and is rejected there.
+fn json_size(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+                .map(|f| f as u64)
+        }),
+        _ => None,
+    }
+}
+
+/// "a string", "an array"...: for error messages about JSON values.
+pub(crate) fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A named shape with the label of where it came from (`known_model`,
+/// `seed_candidate`, `generated_candidate`, or a user's own).
+///
+/// Names and labels are `Cow<'static, str>` so that `nas_search!` can emit
+/// candidate tables as `const` items while run-time code builds owned ones.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Candidate {
+    pub name: Cow<'static, str>,
+    pub source: Cow<'static, str>,
+    pub shape: LayerShape,
+}
+
+impl Candidate {
+    pub fn new(
+        name: impl Into<Cow<'static, str>>,
+        source: impl Into<Cow<'static, str>>,
+        shape: LayerShape,
+    ) -> Self {
+        Candidate {
+            name: name.into(),
+            source: source.into(),
+            shape,
+        }
+    }
+}
+
+/// Source label of the seed's known models.
+pub const KNOWN_MODEL: &str = "known_model";
+/// Source label of the seed's hand-picked candidates.
+pub const SEED_CANDIDATE: &str = "seed_candidate";
+/// Source label of candidates produced by a family.
+pub const GENERATED_CANDIDATE: &str = "generated_candidate";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn base() -> LayerShape {
+        LayerShape {
+            hidden_dim: 2048,
+            num_heads: 16,
+            num_kv_heads: 2,
+            head_dim: 128,
+            ffn_dim: 8192,
+            seq_len: 2048,
+            batch_size: 1,
+            use_qk_norm: true,
+            window_size: Some(1024),
+        }
+    }
+
+    #[test]
+    fn gemma_style_hidden_differs_from_heads_times_head_dim() {
+        let s = LayerShape {
+            hidden_dim: 1152,
+            num_heads: 4,
+            num_kv_heads: 1,
+            head_dim: 256,
+            ..base()
+        };
+        assert_eq!(s.validate(), Ok(()));
+    }
+
+    #[test]
+    fn rejects_bad_kv_heads_zero_and_overflow() {
+        let e = LayerShape {
+            num_kv_heads: 32,
+            ..base()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.contains("above `num_heads`"), "{e}");
+        let e = LayerShape {
+            num_kv_heads: 3,
+            ..base()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.contains("does not divide"), "{e}");
+        let e = LayerShape {
+            ffn_dim: 0,
+            ..base()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.contains("`ffn_dim` must be at least 1"), "{e}");
+        let big = LayerShape {
+            seq_len: MAX_DIM,
+            batch_size: MAX_DIM,
+            window_size: None,
+            ..base()
+        };
+        assert!(big.validate().unwrap_err().contains("overflow"));
+    }
+
+    #[test]
+    fn json_reader_names_key_and_place() {
+        let e = LayerShape::from_json(&json!({"hidden_dim": 1}), "configs[2]").unwrap_err();
+        assert_eq!(e.to_string(), "configs[2]: missing key `num_heads`");
+        let v = json!({"name": "x", "hiden_dim": 1});
+        let e = LayerShape::from_json(&v, "configs[0]").unwrap_err();
+        assert!(e.to_string().contains("did you mean `hidden_dim`"), "{e}");
+        let v = json!({"hidden_dim": -5, "num_heads": 1, "num_kv_heads": 1, "head_dim": 1, "ffn_dim": 1, "seq_len": 1});
+        let e = LayerShape::from_json(&v, "configs[0]").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("`hidden_dim` must be a positive integer, got -5"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn json_reader_applies_seed_defaults() {
+        let v = json!({"name": "a", "hidden_dim": 2048, "num_heads": 16, "num_kv_heads": 2,
+                       "head_dim": 128, "ffn_dim": 8192, "seq_len": 2048});
+        let (name, s) = LayerShape::from_json(&v, "c").unwrap();
+        assert_eq!(name.as_deref(), Some("a"));
+        assert_eq!(
+            (s.batch_size, s.use_qk_norm, s.window_size),
+            (1, true, None)
+        );
+    }
+}
