@@ -110,7 +110,7 @@ impl Labeled {
         Labeled { value, label: None }
     }
 
-    pub const fn labeled(value: AxisValue, label: &'static str) -> Self {
+    pub const fn with_label(value: AxisValue, label: &'static str) -> Self {
         Labeled {
             value,
             label: Some(Cow::Borrowed(label)),

@@ -121,8 +121,8 @@ pub const PACK_FAMILY: Family = Family {
         Axis {
             kind: AxisKind::FfnRatio,
             values: Cow::Borrowed(&[
-                Labeled::labeled(AxisValue::Ratio(4.0), "4p0"),
-                Labeled::labeled(AxisValue::Ratio(16.0 / 3.0), "5p33"),
+                Labeled::with_label(AxisValue::Ratio(4.0), "4p0"),
+                Labeled::with_label(AxisValue::Ratio(16.0 / 3.0), "5p33"),
             ]),
         },
         Axis {
@@ -174,8 +174,8 @@ pub const SEARCH_FAMILY: Family = Family {
         Axis {
             kind: AxisKind::QkNorm,
             values: Cow::Borrowed(&[
-                Labeled::labeled(AxisValue::Bool(true), "qknorm"),
-                Labeled::labeled(AxisValue::Bool(false), "rope"),
+                Labeled::with_label(AxisValue::Bool(true), "qknorm"),
+                Labeled::with_label(AxisValue::Bool(false), "rope"),
             ]),
         },
     ]),

@@ -1,0 +1,201 @@
+//! The `nas` binary: predictions equal the seed's, and bad input gets a
+//! one-line error naming the problem and exit code 2, never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+
+fn nas(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nas")).args(args).output().unwrap()
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("nas-cli-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn good_shape() -> Value {
+    json!({"name": "a", "hidden_dim": 2048, "num_heads": 16, "num_kv_heads": 2, "head_dim": 128,
+           "ffn_dim": 8192, "seq_len": 2048, "batch_size": 1, "use_qk_norm": true, "window_size": 1024})
+}
+
+/// Runs `predict` on `configs` and returns the error line; asserts exit 2 and one line.
+fn predict_error(dir: &TempDir, configs: &str, extra: &[&str]) -> String {
+    let path = dir.file("configs.json", configs);
+    let mut args = vec!["predict", "--hardware", "h100", "--configs", &path];
+    args.extend_from_slice(extra);
+    let out = nas(&args);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(out.stdout.is_empty(), "nothing on stdout on error");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn predict_reproduces_the_seed_per_kernel_numbers() {
+    let seed: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/noeris-multihardware-pack-uncalibrated.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let dir = TempDir::new("predict");
+    for hw in ["a100", "t4", "h100"] {
+        let comparison = seed["reports"][hw]["comparison"].as_array().unwrap();
+        let configs: Vec<Value> = comparison
+            .iter()
+            .map(|c| {
+                let mut cfg = c["config"].clone();
+                cfg["name"] = c["name"].clone();
+                cfg
+            })
+            .collect();
+        let path = dir.file("all.json", &serde_json::to_string(&configs).unwrap());
+        let out = nas(&["predict", "--hardware", hw, "--configs", &path]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let got: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(got.len(), comparison.len());
+        for (g, want) in got.iter().zip(comparison) {
+            assert_eq!(g["name"], want["name"], "input order kept");
+            assert_eq!(g["bottleneck"], want["bottleneck"]);
+            assert_eq!(g["tile_penalties"], want["tile_penalties"]);
+            let close = |a: &Value, b: &Value| {
+                let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+                (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
+            };
+            assert!(close(&g["total_ms"], &want["total_ms"]), "{hw} {}", want["name"]);
+            let kernels = want["per_kernel"].as_object().unwrap();
+            assert_eq!(g["per_kernel"].as_object().unwrap().len(), kernels.len());
+            for (k, v) in kernels {
+                assert!(close(&g["per_kernel"][k], v), "{hw} {} {k}", want["name"]);
+            }
+        }
+    }
+}
+
+#[test]
+fn predict_applies_overrides_and_calibration_db() {
+    let dir = TempDir::new("override");
+    let path = dir.file("one.json", &json!([good_shape()]).to_string());
+    let total = |args: &[&str]| -> f64 {
+        let mut all = vec!["predict", "--hardware", "a100", "--configs", &path];
+        all.extend_from_slice(args);
+        let out = nas(&all);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v[0]["total_ms"].as_f64().unwrap()
+    };
+    let base = total(&[]);
+    assert!(total(&["--override", "matmul_tflops=400"]) < base, "faster matmuls, lower latency");
+    let db = concat!(env!("CARGO_MANIFEST_DIR"), "/calibration/seed/noeris-cost-model-training.json");
+    assert!(total(&["--calibration", db]) < base, "the DB raises A100 throughputs");
+}
+
+#[test]
+fn bad_input_is_a_one_line_error_with_exit_code_2() {
+    let dir = TempDir::new("bad");
+    let with = |key: &str, value: Value| {
+        let mut s = good_shape();
+        s[key] = value;
+        json!([s]).to_string()
+    };
+    let without = |key: &str| {
+        let mut s = good_shape();
+        s.as_object_mut().unwrap().remove(key);
+        json!([s]).to_string()
+    };
+    let cases: Vec<(String, Vec<&str>, &str)> = vec![
+        ("[{\"name\": ".into(), vec![], "invalid JSON"),
+        ("{}".into(), vec![], "expected a JSON array"),
+        (without("ffn_dim"), vec![], "configs[0]: missing key `ffn_dim`"),
+        (without("name"), vec![], "missing key `name`"),
+        (with("hidden_dim", json!("2048")), vec![], "`hidden_dim` must be a positive integer"),
+        (with("use_qk_norm", json!(1)), vec![], "`use_qk_norm` must be true or false"),
+        (with("hidden_dmi", json!(1)), vec![], "unknown key `hidden_dmi` (did you mean `hidden_dim`?)"),
+        (with("ffn_dim", json!(0)), vec![], "`ffn_dim` must be at least 1"),
+        (with("seq_len", json!(-4)), vec![], "`seq_len` must be a positive integer, got -4"),
+        (with("num_kv_heads", json!(32)), vec![], "`num_kv_heads` = 32 is above `num_heads` = 16"),
+        (with("num_kv_heads", json!(3)), vec![], "does not divide"),
+        (with("head_dim", json!(1u64 << 40)), vec![], "absurdly large"),
+        (
+            {
+                let mut s = good_shape();
+                s["seq_len"] = json!(16_000_000);
+                s["batch_size"] = json!(16_000_000);
+                s["window_size"] = Value::Null;
+                json!([s]).to_string()
+            },
+            vec![],
+            "overflow",
+        ),
+        (json!([good_shape()]).to_string(), vec!["--override", "matmul_tflop=3"], "unknown override key `matmul_tflop`"),
+        (json!([good_shape()]).to_string(), vec!["--override", "matmul_tflops=NaN"], "finite positive"),
+        (json!([good_shape()]).to_string(), vec!["--override", "matmul_tflops=-1"], "finite positive"),
+        (json!([good_shape()]).to_string(), vec!["--override", "matmul_tflops"], "is not KEY=VALUE"),
+    ];
+    for (configs, extra, expected) in cases {
+        let err = predict_error(&dir, &configs, &extra);
+        assert!(err.contains(expected), "expected `{expected}` in: {err}");
+    }
+}
+
+#[test]
+fn unknown_hardware_and_missing_files_are_errors() {
+    let dir = TempDir::new("hw");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    let out = nas(&["predict", "--hardware", "h1000", "--configs", &path]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("unknown hardware `h1000` (did you mean `h100`?)"), "{err}");
+
+    let out = nas(&["predict", "--hardware", "h100", "--configs", "/nonexistent/c.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("/nonexistent/c.json"));
+
+    let bad_db = dir.file("db.json", "{\"records\": []}");
+    let out = nas(&["predict", "--hardware", "a100", "--configs", &path, "--calibration", &bad_db]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("`records` object"));
+}
+
+#[test]
+fn pack_into_a_missing_folder_fails_cleanly() {
+    let dir = TempDir::new("pack");
+    let prefix = dir.0.join("no/such/folder/pack");
+    let out = nas(&["pack", "--seed", "--out", prefix.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("does not exist"), "{err}");
+    assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 0, "nothing written");
+}
+
+#[test]
+fn hardware_lists_profiles_and_provenance() {
+    let out = nas(&["hardware"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for key in ["a100", "t4", "h100"] {
+        assert!(text.lines().any(|l| l.starts_with(key) && l.contains("seed tool")), "{text}");
+    }
+    assert!(text.contains("matmul_tflops=500"));
+}
