@@ -63,7 +63,12 @@ fn differences(ours: &Value, seed: &Value, path: &str, out: &mut Vec<String>) {
 fn assert_parity(ours: &Value, seed: &Value) {
     let mut diffs = Vec::new();
     differences(ours, seed, "", &mut diffs);
-    assert!(diffs.is_empty(), "{} differences, first ones:\n{}", diffs.len(), diffs[..diffs.len().min(20)].join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "{} differences, first ones:\n{}",
+        diffs.len(),
+        diffs[..diffs.len().min(20)].join("\n")
+    );
 }
 
 fn seed_pack(calibration: CalibrationBlock) -> nas::report::Pack {
@@ -74,11 +79,13 @@ fn seed_pack(calibration: CalibrationBlock) -> nas::report::Pack {
 fn calibrated_pack_matches_the_seed() {
     let bytes = std::fs::read(repo(SEED_DB)).unwrap();
     // Reported under the path the seed's own run used.
-    let calibration = CalibrationBlock::from_bytes(".noeris/cost-model-training.json", &bytes).unwrap();
+    let calibration =
+        CalibrationBlock::from_bytes(".noeris/cost-model-training.json", &bytes).unwrap();
     let pack = seed_pack(calibration);
     let ours: Value = serde_json::from_str(&pack.to_json().unwrap()).unwrap();
     assert_parity(&ours, &fixture("noeris-multihardware-pack.json"));
-    let seed_md = std::fs::read_to_string(repo("tests/fixtures/noeris-multihardware-pack.md")).unwrap();
+    let seed_md =
+        std::fs::read_to_string(repo("tests/fixtures/noeris-multihardware-pack.md")).unwrap();
     assert_eq!(pack.to_markdown(), seed_md);
 }
 
@@ -86,7 +93,10 @@ fn calibrated_pack_matches_the_seed() {
 fn uncalibrated_pack_matches_the_seed() {
     let calibration = CalibrationBlock::load(Path::new("missing-calibration.json")).unwrap();
     let ours: Value = serde_json::from_str(&seed_pack(calibration).to_json().unwrap()).unwrap();
-    assert_parity(&ours, &fixture("noeris-multihardware-pack-uncalibrated.json"));
+    assert_parity(
+        &ours,
+        &fixture("noeris-multihardware-pack-uncalibrated.json"),
+    );
 }
 
 #[test]
@@ -108,7 +118,14 @@ fn cli_pack_matches_the_seed_and_is_deterministic() {
     let run = |prefix: &str| {
         let status = Command::new(env!("CARGO_BIN_EXE_nas"))
             .current_dir(&dir)
-            .args(["pack", "--seed", "--calibration-db", ".noeris/cost-model-training.json", "--out", prefix])
+            .args([
+                "pack",
+                "--seed",
+                "--calibration-db",
+                ".noeris/cost-model-training.json",
+                "--out",
+                prefix,
+            ])
             .status()
             .unwrap();
         assert!(status.success());
@@ -119,6 +136,9 @@ fn cli_pack_matches_the_seed_and_is_deterministic() {
     let ours: Value = serde_json::from_slice(&first).unwrap();
     assert_parity(&ours, &fixture("noeris-multihardware-pack.json"));
     let md = std::fs::read_to_string(dir.join("a.md")).unwrap();
-    assert_eq!(md, std::fs::read_to_string(repo("tests/fixtures/noeris-multihardware-pack.md")).unwrap());
+    assert_eq!(
+        md,
+        std::fs::read_to_string(repo("tests/fixtures/noeris-multihardware-pack.md")).unwrap()
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -8,13 +8,13 @@ use proptest::prelude::*;
 
 fn shape() -> impl Strategy<Value = LayerShape> {
     (
-        1u64..=64,           // hidden in units of 64
+        1u64..=64, // hidden in units of 64
         prop::sample::select(vec![64u64, 96, 100, 128, 256]),
-        0u32..=3,            // gqa group = 2^k
-        1u64..=32,           // kv heads
-        1u64..=256,          // ffn in units of 64
-        1u64..=64,           // seq in units of 128
-        1u64..=4,            // batch
+        0u32..=3,   // gqa group = 2^k
+        1u64..=32,  // kv heads
+        1u64..=256, // ffn in units of 64
+        1u64..=64,  // seq in units of 128
+        1u64..=4,   // batch
         any::<bool>(),
         prop::option::of(1u64..=4096),
     )
