@@ -7,10 +7,7 @@ use std::process::{Command, Output};
 use serde_json::{json, Value};
 
 fn nas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nas"))
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_nas")).args(args).output().unwrap()
 }
 
 struct TempDir(PathBuf);
@@ -59,8 +56,7 @@ fn predict_error(dir: &TempDir, configs: &str, extra: &[&str]) -> String {
 fn predict_reproduces_the_seed_per_kernel_numbers() {
     let seed: Value = serde_json::from_str(
         &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/noeris-multihardware-pack-uncalibrated.json"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/noeris-multihardware-pack-uncalibrated.json"),
         )
         .unwrap(),
     )
@@ -78,11 +74,7 @@ fn predict_reproduces_the_seed_per_kernel_numbers() {
             .collect();
         let path = dir.file("all.json", &serde_json::to_string(&configs).unwrap());
         let out = nas(&["predict", "--hardware", hw, "--configs", &path]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let got: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(got.len(), comparison.len());
         for (g, want) in got.iter().zip(comparison) {
@@ -93,11 +85,7 @@ fn predict_reproduces_the_seed_per_kernel_numbers() {
                 let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
                 (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
             };
-            assert!(
-                close(&g["total_ms"], &want["total_ms"]),
-                "{hw} {}",
-                want["name"]
-            );
+            assert!(close(&g["total_ms"], &want["total_ms"]), "{hw} {}", want["name"]);
             let kernels = want["per_kernel"].as_object().unwrap();
             assert_eq!(g["per_kernel"].as_object().unwrap().len(), kernels.len());
             for (k, v) in kernels {
@@ -115,11 +103,7 @@ fn predict_applies_overrides_and_calibration_db() {
         let mut all = vec!["predict", "--hardware", "a100", "--configs", &path];
         all.extend_from_slice(args);
         let out = nas(&all);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         v[0]["total_ms"].as_f64().unwrap()
     };
@@ -132,10 +116,7 @@ fn predict_applies_overrides_and_calibration_db() {
         env!("CARGO_MANIFEST_DIR"),
         "/calibration/seed/noeris-cost-model-training.json"
     );
-    assert!(
-        total(&["--calibration", db]) < base,
-        "the DB raises A100 throughputs"
-    );
+    assert!(total(&["--calibration", db]) < base, "the DB raises A100 throughputs");
 }
 
 #[test]
@@ -154,11 +135,7 @@ fn bad_input_is_a_one_line_error_with_exit_code_2() {
     let cases: Vec<(String, Vec<&str>, &str)> = vec![
         ("[{\"name\": ".into(), vec![], "invalid JSON"),
         ("{}".into(), vec![], "expected a JSON array"),
-        (
-            without("ffn_dim"),
-            vec![],
-            "configs[0]: missing key `ffn_dim`",
-        ),
+        (without("ffn_dim"), vec![], "configs[0]: missing key `ffn_dim`"),
         (without("name"), vec![], "missing key `name`"),
         (
             with("hidden_dim", json!("2048")),
@@ -175,11 +152,7 @@ fn bad_input_is_a_one_line_error_with_exit_code_2() {
             vec![],
             "unknown key `hidden_dmi` (did you mean `hidden_dim`?)",
         ),
-        (
-            with("ffn_dim", json!(0)),
-            vec![],
-            "`ffn_dim` must be at least 1",
-        ),
+        (with("ffn_dim", json!(0)), vec![], "`ffn_dim` must be at least 1"),
         (
             with("seq_len", json!(-4)),
             vec![],
@@ -191,11 +164,7 @@ fn bad_input_is_a_one_line_error_with_exit_code_2() {
             "`num_kv_heads` = 32 is above `num_heads` = 16",
         ),
         (with("num_kv_heads", json!(3)), vec![], "does not divide"),
-        (
-            with("head_dim", json!(1u64 << 40)),
-            vec![],
-            "absurdly large",
-        ),
+        (with("head_dim", json!(1u64 << 40)), vec![], "absurdly large"),
         (
             {
                 let mut s = good_shape();
@@ -241,22 +210,11 @@ fn unknown_hardware_and_missing_files_are_errors() {
     let out = nas(&["predict", "--hardware", "h1000", "--configs", &path]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        err.contains("unknown hardware `h1000` (did you mean `h100`?)"),
-        "{err}"
-    );
+    assert!(err.contains("unknown hardware `h1000` (did you mean `h100`?)"), "{err}");
 
-    let out = nas(&[
-        "predict",
-        "--hardware",
-        "h100",
-        "--configs",
-        "/nonexistent/c.json",
-    ]);
+    let out = nas(&["predict", "--hardware", "h100", "--configs", "/nonexistent/c.json"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr)
-        .unwrap()
-        .contains("/nonexistent/c.json"));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("/nonexistent/c.json"));
 
     let bad_db = dir.file("db.json", "{\"records\": []}");
     let out = nas(&[
@@ -269,9 +227,7 @@ fn unknown_hardware_and_missing_files_are_errors() {
         &bad_db,
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr)
-        .unwrap()
-        .contains("`records` object"));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("`records` object"));
 }
 
 #[test]
@@ -282,11 +238,7 @@ fn pack_into_a_missing_folder_fails_cleanly() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("does not exist"), "{err}");
-    assert_eq!(
-        std::fs::read_dir(&dir.0).unwrap().count(),
-        0,
-        "nothing written"
-    );
+    assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 0, "nothing written");
 }
 
 #[test]
@@ -296,8 +248,7 @@ fn hardware_lists_profiles_and_provenance() {
     let text = String::from_utf8(out.stdout).unwrap();
     for key in ["a100", "t4", "h100"] {
         assert!(
-            text.lines()
-                .any(|l| l.starts_with(key) && l.contains("seed tool")),
+            text.lines().any(|l| l.starts_with(key) && l.contains("seed tool")),
             "{text}"
         );
     }

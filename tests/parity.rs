@@ -79,13 +79,11 @@ fn seed_pack(calibration: CalibrationBlock) -> nas::report::Pack {
 fn calibrated_pack_matches_the_seed() {
     let bytes = std::fs::read(repo(SEED_DB)).unwrap();
     // Reported under the path the seed's own run used.
-    let calibration =
-        CalibrationBlock::from_bytes(".noeris/cost-model-training.json", &bytes).unwrap();
+    let calibration = CalibrationBlock::from_bytes(".noeris/cost-model-training.json", &bytes).unwrap();
     let pack = seed_pack(calibration);
     let ours: Value = serde_json::from_str(&pack.to_json().unwrap()).unwrap();
     assert_parity(&ours, &fixture("noeris-multihardware-pack.json"));
-    let seed_md =
-        std::fs::read_to_string(repo("tests/fixtures/noeris-multihardware-pack.md")).unwrap();
+    let seed_md = std::fs::read_to_string(repo("tests/fixtures/noeris-multihardware-pack.md")).unwrap();
     assert_eq!(pack.to_markdown(), seed_md);
 }
 
@@ -93,10 +91,7 @@ fn calibrated_pack_matches_the_seed() {
 fn uncalibrated_pack_matches_the_seed() {
     let calibration = CalibrationBlock::load(Path::new("missing-calibration.json")).unwrap();
     let ours: Value = serde_json::from_str(&seed_pack(calibration).to_json().unwrap()).unwrap();
-    assert_parity(
-        &ours,
-        &fixture("noeris-multihardware-pack-uncalibrated.json"),
-    );
+    assert_parity(&ours, &fixture("noeris-multihardware-pack-uncalibrated.json"));
 }
 
 #[test]

@@ -100,9 +100,7 @@ impl Throughputs {
 
 fn check_value(key: &str, value: f64) -> std::result::Result<(), String> {
     if !value.is_finite() || value <= 0.0 {
-        return Err(format!(
-            "`{key}` must be a finite positive number, got {value}"
-        ));
+        return Err(format!("`{key}` must be a finite positive number, got {value}"));
     }
     Ok(())
 }
@@ -121,52 +119,49 @@ pub struct HardwareProfile {
 
 const SEED_PROVENANCE: &str = "seed tool's hand-set constants (not measured)";
 
+/// NVIDIA A100 with the seed's constants.
+pub const A100: HardwareProfile = HardwareProfile {
+    key: Cow::Borrowed("a100"),
+    label: Cow::Borrowed("A100"),
+    throughputs: Throughputs::from_values([2039.0, 1300.0, 600.0, 900.0, 500.0, 1200.0, 200.0, 50.0, 155.0, 1800.0]),
+    provenance: Cow::Borrowed(SEED_PROVENANCE),
+};
+
+/// NVIDIA T4 with the seed's constants.
+pub const T4: HardwareProfile = HardwareProfile {
+    key: Cow::Borrowed("t4"),
+    label: Cow::Borrowed("T4"),
+    throughputs: Throughputs::from_values([320.0, 150.0, 80.0, 80.0, 50.0, 150.0, 30.0, 8.0, 25.0, 280.0]),
+    provenance: Cow::Borrowed(SEED_PROVENANCE),
+};
+
+/// NVIDIA H100 with the seed's constants (guesses, not measurements).
+pub const H100: HardwareProfile = HardwareProfile {
+    key: Cow::Borrowed("h100"),
+    label: Cow::Borrowed("H100"),
+    throughputs: Throughputs::from_values([
+        3350.0, 2400.0, 1000.0, 1600.0, 900.0, 2200.0, 500.0, 120.0, 400.0, 3000.0,
+    ]),
+    provenance: Cow::Borrowed(SEED_PROVENANCE),
+};
+
 /// The seed tool's three profiles, in the seed's order.
-pub const BUILTIN: [HardwareProfile; 3] = [
-    HardwareProfile {
-        key: Cow::Borrowed("a100"),
-        label: Cow::Borrowed("A100"),
-        throughputs: Throughputs::from_values([
-            2039.0, 1300.0, 600.0, 900.0, 500.0, 1200.0, 200.0, 50.0, 155.0, 1800.0,
-        ]),
-        provenance: Cow::Borrowed(SEED_PROVENANCE),
-    },
-    HardwareProfile {
-        key: Cow::Borrowed("t4"),
-        label: Cow::Borrowed("T4"),
-        throughputs: Throughputs::from_values([
-            320.0, 150.0, 80.0, 80.0, 50.0, 150.0, 30.0, 8.0, 25.0, 280.0,
-        ]),
-        provenance: Cow::Borrowed(SEED_PROVENANCE),
-    },
-    HardwareProfile {
-        key: Cow::Borrowed("h100"),
-        label: Cow::Borrowed("H100"),
-        throughputs: Throughputs::from_values([
-            3350.0, 2400.0, 1000.0, 1600.0, 900.0, 2200.0, 500.0, 120.0, 400.0, 3000.0,
-        ]),
-        provenance: Cow::Borrowed(SEED_PROVENANCE),
-    },
-];
+pub const BUILTIN: [HardwareProfile; 3] = [A100, T4, H100];
 
 /// Looks up a built-in profile by key, with a "did you mean" on a miss.
 pub fn builtin(key: &str) -> Result<HardwareProfile> {
-    BUILTIN
-        .iter()
-        .find(|p| p.key == key)
-        .cloned()
-        .ok_or_else(|| {
-            Error::Hardware(format!(
-                "unknown hardware `{key}`{}; known: {}",
-                hint(key, BUILTIN.iter().map(|p| p.key.as_ref())),
-                builtin_keys().join(", ")
-            ))
-        })
+    BUILTIN.iter().find(|p| p.key == key).cloned().ok_or_else(|| {
+        Error::Hardware(format!(
+            "unknown hardware `{key}`{}; known: {}",
+            hint(key, BUILTIN.iter().map(|p| p.key.as_ref())),
+            builtin_keys().join(", ")
+        ))
+    })
 }
 
 /// Keys of the built-in profiles, in order.
-pub fn builtin_keys() -> Vec<&'static str> {
-    vec!["a100", "t4", "h100"]
+pub fn builtin_keys() -> Vec<String> {
+    BUILTIN.iter().map(|p| p.key.to_string()).collect()
 }
 
 impl HardwareProfile {
@@ -226,12 +221,10 @@ impl Overrides {
         let (key, value) = text
             .split_once('=')
             .ok_or_else(|| Error::Hardware(format!("override `{text}` is not KEY=VALUE")))?;
-        let value: f64 = value.trim().parse().map_err(|_| {
-            Error::Hardware(format!(
-                "override `{text}`: `{}` is not a number",
-                value.trim()
-            ))
-        })?;
+        let value: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| Error::Hardware(format!("override `{text}`: `{}` is not a number", value.trim())))?;
         Ok((key.trim().to_string(), value))
     }
 
@@ -261,10 +254,7 @@ mod tests {
     #[test]
     fn unknown_hardware_suggests_a_name() {
         let e = builtin("h1000").unwrap_err().to_string();
-        assert!(
-            e.contains("unknown hardware `h1000` (did you mean `h100`?)"),
-            "{e}"
-        );
+        assert!(e.contains("unknown hardware `h1000` (did you mean `h100`?)"), "{e}");
     }
 
     #[test]
@@ -281,21 +271,14 @@ mod tests {
         }
         let o = Overrides::new([("matmul_tflops".to_string(), 600.0)]).unwrap();
         assert_eq!(
-            builtin("h100")
-                .unwrap()
-                .with_overrides(&o)
-                .throughputs
-                .matmul_tflops,
+            builtin("h100").unwrap().with_overrides(&o).throughputs.matmul_tflops,
             600.0
         );
     }
 
     #[test]
     fn parses_assignments() {
-        assert_eq!(
-            Overrides::parse_assignment("a=1.5").unwrap(),
-            ("a".into(), 1.5)
-        );
+        assert_eq!(Overrides::parse_assignment("a=1.5").unwrap(), ("a".into(), 1.5));
         assert!(Overrides::parse_assignment("a").is_err());
         assert!(Overrides::parse_assignment("a=x").is_err());
     }

@@ -67,11 +67,11 @@ impl LayerShape {
         self.num_heads / self.num_kv_heads
     }
 
-    /// Checks the shape and returns the first problem as a sentence.
+    /// Checks the shape and returns the first problem, with the key it is about.
     ///
     /// Rejects zero and absurd sizes, kv heads above heads or not dividing
     /// them, and sizes whose FLOP or byte counts would not fit in a u64.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    pub fn validate(&self) -> std::result::Result<(), ShapeProblem> {
         let sizes = [
             ("hidden_dim", self.hidden_dim),
             ("num_heads", self.num_heads),
@@ -83,32 +83,33 @@ impl LayerShape {
         ];
         for (key, v) in sizes {
             if v == 0 {
-                return Err(format!("`{key}` must be at least 1, got 0"));
+                return Err(ShapeProblem::at(key, format!("`{key}` must be at least 1, got 0")));
             }
             if v > MAX_DIM {
-                return Err(format!(
-                    "`{key}` = {v} is absurdly large (the limit is {MAX_DIM})"
-                ));
+                let message = format!("`{key}` = {v} is absurdly large (the limit is {MAX_DIM})");
+                return Err(ShapeProblem::at(key, message));
             }
         }
         if self.window_size == Some(0) {
-            return Err("`window_size` must be at least 1, or null for full attention".into());
+            let message = "`window_size` must be at least 1, or null for full attention";
+            return Err(ShapeProblem::at("window_size", message));
         }
-        if self.num_kv_heads > self.num_heads {
-            return Err(format!(
-                "`num_kv_heads` = {} is above `num_heads` = {}",
-                self.num_kv_heads, self.num_heads
-            ));
+        let (h, kv) = (self.num_heads, self.num_kv_heads);
+        if kv > h {
+            let message = format!("`num_kv_heads` = {kv} is above `num_heads` = {h}");
+            return Err(ShapeProblem::at("num_kv_heads", message));
         }
-        if self.num_heads % self.num_kv_heads != 0 {
-            return Err(format!(
-                "`num_kv_heads` = {} does not divide `num_heads` = {}",
-                self.num_kv_heads, self.num_heads
-            ));
+        if h % kv != 0 {
+            let message = format!("`num_kv_heads` = {kv} does not divide `num_heads` = {h}");
+            return Err(ShapeProblem::at("num_kv_heads", message));
         }
-        self.largest_count()
-            .map(|_| ())
-            .ok_or_else(|| "these sizes make FLOP or byte counts overflow a 64-bit integer".into())
+        match self.largest_count() {
+            Some(_) => Ok(()),
+            None => Err(ShapeProblem {
+                key: None,
+                message: "these sizes make FLOP or byte counts overflow a 64-bit integer".into(),
+            }),
+        }
     }
 
     /// The largest FLOP or byte count any kernel of this layer needs, if every
@@ -145,12 +146,9 @@ impl LayerShape {
     /// Unknown keys are errors (with a "did you mean"), so a typo never
     /// silently falls back to a default.
     pub fn from_json(value: &Value, place: &str) -> Result<(Option<String>, LayerShape)> {
-        let obj = value.as_object().ok_or_else(|| {
-            Error::input(
-                place,
-                format!("expected a JSON object, got {}", kind_of(value)),
-            )
-        })?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| Error::input(place, format!("expected a JSON object, got {}", kind_of(value))))?;
         for key in obj.keys() {
             if !SHAPE_KEYS.contains(&key.as_str()) {
                 return Err(Error::input(
@@ -173,12 +171,8 @@ impl LayerShape {
             match (obj.get(key), default) {
                 (None, Some(d)) => Ok(d),
                 (None, None) => Err(Error::input(place, format!("missing key `{key}`"))),
-                (Some(v), _) => json_size(v).ok_or_else(|| {
-                    Error::input(
-                        place,
-                        format!("`{key}` must be a positive integer, got {v}"),
-                    )
-                }),
+                (Some(v), _) => json_size(v)
+                    .ok_or_else(|| Error::input(place, format!("`{key}` must be a positive integer, got {v}"))),
             }
         };
         let use_qk_norm = match obj.get("use_qk_norm") {
@@ -215,11 +209,55 @@ impl LayerShape {
             Some(n) => format!("{place} (`{n}`)"),
             None => place.to_string(),
         };
-        shape
-            .validate()
-            .map_err(|problem| Error::shape(label, problem))?;
+        shape.validate().map_err(|problem| Error::shape(label, problem))?;
         Ok((name, shape))
     }
+}
+
+/// Why a shape is invalid, and which key (seed spelling) it is about, so
+/// that the macro can point at that token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShapeProblem {
+    pub key: Option<&'static str>,
+    pub message: String,
+}
+
+impl ShapeProblem {
+    fn at(key: &'static str, message: impl Into<String>) -> Self {
+        ShapeProblem {
+            key: Some(key),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ShapeProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<ShapeProblem> for String {
+    fn from(p: ShapeProblem) -> String {
+        p.message
+    }
+}
+
+/// Short spellings accepted for shape keys in specs (`heads` for `num_heads`...).
+pub const KEY_ALIASES: [(&str, &str); 4] = [
+    ("heads", "num_heads"),
+    ("kv_heads", "num_kv_heads"),
+    ("qk_norm", "use_qk_norm"),
+    ("window", "window_size"),
+];
+
+/// The seed spelling of a shape key or alias, if it is one.
+pub fn canonical_key(name: &str) -> Option<&'static str> {
+    KEY_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map(|(_, key)| *key)
+        .or_else(|| SHAPE_KEYS.iter().find(|k| **k == name).copied())
 }
 
 fn mul(factors: &[u64]) -> Option<u64> {
@@ -264,11 +302,7 @@ pub struct Candidate {
 }
 
 impl Candidate {
-    pub fn new(
-        name: impl Into<Cow<'static, str>>,
-        source: impl Into<Cow<'static, str>>,
-        shape: LayerShape,
-    ) -> Self {
+    pub fn new(name: impl Into<Cow<'static, str>>, source: impl Into<Cow<'static, str>>, shape: LayerShape) -> Self {
         Candidate {
             name: name.into(),
             source: source.into(),
@@ -313,6 +347,9 @@ mod tests {
             ..base()
         };
         assert_eq!(s.validate(), Ok(()));
+        assert_eq!(canonical_key("kv_heads"), Some("num_kv_heads"));
+        assert_eq!(canonical_key("ffn_dim"), Some("ffn_dim"));
+        assert_eq!(canonical_key("ffn"), None);
     }
 
     #[test]
@@ -323,28 +360,25 @@ mod tests {
         }
         .validate()
         .unwrap_err();
-        assert!(e.contains("above `num_heads`"), "{e}");
+        assert!(e.message.contains("above `num_heads`"), "{e}");
+        assert_eq!(e.key, Some("num_kv_heads"));
         let e = LayerShape {
             num_kv_heads: 3,
             ..base()
         }
         .validate()
         .unwrap_err();
-        assert!(e.contains("does not divide"), "{e}");
-        let e = LayerShape {
-            ffn_dim: 0,
-            ..base()
-        }
-        .validate()
-        .unwrap_err();
-        assert!(e.contains("`ffn_dim` must be at least 1"), "{e}");
+        assert!(e.message.contains("does not divide"), "{e}");
+        let e = LayerShape { ffn_dim: 0, ..base() }.validate().unwrap_err();
+        assert_eq!(e.key, Some("ffn_dim"));
+        assert!(e.message.contains("`ffn_dim` must be at least 1"), "{e}");
         let big = LayerShape {
             seq_len: MAX_DIM,
             batch_size: MAX_DIM,
             window_size: None,
             ..base()
         };
-        assert!(big.validate().unwrap_err().contains("overflow"));
+        assert!(big.validate().unwrap_err().message.contains("overflow"));
     }
 
     #[test]
@@ -369,9 +403,6 @@ mod tests {
                        "head_dim": 128, "ffn_dim": 8192, "seq_len": 2048});
         let (name, s) = LayerShape::from_json(&v, "c").unwrap();
         assert_eq!(name.as_deref(), Some("a"));
-        assert_eq!(
-            (s.batch_size, s.use_qk_norm, s.window_size),
-            (1, true, None)
-        );
+        assert_eq!((s.batch_size, s.use_qk_norm, s.window_size), (1, true, None));
     }
 }

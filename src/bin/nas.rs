@@ -117,12 +117,7 @@ fn read_json(path: &Path) -> Result<Value> {
     })
 }
 
-fn predict(
-    hardware_key: &str,
-    configs: &Path,
-    calibration: Option<&Path>,
-    overrides: &[String],
-) -> Result<()> {
+fn predict(hardware_key: &str, configs: &Path, calibration: Option<&Path>, overrides: &[String]) -> Result<()> {
     let mut profile: HardwareProfile = hardware::builtin(hardware_key)?;
     if let Some(path) = calibration {
         let bytes = std::fs::read(path).map_err(|e| Error::Io {
@@ -161,10 +156,7 @@ fn predict(
         .enumerate()
         .map(|(i, name)| {
             let kernels = latency.kernels(i, 0);
-            let per_kernel: Map<String, Value> = kernels
-                .named()
-                .map(|(k, v)| (k.to_string(), json!(v)))
-                .collect();
+            let per_kernel: Map<String, Value> = kernels.named().map(|(k, v)| (k.to_string(), json!(v))).collect();
             json!({
                 "name": name,
                 "total_ms": latency.total_ms(i, 0),

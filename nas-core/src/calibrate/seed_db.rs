@@ -99,17 +99,12 @@ impl CalibrationBlock {
     /// Parses DB bytes; `shown_path` is what the block reports as its source.
     pub fn from_bytes(shown_path: &str, bytes: &[u8]) -> Result<Self> {
         let place = |p: String| format!("calibration DB {shown_path}: {p}");
-        let doc: Value = serde_json::from_slice(bytes)
-            .map_err(|e| Error::input(place("not valid JSON".into()), e.to_string()))?;
+        let doc: Value =
+            serde_json::from_slice(bytes).map_err(|e| Error::input(place("not valid JSON".into()), e.to_string()))?;
         let records = doc
             .get("records")
             .and_then(Value::as_object)
-            .ok_or_else(|| {
-                Error::input(
-                    place("top level".into()),
-                    "expected an object with a `records` object",
-                )
-            })?;
+            .ok_or_else(|| Error::input(place("top level".into()), "expected an object with a `records` object"))?;
 
         // operator -> gpu -> best metrics, in record order
         let mut metrics: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
@@ -128,18 +123,12 @@ impl CalibrationBlock {
                 let best = record
                     .get("best_tflops")
                     .ok_or_else(|| Error::input(at(), "missing `best_tflops`"))?;
-                let best = best
-                    .as_f64()
-                    .filter(|v| v.is_finite() && *v >= 0.0)
-                    .ok_or_else(|| {
-                        Error::input(
-                            at(),
-                            format!(
-                                "`best_tflops` must be a non-negative number, got {}",
-                                kind_of(best)
-                            ),
-                        )
-                    })?;
+                let best = best.as_f64().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| {
+                    Error::input(
+                        at(),
+                        format!("`best_tflops` must be a non-negative number, got {}", kind_of(best)),
+                    )
+                })?;
                 let gpu = shape_key.rsplit(':').next().unwrap_or_default().to_string();
                 metrics
                     .entry(operator.clone())
@@ -168,10 +157,7 @@ impl CalibrationBlock {
                     .iter()
                     .map(|(gpu, values)| {
                         let s = OperatorSummary {
-                            max_best_metric: round_places(
-                                values.iter().copied().fold(f64::MIN, f64::max),
-                                4,
-                            ),
+                            max_best_metric: round_places(values.iter().copied().fold(f64::MIN, f64::max), 4),
                             median_best_metric: round_places(median(values), 4),
                             record_count: values.len(),
                         };
@@ -217,10 +203,7 @@ fn median(values: &[f64]) -> f64 {
 
 /// Lower-case hex SHA-256 of some bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -248,16 +231,10 @@ mod tests {
         let e = CalibrationBlock::from_bytes("db.json", b"{\"records\": 3}")
             .unwrap_err()
             .to_string();
-        assert!(
-            e.contains("db.json") && e.contains("`records` object"),
-            "{e}"
-        );
-        let e = CalibrationBlock::from_bytes(
-            "db.json",
-            b"{\"records\": {\"x\": {\"shape_key\": \"x\"}}}",
-        )
-        .unwrap_err()
-        .to_string();
+        assert!(e.contains("db.json") && e.contains("`records` object"), "{e}");
+        let e = CalibrationBlock::from_bytes("db.json", b"{\"records\": {\"x\": {\"shape_key\": \"x\"}}}")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing `best_tflops`"), "{e}");
         let b = CalibrationBlock::load(Path::new("/nonexistent/db.json")).unwrap();
         assert_eq!(b.status, CalibrationStatus::Unavailable);

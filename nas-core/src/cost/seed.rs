@@ -129,11 +129,7 @@ impl SeedModel {
     /// Counts are exact integers (u128, so no product can wrap), converted
     /// to f64 once, as the seed's Python integers are.
     pub fn work_row(&self, s: &LayerShape, row: &mut [f64; 16]) {
-        let (b, seq, d) = (
-            s.batch_size as u128,
-            s.seq_len as u128,
-            s.hidden_dim as u128,
-        );
+        let (b, seq, d) = (s.batch_size as u128, s.seq_len as u128, s.hidden_dim as u128);
         let (h, hkv, dh, f) = (
             s.num_heads as u128,
             s.num_kv_heads as u128,
@@ -150,10 +146,7 @@ impl SeedModel {
         let norm_bytes = (2 * b * seq * d * 2) as f64;
 
         let qkv_n = (h + 2 * hkv) * dh;
-        let qkv = split(
-            gemm(2 * m * qkv_n * d, te(m) * te(qkv_n)),
-            small(&[m, qkv_n, d]),
-        );
+        let qkv = split(gemm(2 * m * qkv_n * d, te(m) * te(qkv_n)), small(&[m, qkv_n, d]));
 
         let qk_bytes = (2 * b * (h + hkv) * seq * dh * 2) as f64;
         let (qk_fused, qk_separate) = if s.use_qk_norm {
@@ -165,15 +158,11 @@ impl SeedModel {
         let attention = (4 * b * h * seq * s.kv_len() as u128 * dh) as f64;
 
         let out_k = h * dh;
-        let out = split(
-            gemm(2 * m * d * out_k, te(m) * te(d)),
-            small(&[m, d, out_k]),
-        );
+        let out = split(gemm(2 * m * d * out_k, te(m) * te(d)), small(&[m, d, out_k]));
 
         let residual = (3 * b * seq * d * 2) as f64;
 
-        let mlp_flops =
-            gemm(2 * m * (2 * f) * d, te(m) * te(2 * f)) + gemm(2 * m * d * f, te(m) * te(d));
+        let mlp_flops = gemm(2 * m * (2 * f) * d, te(m) * te(2 * f)) + gemm(2 * m * d * f, te(m) * te(d));
         let mlp = split(mlp_flops, small(&[m, d, f]));
         let activation = (3 * b * seq * f * 2) as f64;
 

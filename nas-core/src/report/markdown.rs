@@ -25,11 +25,7 @@ impl Pack {
         writeln!(md)?;
         writeln!(md, "Candidate count: `{}`", self.candidate_count)?;
         let status = serde_json::to_value(self.calibration.status).unwrap_or_default();
-        writeln!(
-            md,
-            "Calibration status: `{}`",
-            status.as_str().unwrap_or("unknown")
-        )?;
+        writeln!(md, "Calibration status: `{}`", status.as_str().unwrap_or("unknown"))?;
         writeln!(md)?;
         writeln!(
             md,
@@ -45,11 +41,7 @@ impl Pack {
                 "| {} | {} | {} | {} |",
                 key.to_uppercase(),
                 escape(s.fastest_config.as_deref().unwrap_or("none")),
-                escape(
-                    s.quality_constrained_fastest_config
-                        .as_deref()
-                        .unwrap_or("none")
-                ),
+                escape(s.quality_constrained_fastest_config.as_deref().unwrap_or("none")),
                 s.quality_constrained_candidate_count
             )?;
         }

@@ -152,10 +152,7 @@ pub struct CliffPoint {
 }
 
 impl Serialize for CliffPoint {
-    fn serialize<S: serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = serializer.serialize_map(Some(6))?;
         map.serialize_entry("aligned_128", &self.aligned_128)?;
@@ -206,10 +203,9 @@ impl Environment {
 impl Pack {
     /// The pack as pretty JSON with sorted keys and a final newline.
     pub fn to_json(&self) -> Result<String> {
-        let value = serde_json::to_value(self)
-            .map_err(|e| Error::Spec(format!("serializing the pack: {e}")))?;
-        let mut text = serde_json::to_string_pretty(&value)
-            .map_err(|e| Error::Spec(format!("serializing the pack: {e}")))?;
+        let value = serde_json::to_value(self).map_err(|e| Error::Spec(format!("serializing the pack: {e}")))?;
+        let mut text =
+            serde_json::to_string_pretty(&value).map_err(|e| Error::Spec(format!("serializing the pack: {e}")))?;
         text.push('\n');
         Ok(text)
     }

@@ -58,14 +58,8 @@ mod tests {
         write_atomic(&target, b"one").unwrap();
         write_atomic(&target, b"two").unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"two");
-        assert_eq!(
-            std::fs::read_dir(&dir).unwrap().count(),
-            1,
-            "no temporary file left"
-        );
-        let e = write_atomic(&dir.join("missing/a.json"), b"x")
-            .unwrap_err()
-            .to_string();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left");
+        let e = write_atomic(&dir.join("missing/a.json"), b"x").unwrap_err().to_string();
         assert!(e.contains("does not exist"), "{e}");
         assert_eq!(
             with_suffix(Path::new("out/pack.v2"), "md"),

@@ -90,16 +90,13 @@ impl Metric {
     }
 
     pub fn from_name(name: &str) -> Result<Metric> {
-        Metric::ALL
-            .into_iter()
-            .find(|m| m.name() == name)
-            .ok_or_else(|| {
-                Error::Spec(format!(
-                    "unknown metric `{name}`{}; known: {}",
-                    hint(name, Metric::ALL.iter().map(|m| m.name())),
-                    Metric::ALL.map(|m| m.name()).join(", ")
-                ))
-            })
+        Metric::ALL.into_iter().find(|m| m.name() == name).ok_or_else(|| {
+            Error::Spec(format!(
+                "unknown metric `{name}`{}; known: {}",
+                hint(name, Metric::ALL.iter().map(|m| m.name())),
+                Metric::ALL.map(|m| m.name()).join(", ")
+            ))
+        })
     }
 
     pub fn kind(self) -> MetricType {
@@ -295,10 +292,7 @@ impl Constraint {
                 check_type(*metric, *hi)?;
                 let (l, h) = (lo.as_f64().unwrap_or(0.0), hi.as_f64().unwrap_or(0.0));
                 if l > h || (!inclusive && l >= h) {
-                    return Err(Error::Spec(format!(
-                        "the range {self} of `{}` is empty",
-                        metric.name()
-                    )));
+                    return Err(Error::Spec(format!("the range {self} of `{}` is empty", metric.name())));
                 }
                 Ok(())
             }
@@ -309,9 +303,7 @@ impl Constraint {
     /// Whether a shape satisfies the clause.
     pub fn holds(&self, s: &LayerShape) -> bool {
         match self {
-            Constraint::Compare { metric, op, bound } => {
-                compare(metric.value(s), *bound).is_some_and(|o| op.holds(o))
-            }
+            Constraint::Compare { metric, op, bound } => compare(metric.value(s), *bound).is_some_and(|o| op.holds(o)),
             Constraint::Range {
                 metric,
                 lo,
@@ -348,18 +340,11 @@ impl Constraint {
                 });
             }
             Constraint::Range { metric, lo, .. } if !self.holds(s) => {
-                let below =
-                    compare(metric.value(s), *lo).is_some_and(|o| o == std::cmp::Ordering::Less);
-                let side = if below {
-                    "below_floor"
-                } else {
-                    "above_ceiling"
-                };
+                let below = compare(metric.value(s), *lo).is_some_and(|o| o == std::cmp::Ordering::Less);
+                let side = if below { "below_floor" } else { "above_ceiling" };
                 out.push(format!("{}_{side}", metric.failure_stem()));
             }
-            Constraint::All(_) | Constraint::Any(_) if !self.holds(s) => {
-                out.push(format!("failed: {self}"))
-            }
+            Constraint::All(_) | Constraint::Any(_) if !self.holds(s) => out.push(format!("failed: {self}")),
             _ => {}
         }
     }
@@ -389,9 +374,7 @@ impl Constraint {
                 block.insert(format!("{max}_{}", metric.name()), hi.to_json());
             }
             Constraint::All(_) | Constraint::Any(_) => {
-                let list = block
-                    .entry("expressions")
-                    .or_insert_with(|| Value::Array(vec![]));
+                let list = block.entry("expressions").or_insert_with(|| Value::Array(vec![]));
                 if let Value::Array(items) = list {
                     items.push(Value::from(self.to_string()));
                 }
@@ -562,15 +545,9 @@ mod tests {
         ])
         .unwrap();
         let r = c.report(&shape(1536, 6144));
-        assert_eq!(
-            r.failed,
-            ["hidden_dim_below_floor", "param_proxy_below_floor"]
-        );
+        assert_eq!(r.failed, ["hidden_dim_below_floor", "param_proxy_below_floor"]);
         assert_eq!((r.param_proxy_m, r.quality_proxy), (9.437184, 7.077888));
-        assert_eq!(
-            c.report(&shape(2048, 16384)).failed,
-            ["ffn_ratio_above_ceiling"]
-        );
+        assert_eq!(c.report(&shape(2048, 16384)).failed, ["ffn_ratio_above_ceiling"]);
         let block = Value::Object(c.describe());
         assert_eq!(block["min_hidden_dim"], Value::from(2048));
         assert_eq!(block["max_ffn_ratio"], Value::from(5.5));

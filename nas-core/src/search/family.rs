@@ -60,15 +60,12 @@ impl AxisKind {
     }
 
     pub fn from_name(name: &str) -> Result<AxisKind> {
-        AxisKind::ALL
-            .into_iter()
-            .find(|k| k.name() == name)
-            .ok_or_else(|| {
-                Error::Spec(format!(
-                    "unknown axis `{name}`{}",
-                    hint(name, AxisKind::ALL.iter().map(|k| k.name()))
-                ))
-            })
+        AxisKind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| {
+            Error::Spec(format!(
+                "unknown axis `{name}`{}",
+                hint(name, AxisKind::ALL.iter().map(|k| k.name()))
+            ))
+        })
     }
 }
 
@@ -203,14 +200,11 @@ pub fn parse_template(template: &str) -> Result<Vec<TemplatePart>> {
         if open > 0 {
             parts.push(TemplatePart::Text(rest[..open].to_string()));
         }
-        let close = rest[open..].find('}').ok_or_else(|| {
-            Error::Spec(format!(
-                "name template `{template}` has a `{{` without `}}`"
-            ))
-        })?;
+        let close = rest[open..]
+            .find('}')
+            .ok_or_else(|| Error::Spec(format!("name template `{template}` has a `{{` without `}}`")))?;
         let name = &rest[open + 1..open + close];
-        let kind = AxisKind::from_name(name)
-            .map_err(|e| Error::Spec(format!("name template `{template}`: {e}")))?;
+        let kind = AxisKind::from_name(name).map_err(|e| Error::Spec(format!("name template `{template}`: {e}")))?;
         parts.push(TemplatePart::Axis(kind));
         rest = &rest[open + close + 1..];
     }
@@ -232,24 +226,15 @@ impl Family {
         let mut seen = BTreeMap::new();
         for axis in self.axes.iter() {
             if seen.insert(axis.kind, ()).is_some() {
-                return Err(Error::Spec(format!(
-                    "axis `{}` is given twice",
-                    axis.kind.name()
-                )));
+                return Err(Error::Spec(format!("axis `{}` is given twice", axis.kind.name())));
             }
             if axis.values.is_empty() {
-                return Err(Error::Spec(format!(
-                    "axis `{}` has no values",
-                    axis.kind.name()
-                )));
+                return Err(Error::Spec(format!("axis `{}` has no values", axis.kind.name())));
             }
         }
         for required in [AxisKind::HiddenDim, AxisKind::HeadDim] {
             if !seen.contains_key(&required) {
-                return Err(Error::Spec(format!(
-                    "a family needs the axis `{}`",
-                    required.name()
-                )));
+                return Err(Error::Spec(format!("a family needs the axis `{}`", required.name())));
             }
         }
         for (a, b) in [
@@ -257,22 +242,14 @@ impl Family {
             (AxisKind::FfnDim, AxisKind::FfnRatio),
         ] {
             if seen.contains_key(&a) && seen.contains_key(&b) {
-                return Err(Error::Spec(format!(
-                    "give `{}` or `{}`, not both",
-                    a.name(),
-                    b.name()
-                )));
+                return Err(Error::Spec(format!("give `{}` or `{}`, not both", a.name(), b.name())));
             }
         }
         if !seen.contains_key(&AxisKind::FfnDim) && !seen.contains_key(&AxisKind::FfnRatio) {
-            return Err(Error::Spec(
-                "a family needs the axis `ffn_dim` or `ffn_ratio`".into(),
-            ));
+            return Err(Error::Spec("a family needs the axis `ffn_dim` or `ffn_ratio`".into()));
         }
         if self.ffn_rounding.multiple == 0 {
-            return Err(Error::Spec(
-                "the ffn rounding multiple must be at least 1".into(),
-            ));
+            return Err(Error::Spec("the ffn rounding multiple must be at least 1".into()));
         }
         parse_template(&self.template).map(|_| ())
     }
@@ -311,8 +288,7 @@ impl Family {
                     describe()
                 )));
             }
-            out.candidates
-                .push(Candidate::new(name, self.source.clone(), shape));
+            out.candidates.push(Candidate::new(name, self.source.clone(), shape));
         }
         Ok(out)
     }
@@ -325,32 +301,19 @@ impl Family {
             picks[slot] = Some(&axis.values[(index % n) as usize]);
             index /= n;
         }
-        picks
-            .into_iter()
-            .map(|p| p.expect("every axis picked"))
-            .collect()
+        picks.into_iter().map(|p| p.expect("every axis picked")).collect()
     }
 
     fn pick(&self, picks: &[&Labeled], kind: AxisKind) -> Option<AxisValue> {
-        self.axes
-            .iter()
-            .position(|a| a.kind == kind)
-            .map(|i| picks[i].value)
+        self.axes.iter().position(|a| a.kind == kind).map(|i| picks[i].value)
     }
 
     /// The shape of one combination, or why it is skipped.
-    fn shape_of(
-        &self,
-        picks: &[&Labeled],
-        workload: Workload,
-    ) -> std::result::Result<LayerShape, String> {
+    fn shape_of(&self, picks: &[&Labeled], workload: Workload) -> std::result::Result<LayerShape, String> {
         let int = |kind| match self.pick(picks, kind) {
             Some(AxisValue::Int(v)) => Ok(Some(v)),
             None => Ok(None),
-            Some(other) => Err(format!(
-                "axis `{}` takes integers, got {other:?}",
-                kind.name()
-            )),
+            Some(other) => Err(format!("axis `{}` takes integers, got {other:?}", kind.name())),
         };
         let hidden_dim = int(AxisKind::HiddenDim)?.unwrap_or(0);
         let head_dim = int(AxisKind::HeadDim)?.unwrap_or(0);
@@ -374,14 +337,8 @@ impl Family {
         };
         let ffn_dim = match (int(AxisKind::FfnDim)?, self.pick(picks, AxisKind::FfnRatio)) {
             (Some(f), _) => f,
-            (None, Some(AxisValue::Ratio(r))) if r.is_finite() && r > 0.0 => {
-                self.ffn_rounding.apply(hidden_dim, r)
-            }
-            (None, other) => {
-                return Err(format!(
-                    "ffn_ratio must be a positive number, got {other:?}"
-                ))
-            }
+            (None, Some(AxisValue::Ratio(r))) if r.is_finite() && r > 0.0 => self.ffn_rounding.apply(hidden_dim, r),
+            (None, other) => return Err(format!("ffn_ratio must be a positive number, got {other:?}")),
         };
         let window_size = match self.pick(picks, AxisKind::Window) {
             None => None,
@@ -392,9 +349,7 @@ impl Family {
         let use_qk_norm = match self.pick(picks, AxisKind::QkNorm) {
             None => true,
             Some(AxisValue::Bool(b)) => b,
-            Some(other) => {
-                return Err(format!("axis `qk_norm` takes true or false, got {other:?}"))
-            }
+            Some(other) => return Err(format!("axis `qk_norm` takes true or false, got {other:?}")),
         };
         let shape = LayerShape {
             hidden_dim,
@@ -414,12 +369,7 @@ impl Family {
 
 /// Fills a template: an axis shows its label; a derived quantity that is not
 /// an axis of the family shows its value.
-fn render(
-    template: &[TemplatePart],
-    picks: &[&Labeled],
-    family: &Family,
-    shape: &LayerShape,
-) -> String {
+fn render(template: &[TemplatePart], picks: &[&Labeled], family: &Family, shape: &LayerShape) -> String {
     let mut name = String::new();
     for part in template {
         match part {
@@ -490,10 +440,7 @@ mod tests {
         );
         let e = f.expand(W).unwrap();
         let names: Vec<_> = e.candidates.iter().map(|c| c.name.as_ref()).collect();
-        assert_eq!(
-            names,
-            ["h1280_hd256_nh5", "h2048_hd256_nh8", "h2048_hd512_nh4"]
-        );
+        assert_eq!(names, ["h1280_hd256_nh5", "h2048_hd256_nh8", "h2048_hd512_nh4"]);
         assert_eq!(e.skipped.len(), 1);
         assert!(e.skipped[0].1.contains("not a multiple"), "{:?}", e.skipped);
     }

@@ -15,9 +15,8 @@ use crate::cost::{tile_efficiency, LatencyMatrix, TilePenalties};
 use crate::error::{Error, Result};
 use crate::hardware::HardwareProfile;
 use crate::report::{
-    CatalogEntry, CliffPoint, CliffReport, Comparison, ConstrainedEntry, Environment,
-    GeneratedSearchReport, HardwareReport, HardwareSummary, Pack, PackSummary, RankEntry, Rankings,
-    SCHEMA_VERSION,
+    CatalogEntry, CliffPoint, CliffReport, Comparison, ConstrainedEntry, Environment, GeneratedSearchReport,
+    HardwareReport, HardwareSummary, Pack, PackSummary, RankEntry, Rankings, SCHEMA_VERSION,
 };
 use crate::shapes::{Candidate, LayerShape};
 
@@ -43,15 +42,12 @@ impl RankMetric {
 
     /// Only the seed's two metrics; anything else is an error.
     pub fn from_name(name: &str) -> Result<Self> {
-        RankMetric::ALL
-            .into_iter()
-            .find(|m| m.name() == name)
-            .ok_or_else(|| {
-                Error::Spec(format!(
-                    "unknown ranking metric `{name}`{}; known: total_ms, ms_per_mparam_proxy",
-                    crate::error::hint(name, RankMetric::ALL.map(|m| m.name()))
-                ))
-            })
+        RankMetric::ALL.into_iter().find(|m| m.name() == name).ok_or_else(|| {
+            Error::Spec(format!(
+                "unknown ranking metric `{name}`{}; known: total_ms, ms_per_mparam_proxy",
+                crate::error::hint(name, RankMetric::ALL.map(|m| m.name()))
+            ))
+        })
     }
 }
 
@@ -135,10 +131,7 @@ impl SearchSpec {
                 .validate()
                 .map_err(|p| Error::shape(format!("candidate `{}`", c.name), p))?;
             if !names.insert(c.name.as_ref()) {
-                return Err(Error::Spec(format!(
-                    "two candidates are named `{}`",
-                    c.name
-                )));
+                return Err(Error::Spec(format!("two candidates are named `{}`", c.name)));
             }
         }
         let mut keys = BTreeSet::new();
@@ -151,9 +144,7 @@ impl SearchSpec {
                 .map_err(|e| Error::Hardware(format!("hardware `{}`: {e}", h.key)))?;
         }
         if self.hardware.is_empty() {
-            return Err(Error::Spec(
-                "a search needs at least one hardware target".into(),
-            ));
+            return Err(Error::Spec("a search needs at least one hardware target".into()));
         }
         for g in self.generated_search.iter().flat_map(|g| &g.candidates) {
             g.shape
@@ -184,8 +175,7 @@ impl SearchSpec {
 
         let shapes: Vec<LayerShape> = self.candidates.iter().map(|c| c.shape).collect();
         let latency = LatencyMatrix::seed(&shapes, &gpus);
-        let reports: Vec<ConstraintReport> =
-            shapes.iter().map(|s| self.constraints.report(s)).collect();
+        let reports: Vec<ConstraintReport> = shapes.iter().map(|s| self.constraints.report(s)).collect();
         let proxies: Vec<Proxies> = shapes.iter().map(Proxies::of).collect();
 
         let generated = self.generated_search.as_ref().map(|g| {
@@ -196,11 +186,7 @@ impl SearchSpec {
             .cliffs
             .iter()
             .map(|sweep| {
-                let shapes: Vec<LayerShape> = sweep
-                    .values
-                    .iter()
-                    .map(|&v| sweep.axis.set(&sweep.base, v))
-                    .collect();
+                let shapes: Vec<LayerShape> = sweep.values.iter().map(|&v| sweep.axis.set(&sweep.base, v)).collect();
                 (sweep, LatencyMatrix::seed(&shapes, &gpus))
             })
             .collect();
@@ -230,24 +216,13 @@ impl SearchSpec {
                 .unwrap_or_default();
 
             let hardware_summary = HardwareSummary {
-                deep_narrow_unconstrained_rank: total
-                    .iter()
-                    .find(|e| e.name == "deep_narrow")
-                    .map(|e| e.rank),
+                deep_narrow_unconstrained_rank: total.iter().find(|e| e.name == "deep_narrow").map(|e| e.rank),
                 fastest_config: total.first().map(|e| e.name.clone()),
-                fastest_generated_config: generated_report
-                    .total_ms_top
-                    .first()
-                    .map(|e| e.name.clone()),
-                fastest_generated_total_ms: generated_report
-                    .total_ms_top
-                    .first()
-                    .map(|e| e.total_ms),
+                fastest_generated_config: generated_report.total_ms_top.first().map(|e| e.name.clone()),
+                fastest_generated_total_ms: generated_report.total_ms_top.first().map(|e| e.total_ms),
                 fastest_total_ms: total.first().map(|e| e.total_ms),
                 most_efficient_config: efficiency.first().map(|e| e.name.clone()),
-                most_efficient_ms_per_mparam_proxy: efficiency
-                    .first()
-                    .map(|e| e.ms_per_mparam_proxy),
+                most_efficient_ms_per_mparam_proxy: efficiency.first().map(|e| e.ms_per_mparam_proxy),
                 quality_constrained_candidate_count: constrained.len(),
                 quality_constrained_fastest_config: constrained.first().map(|e| e.name.clone()),
                 quality_constrained_fastest_total_ms: constrained.first().map(|e| e.total_ms),
@@ -257,30 +232,20 @@ impl SearchSpec {
                 PackSummary {
                     fastest_config: hardware_summary.fastest_config.clone(),
                     quality_constrained_candidate_count: constrained.len(),
-                    quality_constrained_fastest_config: hardware_summary
-                        .quality_constrained_fastest_config
-                        .clone(),
+                    quality_constrained_fastest_config: hardware_summary.quality_constrained_fastest_config.clone(),
                 },
             );
             let report = HardwareReport {
                 calibration: self.calibration.clone(),
                 candidate_count: self.candidates.len(),
                 candidate_source_counts: source_counts.clone(),
-                comparison: (0..self.candidates.len())
-                    .map(|i| ctx.comparison(i))
-                    .collect(),
+                comparison: (0..self.candidates.len()).map(|i| ctx.comparison(i)).collect(),
                 environment: Environment::for_model("seed"),
                 experiment: "kernel_aware_nas".into(),
-                generated_candidate_count: self
-                    .generated_search
-                    .as_ref()
-                    .map_or(0, |s| s.candidates.len()),
+                generated_candidate_count: self.generated_search.as_ref().map_or(0, |s| s.candidates.len()),
                 generated_search: generated_report,
                 hardware: profile.key.to_string(),
-                kernel_cliffs: cliffs
-                    .iter()
-                    .map(|(sweep, lat)| cliff_report(sweep, lat, g))
-                    .collect(),
+                kernel_cliffs: cliffs.iter().map(|(sweep, lat)| cliff_report(sweep, lat, g)).collect(),
                 quality_constraints: quality_constraints.clone(),
                 rankings: Rankings {
                     ms_per_mparam_proxy: efficiency,
@@ -338,9 +303,7 @@ impl GpuContext<'_> {
     }
 
     fn ranking(&self, metric: RankMetric) -> Vec<RankEntry> {
-        let values: Vec<f64> = (0..self.candidates.len())
-            .map(|i| self.metric(i, metric))
-            .collect();
+        let values: Vec<f64> = (0..self.candidates.len()).map(|i| self.metric(i, metric)).collect();
         rank_order(&values)
             .into_iter()
             .enumerate()
@@ -355,16 +318,9 @@ impl GpuContext<'_> {
 
     /// Passing candidates by (total_ms, -quality_proxy, name).
     fn constrained(&self) -> Vec<ConstrainedEntry> {
-        let mut passing: Vec<usize> = (0..self.candidates.len())
-            .filter(|&i| self.reports[i].passes)
-            .collect();
+        let mut passing: Vec<usize> = (0..self.candidates.len()).filter(|&i| self.reports[i].passes).collect();
         passing.sort_by(|&a, &b| {
-            let key = |i: usize| {
-                (
-                    self.latency.total_ms(i, self.g),
-                    -self.reports[i].quality_proxy,
-                )
-            };
+            let key = |i: usize| (self.latency.total_ms(i, self.g), -self.reports[i].quality_proxy);
             let (ta, qa) = key(a);
             let (tb, qb) = key(b);
             ta.total_cmp(&tb)
@@ -410,13 +366,7 @@ impl GpuContext<'_> {
     }
 }
 
-fn rank_entry(
-    c: &Candidate,
-    latency: &LatencyMatrix,
-    i: usize,
-    g: usize,
-    rank: usize,
-) -> RankEntry {
+fn rank_entry(c: &Candidate, latency: &LatencyMatrix, i: usize, g: usize, rank: usize) -> RankEntry {
     let total_ms = latency.total_ms(i, g);
     RankEntry {
         bottleneck: latency.kernels(i, g).bottleneck().to_string(),
@@ -430,18 +380,13 @@ fn rank_entry(
     }
 }
 
-fn generated_top(
-    search: &GeneratedSearch,
-    latency: &LatencyMatrix,
-    g: usize,
-) -> GeneratedSearchReport {
+fn generated_top(search: &GeneratedSearch, latency: &LatencyMatrix, g: usize) -> GeneratedSearchReport {
     let top = |metric: RankMetric| {
         let values: Vec<f64> = (0..search.candidates.len())
             .map(|i| match metric {
                 RankMetric::TotalMs => latency.total_ms(i, g),
                 RankMetric::MsPerMparamProxy => {
-                    latency.total_ms(i, g)
-                        / Proxies::of(&search.candidates[i].shape).param_proxy_raw
+                    latency.total_ms(i, g) / Proxies::of(&search.candidates[i].shape).param_proxy_raw
                 }
             })
             .collect();
@@ -481,11 +426,5 @@ fn cliff_report(sweep: &CliffSweep, latency: &LatencyMatrix, g: usize) -> (Strin
             }
         })
         .collect();
-    (
-        sweep.axis.name().to_string(),
-        CliffReport {
-            base_config,
-            values,
-        },
-    )
+    (sweep.axis.name().to_string(), CliffReport { base_config, values })
 }

@@ -42,26 +42,14 @@ const fn fixed(name: &'static str, source: &'static str, shape: LayerShape) -> C
 
 /// Published models the seed compares against.
 pub const KNOWN_MODELS: [Candidate; 4] = [
-    fixed(
-        "gemma4_e2b",
-        KNOWN_MODEL,
-        shape(1536, 8, 1, 256, 6144, true, Some(512)),
-    ),
+    fixed("gemma4_e2b", KNOWN_MODEL, shape(1536, 8, 1, 256, 6144, true, Some(512))),
     fixed(
         "gemma4_31b",
         KNOWN_MODEL,
         shape(5376, 32, 16, 256, 21504, true, Some(1024)),
     ),
-    fixed(
-        "llama3_8b",
-        KNOWN_MODEL,
-        shape(4096, 32, 8, 128, 14336, false, None),
-    ),
-    fixed(
-        "llama3_70b",
-        KNOWN_MODEL,
-        shape(8192, 64, 8, 128, 28672, false, None),
-    ),
+    fixed("llama3_8b", KNOWN_MODEL, shape(4096, 32, 8, 128, 14336, false, None)),
+    fixed("llama3_70b", KNOWN_MODEL, shape(8192, 64, 8, 128, 28672, false, None)),
 ];
 
 /// The seed's hand-picked candidates.
@@ -134,9 +122,7 @@ pub const PACK_FAMILY: Family = Family {
         multiple: 128,
         rounding: Rounding::NearestEven,
     },
-    template: Cow::Borrowed(
-        "gen_h{hidden_dim}_hd{head_dim}_gqa{gqa_group}_ffn{ffn_ratio}_w{window}",
-    ),
+    template: Cow::Borrowed("gen_h{hidden_dim}_hd{head_dim}_gqa{gqa_group}_ffn{ffn_ratio}_w{window}"),
 };
 
 /// The 540-combination generated search (top 25 reported by each metric).
@@ -165,11 +151,7 @@ pub const SEARCH_FAMILY: Family = Family {
         },
         Axis {
             kind: AxisKind::Window,
-            values: Cow::Borrowed(&[
-                window(512),
-                window(1024),
-                Labeled::new(AxisValue::Window(None)),
-            ]),
+            values: Cow::Borrowed(&[window(512), window(1024), Labeled::new(AxisValue::Window(None))]),
         },
         Axis {
             kind: AxisKind::QkNorm,
@@ -183,9 +165,7 @@ pub const SEARCH_FAMILY: Family = Family {
         multiple: 128,
         rounding: Rounding::Up,
     },
-    template: Cow::Borrowed(
-        "gen_h{hidden_dim}_hd{head_dim}_kv{kv_heads}_ffn{ffn_ratio}_win{window}_{qk_norm}",
-    ),
+    template: Cow::Borrowed("gen_h{hidden_dim}_hd{head_dim}_kv{kv_heads}_ffn{ffn_ratio}_win{window}_{qk_norm}"),
 };
 
 /// Top entries of the generated search kept per metric.
@@ -255,9 +235,6 @@ mod tests {
     #[test]
     fn families_have_the_seed_sizes() {
         assert_eq!(PACK_FAMILY.expand(WORKLOAD).unwrap().candidates.len(), 40);
-        assert_eq!(
-            SEARCH_FAMILY.expand(WORKLOAD).unwrap().candidates.len(),
-            540
-        );
+        assert_eq!(SEARCH_FAMILY.expand(WORKLOAD).unwrap().candidates.len(), 540);
     }
 }
