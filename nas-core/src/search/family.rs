@@ -59,7 +59,15 @@ impl AxisKind {
         }
     }
 
+    /// An axis by name; the seed's shape keys are accepted too (`num_heads`, `window_size`...).
     pub fn from_name(name: &str) -> Result<AxisKind> {
+        let name = match name {
+            "heads" => "num_heads",
+            "num_kv_heads" => "kv_heads",
+            "window_size" => "window",
+            "use_qk_norm" => "qk_norm",
+            other => other,
+        };
         AxisKind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| {
             Error::Spec(format!(
                 "unknown axis `{name}`{}",

@@ -113,6 +113,8 @@ pub struct SearchSpec {
     pub cliffs: Vec<CliffSweep>,
     pub calibration: CalibrationBlock,
     pub limitations: Vec<String>,
+    /// The metric the search is ranked by (both rankings are always reported).
+    pub rank_by: RankMetric,
 }
 
 /// The seed's caveats, true of every pack the seed model makes.

@@ -225,6 +225,7 @@ pub fn pack_spec(calibration: CalibrationBlock) -> Result<SearchSpec> {
         cliffs: cliffs(),
         calibration,
         limitations: SEED_LIMITATIONS.iter().map(|s| s.to_string()).collect(),
+        rank_by: super::RankMetric::TotalMs,
     })
 }
 

@@ -1,0 +1,193 @@
+//! Checked spec -> Rust: a unit struct with `const` tables and two methods.
+//! Every path is absolute (`::nas::__private::...`, `::core::...`), so the
+//! expansion compiles with no imports, even under `#![no_implicit_prelude]`.
+
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote};
+
+use nas_core::hardware::HardwareProfile;
+use nas_core::search::constraints::{Bound, Constraint};
+use nas_core::search::CliffSweep;
+use nas_core::shapes::{Candidate, LayerShape};
+
+use crate::ast::Spec;
+use crate::validate::{Checked, Target};
+
+pub fn expand(spec: &Spec, checked: &Checked) -> TokenStream {
+    let Spec { attrs, vis, name, .. } = spec;
+    let hardware = checked.hardware.iter().map(target);
+    let candidates = checked.candidates.iter().map(candidate);
+    let constraints = checked.constraints.iter().map(constraint);
+    let space = match &checked.space {
+        Some((members, top)) => {
+            let members = members.iter().map(candidate);
+            quote!(::core::option::Option::Some((&[#(#members),*], #top)))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let sweeps = checked.sweeps.iter().map(sweep);
+    let calibration_db = match &checked.calibration_db {
+        Some(path) => quote!(::core::option::Option::Some(#path)),
+        None => quote!(::core::option::Option::None),
+    };
+    let rank_by = variant(checked.rank_by);
+    quote! {
+        #(#attrs)*
+        #vis struct #name;
+
+        #[allow(dead_code)]
+        impl #name {
+            /// The GPUs this search targets, in declared order.
+            pub const HARDWARE: &'static [::nas::__private::HardwareProfile] = &[#(#hardware),*];
+            /// Every candidate, fixed ones and family members, in declared order.
+            pub const CANDIDATES: &'static [::nas::__private::Candidate] = &[#(#candidates),*];
+            /// The quality constraints; a candidate passes when all hold.
+            pub const CONSTRAINTS: &'static [::nas::__private::Constraint] = &[#(#constraints),*];
+            /// A larger space and how many of its best are reported, if declared.
+            pub const SPACE: ::core::option::Option<(&'static [::nas::__private::Candidate], usize)> = #space;
+            /// Kernel-cliff sweeps.
+            pub const SWEEPS: &'static [::nas::__private::CliffSweep] = &[#(#sweeps),*];
+            /// The seed-format calibration DB read at run time, if declared.
+            pub const CALIBRATION_DB: ::core::option::Option<&'static str> = #calibration_db;
+            /// The metric this search ranks by.
+            pub const RANK_BY: ::nas::__private::RankMetric = ::nas::__private::RankMetric::#rank_by;
+
+            /// The search as nas-core values.
+            pub fn spec() -> ::nas::search::SearchSpec {
+                ::nas::__private::spec(
+                    Self::HARDWARE,
+                    Self::CANDIDATES,
+                    Self::CONSTRAINTS,
+                    Self::SPACE,
+                    Self::SWEEPS,
+                    Self::RANK_BY,
+                )
+            }
+
+            /// Every candidate on every GPU, ranked: the pack, ready to `write`.
+            pub fn evaluate() -> ::core::result::Result<::nas::report::Pack, ::nas::Error> {
+                ::nas::__private::evaluate(Self::spec(), Self::CALIBRATION_DB)
+            }
+        }
+    }
+}
+
+/// The identifier of an enum variant, from its Debug name.
+fn variant(x: impl std::fmt::Debug) -> proc_macro2::Ident {
+    format_ident!("{}", format!("{x:?}"))
+}
+
+fn str_lit(s: &str) -> Literal {
+    Literal::string(s)
+}
+
+fn target(t: &Target) -> TokenStream {
+    match t {
+        Target::Builtin(name) => {
+            let name = format_ident!("{}", name);
+            quote!(::nas::__private::hardware::#name)
+        }
+        Target::Custom(p) => custom_gpu(p),
+    }
+}
+
+fn custom_gpu(p: &HardwareProfile) -> TokenStream {
+    let (key, label, provenance) = (str_lit(&p.key), str_lit(&p.label), str_lit(&p.provenance));
+    let values = p.throughputs.values().map(Literal::f64_suffixed);
+    quote! {
+        ::nas::__private::HardwareProfile {
+            key: ::nas::__private::Cow::Borrowed(#key),
+            label: ::nas::__private::Cow::Borrowed(#label),
+            throughputs: ::nas::__private::Throughputs::from_values([#(#values),*]),
+            provenance: ::nas::__private::Cow::Borrowed(#provenance),
+        }
+    }
+}
+
+/// `[sizes], qk_norm, window (0 = full)`: the compact form `__private::shape` takes.
+fn shape_args(s: &LayerShape) -> TokenStream {
+    let sizes = [
+        s.hidden_dim,
+        s.num_heads,
+        s.num_kv_heads,
+        s.head_dim,
+        s.ffn_dim,
+        s.seq_len,
+        s.batch_size,
+    ]
+    .map(Literal::u64_unsuffixed);
+    let qk = s.use_qk_norm;
+    let window = Literal::u64_unsuffixed(s.window_size.unwrap_or(0));
+    quote!([#(#sizes),*], #qk, #window)
+}
+
+fn candidate(c: &Candidate) -> TokenStream {
+    let (name, source, args) = (str_lit(&c.name), str_lit(&c.source), shape_args(&c.shape));
+    quote!(::nas::__private::candidate(#name, #source, #args))
+}
+
+fn bound(b: &Bound) -> TokenStream {
+    match *b {
+        Bound::Int(v) => {
+            let v = Literal::i64_suffixed(v);
+            quote!(::nas::__private::Bound::Int(#v))
+        }
+        Bound::Float(v) => {
+            let v = Literal::f64_suffixed(v);
+            quote!(::nas::__private::Bound::Float(#v))
+        }
+        Bound::Bool(v) => quote!(::nas::__private::Bound::Bool(#v)),
+    }
+}
+
+fn constraint(c: &Constraint) -> TokenStream {
+    match c {
+        Constraint::Compare { metric, op, bound: b } => {
+            let metric = variant(metric);
+            let op = variant(op);
+            let b = bound(b);
+            quote! {
+                ::nas::__private::Constraint::Compare {
+                    metric: ::nas::__private::Metric::#metric,
+                    op: ::nas::__private::CmpOp::#op,
+                    bound: #b,
+                }
+            }
+        }
+        Constraint::Range {
+            metric,
+            lo,
+            hi,
+            inclusive,
+        } => {
+            let metric = variant(metric);
+            let (lo, hi) = (bound(lo), bound(hi));
+            quote! {
+                ::nas::__private::Constraint::Range {
+                    metric: ::nas::__private::Metric::#metric,
+                    lo: #lo,
+                    hi: #hi,
+                    inclusive: #inclusive,
+                }
+            }
+        }
+        Constraint::All(parts) | Constraint::Any(parts) => {
+            let variant = format_ident!("{}", if matches!(c, Constraint::All(_)) { "All" } else { "Any" });
+            let parts = parts.iter().map(constraint);
+            quote!(::nas::__private::Constraint::#variant(::nas::__private::Cow::Borrowed(&[#(#parts),*])))
+        }
+    }
+}
+
+fn sweep(s: &CliffSweep) -> TokenStream {
+    let axis = variant(s.axis);
+    let base = shape_args(&s.base);
+    let values = s.values.iter().map(|v| Literal::u64_unsuffixed(*v));
+    quote! {
+        ::nas::__private::CliffSweep {
+            axis: ::nas::__private::CliffAxis::#axis,
+            base: ::nas::__private::shape(#base),
+            values: ::nas::__private::Cow::Borrowed(&[#(#values),*]),
+        }
+    }
+}

@@ -1,0 +1,1058 @@
+//! Spec -> nas-core values, with every problem reported at its tokens and
+//! all problems of a spec combined into one compile error. Never panics.
+//!
+//! The rules are nas-core's own (shape validation, family expansion,
+//! constraint checks); this module only maps them onto tokens.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+
+use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
+use syn::{Ident, LitStr};
+
+use nas_core::error::hint;
+use nas_core::hardware::{self, HardwareProfile, Throughputs, THROUGHPUT_KEYS};
+use nas_core::search::constraints::{Bound, CmpOp, Constraint, Constraints, Metric, MetricType};
+use nas_core::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
+use nas_core::search::{CliffAxis, CliffSweep, RankMetric};
+use nas_core::shapes::{canonical_key, Candidate, LayerShape, GENERATED_CANDIDATE, KNOWN_MODEL, SEED_CANDIDATE};
+
+use crate::ast::*;
+use crate::parse::field_tokens;
+
+/// A hardware target: a built-in profile (named by its const) or a custom one.
+pub enum Target {
+    /// The name of its const (`H100`).
+    Builtin(String),
+    Custom(HardwareProfile),
+}
+
+/// A spec that passed every check, as nas-core values.
+pub struct Checked {
+    pub hardware: Vec<Target>,
+    pub candidates: Vec<Candidate>,
+    pub space: Option<(Vec<Candidate>, usize)>,
+    pub sweeps: Vec<CliffSweep>,
+    pub constraints: Vec<Constraint>,
+    pub rank_by: RankMetric,
+    pub calibration_db: Option<String>,
+}
+
+/// Collects errors; `finish` combines them into one.
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, e: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(e),
+            None => self.0 = Some(e),
+        }
+    }
+
+    fn at(&mut self, tokens: impl ToTokens, message: impl Display) {
+        self.push(syn::Error::new_spanned(tokens, message));
+    }
+
+    fn span(&mut self, span: Span, message: impl Display) {
+        self.push(syn::Error::new(span, message));
+    }
+}
+
+/// Checks a spec and converts it; every error is reported, not just the first.
+pub fn validate(spec: &Spec) -> syn::Result<Checked> {
+    let mut errors = Errors::default();
+    let mut v = Validator {
+        errors: &mut errors,
+        workload: Workload {
+            seq_len: 2048,
+            batch_size: 1,
+        },
+    };
+    let checked = v.spec(spec);
+    match errors.0 {
+        Some(e) => Err(e),
+        None => Ok(checked),
+    }
+}
+
+struct Validator<'e> {
+    errors: &'e mut Errors,
+    workload: Workload,
+}
+
+/// Remembers the first occurrence of a singleton item or a name.
+fn first_seen<'a, T>(seen: &mut BTreeMap<String, T>, key: &str, value: T) -> Option<T>
+where
+    T: Copy + 'a,
+{
+    match seen.get(key) {
+        Some(first) => Some(*first),
+        None => {
+            seen.insert(key.to_string(), value);
+            None
+        }
+    }
+}
+
+impl Validator<'_> {
+    fn spec(&mut self, spec: &Spec) -> Checked {
+        let mut singletons: BTreeMap<String, Span> = BTreeMap::new();
+        let mut single = |v: &mut Self, what: &str, span: Span| {
+            if let Some(first) = first_seen(&mut singletons, what, span) {
+                v.errors.span(span, format!("`{what}` is given twice"));
+                v.errors.span(first, format!("first `{what}` is here"));
+            }
+        };
+
+        // Workload first: candidates fall back to it wherever they are declared.
+        for item in &spec.items {
+            if let Item::Workload { span, fields } = item {
+                single(self, "workload", *span);
+                self.workload(fields);
+            }
+        }
+
+        let gpus: Vec<&GpuDef> = spec
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Gpu(g) => Some(g),
+                _ => None,
+            })
+            .collect();
+        let mut hardware = Vec::new();
+        let mut listed: Vec<&Ident> = Vec::new();
+        let mut candidates = Vec::new();
+        let mut origins: BTreeMap<String, Span> = BTreeMap::new();
+        let mut space = None;
+        let mut sweeps = Vec::new();
+        let mut constraints = Vec::new();
+        let mut constraints_span = None;
+        let mut rank_by = RankMetric::TotalMs;
+        let mut calibration_db = None;
+
+        for item in &spec.items {
+            match item {
+                Item::Hardware { span, names } => {
+                    single(self, "hardware", *span);
+                    hardware = self.hardware(names, &gpus);
+                    listed.extend(names);
+                }
+                Item::Gpu(_) | Item::Workload { .. } => {}
+                Item::Fixed(def) => {
+                    if let Some(c) = self.fixed(def) {
+                        self.add_candidate(&mut candidates, &mut origins, c, def.name.span(), None);
+                    }
+                }
+                Item::Family(def) => {
+                    let Some(members) = self.family(def) else { continue };
+                    if let Some(top) = &def.top {
+                        single(self, "space", def.name.span());
+                        match top.base10_parse::<usize>() {
+                            Ok(k) if k >= 1 => space = Some((members, k)),
+                            _ => self.errors.at(top, "`top` must be a positive integer"),
+                        }
+                    } else {
+                        for c in members {
+                            self.add_candidate(&mut candidates, &mut origins, c, def.name.span(), Some(&def.name));
+                        }
+                    }
+                }
+                Item::Sweep(def) => sweeps.extend(self.sweep(def)),
+                Item::Constraints { span, clauses } => {
+                    single(self, "constraints", *span);
+                    constraints_span = Some(*span);
+                    constraints = self.constraints(clauses);
+                }
+                Item::RankBy { metric } => {
+                    single(self, "rank_by", metric.span());
+                    match RankMetric::from_name(&metric.to_string()) {
+                        Ok(m) => rank_by = m,
+                        Err(e) => self.errors.at(metric, e),
+                    }
+                }
+                Item::CalibrationDb { path } => {
+                    single(self, "calibration_db", path.span());
+                    calibration_db = Some(path.value());
+                }
+            }
+        }
+
+        if !singletons.contains_key("hardware") {
+            self.errors.at(
+                &spec.name,
+                "a search needs its hardware targets: add `hardware: [a100, t4, h100]`",
+            );
+        }
+        for gpu in &gpus {
+            if !listed.iter().any(|n| **n == gpu.name) && singletons.contains_key("hardware") {
+                self.errors.at(
+                    &gpu.name,
+                    format!("gpu `{}` is declared but not listed in `hardware: [...]`", gpu.name),
+                );
+            }
+        }
+        if candidates.is_empty() && self.errors.0.is_none() {
+            self.errors.at(
+                &spec.name,
+                "a search needs at least one candidate (`known`, `seed`, `candidate` or `family`)",
+            );
+        }
+        if let (Some(span), false) = (constraints_span, constraints.is_empty()) {
+            self.satisfiable(span, &constraints, &candidates);
+        }
+
+        Checked {
+            hardware,
+            candidates,
+            space,
+            sweeps,
+            constraints,
+            rank_by,
+            calibration_db,
+        }
+    }
+
+    fn add_candidate(
+        &mut self,
+        all: &mut Vec<Candidate>,
+        origins: &mut BTreeMap<String, Span>,
+        c: Candidate,
+        span: Span,
+        family: Option<&Ident>,
+    ) {
+        if let Some(first) = first_seen(origins, &c.name, span) {
+            let message = match family {
+                Some(f) => format!(
+                    "family `{f}` makes a candidate named `{}`, a name already taken",
+                    c.name
+                ),
+                None => format!("duplicate candidate name `{}`", c.name),
+            };
+            self.errors.span(span, message);
+            self.errors.span(first, format!("`{}` is first declared here", c.name));
+            return;
+        }
+        all.push(c);
+    }
+
+    fn hardware(&mut self, names: &[Ident], gpus: &[&GpuDef]) -> Vec<Target> {
+        let mut seen: BTreeMap<String, Span> = BTreeMap::new();
+        let mut targets = Vec::new();
+        let mut known: Vec<String> = hardware::builtin_keys();
+        known.extend(gpus.iter().map(|g| g.name.to_string()));
+        for name in names {
+            let key = name.to_string();
+            if let Some(first) = first_seen(&mut seen, &key, name.span()) {
+                self.errors.at(name, format!("hardware `{key}` is listed twice"));
+                self.errors.span(first, format!("`{key}` is first listed here"));
+                continue;
+            }
+            if let Some(gpu) = gpus.iter().find(|g| g.name == key) {
+                if let Some(p) = self.gpu(gpu) {
+                    targets.push(Target::Custom(p));
+                }
+            } else if let Some(c) = builtin_const(&key) {
+                targets.push(Target::Builtin(c));
+            } else {
+                self.errors.at(
+                    name,
+                    format!(
+                        "unknown hardware `{key}`{}; known: {} (declare your own with `gpu {key} {{ ... }}`)",
+                        hint(&key, known.iter().map(String::as_str)),
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
+        if names.is_empty() {
+            self.errors.span(Span::call_site(), "`hardware: []` lists no GPU");
+        }
+        targets
+    }
+
+    fn gpu(&mut self, def: &GpuDef) -> Option<HardwareProfile> {
+        let key = def.name.to_string();
+        if builtin_const(&key).is_some() {
+            self.errors
+                .at(&def.name, format!("`{key}` is a built-in GPU; give yours another name"));
+            return None;
+        }
+        let base = match &def.base {
+            Some(b) => match hardware::builtin(&b.to_string()) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    self.errors.at(b, e);
+                    return None;
+                }
+            },
+            None => None,
+        };
+        let mut allowed: Vec<&str> = THROUGHPUT_KEYS.to_vec();
+        allowed.extend(["label", "provenance"]);
+        let fields = self.field_map(&def.fields, &allowed, |n| allowed.iter().find(|a| **a == n).copied())?;
+        let mut values = base.as_ref().map(|b| b.throughputs.values());
+        let mut given = [None; 10];
+        let mut ok = true;
+        for (i, k) in THROUGHPUT_KEYS.iter().enumerate() {
+            if let Some(f) = fields.get(k) {
+                match scalar_number(&f.value) {
+                    Some(n) if n.value.as_f64().is_finite() && n.value.as_f64() > 0.0 => {
+                        given[i] = Some(n.value.as_f64())
+                    }
+                    Some(n) => {
+                        self.errors
+                            .at(&n.tokens, format!("`{k}` must be a finite positive number"));
+                        ok = false;
+                    }
+                    None => {
+                        self.errors.at(field_tokens(f), format!("`{k}` must be a number"));
+                        ok = false;
+                    }
+                }
+            }
+        }
+        let values = match values.as_mut() {
+            Some(v) => {
+                for (slot, g) in v.iter_mut().zip(given) {
+                    if let Some(g) = g {
+                        *slot = g;
+                    }
+                }
+                *v
+            }
+            None => {
+                let missing: Vec<&str> = THROUGHPUT_KEYS
+                    .iter()
+                    .zip(given)
+                    .filter(|(_, g)| g.is_none())
+                    .map(|(k, _)| *k)
+                    .collect();
+                if !missing.is_empty() {
+                    self.errors.at(
+                        &def.name,
+                        format!(
+                            "gpu `{key}` is missing {}; give them, or start from a known GPU: `gpu {key}: h100 {{ ... }}`",
+                            missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+                        ),
+                    );
+                    return None;
+                }
+                let mut v = [0.0; 10];
+                for (slot, g) in v.iter_mut().zip(given) {
+                    *slot = g.unwrap_or(0.0);
+                }
+                v
+            }
+        };
+        let label = self
+            .string_field(&fields, "label")
+            .unwrap_or_else(|| key.to_uppercase());
+        let provenance = self.string_field(&fields, "provenance").unwrap_or_else(|| match &base {
+            Some(b) => format!("declared in the spec, from {} ({})", b.key, b.provenance),
+            None => "declared in the spec".to_string(),
+        });
+        if !ok {
+            return None;
+        }
+        match HardwareProfile::custom(key, label, Throughputs::from_values(values), provenance) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.errors.at(&def.name, e);
+                None
+            }
+        }
+    }
+
+    fn string_field(&mut self, fields: &BTreeMap<&str, &Field>, key: &str) -> Option<String> {
+        let f = fields.get(key)?;
+        match &f.value {
+            Value::Scalar(Scalar::Str(s)) => Some(s.value()),
+            _ => {
+                self.errors.at(field_tokens(f), format!("`{key}` must be a string"));
+                None
+            }
+        }
+    }
+
+    /// Maps field names to canonical keys; unknown and repeated fields are errors.
+    fn field_map<'f>(
+        &mut self,
+        fields: &'f [Field],
+        allowed: &[&str],
+        canonical: impl Fn(&str) -> Option<&'static str>,
+    ) -> Option<BTreeMap<&'static str, &'f Field>> {
+        let mut map: BTreeMap<&'static str, &'f Field> = BTreeMap::new();
+        let mut ok = true;
+        for f in fields {
+            let name = f.name.to_string();
+            match canonical(&name) {
+                None => {
+                    self.errors.at(
+                        &f.name,
+                        format!(
+                            "unknown field `{name}`{}; expected one of: {}",
+                            hint(&name, allowed.iter().copied()),
+                            allowed.join(", ")
+                        ),
+                    );
+                    ok = false;
+                }
+                Some(key) => {
+                    if let Some(first) = map.get(key) {
+                        self.errors.at(&f.name, format!("`{name}` is given twice"));
+                        self.errors
+                            .at(&first.name, format!("`{}` is first given here", first.name));
+                        ok = false;
+                    } else {
+                        map.insert(key, f);
+                    }
+                    if f.rounding.is_some() {
+                        self.errors
+                            .at(&f.name, "rounding (`round_to`) applies to `ffn_ratio` in a family only");
+                        ok = false;
+                    }
+                }
+            }
+        }
+        ok.then_some(map)
+    }
+
+    /// A positive integer, or an error at its tokens.
+    fn positive_int(&mut self, key: &str, value: &Scalar) -> Option<u64> {
+        match value {
+            Scalar::Number(n) => match n.value {
+                NumberValue::Int(v) if v >= 1 && v <= u64::MAX as i128 => Some(v as u64),
+                NumberValue::Int(0) => {
+                    self.errors.at(&n.tokens, format!("`{key}` must be at least 1, got 0"));
+                    None
+                }
+                NumberValue::Int(v) if v < 0 => {
+                    self.errors.at(&n.tokens, format!("`{key}` must be positive, got {v}"));
+                    None
+                }
+                NumberValue::Int(v) => {
+                    self.errors.at(&n.tokens, format!("`{key}` = {v} is too large"));
+                    None
+                }
+                NumberValue::Float(f) => {
+                    self.errors
+                        .at(&n.tokens, format!("`{key}` must be an integer, got {f:?}"));
+                    None
+                }
+            },
+            other => {
+                self.errors
+                    .at(other.span_tokens(), format!("`{key}` must be a positive integer"));
+                None
+            }
+        }
+    }
+
+    fn workload(&mut self, fields: &[Field]) {
+        let allowed = ["seq_len", "batch_size"];
+        let Some(map) = self.field_map(fields, &allowed, |n| allowed.iter().find(|a| **a == n).copied()) else {
+            return;
+        };
+        for (key, f) in map {
+            let Value::Scalar(s) = &f.value else {
+                self.errors.at(field_tokens(f), format!("`{key}` takes one value"));
+                continue;
+            };
+            if let Some(v) = self.positive_int(key, s) {
+                match key {
+                    "seq_len" => self.workload.seq_len = v,
+                    _ => self.workload.batch_size = v,
+                }
+            }
+        }
+    }
+
+    /// Reads a shape from fields; `given` supplies keys set elsewhere (a sweep's axis).
+    fn shape_fields<'f>(
+        &mut self,
+        owner: &Ident,
+        fields: &'f [Field],
+        extra: &[&str],
+        given: Option<(&'static str, u64, &Ident)>,
+    ) -> Option<(LayerShape, BTreeMap<&'static str, &'f Field>)> {
+        let mut allowed: Vec<&str> = vec![
+            "hidden_dim",
+            "heads",
+            "kv_heads",
+            "head_dim",
+            "ffn_dim",
+            "seq_len",
+            "batch_size",
+            "qk_norm",
+            "window",
+        ];
+        allowed.extend(extra);
+        let extras: Vec<&'static str> = ["source"].into_iter().filter(|e| extra.contains(e)).collect();
+        let map = self.field_map(fields, &allowed, |n| {
+            canonical_key(n)
+                .filter(|k| *k != "name")
+                .or_else(|| extras.iter().find(|e| **e == n).copied())
+        })?;
+        if let Some((key, _, sweep_axis)) = given {
+            if let Some(f) = map.get(key) {
+                self.errors
+                    .at(&f.name, format!("`{key}` is set by the sweep over `{sweep_axis}`"));
+                return None;
+            }
+        }
+        let mut ok = true;
+        let mut size = |v: &mut Self, key: &'static str, default: Option<u64>| -> u64 {
+            if let Some((k, value, _)) = given {
+                if k == key {
+                    return value;
+                }
+            }
+            match map.get(key) {
+                Some(f) => match &f.value {
+                    Value::Scalar(s) => v.positive_int(key, s).unwrap_or_else(|| {
+                        ok = false;
+                        1
+                    }),
+                    Value::List { .. } => {
+                        v.errors.at(
+                            field_tokens(f),
+                            format!("`{key}` takes one value here (lists are for families)"),
+                        );
+                        ok = false;
+                        1
+                    }
+                },
+                None => default.unwrap_or_else(|| {
+                    v.errors.at(owner, format!("`{owner}` is missing `{key}`"));
+                    ok = false;
+                    1
+                }),
+            }
+        };
+        let workload = self.workload;
+        let shape_sizes = [
+            size(self, "hidden_dim", None),
+            size(self, "num_heads", None),
+            size(self, "num_kv_heads", None),
+            size(self, "head_dim", None),
+            size(self, "ffn_dim", None),
+            size(self, "seq_len", Some(workload.seq_len)),
+            size(self, "batch_size", Some(workload.batch_size)),
+        ];
+        let use_qk_norm = match map.get("use_qk_norm").map(|f| &f.value) {
+            None => true,
+            Some(Value::Scalar(Scalar::Bool(b))) => b.value,
+            Some(_) => {
+                self.errors
+                    .at(field_tokens(map["use_qk_norm"]), "`qk_norm` must be `true` or `false`");
+                ok = false;
+                true
+            }
+        };
+        let window_size = match map.get("window_size").map(|f| &f.value) {
+            None | Some(Value::Scalar(Scalar::Full(_))) => None,
+            Some(Value::Scalar(s)) => {
+                let w = self.positive_int("window", s);
+                ok &= w.is_some();
+                w
+            }
+            Some(Value::List { .. }) => {
+                self.errors
+                    .at(field_tokens(map["window_size"]), "`window` takes one value here");
+                ok = false;
+                None
+            }
+        };
+        if !ok {
+            return None;
+        }
+        let [hidden_dim, num_heads, num_kv_heads, head_dim, ffn_dim, seq_len, batch_size] = shape_sizes;
+        let shape = LayerShape {
+            hidden_dim,
+            num_heads,
+            num_kv_heads,
+            head_dim,
+            ffn_dim,
+            seq_len,
+            batch_size,
+            use_qk_norm,
+            window_size,
+        };
+        if let Err(problem) = shape.validate() {
+            match problem.key.and_then(|k| map.get(k)) {
+                Some(f) => self.errors.at(field_tokens(f), problem),
+                None => self.errors.at(owner, problem),
+            }
+            return None;
+        }
+        Some((shape, map))
+    }
+
+    fn fixed(&mut self, def: &FixedDef) -> Option<Candidate> {
+        let (shape, map) = self.shape_fields(&def.name, &def.fields, &["source"], None)?;
+        let source = match map.get("source") {
+            Some(f) => match &f.value {
+                Value::Scalar(Scalar::Str(s)) => s.value(),
+                _ => {
+                    self.errors.at(field_tokens(f), "`source` must be a string");
+                    return None;
+                }
+            },
+            None => match def.kind {
+                FixedKind::Known => KNOWN_MODEL.to_string(),
+                FixedKind::Seed => SEED_CANDIDATE.to_string(),
+                FixedKind::Candidate => "candidate".to_string(),
+            },
+        };
+        Some(Candidate::new(def.name.to_string(), source, shape))
+    }
+
+    fn family(&mut self, def: &FamilyDef) -> Option<Vec<Candidate>> {
+        let axis_names: Vec<&str> = AxisKind::ALL.iter().map(|k| k.name()).collect();
+        let mut allowed = axis_names.clone();
+        allowed.extend(["name", "source"]);
+        let mut axes = Vec::new();
+        let mut template: Option<&LitStr> = None;
+        let mut source = GENERATED_CANDIDATE.to_string();
+        let mut rounding = FfnRounding {
+            multiple: 128,
+            rounding: Rounding::NearestEven,
+        };
+        let mut seen: BTreeMap<String, &Ident> = BTreeMap::new();
+        let mut ok = true;
+        for f in &def.fields {
+            let name = f.name.to_string();
+            if name == "name" || name == "source" {
+                match &f.value {
+                    Value::Scalar(Scalar::Str(s)) if name == "name" => template = Some(s),
+                    Value::Scalar(Scalar::Str(s)) => source = s.value(),
+                    _ => {
+                        self.errors.at(field_tokens(f), format!("`{name}` must be a string"));
+                        ok = false;
+                    }
+                }
+                continue;
+            }
+            let kind = match AxisKind::from_name(&name) {
+                Ok(k) => k,
+                Err(_) => {
+                    self.errors.at(
+                        &f.name,
+                        format!(
+                            "unknown field `{name}`{}; a family takes the axes {} and `name`, `source`",
+                            hint(&name, allowed.iter().copied()),
+                            axis_names.join(", ")
+                        ),
+                    );
+                    ok = false;
+                    continue;
+                }
+            };
+            if let Some(first) = seen.get(kind.name()) {
+                self.errors
+                    .at(&f.name, format!("axis `{}` is given twice", kind.name()));
+                self.errors.at(first, "first given here");
+                ok = false;
+                continue;
+            }
+            seen.insert(kind.name().to_string(), &f.name);
+            match (&f.rounding, kind) {
+                (Some(r), AxisKind::FfnRatio) => {
+                    let multiple = match &r.multiple.value {
+                        NumberValue::Int(m) if *m >= 1 => *m as u64,
+                        _ => {
+                            self.errors
+                                .at(&r.multiple.tokens, "the rounding multiple must be a positive integer");
+                            ok = false;
+                            1
+                        }
+                    };
+                    rounding = FfnRounding {
+                        multiple,
+                        rounding: r.mode,
+                    };
+                }
+                (Some(_), _) => {
+                    self.errors
+                        .at(&f.name, "rounding (`round_to`) applies to `ffn_ratio` only");
+                    ok = false;
+                }
+                (None, _) => {}
+            }
+            match self.axis_values(kind, &f.value) {
+                Some(values) => axes.push(Axis {
+                    kind,
+                    values: values.into(),
+                }),
+                None => ok = false,
+            }
+        }
+        let Some(template) = template else {
+            self.errors.at(
+                &def.name,
+                format!("family `{}` needs a name template: `name: \"...\"`", def.name),
+            );
+            return None;
+        };
+        if !ok {
+            return None;
+        }
+        let family = Family {
+            source: source.into(),
+            axes: axes.into(),
+            ffn_rounding: rounding,
+            template: template.value().into(),
+        };
+        if let Err(e) = nas_core::search::family::parse_template(&template.value()) {
+            self.errors.at(template, e);
+            return None;
+        }
+        if let Err(e) = family.check() {
+            self.errors.at(&def.name, e);
+            return None;
+        }
+        let expansion = match family.expand(self.workload) {
+            Ok(x) => x,
+            Err(e) => {
+                self.errors.at(template, e);
+                return None;
+            }
+        };
+        if expansion.candidates.is_empty() {
+            let reasons: Vec<String> = expansion
+                .skipped
+                .iter()
+                .take(3)
+                .map(|(at, why)| format!("{at}: {why}"))
+                .collect();
+            self.errors.at(
+                &def.name,
+                format!(
+                    "family `{}` yields no valid candidate ({} combinations, all invalid; e.g. {})",
+                    def.name,
+                    expansion.skipped.len(),
+                    reasons.join("; ")
+                ),
+            );
+            return None;
+        }
+        Some(expansion.candidates)
+    }
+
+    fn axis_values(&mut self, kind: AxisKind, value: &Value) -> Option<Vec<Labeled>> {
+        let items: Vec<(&Scalar, Option<&LitStr>)> = match value {
+            Value::Scalar(s) => vec![(s, None)],
+            Value::List { span, items } => {
+                if items.is_empty() {
+                    self.errors.span(*span, format!("axis `{}` has no values", kind.name()));
+                    return None;
+                }
+                items.iter().map(|i| (&i.value, i.label.as_ref())).collect()
+            }
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (scalar, label) in items {
+            let value = match (kind, scalar) {
+                (AxisKind::QkNorm, Scalar::Bool(b)) => Some(AxisValue::Bool(b.value)),
+                (AxisKind::QkNorm, other) => {
+                    self.errors.at(other.span_tokens(), "`qk_norm` takes `true` or `false`");
+                    None
+                }
+                (AxisKind::Window, Scalar::Full(_)) => Some(AxisValue::Window(None)),
+                (AxisKind::Window, other) => self.positive_int("window", other).map(|w| AxisValue::Window(Some(w))),
+                (AxisKind::FfnRatio, Scalar::Number(n)) => {
+                    let r = n.value.as_f64();
+                    if r.is_finite() && r > 0.0 {
+                        Some(AxisValue::Ratio(r))
+                    } else {
+                        self.errors
+                            .at(&n.tokens, "`ffn_ratio` must be a finite positive number");
+                        None
+                    }
+                }
+                (AxisKind::FfnRatio, other) => {
+                    self.errors.at(other.span_tokens(), "`ffn_ratio` takes numbers");
+                    None
+                }
+                (k, other) => self.positive_int(k.name(), other).map(AxisValue::Int),
+            };
+            match value {
+                Some(v) => out.push(Labeled {
+                    value: v,
+                    label: label.map(|l| l.value().into()),
+                }),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn sweep(&mut self, def: &SweepDef) -> Option<CliffSweep> {
+        let axis = match def.axis.to_string().as_str() {
+            "hidden_dim" => CliffAxis::HiddenDim,
+            "ffn_dim" => CliffAxis::FfnDim,
+            other => {
+                self.errors.at(
+                    &def.axis,
+                    format!(
+                        "cannot sweep `{other}`{}; sweeps vary `hidden_dim` or `ffn_dim`",
+                        hint(other, ["hidden_dim", "ffn_dim"])
+                    ),
+                );
+                return None;
+            }
+        };
+        let key = axis.name();
+        let from = self.positive_int(key, &Scalar::Number(def.from.clone()));
+        let to = self.positive_int(key, &Scalar::Number(def.to.clone()));
+        let step = self.positive_int("step", &Scalar::Number(def.step.clone()));
+        let (from, to, step) = (from?, to?, step?);
+        if from >= to {
+            let mut range = def.from.tokens.clone();
+            range.extend(def.to.tokens.clone());
+            self.errors.at(range, format!("the sweep {from}..{to} is empty"));
+            return None;
+        }
+        let (base, _) = self.shape_fields(&def.axis, &def.fields, &[], Some((key, from, &def.axis)))?;
+        let values: Vec<u64> = (from..to).step_by(step as usize).collect();
+        for &v in &values {
+            let shape = match axis {
+                CliffAxis::HiddenDim => LayerShape { hidden_dim: v, ..base },
+                CliffAxis::FfnDim => LayerShape { ffn_dim: v, ..base },
+            };
+            if let Err(p) = shape.validate() {
+                self.errors.at(&def.axis, format!("at {key} = {v}: {p}"));
+                return None;
+            }
+        }
+        Some(CliffSweep {
+            axis,
+            base,
+            values: values.into(),
+        })
+    }
+
+    fn constraints(&mut self, clauses: &[Clause]) -> Vec<Constraint> {
+        let converted: Vec<Option<Constraint>> = clauses.iter().map(|c| self.clause(c)).collect();
+        if converted.iter().any(Option::is_none) {
+            return Vec::new();
+        }
+        let converted: Vec<Constraint> = converted.into_iter().flatten().collect();
+        self.contradictions(clauses, &converted);
+        converted
+    }
+
+    fn clause(&mut self, clause: &Clause) -> Option<Constraint> {
+        match clause {
+            Clause::Compare { metric, op, value, .. } => {
+                let m = self.metric(metric)?;
+                let bound = self.bound(value)?;
+                let c = Constraint::Compare {
+                    metric: m,
+                    op: *op,
+                    bound,
+                };
+                self.checked(c, &value.span_tokens())
+            }
+            Clause::Range {
+                metric,
+                lo,
+                hi,
+                inclusive,
+                tokens,
+            } => {
+                let m = self.metric(metric)?;
+                let (lo_b, hi_b) = (self.bound(lo)?, self.bound(hi)?);
+                let c = Constraint::Range {
+                    metric: m,
+                    lo: lo_b,
+                    hi: hi_b,
+                    inclusive: *inclusive,
+                };
+                if m.kind() != MetricType::Bool && (lo_b.kind() == MetricType::Bool || hi_b.kind() == MetricType::Bool)
+                {
+                    return self.checked(c, &lo.span_tokens());
+                }
+                let mut range = lo.span_tokens();
+                range.extend(hi.span_tokens());
+                let at = if m.kind() == MetricType::Bool {
+                    tokens.clone()
+                } else {
+                    range
+                };
+                self.checked(c, &at)
+            }
+            Clause::All(parts, _) | Clause::Any(parts, _) => {
+                let parts: Vec<Option<Constraint>> = parts.iter().map(|p| self.clause(p)).collect();
+                let parts: Vec<Constraint> = parts.into_iter().collect::<Option<_>>()?;
+                Some(match clause {
+                    Clause::All(..) => Constraint::All(parts.into()),
+                    _ => Constraint::Any(parts.into()),
+                })
+            }
+        }
+    }
+
+    fn checked(&mut self, c: Constraint, at: &TokenStream) -> Option<Constraint> {
+        match c.check() {
+            Ok(()) => Some(c),
+            Err(e) => {
+                self.errors.at(at, e);
+                None
+            }
+        }
+    }
+
+    fn metric(&mut self, ident: &Ident) -> Option<Metric> {
+        let name = ident.to_string();
+        let canonical = canonical_key(&name).unwrap_or(&name);
+        match Metric::from_name(canonical) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                self.errors.at(ident, e);
+                None
+            }
+        }
+    }
+
+    fn bound(&mut self, value: &Scalar) -> Option<Bound> {
+        match value {
+            Scalar::Number(n) => Some(match n.value {
+                NumberValue::Int(v) => match i64::try_from(v) {
+                    Ok(v) => Bound::Int(v),
+                    Err(_) => Bound::Float(v as f64),
+                },
+                NumberValue::Float(v) if v.is_finite() => Bound::Float(v),
+                NumberValue::Float(_) => {
+                    self.errors.at(&n.tokens, "a bound must be finite");
+                    return None;
+                }
+            }),
+            Scalar::Bool(b) => Some(Bound::Bool(b.value)),
+            other => {
+                self.errors
+                    .at(other.span_tokens(), "expected a number or `true`/`false`");
+                None
+            }
+        }
+    }
+
+    /// Top-level bounds on one metric that no value can meet together.
+    fn contradictions(&mut self, clauses: &[Clause], converted: &[Constraint]) {
+        struct Side<'a> {
+            value: f64,
+            strict: bool,
+            at: &'a TokenStream,
+        }
+        let mut lows: BTreeMap<&str, Side> = BTreeMap::new();
+        let mut highs: BTreeMap<&str, Side> = BTreeMap::new();
+        for (clause, c) in clauses.iter().zip(converted) {
+            let (metric, lo, hi) = match c {
+                Constraint::Compare { metric, op, bound } => {
+                    let Some(v) = bound_f64(*bound) else { continue };
+                    match op {
+                        CmpOp::Ge => (metric, Some((v, false)), None),
+                        CmpOp::Gt => (metric, Some((v, true)), None),
+                        CmpOp::Le => (metric, None, Some((v, false))),
+                        CmpOp::Lt => (metric, None, Some((v, true))),
+                        CmpOp::Eq => (metric, Some((v, false)), Some((v, false))),
+                        CmpOp::Ne => continue,
+                    }
+                }
+                Constraint::Range {
+                    metric,
+                    lo,
+                    hi,
+                    inclusive,
+                } => {
+                    let (Some(l), Some(h)) = (bound_f64(*lo), bound_f64(*hi)) else {
+                        continue;
+                    };
+                    (metric, Some((l, false)), Some((h, !inclusive)))
+                }
+                _ => continue,
+            };
+            let at = clause.tokens();
+            if let Some((value, strict)) = lo {
+                let tighter = lows
+                    .get(metric.name())
+                    .is_none_or(|s| value > s.value || (value == s.value && strict));
+                if tighter {
+                    lows.insert(metric.name(), Side { value, strict, at });
+                }
+            }
+            if let Some((value, strict)) = hi {
+                let tighter = highs
+                    .get(metric.name())
+                    .is_none_or(|s| value < s.value || (value == s.value && strict));
+                if tighter {
+                    highs.insert(metric.name(), Side { value, strict, at });
+                }
+            }
+            if let (Some(l), Some(h)) = (lows.get(metric.name()), highs.get(metric.name())) {
+                if l.value > h.value || (l.value == h.value && (l.strict || h.strict)) {
+                    let (later, earlier) = if std::ptr::eq(l.at, at) {
+                        (l.at, h.at)
+                    } else {
+                        (h.at, l.at)
+                    };
+                    self.errors.at(
+                        later,
+                        format!(
+                            "contradictory bounds: no `{}` satisfies this and an earlier clause",
+                            metric.name()
+                        ),
+                    );
+                    self.errors.at(earlier, "the clause it contradicts");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn satisfiable(&mut self, span: Span, clauses: &[Constraint], candidates: &[Candidate]) {
+        let constraints = Constraints {
+            clauses: clauses.to_vec().into(),
+        };
+        if candidates.is_empty() || candidates.iter().any(|c| constraints.report(&c.shape).passes) {
+            return;
+        }
+        let example = &candidates[0];
+        let failed = constraints.report(&example.shape).failed.join(", ");
+        self.errors.span(
+            span,
+            format!(
+                "no declared candidate satisfies these constraints (all {} fail; e.g. `{}`: {failed})",
+                candidates.len(),
+                example.name
+            ),
+        );
+    }
+}
+
+fn bound_f64(b: Bound) -> Option<f64> {
+    match b {
+        Bound::Int(v) => Some(v as f64),
+        Bound::Float(v) => Some(v),
+        Bound::Bool(v) => Some(f64::from(u8::from(v))),
+    }
+}
+
+fn scalar_number(v: &Value) -> Option<&Number> {
+    match v {
+        Value::Scalar(Scalar::Number(n)) => Some(n),
+        _ => None,
+    }
+}
+
+/// The const of a built-in profile in `nas::__private::hardware` (its key in capitals).
+fn builtin_const(key: &str) -> Option<String> {
+    hardware::BUILTIN
+        .iter()
+        .any(|p| p.key == key)
+        .then(|| key.to_uppercase())
+}
