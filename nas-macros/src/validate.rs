@@ -842,7 +842,9 @@ impl Validator<'_> {
             return Vec::new();
         }
         let converted: Vec<Constraint> = converted.into_iter().flatten().collect();
-        self.contradictions(clauses, &converted);
+        if self.contradictions(clauses, &converted) {
+            return Vec::new();
+        }
         converted
     }
 
@@ -941,8 +943,8 @@ impl Validator<'_> {
         }
     }
 
-    /// Top-level bounds on one metric that no value can meet together.
-    fn contradictions(&mut self, clauses: &[Clause], converted: &[Constraint]) {
+    /// Reports top-level bounds on one metric that no value can meet together.
+    fn contradictions(&mut self, clauses: &[Clause], converted: &[Constraint]) -> bool {
         struct Side<'a> {
             value: f64,
             strict: bool,
@@ -1008,10 +1010,11 @@ impl Validator<'_> {
                         ),
                     );
                     self.errors.at(earlier, "the clause it contradicts");
-                    return;
+                    return true;
                 }
             }
         }
+        false
     }
 
     fn satisfiable(&mut self, span: Span, clauses: &[Constraint], candidates: &[Candidate]) {

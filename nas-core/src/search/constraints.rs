@@ -292,7 +292,11 @@ impl Constraint {
                 check_type(*metric, *hi)?;
                 let (l, h) = (lo.as_f64().unwrap_or(0.0), hi.as_f64().unwrap_or(0.0));
                 if l > h || (!inclusive && l >= h) {
-                    return Err(Error::Spec(format!("the range {self} of `{}` is empty", metric.name())));
+                    let dots = if *inclusive { "..=" } else { ".." };
+                    return Err(Error::Spec(format!(
+                        "the range `{lo}{dots}{hi}` of `{}` is empty: its lower bound is not below its upper bound",
+                        metric.name()
+                    )));
                 }
                 Ok(())
             }

@@ -1,0 +1,9 @@
+nas::nas_search! {
+    search S {
+        hardware: [h100],
+        known a { hidden_dim: 2048, heads: 16, kv_heads: 2, head_dim: 128, ffn_dim: 8192 }
+        sweep ffn_dim in 8448..7936 step 64 { hidden_dim: 2048, heads: 16, kv_heads: 2, head_dim: 128 }
+    }
+}
+
+fn main() {}

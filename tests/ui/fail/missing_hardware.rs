@@ -1,0 +1,7 @@
+nas::nas_search! {
+    search S {
+        known a { hidden_dim: 2048, heads: 16, kv_heads: 2, head_dim: 128, ffn_dim: 8192 }
+    }
+}
+
+fn main() {}
