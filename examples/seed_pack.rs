@@ -1,10 +1,10 @@
-//! The seed tool's whole multi-hardware search, written in the DSL.
-//!
-//! Run from the repository root:
-//!     cargo run --release --example seed_pack
-//! It writes docs/results/kernel-aware-nas-multihardware.{json,md}, the same
-//! bytes as `nas pack --seed --calibration-db calibration/seed/noeris-cost-model-training.json`,
-//! and numbers equal to the seed's own reference pack (parity).
+// The seed tool's whole multi-hardware search, written in the DSL.
+//
+// Run from the repository root:
+//     cargo run --release --example seed_pack
+// It writes docs/results/kernel-aware-nas-multihardware.{json,md}, the same
+// bytes as `nas pack --seed --calibration-db calibration/seed/noeris-cost-model-training.json`,
+// and numbers equal to the seed's own reference pack (parity).
 
 nas::nas_search! {
     /// The seed's search: 4 known models, 5 seed candidates and a 40-candidate

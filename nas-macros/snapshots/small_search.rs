@@ -1,0 +1,114 @@
+/// A fixed candidate, a family and a sweep on a built-in and a custom GPU.
+pub struct Small;
+#[allow(dead_code)]
+impl Small {
+    /// The GPUs this search targets, in declared order.
+    pub const HARDWARE: &'static [::nas::__private::HardwareProfile] = &[
+        ::nas::__private::hardware::H100,
+        ::nas::__private::HardwareProfile {
+            key: ::nas::__private::Cow::Borrowed("mine"),
+            label: ::nas::__private::Cow::Borrowed("Mine"),
+            throughputs: ::nas::__private::Throughputs::from_values([
+                2039f64, 1300f64, 600f64, 900f64, 500f64, 1200f64, 250f64, 50f64, 155f64,
+                1800f64,
+            ]),
+            provenance: ::nas::__private::Cow::Borrowed(
+                "declared in the spec, from a100 (seed tool's hand-set constants (not measured))",
+            ),
+        },
+    ];
+    /// Every candidate, fixed ones and family members, in declared order.
+    pub const CANDIDATES: &'static [::nas::__private::Candidate] = &[
+        ::nas::__private::candidate(
+            "llama3_8b",
+            "known_model",
+            [4096, 32, 8, 128, 14336, 1024, 2],
+            false,
+            0,
+        ),
+        ::nas::__private::candidate(
+            "gen_h2048_w512",
+            "generated_candidate",
+            [2048, 16, 4, 128, 8192, 1024, 2],
+            true,
+            512,
+        ),
+        ::nas::__private::candidate(
+            "gen_h2048_wfull",
+            "generated_candidate",
+            [2048, 16, 4, 128, 8192, 1024, 2],
+            true,
+            0,
+        ),
+        ::nas::__private::candidate(
+            "gen_h2560_w512",
+            "generated_candidate",
+            [2560, 20, 5, 128, 10240, 1024, 2],
+            true,
+            512,
+        ),
+        ::nas::__private::candidate(
+            "gen_h2560_wfull",
+            "generated_candidate",
+            [2560, 20, 5, 128, 10240, 1024, 2],
+            true,
+            0,
+        ),
+    ];
+    /// The quality constraints; a candidate passes when all hold.
+    pub const CONSTRAINTS: &'static [::nas::__private::Constraint] = &[
+        ::nas::__private::Constraint::Compare {
+            metric: ::nas::__private::Metric::HiddenDim,
+            op: ::nas::__private::CmpOp::Ge,
+            bound: ::nas::__private::Bound::Int(2048i64),
+        },
+        ::nas::__private::Constraint::Any(
+            ::nas::__private::Cow::Borrowed(
+                &[
+                    ::nas::__private::Constraint::Range {
+                        metric: ::nas::__private::Metric::FfnRatio,
+                        lo: ::nas::__private::Bound::Float(3.75f64),
+                        hi: ::nas::__private::Bound::Float(5.5f64),
+                        inclusive: true,
+                    },
+                    ::nas::__private::Constraint::Compare {
+                        metric: ::nas::__private::Metric::UseQkNorm,
+                        op: ::nas::__private::CmpOp::Eq,
+                        bound: ::nas::__private::Bound::Bool(false),
+                    },
+                ],
+            ),
+        ),
+    ];
+    /// A larger space and how many of its best are reported, if declared.
+    pub const SPACE: ::core::option::Option<
+        (&'static [::nas::__private::Candidate], usize),
+    > = ::core::option::Option::None;
+    /// Kernel-cliff sweeps.
+    pub const SWEEPS: &'static [::nas::__private::CliffSweep] = &[
+        ::nas::__private::CliffSweep {
+            axis: ::nas::__private::CliffAxis::FfnDim,
+            base: ::nas::__private::shape([2048, 16, 2, 128, 8064, 1024, 2], true, 0),
+            values: ::nas::__private::Cow::Borrowed(&[8064, 8192]),
+        },
+    ];
+    /// The seed-format calibration DB read at run time, if declared.
+    pub const CALIBRATION_DB: ::core::option::Option<&'static str> = ::core::option::Option::None;
+    /// The metric this search ranks by.
+    pub const RANK_BY: ::nas::__private::RankMetric = ::nas::__private::RankMetric::TotalMs;
+    /// The search as nas-core values.
+    pub fn spec() -> ::nas::search::SearchSpec {
+        ::nas::__private::spec(
+            Self::HARDWARE,
+            Self::CANDIDATES,
+            Self::CONSTRAINTS,
+            Self::SPACE,
+            Self::SWEEPS,
+            Self::RANK_BY,
+        )
+    }
+    /// Every candidate on every GPU, ranked: the pack, ready to `write`.
+    pub fn evaluate() -> ::core::result::Result<::nas::report::Pack, ::nas::Error> {
+        ::nas::__private::evaluate(Self::spec(), Self::CALIBRATION_DB)
+    }
+}

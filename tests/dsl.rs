@@ -1,0 +1,93 @@
+//! The DSL end to end: the seed's search written with `nas_search!`
+//! (examples/seed_pack.rs) gives the seed's numbers and the very bytes that
+//! `nas pack --seed` writes with the same calibration DB.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+#[allow(dead_code)]
+mod seed_pack {
+    include!("../examples/seed_pack.rs");
+}
+
+use seed_pack::SeedPack;
+
+const DB: &str = "calibration/seed/noeris-cost-model-training.json";
+
+#[test]
+fn the_dsl_seed_pack_is_the_cli_seed_pack_byte_for_byte() {
+    // Integration tests run in the package root, where the example's relative DB path resolves.
+    let pack = SeedPack::evaluate().unwrap();
+    let dir = std::env::temp_dir().join(format!("nas-dsl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prefix = dir.join("cli");
+    let status = Command::new(env!("CARGO_BIN_EXE_nas"))
+        .args(["pack", "--seed", "--calibration-db", DB, "--out"])
+        .arg(&prefix)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let cli_json = std::fs::read_to_string(dir.join("cli.json")).unwrap();
+    let cli_md = std::fs::read_to_string(dir.join("cli.md")).unwrap();
+    assert_eq!(pack.to_json().unwrap(), cli_json);
+    assert_eq!(pack.to_markdown(), cli_md);
+
+    pack.write(dir.join("dsl")).unwrap();
+    assert_eq!(std::fs::read_to_string(dir.join("dsl.json")).unwrap(), cli_json);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_dsl_tables_hold_the_seed_search() {
+    assert_eq!(SeedPack::CANDIDATES.len(), 49);
+    let sources: Vec<&str> = SeedPack::CANDIDATES.iter().map(|c| c.source.as_ref()).collect();
+    assert_eq!(sources.iter().filter(|s| **s == "known_model").count(), 4);
+    assert_eq!(sources.iter().filter(|s| **s == "seed_candidate").count(), 5);
+    assert_eq!(SeedPack::CANDIDATES[9].name, "gen_h1536_hd128_gqa4_ffn4p0_w512");
+    let (space, top) = SeedPack::SPACE.unwrap();
+    assert_eq!((space.len(), top), (540, 25));
+    assert_eq!(SeedPack::SWEEPS.len(), 2);
+    assert_eq!(SeedPack::CALIBRATION_DB, Some(DB));
+}
+
+#[test]
+fn the_dsl_matches_the_seed_reference_numbers() {
+    let ours: Value = serde_json::from_str(&SeedPack::evaluate().unwrap().to_json().unwrap()).unwrap();
+    let seed: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/noeris-multihardware-pack.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    for hw in ["a100", "t4", "h100"] {
+        let (a, b) = (&ours["reports"][hw], &seed["reports"][hw]);
+        assert_eq!(a["rankings"]["total_ms"].as_array().unwrap().len(), 49);
+        for key in ["total_ms", "ms_per_mparam_proxy", "quality_constrained_latency"] {
+            let names = |v: &Value| -> Vec<Value> {
+                v["rankings"][key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["name"].clone())
+                    .collect()
+            };
+            assert_eq!(names(a), names(b), "{hw} {key}");
+        }
+        for (x, y) in a["comparison"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(b["comparison"].as_array().unwrap())
+        {
+            let (x, y) = (x["total_ms"].as_f64().unwrap(), y["total_ms"].as_f64().unwrap());
+            assert!((x - y).abs() <= 1e-9 * y, "{hw}: {x} vs {y}");
+        }
+        assert_eq!(
+            a["summary"]["quality_constrained_fastest_config"],
+            b["summary"]["quality_constrained_fastest_config"]
+        );
+    }
+}
