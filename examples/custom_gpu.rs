@@ -61,7 +61,10 @@ fn run() -> Result<(), nas::Error> {
     let pack = CustomGpu::evaluate()?;
     for gpu in &pack.hardware_profiles {
         let best = &pack.reports[gpu].rankings.total_ms[0];
-        println!("{gpu}: fastest {} at {:.3} ms ({} bound)", best.name, best.total_ms, best.bottleneck);
+        println!(
+            "{gpu}: fastest {} at {:.3} ms ({} bound)",
+            best.name, best.total_ms, best.bottleneck
+        );
     }
     pack.write("docs/results/custom-gpu")?;
     println!("wrote docs/results/custom-gpu.json and .md");
