@@ -7,6 +7,7 @@
 //! candidate on every GPU at once; a kernel's time is the row-wise product
 //! summed over that kernel's columns.
 
+pub mod kernel_aware;
 pub mod seed;
 
 use nalgebra::DMatrix;
@@ -15,6 +16,7 @@ use serde::Serialize;
 use crate::hardware::Throughputs;
 use crate::shapes::LayerShape;
 
+pub use kernel_aware::KernelAwareModel;
 pub use seed::{Kernel, Resource, SeedModel};
 
 /// GEMM tile edge the seed model quantizes to.
@@ -63,22 +65,38 @@ impl TilePenalties {
     }
 }
 
-/// Predicted times of one candidate on one GPU, kernel by kernel, in the
-/// seed's kernel order.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// A cost model: which kernels a layer has, which resources (throughputs)
+/// they run on, and how much work each (kernel, resource) column does.
+/// Time is linear in the resources' inverse throughputs, so every model is
+/// evaluated (and fitted) through the same matrices.
+pub trait CostModel {
+    /// Kernel names in report order (a kernel may be renamed per shape: see `kernel_name`).
+    fn kernels(&self) -> &[&'static str];
+    /// Resource names: the rows of the inverse-throughput matrix.
+    fn resources(&self) -> &[&'static str];
+    /// Work columns as (kernel index, resource index).
+    fn columns(&self) -> &[(usize, usize)];
+    /// Fills one row of the work matrix for a validated shape.
+    fn work_row(&self, shape: &LayerShape, row: &mut [f64]);
+    /// The name a kernel reports for this shape (the seed's third kernel is
+    /// `rope_only` without QK-norm).
+    fn kernel_name(&self, kernel: usize, shape: &LayerShape) -> &'static str {
+        let _ = shape;
+        self.kernels()[kernel]
+    }
+}
+
+/// Predicted times of one candidate on one GPU, kernel by kernel, in report order.
+#[derive(Clone, Debug, PartialEq)]
 pub struct KernelTimes {
-    pub ms: [f64; Kernel::COUNT],
-    /// Whether the third kernel is `qk_norm_rope` (true) or `rope_only`.
-    pub use_qk_norm: bool,
+    pub names: Vec<&'static str>,
+    pub ms: Vec<f64>,
 }
 
 impl KernelTimes {
     /// Names and times in kernel order.
     pub fn named(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
-        Kernel::ALL
-            .iter()
-            .zip(self.ms)
-            .map(|(k, ms)| (k.name(self.use_qk_norm), ms))
+        self.names.iter().copied().zip(self.ms.iter().copied())
     }
 
     /// The first kernel with the largest time, as the seed picks it.
@@ -89,46 +107,65 @@ impl KernelTimes {
                 best = i;
             }
         }
-        Kernel::ALL[best].name(self.use_qk_norm)
+        self.names.get(best).copied().unwrap_or("none")
     }
 
     pub fn sum(&self) -> f64 {
         self.ms.iter().sum()
     }
+
+    /// The time of one kernel by name (0 when the model has no such kernel).
+    pub fn get(&self, name: &str) -> f64 {
+        self.named().find(|(n, _)| *n == name).map_or(0.0, |(_, ms)| ms)
+    }
+}
+
+/// Work rows of `shapes` under `model`: the N x C matrix `W`.
+pub fn work_matrix(model: &dyn CostModel, shapes: &[LayerShape]) -> DMatrix<f64> {
+    let columns = model.columns().len();
+    let mut work = DMatrix::zeros(shapes.len(), columns);
+    let mut row = vec![0.0; columns];
+    for (i, shape) in shapes.iter().enumerate() {
+        row.iter_mut().for_each(|w| *w = 0.0);
+        model.work_row(shape, &mut row);
+        for (c, w) in row.iter().enumerate() {
+            work[(i, c)] = *w;
+        }
+    }
+    work
 }
 
 /// Every candidate's latency on every GPU: the work matrix, the inverse
 /// throughput matrix, and their product.
-#[derive(Clone, Debug)]
-pub struct LatencyMatrix {
+pub struct LatencyMatrix<'m> {
+    model: &'m dyn CostModel,
+    shapes: Vec<LayerShape>,
     work: DMatrix<f64>,
     inverse_throughput: DMatrix<f64>,
     total: DMatrix<f64>,
-    use_qk_norm: Vec<bool>,
 }
 
-impl LatencyMatrix {
-    /// Evaluates the seed model for `shapes` (validated) on `gpus`.
-    pub fn seed(shapes: &[LayerShape], gpus: &[Throughputs]) -> Self {
-        let model = SeedModel;
-        let mut work = DMatrix::zeros(shapes.len(), SeedModel::COLUMNS.len());
-        let mut row = [0.0; SeedModel::COLUMNS.len()];
-        for (i, shape) in shapes.iter().enumerate() {
-            model.work_row(shape, &mut row);
-            for (c, w) in row.iter().enumerate() {
-                work[(i, c)] = *w;
-            }
-        }
-        let inverse_throughput = DMatrix::from_fn(SeedModel::COLUMNS.len(), gpus.len(), |c, g| {
-            SeedModel::COLUMNS[c].resource.inverse_throughput(&gpus[g])
+impl<'m> LatencyMatrix<'m> {
+    /// Evaluates `model` for `shapes` (validated) on GPUs given as one column
+    /// of per-resource inverse throughputs (ms per unit of work) each.
+    pub fn new(model: &'m dyn CostModel, shapes: &[LayerShape], per_resource: &DMatrix<f64>) -> Self {
+        let work = work_matrix(model, shapes);
+        let inverse_throughput = DMatrix::from_fn(model.columns().len(), per_resource.ncols(), |c, g| {
+            per_resource[(model.columns()[c].1, g)]
         });
         let total = &work * &inverse_throughput;
         LatencyMatrix {
+            model,
+            shapes: shapes.to_vec(),
             work,
             inverse_throughput,
             total,
-            use_qk_norm: shapes.iter().map(|s| s.use_qk_norm).collect(),
         }
+    }
+
+    /// The seed model on the seed's throughput profiles.
+    pub fn seed(shapes: &[LayerShape], gpus: &[Throughputs]) -> LatencyMatrix<'static> {
+        LatencyMatrix::new(&SeedModel, shapes, &SeedModel::inverse_throughputs(gpus))
     }
 
     /// Total predicted milliseconds of candidate `i` on GPU `g`.
@@ -138,13 +175,14 @@ impl LatencyMatrix {
 
     /// The kernel-by-kernel breakdown of candidate `i` on GPU `g`.
     pub fn kernels(&self, i: usize, g: usize) -> KernelTimes {
-        let mut ms = [0.0; Kernel::COUNT];
-        for (c, column) in SeedModel::COLUMNS.iter().enumerate() {
-            ms[column.kernel as usize] += self.work[(i, c)] * self.inverse_throughput[(c, g)];
+        let count = self.model.kernels().len();
+        let mut ms = vec![0.0; count];
+        for (c, (kernel, _)) in self.model.columns().iter().enumerate() {
+            ms[*kernel] += self.work[(i, c)] * self.inverse_throughput[(c, g)];
         }
         KernelTimes {
+            names: (0..count).map(|k| self.model.kernel_name(k, &self.shapes[i])).collect(),
             ms,
-            use_qk_norm: self.use_qk_norm[i],
         }
     }
 

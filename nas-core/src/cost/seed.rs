@@ -104,7 +104,89 @@ const fn col(kernel: Kernel, resource: Resource) -> Column {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SeedModel;
 
+/// Resource rows of the seed model, in [`Resource`] order.
+const RESOURCES: [Resource; 9] = [
+    Resource::Rmsnorm,
+    Resource::RmsnormSmall,
+    Resource::QkNormRope,
+    Resource::QkNormRopeSeparate,
+    Resource::Geglu,
+    Resource::Matmul,
+    Resource::MatmulSmall,
+    Resource::Attention,
+    Resource::ResidualAdd,
+];
+
+const KERNEL_NAMES: [&str; Kernel::COUNT] = [
+    "pre_attn_rmsnorm",
+    "qkv_projection",
+    "qk_norm_rope",
+    "attention",
+    "output_projection",
+    "residual_add_1",
+    "pre_mlp_rmsnorm",
+    "geglu_mlp",
+    "residual_add_2",
+];
+
+const RESOURCE_NAMES: [&str; 9] = [
+    "rmsnorm",
+    "rmsnorm_small",
+    "qk_norm_rope",
+    "qk_norm_rope_separate",
+    "geglu",
+    "matmul",
+    "matmul_small",
+    "attention",
+    "residual_add",
+];
+
+/// The columns as (kernel, resource) indices, derived from [`SeedModel::COLUMNS`].
+const INDEXED: [(usize, usize); 16] = {
+    let mut out = [(0, 0); 16];
+    let mut i = 0;
+    while i < 16 {
+        out[i] = (
+            SeedModel::COLUMNS[i].kernel as usize,
+            SeedModel::COLUMNS[i].resource as usize,
+        );
+        i += 1;
+    }
+    out
+};
+
+impl super::CostModel for SeedModel {
+    fn kernels(&self) -> &[&'static str] {
+        &KERNEL_NAMES
+    }
+
+    fn resources(&self) -> &[&'static str] {
+        &RESOURCE_NAMES
+    }
+
+    fn columns(&self) -> &[(usize, usize)] {
+        &INDEXED
+    }
+
+    fn work_row(&self, shape: &LayerShape, row: &mut [f64]) {
+        let mut fixed = [0.0; 16];
+        SeedModel::work_row(self, shape, &mut fixed);
+        row.copy_from_slice(&fixed);
+    }
+
+    fn kernel_name(&self, kernel: usize, shape: &LayerShape) -> &'static str {
+        Kernel::ALL[kernel].name(shape.use_qk_norm)
+    }
+}
+
 impl SeedModel {
+    /// The R x G matrix of inverse throughputs (ms per byte or FLOP) of the seed's resources.
+    pub fn inverse_throughputs(gpus: &[Throughputs]) -> nalgebra::DMatrix<f64> {
+        nalgebra::DMatrix::from_fn(RESOURCES.len(), gpus.len(), |r, g| {
+            RESOURCES[r].inverse_throughput(&gpus[g])
+        })
+    }
+
     pub const COLUMNS: [Column; 16] = [
         col(Kernel::PreAttnRmsnorm, Resource::Rmsnorm),
         col(Kernel::PreAttnRmsnorm, Resource::RmsnormSmall),

@@ -290,7 +290,7 @@ impl SearchSpec {
 struct GpuContext<'a> {
     g: usize,
     candidates: &'a [Candidate],
-    latency: &'a LatencyMatrix,
+    latency: &'a LatencyMatrix<'a>,
     reports: &'a [ConstraintReport],
     proxies: &'a [Proxies],
 }
@@ -348,15 +348,13 @@ impl GpuContext<'_> {
         let c = &self.candidates[i];
         let kernels = self.latency.kernels(i, self.g);
         let total_ms = self.latency.total_ms(i, self.g);
-        let ms = kernels.ms;
         Comparison {
-            attention_ms: ms[crate::cost::Kernel::Attention as usize],
+            attention_ms: kernels.get("attention"),
             bottleneck: kernels.bottleneck().to_string(),
             config: c.shape,
             constraints: self.reports[i].clone(),
-            matmul_ms: ms[crate::cost::Kernel::QkvProjection as usize]
-                + ms[crate::cost::Kernel::OutputProjection as usize],
-            mlp_ms: ms[crate::cost::Kernel::GegluMlp as usize],
+            matmul_ms: kernels.get("qkv_projection") + kernels.get("output_projection"),
+            mlp_ms: kernels.get("geglu_mlp"),
             ms_per_mparam_proxy: total_ms / self.reports[i].param_proxy_m,
             name: c.name.to_string(),
             per_kernel: kernels.named().map(|(k, v)| (k.to_string(), v)).collect(),
