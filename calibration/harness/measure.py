@@ -37,6 +37,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a handful of shapes (smoke test)")
     p.add_argument("--only", choices=("layers", "micro", "all"), default="all")
+    p.add_argument("--supplement", action="store_true",
+                   help="layers: the SUPPLEMENT_TRAIN list only (use with --only layers)")
     p.add_argument("--out", default=os.environ.get("OUT", "calib_out"), help="output directory")
     p.add_argument("--budget-s", type=float, default=None,
                    help="soft wall-time budget; micro-benchmarks past it are skipped "
@@ -82,8 +84,8 @@ def err_text(e):
 # job lists
 # ----------------------------------------------------------------------------
 
-def layer_plan(quick):
-    tr, va = SH.layer_sets(quick)
+def layer_plan(quick, supplement=False):
+    tr, va = SH.layer_sets(quick, supplement)
     plan = []
     # interleave train and validation so a hard stop still leaves both sets covered
     for i in range(max(len(tr), len(va))):
@@ -444,7 +446,7 @@ def main():
 
     do_layers = args.only in ("layers", "all")
     do_micro = args.only in ("micro", "all")
-    lplan = layer_plan(args.quick) if do_layers else []
+    lplan = layer_plan(args.quick, args.supplement) if do_layers else []
     mplan = micro_plan(args.quick) if do_micro else []
     log(f"nas calibration harness: {len(lplan)} layers, {len(mplan)} micro-benchmarks, "
         f"budget {args.budget_s:.0f}s, hard limit {args.hard_limit_s:.0f}s, workers {args.workers}")
