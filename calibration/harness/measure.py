@@ -37,8 +37,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a handful of shapes (smoke test)")
     p.add_argument("--only", choices=("layers", "micro", "all"), default="all")
-    p.add_argument("--supplement", action="store_true",
-                   help="layers: the SUPPLEMENT_TRAIN list only (use with --only layers)")
+    p.add_argument("--supplement", type=int, choices=(0, 1, 2), default=0,
+                   help="layers: only the SUPPLEMENT_TRAIN (1) or SUPPLEMENT_TRAIN_2 (2) list (use with --only layers)")
     p.add_argument("--out", default=os.environ.get("OUT", "calib_out"), help="output directory")
     p.add_argument("--budget-s", type=float, default=None,
                    help="soft wall-time budget; micro-benchmarks past it are skipped "
@@ -84,7 +84,7 @@ def err_text(e):
 # job lists
 # ----------------------------------------------------------------------------
 
-def layer_plan(quick, supplement=False):
+def layer_plan(quick, supplement=0):
     tr, va = SH.layer_sets(quick, supplement)
     plan = []
     # interleave train and validation so a hard stop still leaves both sets covered

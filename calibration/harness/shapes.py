@@ -149,26 +149,54 @@ SUPPLEMENT_TRAIN = [
 ]
 
 
+# A third training batch: broader coverage of the regimes the first fits
+# found hardest (launch-bound tiny layers with batch > 1 and MHA, head_dim
+# 96/100 with several GQA groups and lengths, 64-dim heads at medium size).
+#   D     H   Hkv  Dh    F      S      B  qk  window
+SUPPLEMENT_TRAIN_2 = [
+    (640,  10, 10,  64,  2560,   256,  2, F, None),
+    (768,  12,  6,  64,  3072,   256,  3, F, None),
+    (1024, 16, 16,  64,  4096,   384,  1, T, None),
+    (896,  14,  7,  64,  3584,   320,  2, T, None),
+    (1152, 18,  6,  64,  4608,   192,  4, F, None),
+    (1536, 24,  8,  64,  6144,   640,  1, F, None),
+    (384,   6,  6,  64,  1536,   512,  1, F, None),
+    (1200, 12,  4, 100,  4800,  1536,  1, F, None),
+    (2000, 20, 10, 100,  8000,  2048,  1, F, None),
+    (2400, 24,  4, 100,  9600,  1024,  2, F, None),
+    (1600, 16,  2, 100,  6400,  4096,  1, T, None),
+    (800,   8,  8, 100,  3200,   768,  1, F, None),
+    (1920, 20,  5,  96,  7680,  2048,  1, F, None),
+    (1536, 16,  4,  96,  6144,  1024,  2, T, None),
+    (2304, 24, 24,  96,  9216,  1536,  1, F, None),
+    (2560, 40,  8,  64, 10240,  2048,  1, F, None),
+    (1792, 28,  4,  64,  7168,  1024,  3, T, None),
+    (3072, 48,  8,  64, 12288,  2048,  1, F, 1024),
+]
+
+
 def as_dict(t):
     d = dict(zip(LAYER_KEYS, t))
     d["use_qk_norm"] = bool(d["use_qk_norm"])
     return d
 
 
-def layer_sets(quick=False, supplement=False):
+def layer_sets(quick=False, supplement=0):
     if supplement:
-        return [as_dict(t) for t in SUPPLEMENT_TRAIN], []
+        extra = SUPPLEMENT_TRAIN if supplement == 1 else SUPPLEMENT_TRAIN_2
+        return [as_dict(t) for t in extra], []
     tr = QUICK_TRAIN if quick else TRAIN
     va = QUICK_VALIDATION if quick else VALIDATION
     return [as_dict(t) for t in tr], [as_dict(t) for t in va]
 
 
 def check_sets():
-    tr, va = set(TRAIN) | set(SUPPLEMENT_TRAIN), set(VALIDATION)
-    assert len(tr) == len(TRAIN) + len(SUPPLEMENT_TRAIN), "duplicate train shape"
+    every_train = TRAIN + SUPPLEMENT_TRAIN + SUPPLEMENT_TRAIN_2
+    tr, va = set(every_train), set(VALIDATION)
+    assert len(tr) == len(every_train), "duplicate train shape"
     assert len(va) == len(VALIDATION), "duplicate validation shape"
     assert not (tr & va), f"train/validation overlap: {tr & va}"
-    for t in TRAIN + SUPPLEMENT_TRAIN + VALIDATION:
+    for t in every_train + VALIDATION:
         d = as_dict(t)
         assert d["num_heads"] % d["num_kv_heads"] == 0, t
         assert d["window_size"] is None or d["window_size"] < d["seq_len"], t
