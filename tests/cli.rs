@@ -254,3 +254,149 @@ fn hardware_lists_profiles_and_provenance() {
     }
     assert!(text.contains("matmul_tflops=500"));
 }
+
+fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(path)
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn the_committed_profiles_are_reproducible_from_the_committed_data() {
+    let dir = TempDir::new("calibrate");
+    for (gpu, profile) in [("h100", "calibration/h100-sxm.json"), ("h200", "calibration/h200.json")] {
+        let out = dir.0.join(format!("{gpu}.json"));
+        let files: Vec<String> = ["layers.jsonl", "layers-supplement.jsonl", "layers-supplement-2.jsonl"]
+            .iter()
+            .map(|f| repo(&format!("calibration/data/{gpu}/{f}")))
+            .collect();
+        let mut args = vec!["calibrate", "--out", out.to_str().unwrap(), "--measurements"];
+        args.extend(files.iter().map(String::as_str));
+        let run = nas(&args);
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let ours: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let committed: Value = serde_json::from_str(&std::fs::read_to_string(repo(profile)).unwrap()).unwrap();
+        assert_eq!(
+            ours["fitted"], committed["fitted"],
+            "{profile} is what `nas calibrate` gives"
+        );
+        assert_eq!(ours["data"]["sha256"], committed["data"]["sha256"]);
+        assert_eq!(
+            ours["data"]["sets_used"],
+            json!(["train"]),
+            "validation is never fitted on"
+        );
+    }
+}
+
+#[test]
+fn fidelity_on_the_validation_layers_meets_the_bar() {
+    let dir = TempDir::new("fidelity");
+    let prefix = dir.0.join("fid");
+    for (gpu, profile) in [("h100", "calibration/h100-sxm.json"), ("h200", "calibration/h200.json")] {
+        let run = nas(&[
+            "fidelity",
+            "--calibration",
+            &repo(profile),
+            "--measurements",
+            &repo(&format!("calibration/data/{gpu}/layers.jsonl")),
+            "--out",
+            prefix.to_str().unwrap(),
+        ]);
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let md = std::fs::read_to_string(dir.0.join("fid.md")).unwrap();
+        let ours = md.lines().find(|l| l.starts_with("| kernel-aware")).unwrap();
+        let cells: Vec<f64> = ours
+            .split('|')
+            .filter_map(|c| c.trim().trim_end_matches('%').parse().ok())
+            .collect();
+        let (mape, within, spearman) = (cells[0], cells[1], cells[3]);
+        assert!(mape <= 5.0 && within >= 90.0 && spearman >= 0.995, "{gpu}: {ours}");
+        let svg = std::fs::read_to_string(dir.0.join("fid.svg")).unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    }
+}
+
+#[test]
+fn predict_with_a_profile_uses_the_kernel_aware_model() {
+    let dir = TempDir::new("profile");
+    let mut big = good_shape();
+    big["name"] = json!("b");
+    big["seq_len"] = json!(8192);
+    let path = dir.file("c.json", &json!([good_shape(), big]).to_string());
+    let out = nas(&[
+        "predict",
+        "--hardware",
+        "h100",
+        "--calibration",
+        &repo("calibration/h100-sxm.json"),
+        "--configs",
+        &path,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let kernels = v[0]["per_kernel"].as_object().unwrap();
+    for k in [
+        "qkv_projection",
+        "attention",
+        "mlp_gate_up",
+        "mlp_down",
+        "launch_overhead",
+    ] {
+        assert!(kernels.contains_key(k), "{kernels:?}");
+    }
+    let sum: f64 = kernels.values().map(|x| x.as_f64().unwrap()).sum();
+    let total = v[0]["total_ms"].as_f64().unwrap();
+    assert!((sum - total).abs() < 1e-12 * total);
+    assert!(v[1]["total_ms"].as_f64().unwrap() > 2.0 * total, "4x the tokens");
+
+    let bad = nas(&[
+        "predict",
+        "--hardware",
+        "h100",
+        "--calibration",
+        &repo("calibration/h100-sxm.json"),
+        "--override",
+        "matmul_tflops=1",
+        "--configs",
+        &path,
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn bad_measurement_files_are_errors_and_nothing_is_written() {
+    let dir = TempDir::new("badmeas");
+    let out = dir.0.join("profile.json");
+    let good = std::fs::read_to_string(repo("calibration/data/h100/layers.jsonl")).unwrap();
+    let first = good.lines().next().unwrap();
+    let cases = [
+        (
+            format!("{first}\n{{\"kind\": \"layer\", \"set\""),
+            "bad.jsonl:2: invalid JSON",
+        ),
+        (
+            first.replace("\"median_ms\": 0.03411", "\"median_ms\": -1"),
+            "median_ms",
+        ),
+        (
+            first.replace("\"num_kv_heads\": 8", "\"num_kv_heads\": 3"),
+            "does not divide",
+        ),
+        (
+            first.replace("\"kind\": \"layer\"", "\"kind\": \"softmax\""),
+            "unknown kind `softmax`",
+        ),
+        (String::new(), "no usable record"),
+        (first.to_string(), "1 measurements to fit"),
+    ];
+    for (text, expected) in cases {
+        let path = dir.file("bad.jsonl", &text);
+        let run = nas(&["calibrate", "--measurements", &path, "--out", out.to_str().unwrap()]);
+        let err = String::from_utf8(run.stderr).unwrap();
+        assert_eq!(run.status.code(), Some(2), "{err}");
+        assert!(err.contains(expected), "expected `{expected}` in {err}");
+        assert!(!out.exists(), "no profile written");
+    }
+}

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde_json::{json, Map, Value};
 
-use nas::calibrate::CalibrationBlock;
+use nas::calibrate::{CalibrationBlock, CalibrationProfile, MeasurementSet};
 use nas::cost::{LatencyMatrix, TilePenalties};
 use nas::hardware::{self, HardwareProfile, Overrides};
+use nas::report::fidelity::FidelityReport;
 use nas::shapes::LayerShape;
 use nas::{Error, Result};
 
@@ -34,7 +35,8 @@ enum Command {
         /// JSON array of shapes in the seed's keys.
         #[arg(long)]
         configs: PathBuf,
-        /// A calibration file: the seed's calibration DB (its overrides for this GPU apply).
+        /// A calibration file: a fitted profile from `nas calibrate` (the kernel-aware
+        /// model), or the seed's calibration DB (its overrides for this GPU apply).
         #[arg(long)]
         calibration: Option<PathBuf>,
         /// Replace one throughput of the profile, e.g. `matmul_tflops=600` (repeatable).
@@ -55,6 +57,38 @@ enum Command {
     },
     /// List the known GPU profiles and where their numbers come from.
     Hardware,
+    /// Fit the kernel-aware model's throughputs to GPU measurements (JSON lines
+    /// from calibration/harness/measure.py) and write a calibration profile.
+    Calibrate {
+        /// Measurement files of one GPU.
+        #[arg(long, required = true, num_args = 1..)]
+        measurements: Vec<PathBuf>,
+        /// Where to write the profile (JSON).
+        #[arg(long)]
+        out: PathBuf,
+        /// Measurement sets left out of the fit (repeatable).
+        #[arg(long = "exclude-set", default_values = ["validation"])]
+        exclude_sets: Vec<String>,
+    },
+    /// Compare a calibration profile's predictions (and the seed model's) with
+    /// measured layers: writes PREFIX.md (tables) and PREFIX.svg (scatter plot).
+    Fidelity {
+        /// The calibration profile (from `nas calibrate`).
+        #[arg(long)]
+        calibration: PathBuf,
+        /// Measurement files with the layers to compare.
+        #[arg(long, required = true, num_args = 1..)]
+        measurements: Vec<PathBuf>,
+        /// Which measurement set to compare on.
+        #[arg(long, default_value = "validation")]
+        set: String,
+        /// The seed profile to show beside ours.
+        #[arg(long, default_value = "h100")]
+        seed_hardware: String,
+        /// Output prefix: writes PREFIX.md and PREFIX.svg.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -66,6 +100,19 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Prints to stdout; a reader that went away (`nas ... | head`) is not an
+/// error worth a panic, so a broken pipe ends the output quietly.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        match writeln!(out, $($arg)*) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+            _ => {}
+        }
+    }};
 }
 
 fn run(command: Command) -> Result<()> {
@@ -90,15 +137,27 @@ fn run(command: Command) -> Result<()> {
             eprintln!("wrote {0}.json and {0}.md", out.display());
             Ok(())
         }
+        Command::Calibrate {
+            measurements,
+            out,
+            exclude_sets,
+        } => calibrate(&measurements, &out, &exclude_sets),
+        Command::Fidelity {
+            calibration,
+            measurements,
+            set,
+            seed_hardware,
+            out,
+        } => fidelity(&calibration, &measurements, &set, &seed_hardware, &out),
         Command::Hardware => {
             for p in hardware::BUILTIN.iter() {
-                println!("{:<6} {:<6} {}", p.key, p.label, p.provenance);
+                say!("{:<6} {:<6} {}", p.key, p.label, p.provenance);
                 let values: Vec<String> = hardware::THROUGHPUT_KEYS
                     .iter()
                     .zip(p.throughputs.values())
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect();
-                println!("       {}", values.join(" "));
+                say!("       {}", values.join(" "));
             }
             Ok(())
         }
@@ -117,21 +176,50 @@ fn read_json(path: &Path) -> Result<Value> {
     })
 }
 
+/// What `--calibration` held: the seed's DB (overrides of the seed model) or
+/// a fitted profile (the kernel-aware model).
+enum Calibration {
+    SeedDb(CalibrationBlock),
+    Profile(CalibrationProfile),
+}
+
+fn read_calibration(path: &Path) -> Result<Calibration> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let place = path.display().to_string();
+    let is_profile = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .is_some_and(|v| v.get("model").is_some());
+    if is_profile {
+        let text = String::from_utf8(bytes).map_err(|_| Error::Input {
+            place: place.clone(),
+            problem: "not UTF-8 text".into(),
+        })?;
+        Ok(Calibration::Profile(CalibrationProfile::from_json(&text, &place)?))
+    } else {
+        Ok(Calibration::SeedDb(CalibrationBlock::from_bytes(&place, &bytes)?))
+    }
+}
+
 fn predict(hardware_key: &str, configs: &Path, calibration: Option<&Path>, overrides: &[String]) -> Result<()> {
     let mut profile: HardwareProfile = hardware::builtin(hardware_key)?;
-    if let Some(path) = calibration {
-        let bytes = std::fs::read(path).map_err(|e| Error::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
-        let block = CalibrationBlock::from_bytes(&path.display().to_string(), &bytes)?;
-        profile = profile.with_overrides(&block.overrides_for(hardware_key));
-    }
+    let calibration = calibration.map(read_calibration).transpose()?;
     let assignments = overrides
         .iter()
         .map(|o| Overrides::parse_assignment(o))
         .collect::<Result<Vec<_>>>()?;
-    profile = profile.with_overrides(&Overrides::new(assignments)?);
+    let overrides = Overrides::new(assignments)?;
+    if let (Some(Calibration::Profile(_)), false) = (&calibration, overrides.is_empty()) {
+        return Err(Error::Spec(
+            "--override changes seed-model throughputs; a calibration profile has its own fitted ones".into(),
+        ));
+    }
+    if let Some(Calibration::SeedDb(block)) = &calibration {
+        profile = profile.with_overrides(&block.overrides_for(hardware_key));
+    }
+    profile = profile.with_overrides(&overrides);
 
     let doc = read_json(configs)?;
     let items = doc.as_array().ok_or_else(|| Error::Input {
@@ -150,7 +238,14 @@ fn predict(hardware_key: &str, configs: &Path, calibration: Option<&Path>, overr
         shapes.push(shape);
     }
 
-    let latency = LatencyMatrix::seed(&shapes, &[profile.throughputs]);
+    let kernel_aware;
+    let latency = match &calibration {
+        Some(Calibration::Profile(p)) => {
+            kernel_aware = p.model();
+            p.predict(&kernel_aware, &shapes)
+        }
+        _ => LatencyMatrix::seed(&shapes, &[profile.throughputs]),
+    };
     let out: Vec<Value> = names
         .iter()
         .enumerate()
@@ -167,6 +262,104 @@ fn predict(hardware_key: &str, configs: &Path, calibration: Option<&Path>, overr
         })
         .collect();
     let text = serde_json::to_string_pretty(&out).map_err(|e| Error::Spec(e.to_string()))?;
-    println!("{text}");
+    say!("{text}");
+    Ok(())
+}
+
+fn calibrate(files: &[PathBuf], out: &Path, exclude_sets: &[String]) -> Result<()> {
+    let data = MeasurementSet::read(files)?;
+    let excluded: Vec<&str> = exclude_sets.iter().map(String::as_str).collect();
+    let (profile, rows) = CalibrationProfile::fit(&data, &excluded)?;
+    say!(
+        "fitted {} ({} SMs) on {} records",
+        profile.gpu,
+        profile.sm_count,
+        rows.len()
+    );
+    say!("{:<34} {:>12} unit", "resource", "throughput");
+    for (name, f) in &profile.fitted {
+        let note = match profile.fallbacks.get(name) {
+            Some(to) => format!(" (no data: uses {to})"),
+            None if f.ms_per_unit == 0.0 => " (fitted to zero: no measurable cost)".to_string(),
+            None => String::new(),
+        };
+        say!("{name:<34} {:>12.2} {}{note}", f.throughput, f.unit);
+    }
+    say!(
+        "{:<14} {:>6} {:>8} {:>8} {:>10}",
+        "residuals",
+        "rows",
+        "MAPE%",
+        "max%",
+        "within10%"
+    );
+    for (kind, s) in &profile.residuals {
+        say!(
+            "{kind:<14} {:>6} {:>8.2} {:>8.2} {:>10.1}",
+            s.rows,
+            s.mape_pct,
+            s.max_abs_pct,
+            s.within_10_pct
+        );
+    }
+    let mut worst = rows.clone();
+    worst.sort_by(|a, b| b.relative_error().abs().total_cmp(&a.relative_error().abs()));
+    say!("worst rows:");
+    for r in worst.iter().take(8) {
+        say!(
+            "  {:+7.1}%  {:<12} measured {:.4} ms, predicted {:.4} ms  ({})",
+            r.relative_error() * 100.0,
+            r.kind,
+            r.measured_ms,
+            r.predicted_ms,
+            r.origin
+        );
+    }
+    nas::report::write::write_atomic(out, profile.to_json()?.as_bytes())?;
+    say!("wrote {}", out.display());
+    Ok(())
+}
+
+fn read_profile(path: &Path) -> Result<CalibrationProfile> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    CalibrationProfile::from_json(&text, &path.display().to_string())
+}
+
+fn fidelity(profile_path: &Path, files: &[PathBuf], set: &str, seed_hardware: &str, out: &Path) -> Result<()> {
+    let profile = read_profile(profile_path)?;
+    let data = MeasurementSet::read(files)?;
+    let seed = hardware::builtin(seed_hardware)?;
+    let report = FidelityReport::build(&profile, &profile_path.display().to_string(), &data, set, &seed)?;
+    let svg_path = nas::report::write::with_suffix(out, "svg");
+    let svg_name = svg_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let command = format!(
+        "nas fidelity --calibration {} --measurements {} --set {set} --seed-hardware {seed_hardware} --out {}",
+        profile_path.display(),
+        files.join(" "),
+        out.display()
+    );
+    let (ours, rho) = report.stats();
+    let (seed_stats, seed_rho) = report.seed_stats();
+    say!(
+        "{} layers of `{set}`: ours MAPE {:.2}%, within 10% {:.1}%, Spearman {:.4}; seed MAPE {:.2}%, within 10% {:.1}%, Spearman {:.4}",
+        report.rows.len(),
+        ours.mape_pct,
+        ours.within_10_pct,
+        rho,
+        seed_stats.mape_pct,
+        seed_stats.within_10_pct,
+        seed_rho
+    );
+    nas::report::write::write_atomic(&svg_path, report.to_svg()?.as_bytes())?;
+    let md_path = nas::report::write::with_suffix(out, "md");
+    nas::report::write::write_atomic(&md_path, report.to_markdown(&svg_name, &command).as_bytes())?;
+    say!("wrote {} and {}", md_path.display(), svg_path.display());
     Ok(())
 }

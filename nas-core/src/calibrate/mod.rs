@@ -1,6 +1,11 @@
-//! Where profile numbers come from: the seed's calibration DB (parity) and,
-//! later, least-squares fits of our own measurements.
+//! Where profile numbers come from: the seed's calibration DB (parity) and
+//! least-squares fits of our own measurements (the kernel-aware model).
 
+pub mod fit;
+pub mod measurements;
+pub mod profile;
 pub mod seed_db;
 
+pub use measurements::{Measurement, MeasurementSet, Subject};
+pub use profile::CalibrationProfile;
 pub use seed_db::{CalibrationBlock, CalibrationStatus, OperatorSummary};

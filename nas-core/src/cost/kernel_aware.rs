@@ -4,7 +4,7 @@
 //!
 //! What it captures that the seed model does not, each from measurements
 //! (calibration/README.md):
-//! - GEMMs are quantized into 128x128 output tiles spread over the GPU's SMs
+//! - GEMMs are quantized into 128x256 output tiles spread over the GPU's SMs
 //!   in waves: a GEMM with few tiles leaves SMs idle (the wave tail), one
 //!   whose N or K is not a multiple of 8 loses the fast tensor-core path, and
 //!   every GEMM moves its operands through memory;
@@ -12,7 +12,8 @@
 //!   a sliding window only its band; head dims are padded (96 and 100 cost
 //!   as 128), head dims <= 64 run less efficiently, head dims that are not a
 //!   multiple of 8 fall back to a slower kernel, and windows run through
-//!   flex_attention, a different kernel again;
+//!   flex_attention, a different kernel again (slower still above head dim 128);
+//!   reading query rows and writing output rows costs per query block;
 //! - norms, RoPE, the GeGLU activation and residual adds are memory-bound:
 //!   bytes at a bandwidth (QK-norm + RoPE has its own, lower, one);
 //! - every kernel launch costs a fixed few microseconds even in a CUDA graph.
@@ -21,8 +22,12 @@ use crate::shapes::LayerShape;
 
 use super::CostModel;
 
-/// Output tile edge of the GEMM and attention blocks the model quantizes to.
+/// Edge of the attention blocks (queries x keys) and the GEMM tiles' M side.
 pub const BLOCK: u64 = 128;
+
+/// GEMM output tiles are BLOCK x GEMM_TILE_N (cuBLAS's usual Hopper tile;
+/// 128x256 fitted the measurements better than 128x128).
+pub const GEMM_TILE_N: u64 = 256;
 
 /// Kernel launches of one compiled layer: four GEMMs, attention and about
 /// five fused memory-bound kernels.
@@ -46,35 +51,44 @@ const KERNELS: [&str; 12] = [
     "launch_overhead",
 ];
 
-/// The fitted resources, each with the unit of work it is divided into.
-pub const RESOURCES: [&str; 11] = [
-    "gemm_flops",
-    "gemm_misaligned_flops",
-    "gemm_wave_tail_flops",
-    "gemm_bytes",
-    "attention_flops",
-    "attention_small_head_flops",
-    "attention_fallback_flops",
-    "attention_window_flops",
-    "elementwise_bytes",
-    "qk_norm_bytes",
-    "kernel_launch",
+/// The fitted resources and the unit of work each is divided into.
+const RESOURCE_TABLE: [(&str, Unit); 13] = [
+    ("gemm_flops", Unit::Flops),
+    ("gemm_misaligned_flops", Unit::Flops),
+    ("gemm_wave_tail_flops", Unit::Flops),
+    ("gemm_bytes", Unit::Bytes),
+    ("attention_flops", Unit::Flops),
+    ("attention_small_head_flops", Unit::Flops),
+    ("attention_fallback_flops", Unit::Flops),
+    ("attention_window_flops", Unit::Flops),
+    ("attention_window_wide_head_flops", Unit::Flops),
+    ("attention_row_bytes", Unit::Bytes),
+    ("elementwise_bytes", Unit::Bytes),
+    ("qk_norm_bytes", Unit::Bytes),
+    ("kernel_launch", Unit::Launches),
 ];
 
+/// Resource names, in [`CostModel::resources`] order.
+pub const RESOURCES: [&str; RESOURCE_TABLE.len()] = {
+    let mut out = [""; RESOURCE_TABLE.len()];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = RESOURCE_TABLE[i].0;
+        i += 1;
+    }
+    out
+};
+
 /// Units of each resource's work, for showing fitted throughputs to people.
-pub const RESOURCE_UNITS: [Unit; 11] = [
-    Unit::Flops,
-    Unit::Flops,
-    Unit::Flops,
-    Unit::Bytes,
-    Unit::Flops,
-    Unit::Flops,
-    Unit::Flops,
-    Unit::Flops,
-    Unit::Bytes,
-    Unit::Bytes,
-    Unit::Launches,
-];
+pub const RESOURCE_UNITS: [Unit; RESOURCE_TABLE.len()] = {
+    let mut out = [Unit::Flops; RESOURCE_TABLE.len()];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = RESOURCE_TABLE[i].1;
+        i += 1;
+    }
+    out
+};
 
 /// What a resource's work counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,12 +122,17 @@ mod r {
     pub const ATTN_SMALL_HEAD: usize = 5;
     pub const ATTN_FALLBACK: usize = 6;
     pub const ATTN_WINDOW: usize = 7;
-    pub const ELEMENTWISE: usize = 8;
-    pub const QK_NORM: usize = 9;
-    pub const LAUNCH: usize = 10;
+    pub const ATTN_WINDOW_WIDE: usize = 8;
+    pub const ATTN_ROWS: usize = 9;
+    pub const ELEMENTWISE: usize = 10;
+    pub const QK_NORM: usize = 11;
+    pub const LAUNCH: usize = 12;
 }
 
-const fn gemm_columns(kernel: usize) -> [(usize, usize); 4] {
+/// Columns per GEMM kernel: one per GEMM resource.
+const GEMM_RESOURCES: usize = 4;
+
+const fn gemm_columns(kernel: usize) -> [(usize, usize); GEMM_RESOURCES] {
     [
         (kernel, r::GEMM),
         (kernel, r::GEMM_MISALIGNED),
@@ -123,7 +142,7 @@ const fn gemm_columns(kernel: usize) -> [(usize, usize); 4] {
 }
 
 /// (kernel, resource) columns of the work matrix.
-const COLUMNS: [(usize, usize); 28] = {
+const COLUMNS: [(usize, usize); 30] = {
     let g = [
         gemm_columns(k::QKV),
         gemm_columns(k::OUT),
@@ -135,6 +154,8 @@ const COLUMNS: [(usize, usize); 28] = {
         (k::ATTN, r::ATTN_SMALL_HEAD),
         (k::ATTN, r::ATTN_FALLBACK),
         (k::ATTN, r::ATTN_WINDOW),
+        (k::ATTN, r::ATTN_WINDOW_WIDE),
+        (k::ATTN, r::ATTN_ROWS),
         (k::NORM1, r::ELEMENTWISE),
         (k::ROPE, r::ELEMENTWISE),
         (k::ROPE, r::QK_NORM),
@@ -144,24 +165,25 @@ const COLUMNS: [(usize, usize); 28] = {
         (k::RES2, r::ELEMENTWISE),
         (k::LAUNCH, r::LAUNCH),
     ];
-    let mut out = [(0, 0); 28];
+    let mut out = [(0, 0); 30];
     let mut i = 0;
-    while i < 16 {
-        out[i] = g[i / 4][i % 4];
+    while i < 4 * GEMM_RESOURCES {
+        out[i] = g[i / GEMM_RESOURCES][i % GEMM_RESOURCES];
         i += 1;
     }
-    while i < 28 {
-        out[i] = rest[i - 16];
+    while i < 30 {
+        out[i] = rest[i - 4 * GEMM_RESOURCES];
         i += 1;
     }
     out
 };
 
-/// First column of each GEMM kernel's four, in the order qkv, out, up, down.
-const GEMM_SLOTS: [usize; 4] = [0, 4, 8, 12];
-const ATTN_SLOT: usize = 16;
-const ELEMENTWISE_SLOTS: usize = 20;
-const LAUNCH_SLOT: usize = 27;
+/// First column of each GEMM kernel's, in the order qkv, out, up, down.
+const GEMM_SLOTS: [usize; 4] = [0, GEMM_RESOURCES, 2 * GEMM_RESOURCES, 3 * GEMM_RESOURCES];
+const ATTN_SLOT: usize = 4 * GEMM_RESOURCES;
+const ATTN_ROWS_SLOT: usize = ATTN_SLOT + 5;
+const ELEMENTWISE_SLOTS: usize = ATTN_ROWS_SLOT + 1;
+const LAUNCH_SLOT: usize = ELEMENTWISE_SLOTS + 7;
 
 /// The kernel-aware model of one GPU; the SM count sets GEMM wave sizes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,17 +191,25 @@ pub struct KernelAwareModel {
     pub sm_count: u64,
 }
 
-/// The work of one GEMM `out[M,N] = A[M,K] @ W[N,K]^T` in the four GEMM resources.
-pub fn gemm_work(m: u64, n: u64, k: u64, sm_count: u64) -> [f64; 4] {
-    let tiles = m.div_ceil(BLOCK) * n.div_ceil(BLOCK);
-    let tile_flops = 2.0 * k as f64 * (tiles * BLOCK * BLOCK) as f64;
+/// The work of one GEMM `out[M,N] = A[M,K] @ W[N,K]^T` in the GEMM resources:
+/// tile FLOPs (on the aligned or the misaligned resource), wave-tail FLOPs, bytes.
+pub fn gemm_work(m: u64, n: u64, k: u64, sm_count: u64) -> [f64; GEMM_RESOURCES] {
+    let tile = BLOCK * GEMM_TILE_N;
+    let tiles = m.div_ceil(BLOCK) * n.div_ceil(GEMM_TILE_N);
+    let tile_flops = 2.0 * k as f64 * (tiles * tile) as f64;
     let sms = sm_count.max(1);
     let idle_tiles = tiles.div_ceil(sms) * sms - tiles;
-    let tail_flops = 2.0 * k as f64 * (idle_tiles * BLOCK * BLOCK) as f64;
+    let tail_flops = 2.0 * k as f64 * (idle_tiles * tile) as f64;
     let bytes = ELEM * (m * k + n * k + m * n) as f64;
-    let aligned = n % 8 == 0 && k % 8 == 0;
-    let (fast, slow) = if aligned { (tile_flops, 0.0) } else { (0.0, tile_flops) };
-    [fast, slow, tail_flops, bytes]
+    // A GEMM whose N (output) or K (reduction) is not a multiple of 8 elements
+    // (16 bytes) cannot use the aligned tensor-core kernels (inside a compiled
+    // layer inductor may pad it instead): it has its own throughput.
+    let (aligned, misaligned) = if n % 8 == 0 && k % 8 == 0 {
+        (tile_flops, 0.0)
+    } else {
+        (0.0, tile_flops)
+    };
+    [aligned, misaligned, tail_flops, bytes]
 }
 
 /// Head dim as the attention kernels compute it: 64, 128, or a multiple of 128.
@@ -206,11 +236,19 @@ pub fn attention_blocks(seq: u64, window: Option<u64>) -> u64 {
     }
 }
 
+/// Bytes of the query rows read and output rows written by attention (per
+/// query block, whatever the keys): what makes short sequences relatively slow.
+pub fn attention_row_bytes(batch: u64, heads: u64, seq: u64, head_dim: u64) -> f64 {
+    2.0 * ELEM * (batch * heads * seq.div_ceil(BLOCK) * BLOCK * padded_head_dim(head_dim)) as f64
+}
+
 /// Attention work: (resource, FLOPs computed over visited blocks, head dim padded).
 pub fn attention_work(batch: u64, heads: u64, seq: u64, head_dim: u64, window: Option<u64>) -> (usize, f64) {
     let blocks = attention_blocks(seq, window);
     let flops = 4.0 * (batch * heads) as f64 * (blocks * BLOCK * BLOCK) as f64 * padded_head_dim(head_dim) as f64;
-    let resource = if window.is_some() {
+    let resource = if window.is_some() && head_dim > BLOCK {
+        r::ATTN_WINDOW_WIDE
+    } else if window.is_some() {
         r::ATTN_WINDOW
     } else if head_dim % 8 != 0 {
         r::ATTN_FALLBACK
@@ -247,10 +285,11 @@ impl CostModel for KernelAwareModel {
         let (d, h, hkv, dh, f) = (s.hidden_dim, s.num_heads, s.num_kv_heads, s.head_dim, s.ffn_dim);
         let gemms = [((h + 2 * hkv) * dh, d), (d, h * dh), (2 * f, d), (d, f)];
         for (slot, (n, kdim)) in GEMM_SLOTS.iter().zip(gemms) {
-            row[*slot..*slot + 4].copy_from_slice(&gemm_work(m, n, kdim, self.sm_count));
+            row[*slot..*slot + GEMM_RESOURCES].copy_from_slice(&gemm_work(m, n, kdim, self.sm_count));
         }
         let (resource, flops) = attention_work(s.batch_size, h, s.seq_len, dh, s.window_size);
         row[ATTN_SLOT + resource - r::ATTN] = flops;
+        row[ATTN_ROWS_SLOT] = attention_row_bytes(s.batch_size, h, s.seq_len, dh);
 
         let (m, d, f) = (m as f64, d as f64, f as f64);
         let qk_bytes = 2.0 * ELEM * m * ((h + hkv) * dh) as f64;
@@ -311,6 +350,7 @@ impl KernelAwareModel {
             } => {
                 let (resource, flops) = attention_work(batch, heads, seq, head_dim, window);
                 w[resource] = flops;
+                w[r::ATTN_ROWS] = attention_row_bytes(batch, heads, seq, head_dim);
             }
             MicroKernel::Elementwise { bytes, qk_norm } => {
                 w[if qk_norm { r::QK_NORM } else { r::ELEMENTWISE }] = bytes;
@@ -336,13 +376,15 @@ mod tests {
 
     #[test]
     fn gemm_work_quantizes_tiles_and_waves() {
-        // 64 x 4096 x 4096 on 132 SMs: 32 tiles of 128x128, one wave, 100 idle tiles.
+        // 64 x 4096 x 4096 on 132 SMs: 16 tiles of 128x256, one wave, 116 idle tiles.
         let w = gemm_work(64, 4096, 4096, 132);
-        assert_eq!(w[0], 2.0 * 4096.0 * (32 * 128 * 128) as f64);
-        assert_eq!(w[2], 2.0 * 4096.0 * (100 * 128 * 128) as f64);
+        assert_eq!(w[0], 2.0 * 4096.0 * (16 * 128 * 256) as f64);
+        assert_eq!(w[2], 2.0 * 4096.0 * (116 * 128 * 256) as f64);
+        assert_eq!(w[3], 2.0 * (64 * 4096 + 4096 * 4096 + 64 * 4096) as f64);
         assert_eq!(w[1], 0.0);
-        let odd = gemm_work(4113, 4113, 4113, 132);
-        assert_eq!((odd[0], odd[1] > 0.0), (0.0, true));
+        for odd in [gemm_work(4096, 4113, 4096, 132), gemm_work(4096, 4096, 4113, 132)] {
+            assert_eq!((odd[0], odd[1] > 0.0), (0.0, true));
+        }
     }
 
     #[test]

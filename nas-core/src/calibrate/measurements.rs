@@ -1,0 +1,250 @@
+//! Reading measurement files written by the calibration harness
+//! (calibration/harness/measure.py): JSON lines, one timed layer or kernel each.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::cost::kernel_aware::MicroKernel;
+use crate::error::{Error, Result};
+use crate::shapes::{kind_of, LayerShape};
+
+/// What was timed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Subject {
+    /// A whole decoder layer.
+    Layer(LayerShape),
+    /// One kernel on its own; `kind` is the harness's name for it (`gemm`, `rmsnorm`...).
+    Micro { kind: String, kernel: MicroKernel },
+}
+
+/// One measurement: what, where, and its median time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Measurement {
+    /// `file:line`, for messages.
+    pub origin: String,
+    pub gpu: String,
+    pub sm_count: u64,
+    /// `train`, `validation` or `micro`.
+    pub set: String,
+    pub subject: Subject,
+    pub median_ms: f64,
+}
+
+/// Measurements read from files, with what identifies the data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeasurementSet {
+    pub measurements: Vec<Measurement>,
+    /// Records the harness marked as failed (they carry an `error`), skipped.
+    pub failed_records: usize,
+    /// SHA-256 over the files' bytes, in the order given.
+    pub sha256: String,
+    pub files: Vec<String>,
+}
+
+impl MeasurementSet {
+    /// Reads JSON-lines files. Every record must be well formed and all must
+    /// come from one GPU; the error names the file and line.
+    pub fn read(paths: &[impl AsRef<Path>]) -> Result<Self> {
+        if paths.is_empty() {
+            return Err(Error::Spec("no measurement file given".into()));
+        }
+        let mut all = Vec::new();
+        let mut failed_records = 0;
+        let mut bytes_all = Vec::new();
+        let mut files = Vec::new();
+        for path in paths {
+            let path = path.as_ref();
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            bytes_all.extend_from_slice(&bytes);
+            let text =
+                String::from_utf8(bytes).map_err(|_| Error::input(path.display().to_string(), "not UTF-8 text"))?;
+            for (n, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let origin = format!("{}:{}", path.display(), n + 1);
+                let value: Value =
+                    serde_json::from_str(line).map_err(|e| Error::input(&origin, format!("invalid JSON: {e}")))?;
+                if value.get("error").is_some_and(|e| !e.is_null()) {
+                    failed_records += 1;
+                    continue;
+                }
+                all.push(parse_record(&value, origin)?);
+            }
+            files.push(path.display().to_string());
+        }
+        if all.is_empty() {
+            return Err(Error::Spec("the measurement files hold no usable record".into()));
+        }
+        if let Some(other) = all
+            .iter()
+            .find(|m| m.gpu != all[0].gpu || m.sm_count != all[0].sm_count)
+        {
+            return Err(Error::input(
+                &other.origin,
+                format!(
+                    "measured on `{}` ({} SMs), but {} was measured on `{}` ({} SMs): calibrate one GPU at a time",
+                    other.gpu, other.sm_count, all[0].origin, all[0].gpu, all[0].sm_count
+                ),
+            ));
+        }
+        Ok(MeasurementSet {
+            measurements: all,
+            failed_records,
+            sha256: super::seed_db::sha256_hex(&bytes_all),
+            files,
+        })
+    }
+}
+
+fn parse_record(v: &Value, origin: String) -> Result<Measurement> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| Error::input(&origin, format!("expected a JSON object, got {}", kind_of(v))))?;
+    let text = |key: &str| -> Result<String> {
+        obj.get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| Error::input(&origin, format!("missing string `{key}`")))
+    };
+    let kind = text("kind")?;
+    let gpu = text("gpu")?;
+    let set = text("set")?;
+    let sm_count = obj
+        .get("sm_count")
+        .and_then(Value::as_u64)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Error::input(&origin, "missing positive integer `sm_count`"))?;
+    let median_ms = obj
+        .get("median_ms")
+        .and_then(Value::as_f64)
+        .filter(|t| t.is_finite() && *t > 0.0)
+        .ok_or_else(|| Error::input(&origin, "`median_ms` must be a finite positive number"))?;
+    let shape = obj
+        .get("shape")
+        .and_then(Value::as_object)
+        .ok_or_else(|| Error::input(&origin, "missing object `shape`"))?;
+    let size = |key: &str| -> Result<u64> {
+        shape
+            .get(key)
+            .and_then(Value::as_u64)
+            .filter(|n| *n > 0)
+            .ok_or_else(|| Error::input(&origin, format!("`shape.{key}` must be a positive integer")))
+    };
+    let window = |key: &str| -> Result<Option<u64>> {
+        match shape.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(w) => w
+                .as_u64()
+                .filter(|n| *n > 0)
+                .map(Some)
+                .ok_or_else(|| Error::input(&origin, format!("`shape.{key}` must be a positive integer or null"))),
+        }
+    };
+    let flag = |key: &str| -> Result<bool> {
+        shape
+            .get(key)
+            .and_then(Value::as_bool)
+            .ok_or_else(|| Error::input(&origin, format!("`shape.{key}` must be true or false")))
+    };
+    let elementwise = |bytes: f64, qk_norm: bool| MicroKernel::Elementwise { bytes, qk_norm };
+    let subject = match kind.as_str() {
+        "layer" => {
+            let (_, s) = LayerShape::from_json(&Value::Object(shape.clone()), &origin)?;
+            Subject::Layer(s)
+        }
+        other => {
+            let kernel = match other {
+                "gemm" => MicroKernel::Gemm {
+                    m: size("M")?,
+                    n: size("N")?,
+                    k: size("K")?,
+                },
+                "attention" => MicroKernel::Attention {
+                    batch: size("B")?,
+                    heads: size("H")?,
+                    seq: size("S")?,
+                    head_dim: size("Dh")?,
+                    window: window("window")?,
+                },
+                "rmsnorm" => elementwise(4.0 * (size("rows")? * size("cols")?) as f64, false),
+                "residual_add" => elementwise(6.0 * (size("rows")? * size("cols")?) as f64, false),
+                "geglu" => elementwise(6.0 * (size("M")? * size("F")?) as f64, false),
+                "qk_norm_rope" => {
+                    let heads = size("H")? + size("Hkv")?;
+                    elementwise(4.0 * (size("tokens")? * heads * size("Dh")?) as f64, flag("qk_norm")?)
+                }
+                unknown => {
+                    return Err(Error::input(
+                        &origin,
+                        format!("unknown kind `{unknown}` (expected layer, gemm, attention, rmsnorm, residual_add, geglu, qk_norm_rope)"),
+                    ))
+                }
+            };
+            Subject::Micro {
+                kind: other.to_string(),
+                kernel,
+            }
+        }
+    };
+    Ok(Measurement {
+        origin,
+        gpu,
+        sm_count,
+        set,
+        subject,
+        median_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, text: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("nas-meas-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    const LAYER: &str = r#"{"kind": "layer", "set": "train", "gpu": "G", "sm_count": 132, "median_ms": 0.5, "shape": {"hidden_dim": 512, "num_heads": 8, "num_kv_heads": 8, "head_dim": 64, "ffn_dim": 2048, "seq_len": 128, "batch_size": 1, "use_qk_norm": false, "window_size": null}}"#;
+
+    #[test]
+    fn reads_layers_micro_and_skips_failed_records() {
+        let gemm = r#"{"kind": "gemm", "set": "micro", "gpu": "G", "sm_count": 132, "median_ms": 0.01, "shape": {"M": 64, "N": 64, "K": 64}}"#;
+        let failed = r#"{"kind": "gemm", "set": "micro", "gpu": "G", "sm_count": 132, "median_ms": null, "error": "OOM", "shape": {}}"#;
+        let p = write("ok.jsonl", &format!("{LAYER}\n{gemm}\n\n{failed}\n"));
+        let set = MeasurementSet::read(&[&p]).unwrap();
+        assert_eq!((set.measurements.len(), set.failed_records), (2, 1));
+        assert!(matches!(set.measurements[1].subject, Subject::Micro { .. }));
+        assert_eq!(set.sha256.len(), 64);
+    }
+
+    #[test]
+    fn bad_records_name_file_and_line() {
+        let p = write("bad.jsonl", &format!("{LAYER}\n{{\"kind\": \"layer\""));
+        let e = MeasurementSet::read(&[&p]).unwrap_err().to_string();
+        assert!(e.contains("bad.jsonl:2: invalid JSON"), "{e}");
+        let p = write("neg.jsonl", &LAYER.replace("0.5", "-1"));
+        let e = MeasurementSet::read(&[&p]).unwrap_err().to_string();
+        assert!(e.contains("neg.jsonl:1") && e.contains("median_ms"), "{e}");
+        let p = write("kv.jsonl", &LAYER.replace("\"num_kv_heads\": 8", "\"num_kv_heads\": 3"));
+        assert!(MeasurementSet::read(&[&p])
+            .unwrap_err()
+            .to_string()
+            .contains("does not divide"));
+        let p = write("two.jsonl", &format!("{LAYER}\n{}", LAYER.replace("\"G\"", "\"H\"")));
+        assert!(MeasurementSet::read(&[&p])
+            .unwrap_err()
+            .to_string()
+            .contains("one GPU at a time"));
+        let p = write("kind.jsonl", &LAYER.replace("\"layer\"", "\"softmax\""));
+        assert!(MeasurementSet::read(&[&p])
+            .unwrap_err()
+            .to_string()
+            .contains("unknown kind `softmax`"));
+    }
+}
