@@ -18,6 +18,7 @@ pub struct DslReference;
 pub mod __private {
     pub use nas_core::hardware::{self, HardwareProfile, Throughputs};
     pub use nas_core::search::constraints::{Bound, CmpOp, Constraint, Metric};
+    pub use nas_core::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
     pub use nas_core::search::{CliffAxis, CliffSweep, RankMetric};
     pub use nas_core::shapes::{Candidate, LayerShape};
     pub use std::borrow::Cow;
@@ -63,7 +64,8 @@ pub mod __private {
         hardware: &'static [HardwareProfile],
         candidates: &'static [Candidate],
         constraints: &'static [Constraint],
-        space: Option<(&'static [Candidate], usize)>,
+        space: Option<(Family, usize)>,
+        workload: Workload,
         sweeps: &'static [CliffSweep],
         rank_by: RankMetric,
     ) -> SearchSpec {
@@ -73,8 +75,9 @@ pub mod __private {
             constraints: Constraints {
                 clauses: Cow::Borrowed(constraints),
             },
-            generated_search: space.map(|(members, top_k)| GeneratedSearch {
-                candidates: members.to_vec(),
+            generated_search: space.map(|(family, top_k)| GeneratedSearch {
+                family,
+                workload,
                 top_k,
             }),
             cliffs: sweeps.to_vec(),

@@ -46,7 +46,12 @@ fn the_dsl_tables_hold_the_seed_search() {
     assert_eq!(sources.iter().filter(|s| **s == "seed_candidate").count(), 5);
     assert_eq!(SeedPack::CANDIDATES[9].name, "gen_h1536_hd128_gqa4_ffn4p0_w512");
     let (space, top) = SeedPack::SPACE.unwrap();
-    assert_eq!((space.len(), top), (540, 25));
+    assert_eq!((space.combinations(), top), (648, 25));
+    assert_eq!(
+        space,
+        nas::search::seed::SEARCH_FAMILY,
+        "the space's axes are the seed's generated search"
+    );
     assert_eq!(SeedPack::SWEEPS.len(), 2);
     assert_eq!(SeedPack::CALIBRATION_DB, Some(DB));
 }

@@ -311,6 +311,22 @@ impl Candidate {
     }
 }
 
+/// A field of [`LayerShape`], for saying what a kernel or a metric reads
+/// (the streaming search computes each term once per distinct value of the
+/// fields it reads, not once per candidate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ShapeField {
+    HiddenDim,
+    NumHeads,
+    NumKvHeads,
+    HeadDim,
+    FfnDim,
+    SeqLen,
+    BatchSize,
+    UseQkNorm,
+    WindowSize,
+}
+
 /// Source label of the seed's known models.
 pub const KNOWN_MODEL: &str = "known_model";
 /// Source label of the seed's hand-picked candidates.

@@ -80,10 +80,14 @@ impl Small {
             ),
         ),
     ];
-    /// A larger space and how many of its best are reported, if declared.
-    pub const SPACE: ::core::option::Option<
-        (&'static [::nas::__private::Candidate], usize),
-    > = ::core::option::Option::None;
+    /// The default sequence length and batch size of candidates.
+    pub const WORKLOAD: ::nas::__private::Workload = ::nas::__private::Workload {
+        seq_len: 1024u64,
+        batch_size: 2u64,
+    };
+    /// A larger space (its axes, streamed at run time, never a table) and
+    /// how many of its best are reported, if declared.
+    pub const SPACE: ::core::option::Option<(::nas::__private::Family, usize)> = ::core::option::Option::None;
     /// Kernel-cliff sweeps.
     pub const SWEEPS: &'static [::nas::__private::CliffSweep] = &[
         ::nas::__private::CliffSweep {
@@ -103,6 +107,7 @@ impl Small {
             Self::CANDIDATES,
             Self::CONSTRAINTS,
             Self::SPACE,
+            Self::WORKLOAD,
             Self::SWEEPS,
             Self::RANK_BY,
         )

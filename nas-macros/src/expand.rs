@@ -7,6 +7,7 @@ use quote::{format_ident, quote};
 
 use nas_core::hardware::HardwareProfile;
 use nas_core::search::constraints::{Bound, Constraint};
+use nas_core::search::family::{AxisValue, Family};
 use nas_core::search::CliffSweep;
 use nas_core::shapes::{Candidate, LayerShape};
 
@@ -19,12 +20,13 @@ pub fn expand(spec: &Spec, checked: &Checked) -> TokenStream {
     let candidates = checked.candidates.iter().map(candidate);
     let constraints = checked.constraints.iter().map(constraint);
     let space = match &checked.space {
-        Some((members, top)) => {
-            let members = members.iter().map(candidate);
-            quote!(::core::option::Option::Some((&[#(#members),*], #top)))
+        Some((family, top)) => {
+            let family = family_tokens(family);
+            quote!(::core::option::Option::Some((#family, #top)))
         }
         None => quote!(::core::option::Option::None),
     };
+    let (seq_len, batch_size) = (checked.workload.seq_len, checked.workload.batch_size);
     let sweeps = checked.sweeps.iter().map(sweep);
     let calibration_db = match &checked.calibration_db {
         Some(path) => quote!(::core::option::Option::Some(#path)),
@@ -43,8 +45,12 @@ pub fn expand(spec: &Spec, checked: &Checked) -> TokenStream {
             pub const CANDIDATES: &'static [::nas::__private::Candidate] = &[#(#candidates),*];
             /// The quality constraints; a candidate passes when all hold.
             pub const CONSTRAINTS: &'static [::nas::__private::Constraint] = &[#(#constraints),*];
-            /// A larger space and how many of its best are reported, if declared.
-            pub const SPACE: ::core::option::Option<(&'static [::nas::__private::Candidate], usize)> = #space;
+            /// The default sequence length and batch size of candidates.
+            pub const WORKLOAD: ::nas::__private::Workload =
+                ::nas::__private::Workload { seq_len: #seq_len, batch_size: #batch_size };
+            /// A larger space (its axes, streamed at run time, never a table) and
+            /// how many of its best are reported, if declared.
+            pub const SPACE: ::core::option::Option<(::nas::__private::Family, usize)> = #space;
             /// Kernel-cliff sweeps.
             pub const SWEEPS: &'static [::nas::__private::CliffSweep] = &[#(#sweeps),*];
             /// The seed-format calibration DB read at run time, if declared.
@@ -59,6 +65,7 @@ pub fn expand(spec: &Spec, checked: &Checked) -> TokenStream {
                     Self::CANDIDATES,
                     Self::CONSTRAINTS,
                     Self::SPACE,
+                    Self::WORKLOAD,
                     Self::SWEEPS,
                     Self::RANK_BY,
                 )
@@ -124,6 +131,56 @@ fn shape_args(s: &LayerShape) -> TokenStream {
 fn candidate(c: &Candidate) -> TokenStream {
     let (name, source, args) = (str_lit(&c.name), str_lit(&c.source), shape_args(&c.shape));
     quote!(::nas::__private::candidate(#name, #source, #args))
+}
+
+/// A family as a `const` expression: its axes become `const` arrays.
+fn family_tokens(f: &Family) -> TokenStream {
+    let source = str_lit(&f.source);
+    let template = str_lit(&f.template);
+    let axes = f.axes.iter().map(|axis| {
+        let kind = variant(axis.kind);
+        let values = axis.values.iter().map(|v| {
+            let value = match v.value {
+                AxisValue::Int(x) => quote!(::nas::__private::AxisValue::Int(#x)),
+                AxisValue::Ratio(r) => {
+                    let r = Literal::f64_suffixed(r);
+                    quote!(::nas::__private::AxisValue::Ratio(#r))
+                }
+                AxisValue::Window(Some(w)) => {
+                    quote!(::nas::__private::AxisValue::Window(::core::option::Option::Some(#w)))
+                }
+                AxisValue::Window(None) => quote!(::nas::__private::AxisValue::Window(::core::option::Option::None)),
+                AxisValue::Bool(b) => quote!(::nas::__private::AxisValue::Bool(#b)),
+            };
+            let label = match &v.label {
+                Some(l) => {
+                    let l = str_lit(l);
+                    quote!(::core::option::Option::Some(::nas::__private::Cow::Borrowed(#l)))
+                }
+                None => quote!(::core::option::Option::None),
+            };
+            quote!(::nas::__private::Labeled { value: #value, label: #label })
+        });
+        quote! {
+            ::nas::__private::Axis {
+                kind: ::nas::__private::AxisKind::#kind,
+                values: ::nas::__private::Cow::Borrowed(&[#(#values),*]),
+            }
+        }
+    });
+    let multiple = f.ffn_rounding.multiple;
+    let rounding = variant(f.ffn_rounding.rounding);
+    quote! {
+        ::nas::__private::Family {
+            source: ::nas::__private::Cow::Borrowed(#source),
+            axes: ::nas::__private::Cow::Borrowed(&[#(#axes),*]),
+            ffn_rounding: ::nas::__private::FfnRounding {
+                multiple: #multiple,
+                rounding: ::nas::__private::Rounding::#rounding,
+            },
+            template: ::nas::__private::Cow::Borrowed(#template),
+        }
+    }
 }
 
 fn bound(b: &Bound) -> TokenStream {

@@ -32,7 +32,9 @@ pub enum Target {
 pub struct Checked {
     pub hardware: Vec<Target>,
     pub candidates: Vec<Candidate>,
-    pub space: Option<(Vec<Candidate>, usize)>,
+    /// A space: streamed at run time, so only its axes are kept.
+    pub space: Option<(Family, usize)>,
+    pub workload: Workload,
     pub sweeps: Vec<CliffSweep>,
     pub constraints: Vec<Constraint>,
     pub rank_by: RankMetric,
@@ -147,14 +149,15 @@ impl Validator<'_> {
                     }
                 }
                 Item::Family(def) => {
-                    let Some(members) = self.family(def) else { continue };
+                    let Some(family) = self.family(def) else { continue };
                     if let Some(top) = &def.top {
                         single(self, "space", def.name.span());
                         match top.base10_parse::<usize>() {
-                            Ok(k) if k >= 1 => space = Some((members, k)),
+                            Ok(k) if k >= 1 && self.space(def, &family) => space = Some((family, k)),
+                            Ok(k) if k >= 1 => {}
                             _ => self.errors.at(top, "`top` must be a positive integer"),
                         }
-                    } else {
+                    } else if let Some(members) = self.members(def, &family) {
                         for c in members {
                             self.add_candidate(&mut candidates, &mut origins, c, def.name.span(), Some(&def.name));
                         }
@@ -208,6 +211,7 @@ impl Validator<'_> {
             hardware,
             candidates,
             space,
+            workload: self.workload,
             sweeps,
             constraints,
             rank_by,
@@ -610,7 +614,7 @@ impl Validator<'_> {
         Some(Candidate::new(def.name.to_string(), source, shape))
     }
 
-    fn family(&mut self, def: &FamilyDef) -> Option<Vec<Candidate>> {
+    fn family(&mut self, def: &FamilyDef) -> Option<Family> {
         let axis_names: Vec<&str> = AxisKind::ALL.iter().map(|k| k.name()).collect();
         let mut allowed = axis_names.clone();
         allowed.extend(["name", "source"]);
@@ -714,6 +718,13 @@ impl Validator<'_> {
             self.errors.at(&def.name, e);
             return None;
         }
+        Some(family)
+    }
+
+    /// A family's candidates, enumerated now: names must not collide and at
+    /// least one combination must be valid.
+    fn members(&mut self, def: &FamilyDef, family: &Family) -> Option<Vec<Candidate>> {
+        let template = template_of(def);
         let expansion = match family.expand(self.workload) {
             Ok(x) => x,
             Err(e) => {
@@ -740,6 +751,24 @@ impl Validator<'_> {
             return None;
         }
         Some(expansion.candidates)
+    }
+
+    /// A space is streamed at run time, however large: it is checked without
+    /// enumerating it (valid candidates are counted from its axes, and names
+    /// stay distinct when the template names every axis that varies).
+    fn space(&mut self, def: &FamilyDef, family: &Family) -> bool {
+        if let Err(e) = family.check_names_distinct() {
+            self.errors.at(template_of(def), e);
+            return false;
+        }
+        match nas_core::search::stream::count_valid(family, self.workload) {
+            Ok(0) | Err(_) => {
+                self.errors
+                    .at(&def.name, format!("space `{}` yields no valid candidate", def.name));
+                false
+            }
+            Ok(_) => true,
+        }
     }
 
     fn axis_values(&mut self, kind: AxisKind, value: &Value) -> Option<Vec<Labeled>> {
@@ -1034,6 +1063,14 @@ impl Validator<'_> {
                 example.name
             ),
         );
+    }
+}
+
+/// The `name: "..."` of a family definition (checked to exist before).
+fn template_of(def: &FamilyDef) -> TokenStream {
+    match def.fields.iter().find(|f| f.name == "name").map(|f| &f.value) {
+        Some(Value::Scalar(s)) => s.span_tokens(),
+        _ => def.name.to_token_stream(),
     }
 }
 

@@ -70,6 +70,33 @@ enum Command {
         #[arg(long = "exclude-set", default_values = ["validation"])]
         exclude_sets: Vec<String>,
     },
+    /// Search a family given as JSON (see `docs/SEARCH.md`), streaming it
+    /// however large: per GPU the top candidates by latency and by latency
+    /// per size, the constrained top, and the Pareto front of latency vs quality.
+    Search {
+        /// The search spec (JSON).
+        #[arg(long)]
+        spec: PathBuf,
+        /// Write the result here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Measure the streaming engine: evaluate the first N candidates of a
+    /// 10^8-candidate family on the seed model, and print one JSON line.
+    Bench {
+        /// How many candidates (each evaluated on every GPU).
+        #[arg(long, default_value_t = 20_000_000)]
+        candidates: u64,
+        /// GPU profiles, comma-separated.
+        #[arg(long, default_value = "a100,t4,h100", value_delimiter = ',')]
+        hardware: Vec<String>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Compare a calibration profile's predictions (and the seed model's) with
     /// measured layers: writes PREFIX.md (tables) and PREFIX.svg (scatter plot).
     Fidelity {
@@ -142,6 +169,12 @@ fn run(command: Command) -> Result<()> {
             out,
             exclude_sets,
         } => calibrate(&measurements, &out, &exclude_sets),
+        Command::Search { spec, out, quiet } => search(&spec, out.as_deref(), quiet),
+        Command::Bench {
+            candidates,
+            hardware,
+            quiet,
+        } => bench(candidates, &hardware, quiet),
         Command::Fidelity {
             calibration,
             measurements,
@@ -362,4 +395,143 @@ fn fidelity(profile_path: &Path, files: &[PathBuf], set: &str, seed_hardware: &s
     nas::report::write::write_atomic(&md_path, report.to_markdown(&svg_name, &command).as_bytes())?;
     say!("wrote {} and {}", md_path.display(), svg_path.display());
     Ok(())
+}
+
+/// A progress bar on stderr for work long enough to want one; hidden when
+/// stderr is not a terminal or with --quiet.
+fn progress_bar(total: u64, evaluations: u64, quiet: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    // About a second of work at a few hundred million evaluations per second.
+    if quiet || evaluations < 300_000_000 || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} candidates ({per_sec}, {eta})") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn bench(candidates: u64, hardware_keys: &[String], quiet: bool) -> Result<()> {
+    let hardware = hardware_keys
+        .iter()
+        .map(|k| hardware::builtin(k.trim()))
+        .collect::<Result<Vec<_>>>()?;
+    let family = nas::search::stream::bench_family();
+    let combinations = family.combinations() as u64;
+    if candidates == 0 || candidates > combinations {
+        return Err(Error::Spec(format!(
+            "--candidates must be between 1 and {combinations} (the bench family's size)"
+        )));
+    }
+    let constraints = nas::search::constraints::Constraints::new(nas::search::seed::CONSTRAINTS.to_vec())?;
+    let spec = nas::search::stream::StreamSpec {
+        family: &family,
+        workload: nas::search::seed::WORKLOAD,
+        hardware: &hardware,
+        constraints: &constraints,
+        top_k: 25,
+    };
+    let bar = progress_bar(candidates, candidates * hardware.len() as u64, quiet);
+    let start = std::time::Instant::now();
+    let result = nas::search::stream::search_range(&spec, Some(candidates), &|done| bar.set_position(done))?;
+    let seconds = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let evaluations = candidates as f64 * hardware.len() as f64;
+    say!(
+        "{}",
+        json!({
+            "candidates": candidates,
+            "valid_candidates": result.valid,
+            "hardware": hardware.len(),
+            "seconds": seconds,
+            "evaluations_per_second": evaluations / seconds,
+            "threads": rayon_threads(),
+        })
+    );
+    Ok(())
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn search(spec_path: &Path, out: Option<&Path>, quiet: bool) -> Result<()> {
+    let doc = read_json(spec_path)?;
+    let spec = nas::search::spec_json::JsonSearch::from_json(&doc).map_err(|e| Error::Input {
+        place: spec_path.display().to_string(),
+        problem: e.to_string(),
+    })?;
+    let stream = nas::search::stream::StreamSpec {
+        family: &spec.family,
+        workload: spec.workload,
+        hardware: &spec.hardware,
+        constraints: &spec.constraints,
+        top_k: spec.top_k,
+    };
+    let combinations = spec.family.combinations() as u64;
+    let bar = progress_bar(
+        combinations,
+        combinations.saturating_mul(spec.hardware.len() as u64),
+        quiet,
+    );
+    let start = std::time::Instant::now();
+    let result = nas::search::stream::search(&stream, &|done| bar.set_position(done))?;
+    bar.finish_and_clear();
+    if !quiet {
+        eprintln!(
+            "searched {} candidates ({} valid) on {} GPUs in {:.3} s",
+            result.combinations,
+            result.valid,
+            spec.hardware.len(),
+            start.elapsed().as_secs_f64()
+        );
+    }
+    let entries = |list: &[nas::search::stream::Ranked]| -> Vec<Value> {
+        list.iter()
+            .enumerate()
+            .map(|(r, e)| {
+                json!({
+                    "rank": r + 1,
+                    "name": e.name,
+                    "config": e.shape,
+                    "total_ms": e.total_ms,
+                    "ms_per_mparam_proxy": e.ms_per_mparam_proxy,
+                    "quality_proxy": e.quality_proxy,
+                    "constraint_passes": e.passes,
+                    "bottleneck": e.bottleneck,
+                })
+            })
+            .collect()
+    };
+    let per_gpu: Vec<Value> = result
+        .per_gpu
+        .iter()
+        .map(|g| {
+            json!({
+                "hardware": g.hardware,
+                "total_ms_top": entries(&g.total_ms_top),
+                "ms_per_mparam_proxy_top": entries(&g.ms_per_mparam_proxy_top),
+                "quality_constrained_top": entries(&g.constrained_top),
+                "pareto_front": entries(&g.pareto_front),
+            })
+        })
+        .collect();
+    let report = json!({
+        "cost_model": "seed",
+        "combinations": result.combinations,
+        "valid_candidates": result.valid,
+        "quality_constrained_candidates": result.passing,
+        "top_k": spec.top_k,
+        "quality_constraints": Value::Object(spec.constraints.describe()),
+        "results": per_gpu,
+    });
+    let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Spec(e.to_string()))? + "\n";
+    match out {
+        Some(path) => nas::report::write::write_atomic(path, text.as_bytes()),
+        None => {
+            say!("{}", text.trim_end());
+            Ok(())
+        }
+    }
 }

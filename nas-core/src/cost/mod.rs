@@ -173,6 +173,17 @@ impl<'m> LatencyMatrix<'m> {
         self.total[(i, g)]
     }
 
+    /// The time of kernel `kernel` (an index into the model's kernels) of candidate `i` on GPU `g`.
+    pub fn kernel_ms(&self, i: usize, g: usize, kernel: usize) -> f64 {
+        self.model
+            .columns()
+            .iter()
+            .enumerate()
+            .filter(|(_, (k, _))| *k == kernel)
+            .map(|(c, _)| self.work[(i, c)] * self.inverse_throughput[(c, g)])
+            .sum()
+    }
+
     /// The kernel-by-kernel breakdown of candidate `i` on GPU `g`.
     pub fn kernels(&self, i: usize, g: usize) -> KernelTimes {
         let count = self.model.kernels().len();

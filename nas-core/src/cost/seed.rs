@@ -1,7 +1,7 @@
 //! The seed tool's cost model, to the letter of SEED-MODEL.md (parity mode).
 
 use crate::hardware::Throughputs;
-use crate::shapes::LayerShape;
+use crate::shapes::{LayerShape, ShapeField};
 
 use super::tile_efficiency;
 
@@ -32,6 +32,21 @@ impl Kernel {
         Kernel::GegluMlp,
         Kernel::ResidualAdd2,
     ];
+
+    /// The shape fields this kernel's time depends on.
+    pub fn fields(self) -> &'static [ShapeField] {
+        use ShapeField::*;
+        match self {
+            Kernel::PreAttnRmsnorm | Kernel::PreMlpRmsnorm | Kernel::ResidualAdd1 | Kernel::ResidualAdd2 => {
+                &[BatchSize, SeqLen, HiddenDim]
+            }
+            Kernel::QkvProjection => &[BatchSize, SeqLen, HiddenDim, NumHeads, NumKvHeads, HeadDim],
+            Kernel::QkNormRope => &[BatchSize, SeqLen, NumHeads, NumKvHeads, HeadDim, UseQkNorm],
+            Kernel::Attention => &[BatchSize, SeqLen, NumHeads, HeadDim, WindowSize],
+            Kernel::OutputProjection => &[BatchSize, SeqLen, HiddenDim, NumHeads, HeadDim],
+            Kernel::GegluMlp => &[BatchSize, SeqLen, HiddenDim, FfnDim],
+        }
+    }
 
     /// The seed's name; the third kernel is `rope_only` without QK-norm.
     pub fn name(self, use_qk_norm: bool) -> &'static str {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::{hint, Error, Result};
-use crate::shapes::LayerShape;
+use crate::shapes::{LayerShape, ShapeField};
 
 /// Rounds like Python's `round(x, places)`: to the nearest decimal of the
 /// exact binary value, ties to even.
@@ -104,6 +104,23 @@ impl Metric {
             Metric::UseQkNorm => MetricType::Bool,
             Metric::FfnRatio | Metric::ParamProxyM | Metric::QualityProxy => MetricType::Float,
             _ => MetricType::Int,
+        }
+    }
+
+    /// The shape fields this metric's value depends on.
+    pub fn fields(self) -> &'static [ShapeField] {
+        use ShapeField::*;
+        match self {
+            Metric::HiddenDim => &[HiddenDim],
+            Metric::NumHeads => &[NumHeads],
+            Metric::NumKvHeads => &[NumKvHeads],
+            Metric::HeadDim => &[HeadDim],
+            Metric::FfnDim => &[FfnDim],
+            Metric::SeqLen => &[SeqLen],
+            Metric::BatchSize => &[BatchSize],
+            Metric::GqaGroup => &[NumHeads, NumKvHeads],
+            Metric::UseQkNorm => &[UseQkNorm],
+            Metric::FfnRatio | Metric::ParamProxyM | Metric::QualityProxy => &[HiddenDim, FfnDim],
         }
     }
 
@@ -261,6 +278,14 @@ pub enum Constraint {
 }
 
 impl Constraint {
+    /// Every metric the clause reads.
+    pub fn metrics(&self, out: &mut Vec<Metric>) {
+        match self {
+            Constraint::Compare { metric, .. } | Constraint::Range { metric, .. } => out.push(*metric),
+            Constraint::All(cs) | Constraint::Any(cs) => cs.iter().for_each(|c| c.metrics(out)),
+        }
+    }
+
     /// Checks types and bounds: a bool metric compared to a number, an
     /// ordering on a bool, an empty or reversed range.
     pub fn check(&self) -> Result<()> {

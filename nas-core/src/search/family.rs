@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::error::{hint, Error, Result};
-use crate::shapes::{Candidate, LayerShape};
+use crate::shapes::{Candidate, LayerShape, ShapeField};
 
 /// An axis a family can vary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -223,6 +223,33 @@ pub fn parse_template(template: &str) -> Result<Vec<TemplatePart>> {
 }
 
 impl Family {
+    /// Checks, without enumerating, that no two candidates can share a name:
+    /// every axis with several values is in the template, with distinct labels.
+    pub fn check_names_distinct(&self) -> Result<()> {
+        let parts = parse_template(&self.template)?;
+        for axis in self.axes.iter().filter(|a| a.values.len() > 1) {
+            if !parts.contains(&TemplatePart::Axis(axis.kind)) {
+                return Err(Error::Spec(format!(
+                    "name template `{}` does not name the axis `{}`, so candidates that differ only there \
+                     would share a name: add `{{{}}}` to it",
+                    self.template,
+                    axis.kind.name(),
+                    axis.kind.name()
+                )));
+            }
+            let mut labels: Vec<String> = axis.values.iter().map(|v| v.label().into_owned()).collect();
+            labels.sort();
+            if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
+                return Err(Error::Spec(format!(
+                    "axis `{}` has two values labelled `{}`",
+                    axis.kind.name(),
+                    w[0]
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Number of combinations (before skipping invalid ones).
     pub fn combinations(&self) -> u128 {
         self.axes.iter().map(|a| a.values.len() as u128).product()
@@ -317,7 +344,53 @@ impl Family {
     }
 
     /// The shape of one combination, or why it is skipped.
-    fn shape_of(&self, picks: &[&Labeled], workload: Workload) -> std::result::Result<LayerShape, String> {
+    pub fn shape_of(&self, picks: &[&Labeled], workload: Workload) -> std::result::Result<LayerShape, String> {
+        let shape = self.build_shape(picks, workload)?;
+        shape.validate()?;
+        Ok(shape)
+    }
+
+    /// The candidate name of one combination.
+    pub fn name_of(&self, picks: &[&Labeled], shape: &LayerShape) -> Result<String> {
+        Ok(render(&parse_template(&self.template)?, picks, self, shape))
+    }
+
+    /// Bit mask of the axes (by position) that a shape field is derived from.
+    pub fn field_axes(&self, field: ShapeField) -> u64 {
+        let axis = |kind: AxisKind| {
+            self.axes
+                .iter()
+                .position(|a| a.kind == kind)
+                .map_or(0u64, |i| 1u64 << i)
+        };
+        let heads = if axis(AxisKind::NumHeads) != 0 {
+            axis(AxisKind::NumHeads)
+        } else {
+            axis(AxisKind::HiddenDim) | axis(AxisKind::HeadDim)
+        };
+        match field {
+            ShapeField::HiddenDim => axis(AxisKind::HiddenDim),
+            ShapeField::HeadDim => axis(AxisKind::HeadDim),
+            ShapeField::NumHeads => heads,
+            ShapeField::NumKvHeads => match (axis(AxisKind::KvHeads), axis(AxisKind::GqaGroup)) {
+                (kv, _) if kv != 0 => kv,
+                (_, group) if group != 0 => group | heads,
+                _ => heads,
+            },
+            ShapeField::FfnDim => match axis(AxisKind::FfnDim) {
+                0 => axis(AxisKind::FfnRatio) | axis(AxisKind::HiddenDim),
+                f => f,
+            },
+            ShapeField::SeqLen => axis(AxisKind::SeqLen),
+            ShapeField::BatchSize => axis(AxisKind::BatchSize),
+            ShapeField::UseQkNorm => axis(AxisKind::QkNorm),
+            ShapeField::WindowSize => axis(AxisKind::Window),
+        }
+    }
+
+    /// The shape a combination describes, derived but not validated (the
+    /// streaming search evaluates terms of shapes that are valid only in part).
+    pub fn build_shape(&self, picks: &[&Labeled], workload: Workload) -> std::result::Result<LayerShape, String> {
         let int = |kind| match self.pick(picks, kind) {
             Some(AxisValue::Int(v)) => Ok(Some(v)),
             None => Ok(None),
@@ -370,14 +443,13 @@ impl Family {
             use_qk_norm,
             window_size,
         };
-        shape.validate()?;
         Ok(shape)
     }
 }
 
 /// Fills a template: an axis shows its label; a derived quantity that is not
 /// an axis of the family shows its value.
-fn render(template: &[TemplatePart], picks: &[&Labeled], family: &Family, shape: &LayerShape) -> String {
+pub fn render(template: &[TemplatePart], picks: &[&Labeled], family: &Family, shape: &LayerShape) -> String {
     let mut name = String::new();
     for part in template {
         match part {

@@ -4,6 +4,8 @@
 pub mod constraints;
 pub mod family;
 pub mod seed;
+pub mod spec_json;
+pub mod stream;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -96,9 +98,11 @@ pub struct CliffSweep {
 }
 
 /// A larger generated space of which only the top entries are reported.
+/// It is streamed (`stream.rs`), never materialized, whatever its size.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GeneratedSearch {
-    pub candidates: Vec<Candidate>,
+    pub family: family::Family,
+    pub workload: family::Workload,
     pub top_k: usize,
 }
 
@@ -125,6 +129,12 @@ pub const SEED_LIMITATIONS: [&str; 3] = [
 ];
 
 impl SearchSpec {
+    fn generated_search_source(&self) -> String {
+        self.generated_search
+            .as_ref()
+            .map_or_else(String::new, |g| g.family.source.to_string())
+    }
+
     /// Checks everything evaluation relies on; the error names the culprit.
     pub fn check(&self) -> Result<()> {
         let mut names = BTreeSet::new();
@@ -148,10 +158,8 @@ impl SearchSpec {
         if self.hardware.is_empty() {
             return Err(Error::Spec("a search needs at least one hardware target".into()));
         }
-        for g in self.generated_search.iter().flat_map(|g| &g.candidates) {
-            g.shape
-                .validate()
-                .map_err(|p| Error::shape(format!("generated candidate `{}`", g.name), p))?;
+        if let Some(g) = &self.generated_search {
+            g.family.check()?;
         }
         for sweep in &self.cliffs {
             for &v in sweep.values.iter() {
@@ -180,10 +188,19 @@ impl SearchSpec {
         let reports: Vec<ConstraintReport> = shapes.iter().map(|s| self.constraints.report(s)).collect();
         let proxies: Vec<Proxies> = shapes.iter().map(Proxies::of).collect();
 
-        let generated = self.generated_search.as_ref().map(|g| {
-            let shapes: Vec<LayerShape> = g.candidates.iter().map(|c| c.shape).collect();
-            (g, LatencyMatrix::seed(&shapes, &gpus))
-        });
+        let generated = match &self.generated_search {
+            Some(g) => {
+                let spec = stream::StreamSpec {
+                    family: &g.family,
+                    workload: g.workload,
+                    hardware: &profiles,
+                    constraints: &self.constraints,
+                    top_k: g.top_k,
+                };
+                Some(stream::search(&spec, &|_| {})?)
+            }
+            None => None,
+        };
         let cliffs: Vec<(&CliffSweep, LatencyMatrix)> = self
             .cliffs
             .iter()
@@ -214,7 +231,7 @@ impl SearchSpec {
             let constrained = ctx.constrained();
             let generated_report = generated
                 .as_ref()
-                .map(|(search, lat)| generated_top(search, lat, g))
+                .map(|result| generated_top(&result.per_gpu[g], &self.generated_search_source()))
                 .unwrap_or_default();
 
             let hardware_summary = HardwareSummary {
@@ -244,7 +261,7 @@ impl SearchSpec {
                 comparison: (0..self.candidates.len()).map(|i| ctx.comparison(i)).collect(),
                 environment: Environment::for_model("seed"),
                 experiment: "kernel_aware_nas".into(),
-                generated_candidate_count: self.generated_search.as_ref().map_or(0, |s| s.candidates.len()),
+                generated_candidate_count: generated.as_ref().map_or(0, |r| r.valid as usize),
                 generated_search: generated_report,
                 hardware: profile.key.to_string(),
                 kernel_cliffs: cliffs.iter().map(|(sweep, lat)| cliff_report(sweep, lat, g)).collect(),
@@ -380,26 +397,26 @@ fn rank_entry(c: &Candidate, latency: &LatencyMatrix, i: usize, g: usize, rank: 
     }
 }
 
-fn generated_top(search: &GeneratedSearch, latency: &LatencyMatrix, g: usize) -> GeneratedSearchReport {
-    let top = |metric: RankMetric| {
-        let values: Vec<f64> = (0..search.candidates.len())
-            .map(|i| match metric {
-                RankMetric::TotalMs => latency.total_ms(i, g),
-                RankMetric::MsPerMparamProxy => {
-                    latency.total_ms(i, g) / Proxies::of(&search.candidates[i].shape).param_proxy_raw
-                }
-            })
-            .collect();
-        rank_order(&values)
-            .into_iter()
-            .take(search.top_k)
+/// The generated search's tops as the seed reports them.
+fn generated_top(result: &stream::GpuResult, source: &str) -> GeneratedSearchReport {
+    let entries = |list: &[stream::Ranked]| {
+        list.iter()
             .enumerate()
-            .map(|(r, i)| rank_entry(&search.candidates[i], latency, i, g, r + 1))
+            .map(|(r, e)| RankEntry {
+                bottleneck: e.bottleneck.to_string(),
+                constraint_passes: None,
+                ms_per_mparam_proxy: e.ms_per_mparam_proxy,
+                name: e.name.clone(),
+                quality_proxy: None,
+                rank: r + 1,
+                source: source.to_string(),
+                total_ms: e.total_ms,
+            })
             .collect()
     };
     GeneratedSearchReport {
-        ms_per_mparam_proxy_top: top(RankMetric::MsPerMparamProxy),
-        total_ms_top: top(RankMetric::TotalMs),
+        ms_per_mparam_proxy_top: entries(&result.ms_per_mparam_proxy_top),
+        total_ms_top: entries(&result.total_ms_top),
     }
 }
 

@@ -219,7 +219,8 @@ pub fn pack_spec(calibration: CalibrationBlock) -> Result<SearchSpec> {
             clauses: Cow::Borrowed(&CONSTRAINTS),
         },
         generated_search: Some(GeneratedSearch {
-            candidates: SEARCH_FAMILY.expand(WORKLOAD)?.candidates,
+            family: SEARCH_FAMILY,
+            workload: WORKLOAD,
             top_k: SEARCH_TOP_K,
         }),
         cliffs: cliffs(),

@@ -1,0 +1,436 @@
+//! A streaming search written as JSON, for people who do not write Rust
+//! (`nas search --spec FILE.json`): the same concepts as `nas_search!`.
+//!
+//! ```json
+//! {
+//!   "hardware": ["a100", "t4", "h100", {"key": "mine", "base": "h100", "matmul_tflops": 600}],
+//!   "workload": {"seq_len": 2048, "batch_size": 1},
+//!   "family": {
+//!     "axes": [
+//!       {"axis": "hidden_dim", "values": [1536, 2048, 2560]},
+//!       {"axis": "head_dim", "values": [64, 128]},
+//!       {"axis": "gqa_group", "values": [4]},
+//!       {"axis": "ffn_ratio", "values": [4.0, {"value": 5.333, "label": "5p33"}], "round": "up", "multiple": 128},
+//!       {"axis": "window", "values": [512, null]},
+//!       {"axis": "qk_norm", "values": [true, false]}
+//!     ],
+//!     "name": "g_h{hidden_dim}_hd{head_dim}_f{ffn_ratio}_w{window}_{qk_norm}"
+//!   },
+//!   "constraints": [
+//!     {"metric": "hidden_dim", "op": ">=", "value": 2048},
+//!     {"metric": "ffn_ratio", "in": [3.75, 5.5]},
+//!     {"any": [{"metric": "num_heads", "op": ">=", "value": 16}, {"metric": "head_dim", "op": "==", "value": 256}]}
+//!   ],
+//!   "top_k": 25
+//! }
+//! ```
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+use crate::error::{hint, Error, Result};
+use crate::hardware::{self, HardwareProfile, Overrides, Throughputs, THROUGHPUT_KEYS};
+use crate::search::constraints::{Bound, CmpOp, Constraint, Constraints, Metric};
+use crate::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
+use crate::shapes::{canonical_key, kind_of, GENERATED_CANDIDATE};
+
+/// A search read from JSON, ready for [`crate::search::stream::search`].
+#[derive(Clone, Debug)]
+pub struct JsonSearch {
+    pub hardware: Vec<HardwareProfile>,
+    pub workload: Workload,
+    pub family: Family,
+    pub constraints: Constraints,
+    pub top_k: usize,
+}
+
+fn err(place: &str, problem: impl Into<String>) -> Error {
+    Error::Input {
+        place: place.to_string(),
+        problem: problem.into(),
+    }
+}
+
+fn object<'v>(v: &'v Value, place: &str) -> Result<&'v Map<String, Value>> {
+    v.as_object()
+        .ok_or_else(|| err(place, format!("expected an object, got {}", kind_of(v))))
+}
+
+fn known_keys(obj: &Map<String, Value>, known: &[&str], place: &str) -> Result<()> {
+    match obj.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(err(
+            place,
+            format!(
+                "unknown key `{k}`{}; expected: {}",
+                hint(k, known.iter().copied()),
+                known.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn positive(v: &Value, place: &str) -> Result<u64> {
+    v.as_u64()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| err(place, format!("expected a positive integer, got {v}")))
+}
+
+impl JsonSearch {
+    /// Reads and checks a search spec; every error names the JSON path.
+    pub fn from_json(v: &Value) -> Result<Self> {
+        let top = object(v, "spec")?;
+        known_keys(top, &["hardware", "workload", "family", "constraints", "top_k"], "spec")?;
+        let hardware = match top.get("hardware") {
+            Some(Value::Array(items)) if !items.is_empty() => items
+                .iter()
+                .enumerate()
+                .map(|(i, h)| read_hardware(h, &format!("hardware[{i}]")))
+                .collect::<Result<Vec<_>>>()?,
+            Some(other) => return Err(err("hardware", format!("expected a non-empty array, got {other}"))),
+            None => return Err(err("spec", "missing key `hardware`")),
+        };
+        let workload = match top.get("workload") {
+            None => Workload {
+                seq_len: 2048,
+                batch_size: 1,
+            },
+            Some(w) => {
+                let w = object(w, "workload")?;
+                known_keys(w, &["seq_len", "batch_size"], "workload")?;
+                Workload {
+                    seq_len: w.get("seq_len").map_or(Ok(2048), |v| positive(v, "workload.seq_len"))?,
+                    batch_size: w
+                        .get("batch_size")
+                        .map_or(Ok(1), |v| positive(v, "workload.batch_size"))?,
+                }
+            }
+        };
+        let family = read_family(top.get("family").ok_or_else(|| err("spec", "missing key `family`"))?)?;
+        let clauses = match top.get("constraints") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, c)| read_constraint(c, &format!("constraints[{i}]")))
+                .collect::<Result<Vec<_>>>()?,
+            Some(other) => return Err(err("constraints", format!("expected an array, got {other}"))),
+        };
+        let constraints = Constraints::new(clauses).map_err(|e| err("constraints", e.to_string()))?;
+        let top_k = match top.get("top_k") {
+            None => 25,
+            Some(v) => positive(v, "top_k")? as usize,
+        };
+        family.check().map_err(|e| err("family", e.to_string()))?;
+        family
+            .check_names_distinct()
+            .map_err(|e| err("family.name", e.to_string()))?;
+        Ok(JsonSearch {
+            hardware,
+            workload,
+            family,
+            constraints,
+            top_k,
+        })
+    }
+}
+
+fn read_hardware(v: &Value, place: &str) -> Result<HardwareProfile> {
+    match v {
+        Value::String(key) => hardware::builtin(key).map_err(|e| err(place, e.to_string())),
+        Value::Object(obj) => {
+            let key = obj
+                .get("key")
+                .and_then(Value::as_str)
+                .ok_or_else(|| err(place, "missing string `key`"))?;
+            let mut known: Vec<&str> = vec!["key", "base", "label", "provenance"];
+            known.extend(THROUGHPUT_KEYS);
+            known_keys(obj, &known, place)?;
+            let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_string);
+            let mut values = Vec::new();
+            for k in THROUGHPUT_KEYS {
+                if let Some(v) = obj.get(k) {
+                    let x = v
+                        .as_f64()
+                        .ok_or_else(|| err(&format!("{place}.{k}"), format!("expected a number, got {v}")))?;
+                    values.push((k.to_string(), x));
+                }
+            }
+            let overrides = Overrides::new(values.clone()).map_err(|e| err(place, e.to_string()))?;
+            let throughputs = match obj.get("base") {
+                Some(Value::String(base)) => hardware::builtin(base)
+                    .map_err(|e| err(&format!("{place}.base"), e.to_string()))?
+                    .throughputs
+                    .apply(&overrides),
+                Some(other) => {
+                    return Err(err(
+                        &format!("{place}.base"),
+                        format!("expected a GPU key, got {other}"),
+                    ))
+                }
+                None => {
+                    if values.len() != THROUGHPUT_KEYS.len() {
+                        let missing: Vec<&str> = THROUGHPUT_KEYS
+                            .iter()
+                            .filter(|k| !obj.contains_key(**k))
+                            .copied()
+                            .collect();
+                        return Err(err(
+                            place,
+                            format!("without `base`, give every throughput; missing {}", missing.join(", ")),
+                        ));
+                    }
+                    let mut all = [0.0; 10];
+                    for (slot, k) in all.iter_mut().zip(THROUGHPUT_KEYS) {
+                        *slot = values.iter().find(|(key, _)| key == k).map_or(0.0, |(_, v)| *v);
+                    }
+                    Throughputs::from_values(all)
+                }
+            };
+            let label = text("label").unwrap_or_else(|| key.to_uppercase());
+            let provenance = text("provenance").unwrap_or_else(|| "declared in the search spec".into());
+            HardwareProfile::custom(key.to_string(), label, throughputs, provenance)
+                .map_err(|e| err(place, e.to_string()))
+        }
+        other => Err(err(place, format!("expected a GPU key or an object, got {other}"))),
+    }
+}
+
+fn read_family(v: &Value) -> Result<Family> {
+    let obj = object(v, "family")?;
+    known_keys(obj, &["axes", "name", "source"], "family")?;
+    let template = obj
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| err("family", "missing string `name` (the name template)"))?;
+    let source = obj.get("source").and_then(Value::as_str).unwrap_or(GENERATED_CANDIDATE);
+    let items = obj
+        .get("axes")
+        .and_then(Value::as_array)
+        .ok_or_else(|| err("family", "missing array `axes`"))?;
+    let mut axes = Vec::new();
+    let mut rounding = FfnRounding {
+        multiple: 128,
+        rounding: Rounding::NearestEven,
+    };
+    for (i, item) in items.iter().enumerate() {
+        let place = format!("family.axes[{i}]");
+        let axis = object(item, &place)?;
+        known_keys(axis, &["axis", "values", "round", "multiple"], &place)?;
+        let name = axis
+            .get("axis")
+            .and_then(Value::as_str)
+            .ok_or_else(|| err(&place, "missing string `axis`"))?;
+        let kind = AxisKind::from_name(name).map_err(|e| err(&place, e.to_string()))?;
+        let values = axis
+            .get("values")
+            .and_then(Value::as_array)
+            .ok_or_else(|| err(&place, "missing array `values`"))?;
+        if values.is_empty() {
+            return Err(err(&place, format!("axis `{name}` has no values")));
+        }
+        let values = values
+            .iter()
+            .enumerate()
+            .map(|(j, v)| read_axis_value(kind, v, &format!("{place}.values[{j}]")))
+            .collect::<Result<Vec<_>>>()?;
+        if axis.contains_key("round") || axis.contains_key("multiple") {
+            if kind != AxisKind::FfnRatio {
+                return Err(err(&place, "`round` and `multiple` apply to `ffn_ratio` only"));
+            }
+            rounding = FfnRounding {
+                multiple: axis
+                    .get("multiple")
+                    .map_or(Ok(128), |m| positive(m, &format!("{place}.multiple")))?,
+                rounding: match axis.get("round").and_then(Value::as_str) {
+                    None | Some("nearest") => Rounding::NearestEven,
+                    Some("up") => Rounding::Up,
+                    Some("down") => Rounding::Down,
+                    Some(other) => {
+                        return Err(err(&place, format!("`round` is nearest, up or down, got `{other}`")));
+                    }
+                },
+            };
+        }
+        axes.push(Axis {
+            kind,
+            values: values.into(),
+        });
+    }
+    Ok(Family {
+        source: source.to_string().into(),
+        axes: axes.into(),
+        ffn_rounding: rounding,
+        template: template.to_string().into(),
+    })
+}
+
+fn read_axis_value(kind: AxisKind, v: &Value, place: &str) -> Result<Labeled> {
+    let (value, label) = match v {
+        Value::Object(obj) => {
+            known_keys(obj, &["value", "label"], place)?;
+            let label = obj
+                .get("label")
+                .and_then(Value::as_str)
+                .map(|l| Cow::Owned(l.to_string()));
+            (obj.get("value").unwrap_or(&Value::Null), label)
+        }
+        other => (other, None),
+    };
+    let value = match (kind, value) {
+        (AxisKind::QkNorm, Value::Bool(b)) => AxisValue::Bool(*b),
+        (AxisKind::Window, Value::Null) => AxisValue::Window(None),
+        (AxisKind::Window, w) => AxisValue::Window(Some(positive(w, place)?)),
+        (AxisKind::FfnRatio, r) => match r.as_f64() {
+            Some(x) if x.is_finite() && x > 0.0 => AxisValue::Ratio(x),
+            _ => return Err(err(place, format!("expected a positive number, got {r}"))),
+        },
+        (AxisKind::QkNorm, other) => return Err(err(place, format!("expected true or false, got {other}"))),
+        (_, n) => AxisValue::Int(positive(n, place)?),
+    };
+    Ok(Labeled { value, label })
+}
+
+fn read_bound(v: &Value, place: &str) -> Result<Bound> {
+    match v {
+        Value::Bool(b) => Ok(Bound::Bool(*b)),
+        Value::Number(n) if n.is_i64() => Ok(Bound::Int(n.as_i64().unwrap_or_default())),
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|x| x.is_finite())
+            .map(Bound::Float)
+            .ok_or_else(|| err(place, format!("expected a finite number, got {n}"))),
+        other => Err(err(place, format!("expected a number or a boolean, got {other}"))),
+    }
+}
+
+fn read_constraint(v: &Value, place: &str) -> Result<Constraint> {
+    let obj = object(v, place)?;
+    for (key, all) in [("all", true), ("any", false)] {
+        if let Some(items) = obj.get(key) {
+            known_keys(obj, &[key], place)?;
+            let parts = items
+                .as_array()
+                .ok_or_else(|| err(place, format!("`{key}` takes an array of constraints")))?
+                .iter()
+                .enumerate()
+                .map(|(i, c)| read_constraint(c, &format!("{place}.{key}[{i}]")))
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(if all {
+                Constraint::All(parts.into())
+            } else {
+                Constraint::Any(parts.into())
+            });
+        }
+    }
+    let name = obj
+        .get("metric")
+        .and_then(Value::as_str)
+        .ok_or_else(|| err(place, "missing string `metric` (or `all` / `any`)"))?;
+    let metric = Metric::from_name(canonical_key(name).unwrap_or(name)).map_err(|e| err(place, e.to_string()))?;
+    let constraint = if let Some(range) = obj.get("in") {
+        known_keys(obj, &["metric", "in", "inclusive"], place)?;
+        let bounds = range
+            .as_array()
+            .filter(|a| a.len() == 2)
+            .ok_or_else(|| err(place, "`in` takes [low, high]"))?;
+        Constraint::Range {
+            metric,
+            lo: read_bound(&bounds[0], place)?,
+            hi: read_bound(&bounds[1], place)?,
+            inclusive: obj.get("inclusive").and_then(Value::as_bool).unwrap_or(true),
+        }
+    } else {
+        known_keys(obj, &["metric", "op", "value"], place)?;
+        let op = match obj.get("op").and_then(Value::as_str) {
+            Some(">=") => CmpOp::Ge,
+            Some(">") => CmpOp::Gt,
+            Some("<=") => CmpOp::Le,
+            Some("<") => CmpOp::Lt,
+            Some("==") => CmpOp::Eq,
+            Some("!=") => CmpOp::Ne,
+            other => {
+                return Err(err(
+                    place,
+                    format!("`op` is one of >=, >, <=, <, ==, !=; got {other:?}"),
+                ))
+            }
+        };
+        let value = obj.get("value").ok_or_else(|| err(place, "missing `value`"))?;
+        Constraint::Compare {
+            metric,
+            op,
+            bound: read_bound(value, place)?,
+        }
+    };
+    constraint.check().map_err(|e| err(place, e.to_string()))?;
+    Ok(constraint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec() -> Value {
+        json!({
+            "hardware": ["a100", {"key": "mine", "base": "h100", "matmul_tflops": 600}],
+            "family": {
+                "axes": [
+                    {"axis": "hidden_dim", "values": [1536, 2048]},
+                    {"axis": "head_dim", "values": [128]},
+                    {"axis": "ffn_ratio", "values": [4.0, {"value": 5.333, "label": "5p33"}], "round": "up"},
+                    {"axis": "window", "values": [512, null]}
+                ],
+                "name": "g_h{hidden_dim}_f{ffn_ratio}_w{window}"
+            },
+            "constraints": [{"metric": "hidden_dim", "op": ">=", "value": 2048}, {"metric": "ffn_ratio", "in": [3.75, 5.5]}],
+            "top_k": 3
+        })
+    }
+
+    #[test]
+    fn reads_a_whole_spec() {
+        let s = JsonSearch::from_json(&spec()).unwrap();
+        assert_eq!(s.hardware[1].throughputs.matmul_tflops, 600.0);
+        assert_eq!(s.hardware[1].throughputs.attention_tflops, 400.0);
+        assert_eq!(s.family.combinations(), 8);
+        assert_eq!(s.family.ffn_rounding.rounding, Rounding::Up);
+        assert_eq!(s.constraints.clauses.len(), 2);
+        assert_eq!(s.top_k, 3);
+    }
+
+    #[test]
+    fn errors_name_the_json_path() {
+        let cases = [
+            (
+                "/family/axes/0/axis",
+                json!("hiden_dim"),
+                "family.axes[0]: unknown axis `hiden_dim` (did you mean `hidden_dim`?)",
+            ),
+            (
+                "/family/axes/1/values/0",
+                json!(-4),
+                "family.axes[1].values[0]: expected a positive integer",
+            ),
+            ("/constraints/0/op", json!("=>"), "constraints[0]: `op` is one of"),
+            ("/constraints/1/in", json!([5.5, 3.75]), "constraints[1]: the range"),
+            ("/hardware/0", json!("h1000"), "hardware[0]: unknown hardware `h1000`"),
+            ("/top_k", json!(0), "top_k: expected a positive integer"),
+            ("/family/name", json!("g_h{hidden_dim}"), "family.name: name template"),
+        ];
+        for (pointer, value, expected) in cases {
+            let mut v = spec();
+            *v.pointer_mut(pointer).unwrap() = value;
+            let e = JsonSearch::from_json(&v).unwrap_err().to_string();
+            assert!(e.contains(expected), "{pointer}: expected `{expected}` in `{e}`");
+        }
+        let mut v = spec();
+        v.as_object_mut().unwrap().insert("topk".into(), json!(3));
+        assert!(JsonSearch::from_json(&v)
+            .unwrap_err()
+            .to_string()
+            .contains("did you mean `top_k`"));
+    }
+}

@@ -1,0 +1,938 @@
+//! Streaming search: families far too large to hold (10^7 to 10^9
+//! candidates) ranked without materializing them.
+//!
+//! Each kernel's time depends on a few shape fields only, so on a few of the
+//! family's axes (attention on hidden, head_dim and window; the MLP on hidden
+//! and the FFN ratio...). Kernels are grouped by the axes they read, and each
+//! group's time is computed once per distinct assignment of its axes, through
+//! the same nalgebra work x throughput product as everything else. A
+//! candidate's latency on a GPU is then a sum of a few table lookups. The hot
+//! loop walks candidate indices with an odometer over the axes, keeps a
+//! bounded top-k per GPU and metric, the constrained top-k, and the
+//! Pareto front of latency against quality proxy, and allocates nothing.
+//! Chunks of indices run in parallel (rayon); their results merge
+//! deterministically. The entries finally reported are re-evaluated exactly
+//! (as materialization would), so both give the same rankings.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+
+use crate::cost::{LatencyMatrix, SeedModel};
+use crate::error::{Error, Result};
+use crate::hardware::HardwareProfile;
+use crate::search::constraints::{Constraints, Metric, Proxies};
+use crate::search::family::{Family, Labeled, Workload};
+use crate::shapes::{LayerShape, ShapeField};
+
+/// Largest family the engine accepts (about 4.6 * 10^18: index arithmetic stays in u64).
+pub const MAX_COMBINATIONS: u64 = 1 << 62;
+
+/// Lookup tables larger than this many entries are not merged further.
+const MAX_TABLE: u64 = 1 << 22;
+
+/// Extra entries kept beyond k until the exact re-evaluation, so that values
+/// an ulp apart in the streamed sums cannot push a true top-k entry out.
+const MARGIN: usize = 16;
+
+/// Candidates per parallel chunk.
+const CHUNK: u64 = 1 << 16;
+
+/// What to search.
+pub struct StreamSpec<'a> {
+    pub family: &'a Family,
+    pub workload: Workload,
+    pub hardware: &'a [HardwareProfile],
+    pub constraints: &'a Constraints,
+    pub top_k: usize,
+}
+
+/// One reported candidate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ranked {
+    /// Position in the family's enumeration order.
+    pub index: u64,
+    pub name: String,
+    pub shape: LayerShape,
+    pub total_ms: f64,
+    /// total_ms per million of D*F (unrounded), as the seed's rankings.
+    pub ms_per_mparam_proxy: f64,
+    pub quality_proxy: f64,
+    pub passes: bool,
+    pub bottleneck: &'static str,
+}
+
+/// Everything the search found on one GPU.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpuResult {
+    pub hardware: String,
+    pub total_ms_top: Vec<Ranked>,
+    pub ms_per_mparam_proxy_top: Vec<Ranked>,
+    /// Passing candidates by (total_ms, -quality_proxy, name), as the seed's constrained ranking.
+    pub constrained_top: Vec<Ranked>,
+    /// Candidates no other beats on both latency and quality proxy, fastest first.
+    pub pareto_front: Vec<Ranked>,
+}
+
+/// The result of a streaming search.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamResult {
+    pub combinations: u64,
+    pub valid: u64,
+    pub passing: u64,
+    pub per_gpu: Vec<GpuResult>,
+}
+
+/// A lookup table over some of the family's axes: `width` values per entry.
+#[derive(Clone, Debug)]
+struct Table {
+    /// Per family axis, its stride in this table (0 when the table does not read it).
+    strides: Vec<u64>,
+    values: Vec<f64>,
+}
+
+/// The axes a table reads, as a bit mask, and their mixed-radix layout.
+fn layout(mask: u64, radix: &[u64]) -> (Vec<u64>, u64) {
+    let mut strides = vec![0; radix.len()];
+    let mut size = 1u64;
+    for a in (0..radix.len()).rev() {
+        if mask & (1 << a) != 0 {
+            strides[a] = size;
+            size = size.saturating_mul(radix[a]);
+        }
+    }
+    (strides, size)
+}
+
+/// The precomputed tables of one search.
+struct Plan<'a> {
+    spec: &'a StreamSpec<'a>,
+    radix: Vec<u64>,
+    combinations: u64,
+    /// Kernel-group latency tables, `gpus` values per entry.
+    terms: Vec<Table>,
+    /// 1.0 where the combination of the table's axes gives a valid shape.
+    valid: Table,
+    /// (quality_proxy, 1 / (D*F/1e6)) per entry.
+    quality: Table,
+    /// 1.0 where the constraints hold.
+    passes: Table,
+    gpus: usize,
+    /// How many of the innermost axes form a block, and the block's size.
+    inner_axes: usize,
+    inner: u64,
+    /// Per position in a block, every table's entry offset.
+    offsets: Vec<[u64; MAX_TABLES]>,
+}
+
+impl<'a> Plan<'a> {
+    fn new(spec: &'a StreamSpec<'a>) -> Result<Self> {
+        spec.family.check()?;
+        spec.constraints.check()?;
+        if spec.hardware.is_empty() {
+            return Err(Error::Spec("a search needs at least one hardware target".into()));
+        }
+        let radix: Vec<u64> = spec.family.axes.iter().map(|a| a.values.len() as u64).collect();
+        if radix.len() > 63 {
+            return Err(Error::Spec("a family has at most 63 axes".into()));
+        }
+        let combinations = spec.family.combinations();
+        if combinations > MAX_COMBINATIONS as u128 {
+            return Err(Error::Spec(format!(
+                "the family has {combinations} combinations; the streaming search handles at most 2^62"
+            )));
+        }
+        let family = spec.family;
+        let fields = |fs: &[ShapeField]| fs.iter().fold(0u64, |m, f| m | family.field_axes(*f));
+
+        // Group kernels by the axes they read; fold a group into another that
+        // reads a superset of its axes, while tables stay small.
+        let mut groups: Vec<(u64, Vec<usize>)> = Vec::new();
+        for (k, kernel) in crate::cost::Kernel::ALL.iter().enumerate() {
+            let mask = fields(kernel.fields());
+            match groups.iter_mut().find(|(m, _)| *m == mask) {
+                Some((_, ks)) => ks.push(k),
+                None => groups.push((mask, vec![k])),
+            }
+        }
+        groups.sort_by_key(|(m, _)| std::cmp::Reverse(m.count_ones()));
+        let mut merged: Vec<(u64, Vec<usize>)> = Vec::new();
+        for (mask, kernels) in groups {
+            let host = merged
+                .iter_mut()
+                .filter(|(m, _)| m & mask == mask && layout(*m, &radix).1 <= MAX_TABLE)
+                .min_by_key(|(m, _)| layout(*m, &radix).1);
+            match host {
+                Some((_, ks)) => ks.extend(kernels),
+                None => merged.push((mask, kernels)),
+            }
+        }
+
+        let shape_mask = fields(&[
+            ShapeField::HiddenDim,
+            ShapeField::NumHeads,
+            ShapeField::NumKvHeads,
+            ShapeField::HeadDim,
+            ShapeField::FfnDim,
+        ]);
+        let reps = Representatives::new(spec, &radix, shape_mask)?;
+        let valid = reps.table(shape_mask, 1, |shape| vec![f64::from(u8::from(shape.is_some()))]);
+
+        let gpus: Vec<_> = spec.hardware.iter().map(|h| h.throughputs).collect();
+        let mut terms = Vec::new();
+        for (mask, kernels) in &merged {
+            let (strides, size) = layout(*mask, &radix);
+            let shapes: Vec<LayerShape> = reps
+                .shapes(*mask, size)
+                .into_iter()
+                .map(|s| s.unwrap_or(PLACEHOLDER))
+                .collect();
+            terms.push(Table {
+                strides,
+                values: group_latency(&shapes, kernels, &gpus),
+            });
+        }
+
+        let quality_mask = fields(&[ShapeField::HiddenDim, ShapeField::FfnDim]);
+        // (quality proxy, 1 / (D*F/1e6)): the hot loop multiplies rather than divides.
+        let quality = reps.table(quality_mask, 2, |shape| match shape {
+            Some(s) => {
+                let p = Proxies::of(&s);
+                vec![p.quality_proxy, 1.0 / p.param_proxy_raw]
+            }
+            None => vec![0.0, 1.0],
+        });
+
+        let mut metrics: Vec<Metric> = Vec::new();
+        spec.constraints.clauses.iter().for_each(|c| c.metrics(&mut metrics));
+        let pass_mask = metrics.iter().fold(0u64, |m, metric| m | fields(metric.fields()));
+        let passes = reps.table(pass_mask, 1, |shape| {
+            let ok = shape.is_some_and(|s| spec.constraints.clauses.iter().all(|c| c.holds(&s)));
+            vec![f64::from(u8::from(ok))]
+        });
+
+        // Blocks: the innermost axes, up to about 4096 positions.
+        let mut inner_axes = 1;
+        let mut inner = radix[radix.len() - 1];
+        while inner_axes < radix.len() && inner * radix[radix.len() - 1 - inner_axes] <= 4096 {
+            inner *= radix[radix.len() - 1 - inner_axes];
+            inner_axes += 1;
+        }
+        let all: Vec<&Table> = terms.iter().chain([&valid, &quality, &passes]).collect();
+        if all.len() > MAX_TABLES {
+            return Err(Error::Spec("internal: too many lookup tables".into()));
+        }
+        let first_inner = radix.len() - inner_axes;
+        let offsets = (0..inner)
+            .map(|j| {
+                let mut digits = vec![0u64; radix.len()];
+                let mut rest = j;
+                for a in (first_inner..radix.len()).rev() {
+                    digits[a] = rest % radix[a];
+                    rest /= radix[a];
+                }
+                std::array::from_fn(|t| {
+                    all.get(t).map_or(0, |tab| {
+                        (first_inner..radix.len()).map(|a| digits[a] * tab.strides[a]).sum()
+                    })
+                })
+            })
+            .collect();
+        Ok(Plan {
+            spec,
+            radix,
+            combinations: combinations as u64,
+            terms,
+            valid,
+            quality,
+            passes,
+            gpus: gpus.len(),
+            inner_axes,
+            inner,
+            offsets,
+        })
+    }
+}
+
+/// The summed time of `kernels` for every shape on every GPU (row-major,
+/// `gpus` values per shape): the group's work columns times their inverse
+/// throughputs, one nalgebra product for the whole table.
+fn group_latency(shapes: &[LayerShape], kernels: &[usize], gpus: &[crate::hardware::Throughputs]) -> Vec<f64> {
+    use nalgebra::DMatrix;
+    let columns: Vec<usize> = (0..SeedModel::COLUMNS.len())
+        .filter(|&c| kernels.contains(&(SeedModel::COLUMNS[c].kernel as usize)))
+        .collect();
+    let rows: Vec<f64> = shapes
+        .par_iter()
+        .flat_map_iter(|shape| {
+            let mut row = [0.0; 16];
+            SeedModel.work_row(shape, &mut row);
+            columns.iter().map(move |&c| row[c]).collect::<Vec<_>>()
+        })
+        .collect();
+    let work = DMatrix::from_row_slice(shapes.len(), columns.len(), &rows);
+    let inverse = DMatrix::from_fn(columns.len(), gpus.len(), |c, g| {
+        SeedModel::COLUMNS[columns[c]].resource.inverse_throughput(&gpus[g])
+    });
+    let product = work * inverse;
+    let mut values = Vec::with_capacity(shapes.len() * gpus.len());
+    for i in 0..shapes.len() {
+        values.extend(product.row(i).iter());
+    }
+    values
+}
+
+/// Stands in for table entries no valid candidate uses (their value is never read).
+const PLACEHOLDER: LayerShape = LayerShape {
+    hidden_dim: 128,
+    num_heads: 1,
+    num_kv_heads: 1,
+    head_dim: 128,
+    ffn_dim: 128,
+    seq_len: 1,
+    batch_size: 1,
+    use_qk_norm: true,
+    window_size: None,
+};
+
+/// Digits of entry `entry` of a table over `mask`, in family-axis order (other axes 0).
+fn digits_of(radix: &[u64], mask: u64, mut entry: u64) -> Vec<u64> {
+    let mut digits = vec![0u64; radix.len()];
+    for a in (0..radix.len()).rev() {
+        if mask & (1 << a) != 0 {
+            digits[a] = entry % radix[a];
+            entry /= radix[a];
+        }
+    }
+    digits
+}
+
+/// For any subset of axes and any values on it, a valid candidate that has
+/// those values (if one exists): the shape a table entry is computed from.
+struct Representatives<'a> {
+    spec: &'a StreamSpec<'a>,
+    radix: Vec<u64>,
+    /// The axes that decide validity (hidden, heads, kv heads, head_dim, FFN).
+    shape_mask: u64,
+    /// A valid candidate's digits: values for axes no table entry fixes.
+    base: Vec<u64>,
+    /// Digits (on the shape axes) of every valid combination of them.
+    valid: Vec<Vec<u64>>,
+}
+
+impl<'a> Representatives<'a> {
+    fn new(spec: &'a StreamSpec<'a>, radix: &[u64], shape_mask: u64) -> Result<Self> {
+        let (_, size) = layout(shape_mask, radix);
+        if size > MAX_TABLE * 16 {
+            return Err(Error::Spec(format!(
+                "the axes that decide heads, kv heads and FFN size have {size} combinations together; \
+                 the streaming search handles at most {}",
+                MAX_TABLE * 16
+            )));
+        }
+        let family = spec.family;
+        let picks = |digits: &[u64]| -> Vec<&Labeled> {
+            family
+                .axes
+                .iter()
+                .zip(digits)
+                .map(|(axis, &d)| &axis.values[d as usize])
+                .collect()
+        };
+        // Validity of the shape axes, with every other axis at its first value.
+        let valid: Vec<Vec<u64>> = (0..size)
+            .map(|e| digits_of(radix, shape_mask, e))
+            .filter(|d| {
+                family
+                    .build_shape(&picks(d), spec.workload)
+                    .is_ok_and(|s| shape_valid(&s))
+            })
+            .collect();
+        let Some(base) = valid.first().cloned() else {
+            return Err(Error::Spec("the family yields no valid candidate".into()));
+        };
+        // Every value of every other axis must be valid on its own (window 0, seq 0...).
+        for (a, axis) in family.axes.iter().enumerate() {
+            if shape_mask & (1 << a) != 0 {
+                continue;
+            }
+            for d in 0..radix[a] {
+                let mut digits = base.clone();
+                digits[a] = d;
+                family.shape_of(&picks(&digits), spec.workload).map_err(|why| {
+                    Error::Spec(format!(
+                        "axis `{}` value {}: {why}",
+                        axis.kind.name(),
+                        axis.values[d as usize].label()
+                    ))
+                })?;
+            }
+        }
+        // With every axis at its largest value no FLOP count may overflow (they only grow).
+        let largest: Vec<u64> = radix
+            .iter()
+            .enumerate()
+            .map(|(a, _)| {
+                (0..radix[a])
+                    .max_by(|&x, &y| {
+                        size_key(&family.axes[a].values[x as usize])
+                            .total_cmp(&size_key(&family.axes[a].values[y as usize]))
+                    })
+                    .unwrap_or(0)
+            })
+            .collect();
+        if let Ok(shape) = family.build_shape(&picks(&largest), spec.workload) {
+            let relaxed = LayerShape {
+                num_kv_heads: 1,
+                ..shape
+            };
+            if let Err(p) = relaxed.validate() {
+                if p.key.is_none() {
+                    return Err(Error::Spec(format!("the family's largest shapes are too large: {p}")));
+                }
+            }
+        }
+        Ok(Representatives {
+            spec,
+            radix: radix.to_vec(),
+            shape_mask,
+            base,
+            valid,
+        })
+    }
+
+    /// For each combination of the shape axes in `mask`, the first valid
+    /// combination of all shape axes that agrees with it.
+    fn index(&self, mask: u64) -> std::collections::HashMap<u64, &Vec<u64>> {
+        let on_shape = mask & self.shape_mask;
+        let (strides, _) = layout(on_shape, &self.radix);
+        let mut first = std::collections::HashMap::new();
+        for d in &self.valid {
+            let key: u64 = d.iter().zip(&strides).map(|(x, s)| x * s).sum();
+            first.entry(key).or_insert(d);
+        }
+        first
+    }
+
+    /// A table over `mask` with `width` values per entry, each computed from
+    /// a valid candidate with that entry's values (None when there is none).
+    fn table(&self, mask: u64, width: usize, value: impl Fn(Option<LayerShape>) -> Vec<f64>) -> Table {
+        let (strides, size) = layout(mask, &self.radix);
+        let shapes = self.shapes(mask, size);
+        let mut values = Vec::with_capacity(size as usize * width);
+        for shape in shapes {
+            values.extend(value(shape));
+        }
+        Table { strides, values }
+    }
+
+    /// The representative shape of every entry of a table over `mask`.
+    /// Valid by construction: shape axes come from a valid combination, every
+    /// other axis value was checked on its own, and the largest corner too.
+    fn shapes(&self, mask: u64, size: u64) -> Vec<Option<LayerShape>> {
+        let first = self.index(mask);
+        let (shape_strides, _) = layout(mask & self.shape_mask, &self.radix);
+        let family = self.spec.family;
+        let axes = self.radix.len();
+        (0..size)
+            .into_par_iter()
+            .map_init(
+                || Vec::with_capacity(axes),
+                |picks: &mut Vec<&Labeled>, entry| {
+                    let mut rest = entry;
+                    let mut fixed = [0u64; 64];
+                    for a in (0..axes).rev() {
+                        if mask & (1 << a) != 0 {
+                            fixed[a] = rest % self.radix[a];
+                            rest /= self.radix[a];
+                        }
+                    }
+                    let key: u64 = (0..axes).map(|a| fixed[a] * shape_strides[a]).sum();
+                    let shape_digits = first.get(&key)?;
+                    picks.clear();
+                    picks.extend((0..axes).map(|a| {
+                        let d = if mask & (1 << a) != 0 {
+                            fixed[a]
+                        } else if self.shape_mask & (1 << a) != 0 {
+                            shape_digits[a]
+                        } else {
+                            self.base[a]
+                        };
+                        &family.axes[a].values[d as usize]
+                    }));
+                    family.build_shape(picks, self.spec.workload).ok()
+                },
+            )
+            .collect()
+    }
+}
+
+/// Valid apart from the sizes other axes set (window, sequence, batch, QK-norm).
+fn shape_valid(s: &LayerShape) -> bool {
+    s.validate().is_ok()
+}
+
+/// Orders an axis's values by how much work they make (for the overflow check).
+fn size_key(l: &Labeled) -> f64 {
+    use crate::search::family::AxisValue;
+    match l.value {
+        AxisValue::Int(v) => v as f64,
+        AxisValue::Ratio(r) => r,
+        AxisValue::Window(w) => w.map_or(f64::INFINITY, |w| w as f64),
+        AxisValue::Bool(_) => 0.0,
+    }
+}
+
+/// A bounded list of the best entries by (key, tie, index), ascending.
+#[derive(Clone, Debug)]
+struct TopK {
+    cap: usize,
+    items: Vec<(f64, f64, u64)>,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        TopK {
+            cap: k + MARGIN,
+            items: Vec::with_capacity(k + MARGIN + 1),
+        }
+    }
+
+    /// Whether (key, tie) could enter: the hot loop's only test, almost always false.
+    #[inline(always)]
+    fn admits(&self, key: f64, tie: f64) -> bool {
+        match self.items.last() {
+            Some(&(k, t, _)) if self.items.len() >= self.cap => key < k || (key == k && tie < t),
+            _ => true,
+        }
+    }
+
+    fn insert(&mut self, key: f64, tie: f64, index: u64) {
+        let at = self
+            .items
+            .partition_point(|&(k, t, i)| (k, t, i) < (key, tie, index) || (k == key && t == tie && i < index));
+        self.items.insert(at, (key, tie, index));
+        self.items.truncate(self.cap);
+    }
+
+    fn merge(mut self, other: TopK) -> TopK {
+        for (k, t, i) in other.items {
+            if self.admits(k, t) || self.items.len() < self.cap {
+                self.insert(k, t, i);
+            }
+        }
+        self
+    }
+}
+
+/// What one chunk of indices found.
+#[derive(Clone, Debug)]
+struct Partial {
+    valid: u64,
+    passing: u64,
+    /// Per GPU: by total, by ms per Mparam, constrained by (total, -quality).
+    tops: Vec<[TopK; 3]>,
+    /// Per quality-table entry and GPU (entry * gpus + gpu): (fastest total, its index).
+    pareto: Vec<(f64, u64)>,
+}
+
+impl Partial {
+    fn new(plan: &Plan) -> Self {
+        let k = plan.spec.top_k;
+        let groups = plan.quality.values.len() / 2;
+        Partial {
+            valid: 0,
+            passing: 0,
+            tops: (0..plan.gpus)
+                .map(|_| [TopK::new(k), TopK::new(k), TopK::new(k)])
+                .collect(),
+            pareto: vec![(f64::INFINITY, u64::MAX); groups * plan.gpus],
+        }
+    }
+
+    fn merge(mut self, other: Partial) -> Partial {
+        self.valid += other.valid;
+        self.passing += other.passing;
+        for (mine, theirs) in self.tops.iter_mut().zip(other.tops) {
+            for (m, t) in mine.iter_mut().zip(theirs) {
+                *m = std::mem::replace(m, TopK::new(0)).merge(t);
+            }
+        }
+        for (m, t) in self.pareto.iter_mut().zip(other.pareto) {
+            if (t.0, t.1) < (m.0, m.1) {
+                *m = t;
+            }
+        }
+        self
+    }
+}
+
+/// Most lookup tables the hot loop walks: kernel groups (at most one per
+/// seed kernel) plus validity, quality and constraints.
+const MAX_TABLES: usize = 12;
+
+/// Most GPUs one pass evaluates; more are searched in several passes.
+const MAX_GPUS: usize = 8;
+
+impl Plan<'_> {
+    /// Evaluates indices `start..end`.
+    fn run_chunk(&self, start: u64, end: u64) -> Partial {
+        match self.gpus {
+            1 => self.run::<1>(start, end),
+            2 => self.run::<2>(start, end),
+            3 => self.run::<3>(start, end),
+            4 => self.run::<4>(start, end),
+            5 => self.run::<5>(start, end),
+            6 => self.run::<6>(start, end),
+            7 => self.run::<7>(start, end),
+            _ => self.run::<8>(start, end),
+        }
+    }
+
+    /// The hot loop, for `G` GPUs: table lookups, a few compares, no allocation.
+    ///
+    /// Candidates are walked in blocks over the innermost axes: each table's
+    /// entry is the block's base plus a precomputed offset, and a block whose
+    /// outer axes make an invalid shape is skipped whole.
+    fn run<const G: usize>(&self, start: u64, end: u64) -> Partial {
+        let mut out = Partial::new(self);
+        let tables = self.tables();
+        let count = tables.len();
+        let terms = self.terms.len();
+        let (valid_t, quality_t, passes_t) = (terms, terms + 1, terms + 2);
+        let (inner, outer_axes) = (self.inner, self.radix.len() - self.inner_axes);
+        let valid_per_block = (outer_axes..self.radix.len()).all(|a| self.valid.strides[a] == 0);
+
+        let mut block = start / inner;
+        let mut digits = vec![0u64; outer_axes];
+        let mut rest = block;
+        for a in (0..outer_axes).rev() {
+            digits[a] = rest % self.radix[a];
+            rest /= self.radix[a];
+        }
+        let mut base = [0u64; MAX_TABLES];
+        for (t, b) in base.iter_mut().enumerate().take(count) {
+            *b = (0..outer_axes).map(|a| digits[a] * tables[t].strides[a]).sum();
+        }
+        // Current admission thresholds of each top-k (infinite until full).
+        let mut worst = [[f64::INFINITY; 3]; G];
+        let mut worst_quality = [f64::INFINITY; G];
+        let refresh = |top: &TopK| top.items.last().filter(|_| top.items.len() >= top.cap).copied();
+
+        let mut j0 = start % inner;
+        let mut index = start;
+        while index < end {
+            let j1 = inner.min(j0 + (end - index));
+            if !valid_per_block || self.valid.values[base[valid_t] as usize] != 0.0 {
+                for j in j0..j1 {
+                    let offset = &self.offsets[j as usize];
+                    let at = |t: usize| (base[t] + offset[t]) as usize;
+                    if !valid_per_block && self.valid.values[at(valid_t)] == 0.0 {
+                        continue;
+                    }
+                    out.valid += 1;
+                    let q = at(quality_t);
+                    let (quality, per_param) = (self.quality.values[2 * q], self.quality.values[2 * q + 1]);
+                    let passes = self.passes.values[at(passes_t)] != 0.0;
+                    out.passing += u64::from(passes);
+                    let mut totals = [0.0f64; G];
+                    for (t, term) in self.terms.iter().enumerate() {
+                        let row = &term.values[at(t) * G..at(t) * G + G];
+                        for g in 0..G {
+                            totals[g] += row[g];
+                        }
+                    }
+                    let candidate = block * inner + j;
+                    for g in 0..G {
+                        let total = totals[g];
+                        let efficiency = total * per_param;
+                        if total < worst[g][0] {
+                            let top = &mut out.tops[g][0];
+                            top.insert(total, 0.0, candidate);
+                            worst[g][0] = refresh(top).map_or(f64::INFINITY, |w| w.0);
+                        }
+                        if efficiency < worst[g][1] {
+                            let top = &mut out.tops[g][1];
+                            top.insert(efficiency, 0.0, candidate);
+                            worst[g][1] = refresh(top).map_or(f64::INFINITY, |w| w.0);
+                        }
+                        if passes && (total < worst[g][2] || (total == worst[g][2] && -quality < worst_quality[g])) {
+                            let top = &mut out.tops[g][2];
+                            top.insert(total, -quality, candidate);
+                            let w = refresh(top);
+                            worst[g][2] = w.map_or(f64::INFINITY, |w| w.0);
+                            worst_quality[g] = w.map_or(f64::INFINITY, |w| w.1);
+                        }
+                        let best = &mut out.pareto[q * G + g];
+                        if total < best.0 {
+                            *best = (total, candidate);
+                        }
+                    }
+                }
+            } else {
+                // An invalid block still counts toward nothing; nothing to do.
+            }
+            index += j1 - j0;
+            j0 = 0;
+            block += 1;
+            // Next block: carry through the outer axes.
+            let mut a = outer_axes;
+            while a > 0 {
+                a -= 1;
+                digits[a] += 1;
+                for (b, t) in base.iter_mut().zip(&tables) {
+                    *b += t.strides[a];
+                }
+                if digits[a] < self.radix[a] {
+                    break;
+                }
+                for (b, t) in base.iter_mut().zip(&tables) {
+                    *b -= t.strides[a] * self.radix[a];
+                }
+                digits[a] = 0;
+            }
+        }
+        out
+    }
+
+    /// Every table the hot loop reads: kernel groups, then validity, quality, constraints.
+    fn tables(&self) -> Vec<&Table> {
+        self.terms
+            .iter()
+            .chain([&self.valid, &self.quality, &self.passes])
+            .collect()
+    }
+}
+
+/// Streams the whole family. `progress` is called with the number of
+/// candidates done so far (from worker threads; keep it cheap).
+pub fn search(spec: &StreamSpec, progress: &(dyn Fn(u64) + Sync)) -> Result<StreamResult> {
+    search_range(spec, None, progress)
+}
+
+/// Streams the first `limit` candidates of the family (all when `None`).
+pub fn search_range(spec: &StreamSpec, limit: Option<u64>, progress: &(dyn Fn(u64) + Sync)) -> Result<StreamResult> {
+    if spec.hardware.len() > MAX_GPUS {
+        // One pass per group of GPUs; the passes share nothing but their counts.
+        let mut merged: Option<StreamResult> = None;
+        for group in spec.hardware.chunks(MAX_GPUS) {
+            let part = search_range(
+                &StreamSpec {
+                    hardware: group,
+                    ..*spec
+                },
+                limit,
+                progress,
+            )?;
+            match &mut merged {
+                Some(m) => m.per_gpu.extend(part.per_gpu),
+                None => merged = Some(part),
+            }
+        }
+        return merged.ok_or_else(|| Error::Spec("a search needs at least one hardware target".into()));
+    }
+    let plan = Plan::new(spec)?;
+    let end = limit.map_or(plan.combinations, |l| l.min(plan.combinations));
+    let done = AtomicU64::new(0);
+    let chunk = CHUNK.div_ceil(plan.inner) * plan.inner;
+    let chunks = end.div_ceil(chunk);
+    let partial = (0..chunks)
+        .into_par_iter()
+        .map(|c| {
+            let (lo, hi) = (c * chunk, ((c + 1) * chunk).min(end));
+            let part = plan.run_chunk(lo, hi);
+            progress(done.fetch_add(hi - lo, Ordering::Relaxed) + (hi - lo));
+            part
+        })
+        .reduce(|| Partial::new(&plan), Partial::merge);
+    if partial.valid == 0 {
+        return Err(Error::Spec("the family yields no valid candidate".into()));
+    }
+    finish(&plan, partial, end)
+}
+
+/// Re-evaluates the kept entries exactly and orders them as materialization would.
+fn finish(plan: &Plan, partial: Partial, combinations: u64) -> Result<StreamResult> {
+    let spec = plan.spec;
+    let k = spec.top_k;
+    let gpus: Vec<_> = spec.hardware.iter().map(|h| h.throughputs).collect();
+    // Every candidate any list keeps, evaluated exactly once for all GPUs.
+    let gpu_count = partial.tops.len();
+    let mut wanted: Vec<u64> = partial
+        .tops
+        .iter()
+        .flat_map(|tops| tops.iter().flat_map(|t| t.items.iter().map(|&(_, _, i)| i)))
+        .chain(partial.pareto.iter().filter(|e| e.1 != u64::MAX).map(|e| e.1))
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let template = crate::search::family::parse_template(&spec.family.template)?;
+    let mut shapes = Vec::with_capacity(wanted.len());
+    let mut names = Vec::with_capacity(wanted.len());
+    for &i in &wanted {
+        let picks = spec.family.decode(i as u128);
+        let shape = spec
+            .family
+            .shape_of(&picks, spec.workload)
+            .map_err(|e| Error::Spec(format!("candidate {i}: {e}")))?;
+        names.push(crate::search::family::render(&template, &picks, spec.family, &shape));
+        shapes.push(shape);
+    }
+    let latency = LatencyMatrix::seed(&shapes, &gpus);
+    let ranked = |index: u64, g: usize| -> Ranked {
+        let n = wanted.binary_search(&index).unwrap_or(0);
+        let shape = shapes[n];
+        let p = Proxies::of(&shape);
+        let total_ms = latency.total_ms(n, g);
+        Ranked {
+            index,
+            name: names[n].clone(),
+            shape,
+            total_ms,
+            ms_per_mparam_proxy: total_ms / p.param_proxy_raw,
+            quality_proxy: p.quality_proxy,
+            passes: spec.constraints.clauses.iter().all(|c| c.holds(&shape)),
+            bottleneck: latency.kernels(n, g).bottleneck(),
+        }
+    };
+    let mut per_gpu = Vec::new();
+    for (g, tops) in partial.tops.iter().enumerate() {
+        let ranked_list = |top: &TopK| -> Vec<Ranked> { top.items.iter().map(|&(_, _, i)| ranked(i, g)).collect() };
+        let mut by_total = ranked_list(&tops[0]);
+        by_total.sort_by(|a, b| a.total_ms.total_cmp(&b.total_ms).then(a.index.cmp(&b.index)));
+        by_total.truncate(k);
+        let mut by_efficiency = ranked_list(&tops[1]);
+        by_efficiency.sort_by(|a, b| {
+            a.ms_per_mparam_proxy
+                .total_cmp(&b.ms_per_mparam_proxy)
+                .then(a.index.cmp(&b.index))
+        });
+        by_efficiency.truncate(k);
+        let mut constrained = ranked_list(&tops[2]);
+        constrained.sort_by(|a, b| {
+            a.total_ms
+                .total_cmp(&b.total_ms)
+                .then(b.quality_proxy.total_cmp(&a.quality_proxy))
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        constrained.truncate(k);
+
+        let mut front: Vec<Ranked> = partial
+            .pareto
+            .iter()
+            .skip(g)
+            .step_by(gpu_count)
+            .filter(|e| e.1 != u64::MAX)
+            .map(|e| ranked(e.1, g))
+            .collect();
+        front.sort_by(|a, b| {
+            a.total_ms
+                .total_cmp(&b.total_ms)
+                .then(b.quality_proxy.total_cmp(&a.quality_proxy))
+                .then(a.index.cmp(&b.index))
+        });
+        let mut best_quality = f64::NEG_INFINITY;
+        front.retain(|r| {
+            let keep = r.quality_proxy > best_quality;
+            best_quality = best_quality.max(r.quality_proxy);
+            keep
+        });
+        per_gpu.push(GpuResult {
+            hardware: spec.hardware[g].key.to_string(),
+            total_ms_top: by_total,
+            ms_per_mparam_proxy_top: by_efficiency,
+            constrained_top: constrained,
+            pareto_front: front,
+        });
+    }
+    Ok(StreamResult {
+        combinations,
+        valid: partial.valid,
+        passing: partial.passing,
+        per_gpu,
+    })
+}
+
+/// The number of valid candidates of a family, without enumerating them
+/// (for compile-time checks of huge spaces).
+pub fn count_valid(family: &Family, workload: Workload) -> Result<u64> {
+    let constraints = Constraints::default();
+    let spec = StreamSpec {
+        family,
+        workload,
+        hardware: &[],
+        constraints: &constraints,
+        top_k: 0,
+    };
+    let radix: Vec<u64> = family.axes.iter().map(|a| a.values.len() as u64).collect();
+    let mask = [
+        ShapeField::HiddenDim,
+        ShapeField::NumHeads,
+        ShapeField::NumKvHeads,
+        ShapeField::HeadDim,
+        ShapeField::FfnDim,
+    ]
+    .iter()
+    .fold(0u64, |m, f| m | family.field_axes(*f));
+    let reps = Representatives::new(&spec, &radix, mask)?;
+    let others: u64 = radix
+        .iter()
+        .enumerate()
+        .filter(|(a, _)| mask & (1 << a) == 0)
+        .map(|(_, n)| *n)
+        .product();
+    Ok(reps.valid.len() as u64 * others)
+}
+
+/// The family `nas bench` streams: 100,663,296 combinations of 16 sequence
+/// lengths, 128 widths, 4 head sizes, 6 kv-head counts, 32 FFN ratios, 32
+/// windows and QK-norm on or off (outermost first), batch 1; about 45% are
+/// valid shapes (head counts must divide).
+pub fn bench_family() -> Family {
+    use crate::search::family::{Axis, AxisKind, AxisValue, FfnRounding, Rounding};
+    let ints = |kind, values: Vec<u64>| Axis {
+        kind,
+        values: values
+            .into_iter()
+            .map(|v| Labeled::new(AxisValue::Int(v)))
+            .collect::<Vec<_>>()
+            .into(),
+    };
+    Family {
+        source: "generated_candidate".into(),
+        axes: vec![
+            ints(AxisKind::SeqLen, (1..=16).map(|i| i * 512).collect()),
+            ints(AxisKind::HiddenDim, (0..128).map(|i| 1024 + 128 * i).collect()),
+            ints(AxisKind::HeadDim, vec![64, 96, 128, 256]),
+            ints(AxisKind::KvHeads, vec![1, 2, 4, 8, 16, 32]),
+            Axis {
+                kind: AxisKind::FfnRatio,
+                values: (0..32)
+                    .map(|i| Labeled::new(AxisValue::Ratio(2.0 + 0.125 * i as f64)))
+                    .collect::<Vec<_>>()
+                    .into(),
+            },
+            Axis {
+                kind: AxisKind::Window,
+                values: (0..32)
+                    .map(|i| Labeled::new(AxisValue::Window((i < 31).then_some(128 * (i + 1)))))
+                    .collect::<Vec<_>>()
+                    .into(),
+            },
+            Axis {
+                kind: AxisKind::QkNorm,
+                values: vec![
+                    Labeled::new(AxisValue::Bool(true)),
+                    Labeled::new(AxisValue::Bool(false)),
+                ]
+                .into(),
+            },
+        ]
+        .into(),
+        ffn_rounding: FfnRounding {
+            multiple: 128,
+            rounding: Rounding::NearestEven,
+        },
+        template: "b_s{seq_len}_h{hidden_dim}_hd{head_dim}_kv{kv_heads}_f{ffn_ratio}_w{window}_{qk_norm}".into(),
+    }
+}
