@@ -400,3 +400,69 @@ fn bad_measurement_files_are_errors_and_nothing_is_written() {
         assert!(!out.exists(), "no profile written");
     }
 }
+
+#[test]
+fn search_streams_a_json_spec_deterministically() {
+    let spec = repo("examples/specs/gqa-sweep.json");
+    let run = || nas(&["search", "--spec", &spec, "--quiet"]);
+    let (a, b) = (run(), run());
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert_eq!(a.stdout, b.stdout, "same spec, same bytes");
+    let v: Value = serde_json::from_slice(&a.stdout).unwrap();
+    assert_eq!(v["combinations"], 4320);
+    let h100 = &v["results"][2];
+    assert_eq!(h100["hardware"], "h100");
+    assert_eq!(h100["total_ms_top"].as_array().unwrap().len(), 10);
+    let front = h100["pareto_front"].as_array().unwrap();
+    assert!(front.windows(2).all(|w| {
+        w[0]["total_ms"].as_f64() < w[1]["total_ms"].as_f64()
+            && w[0]["quality_proxy"].as_f64() < w[1]["quality_proxy"].as_f64()
+    }));
+    for e in h100["quality_constrained_top"].as_array().unwrap() {
+        assert_eq!(e["constraint_passes"], true);
+    }
+}
+
+#[test]
+fn bad_search_specs_and_bench_arguments_are_errors() {
+    let dir = TempDir::new("search");
+    let cases = [
+        ("{\"hardware\": [\"h100\"]}", "missing key `family`"),
+        ("[1, 2]", "expected an object"),
+        (
+            r#"{"hardware": ["h100"], "family": {"axes": [{"axis": "hidden_dim", "values": [1000]}, {"axis": "head_dim", "values": [128]}, {"axis": "ffn_dim", "values": [4096]}], "name": "x{hidden_dim}"}}"#,
+            "no valid candidate",
+        ),
+        (
+            r#"{"hardware": ["h100"], "family": {"axes": [{"axis": "hidden_dim", "values": [1024]}, {"axis": "head_dim", "values": [128]}, {"axis": "window", "values": [0]}, {"axis": "ffn_dim", "values": [4096]}], "name": "x"}}"#,
+            "family.axes[2].values[0]: expected a positive integer",
+        ),
+    ];
+    for (text, expected) in cases {
+        let path = dir.file("spec.json", text);
+        let out = nas(&["search", "--spec", &path]);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(expected), "expected `{expected}` in {err}");
+    }
+    let out = nas(&["bench", "--candidates", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = nas(&["bench", "--candidates", "1000", "--hardware", "h100,x9"]);
+    assert!(String::from_utf8(out.stderr).unwrap().contains("unknown hardware `x9`"));
+}
+
+#[test]
+fn bench_prints_one_json_line() {
+    let out = nas(&["bench", "--candidates", "100000", "--hardware", "a100,h100", "--quiet"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (v["candidates"].as_u64(), v["hardware"].as_u64()),
+        (Some(100_000), Some(2))
+    );
+    for key in ["seconds", "evaluations_per_second", "valid_candidates"] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {text}");
+    }
+}
