@@ -87,6 +87,29 @@ pub mod __private {
         }
     }
 
+    /// Streams a generated type's `space`, if it has one.
+    pub fn search_space(
+        hardware: &'static [HardwareProfile],
+        constraints: &'static [Constraint],
+        space: Option<(Family, usize)>,
+        workload: Workload,
+    ) -> nas_core::Result<Option<nas_core::search::stream::StreamResult>> {
+        let Some((family, top_k)) = space else {
+            return Ok(None);
+        };
+        let constraints = Constraints {
+            clauses: Cow::Borrowed(constraints),
+        };
+        let spec = nas_core::search::stream::StreamSpec {
+            family: &family,
+            workload,
+            hardware,
+            constraints: &constraints,
+            top_k,
+        };
+        nas_core::search::stream::search(&spec, &|_| {}).map(Some)
+    }
+
     /// Loads the declared calibration DB (if any) and evaluates.
     pub fn evaluate(mut spec: SearchSpec, calibration_db: Option<&str>) -> nas_core::Result<Pack> {
         if let Some(path) = calibration_db {

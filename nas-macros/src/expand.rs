@@ -71,6 +71,16 @@ pub fn expand(spec: &Spec, checked: &Checked) -> TokenStream {
                 )
             }
 
+            /// The declared `space` streamed on every GPU: per GPU its best by each
+            /// ranking, its best passing the constraints, and its Pareto front of
+            /// latency vs quality proxy (`None` without a `space`).
+            pub fn search_space() -> ::core::result::Result<
+                ::core::option::Option<::nas::search::stream::StreamResult>,
+                ::nas::Error,
+            > {
+                ::nas::__private::search_space(Self::HARDWARE, Self::CONSTRAINTS, Self::SPACE, Self::WORKLOAD)
+            }
+
             /// Every candidate on every GPU, ranked: the pack, ready to `write`.
             pub fn evaluate() -> ::core::result::Result<::nas::report::Pack, ::nas::Error> {
                 ::nas::__private::evaluate(Self::spec(), Self::CALIBRATION_DB)

@@ -197,10 +197,10 @@ impl Validator<'_> {
                 );
             }
         }
-        if candidates.is_empty() && self.errors.0.is_none() {
+        if candidates.is_empty() && space.is_none() && self.errors.0.is_none() {
             self.errors.at(
                 &spec.name,
-                "a search needs at least one candidate (`known`, `seed`, `candidate` or `family`)",
+                "a search needs at least one candidate (`known`, `seed`, `candidate`, `family` or `space`)",
             );
         }
         if let (Some(span), false) = (constraints_span, constraints.is_empty()) {
