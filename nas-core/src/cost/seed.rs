@@ -194,6 +194,20 @@ impl super::CostModel for SeedModel {
     }
 }
 
+/// The product of `factors` as f64, rounded once, as the seed's Python
+/// integers are. Counts of validated shapes fit in a u64 (the fast path:
+/// u128 to f64 is a slow software routine); larger ones saturate.
+fn count(factors: &[u128]) -> f64 {
+    let mut product: u64 = 1;
+    for &factor in factors {
+        match u64::try_from(factor).ok().and_then(|f| product.checked_mul(f)) {
+            Some(p) => product = p,
+            None => return factors.iter().fold(1u128, |p, &f| p.saturating_mul(f)) as f64,
+        }
+    }
+    product as f64
+}
+
 impl SeedModel {
     /// The R x G matrix of inverse throughputs (ms per byte or FLOP) of the seed's resources.
     pub fn inverse_throughputs(gpus: &[Throughputs]) -> nalgebra::DMatrix<f64> {
@@ -223,8 +237,8 @@ impl SeedModel {
 
     /// Fills `row` with the work of each column for a validated shape.
     ///
-    /// Counts are exact integers (u128, so no product can wrap), converted
-    /// to f64 once, as the seed's Python integers are.
+    /// Counts are exact integer products converted to f64 once, as the
+    /// seed's Python integers are (see [`count`]).
     pub fn work_row(&self, s: &LayerShape, row: &mut [f64; 16]) {
         let (b, seq, d) = (s.batch_size as u128, s.seq_len as u128, s.hidden_dim as u128);
         let (h, hkv, dh, f) = (
@@ -234,34 +248,34 @@ impl SeedModel {
             s.ffn_dim as u128,
         );
         let m = b * seq;
-        let te = |x: u128| tile_efficiency(x as u64);
+        let te = |x: u128| tile_efficiency(u64::try_from(x).unwrap_or(u64::MAX));
         // A GEMM's work after tile efficiency, on the large or the small resource.
-        let gemm = |flops: u128, eff: f64| flops as f64 / eff;
+        let gemm = |flops: &[u128], eff: f64| count(flops) / eff;
         let small = |dims: &[u128]| dims.iter().min().is_some_and(|&x| x < 1024);
         let split = |work: f64, is_small: bool| if is_small { (0.0, work) } else { (work, 0.0) };
 
-        let norm_bytes = (2 * b * seq * d * 2) as f64;
+        let norm_bytes = count(&[2, b, seq, d, 2]);
 
         let qkv_n = (h + 2 * hkv) * dh;
-        let qkv = split(gemm(2 * m * qkv_n * d, te(m) * te(qkv_n)), small(&[m, qkv_n, d]));
+        let qkv = split(gemm(&[2, m, qkv_n, d], te(m) * te(qkv_n)), small(&[m, qkv_n, d]));
 
-        let qk_bytes = (2 * b * (h + hkv) * seq * dh * 2) as f64;
+        let qk_bytes = count(&[2, b, h + hkv, seq, dh, 2]);
         let (qk_fused, qk_separate) = if s.use_qk_norm {
             (qk_bytes, 0.0)
         } else {
             (0.0, qk_bytes * 0.5)
         };
 
-        let attention = (4 * b * h * seq * s.kv_len() as u128 * dh) as f64;
+        let attention = count(&[4, b, h, seq, s.kv_len() as u128, dh]);
 
         let out_k = h * dh;
-        let out = split(gemm(2 * m * d * out_k, te(m) * te(d)), small(&[m, d, out_k]));
+        let out = split(gemm(&[2, m, d, out_k], te(m) * te(d)), small(&[m, d, out_k]));
 
-        let residual = (3 * b * seq * d * 2) as f64;
+        let residual = count(&[3, b, seq, d, 2]);
 
-        let mlp_flops = gemm(2 * m * (2 * f) * d, te(m) * te(2 * f)) + gemm(2 * m * d * f, te(m) * te(d));
+        let mlp_flops = gemm(&[2, m, 2 * f, d], te(m) * te(2 * f)) + gemm(&[2, m, d, f], te(m) * te(d));
         let mlp = split(mlp_flops, small(&[m, d, f]));
-        let activation = (3 * b * seq * f * 2) as f64;
+        let activation = count(&[3, b, seq, f, 2]);
 
         let (norm_large, norm_small) = split(norm_bytes, d < 2048);
         *row = [

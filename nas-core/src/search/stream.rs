@@ -22,7 +22,7 @@ use crate::cost::{LatencyMatrix, SeedModel};
 use crate::error::{Error, Result};
 use crate::hardware::HardwareProfile;
 use crate::search::constraints::{Constraints, Metric, Proxies};
-use crate::search::family::{Family, Labeled, Workload};
+use crate::search::family::{AxisKind, AxisValue, Family, Labeled, Workload};
 use crate::shapes::{LayerShape, ShapeField};
 
 /// Largest family the engine accepts (about 4.6 * 10^18: index arithmetic stays in u64).
@@ -176,7 +176,7 @@ impl<'a> Plan<'a> {
             ShapeField::FfnDim,
         ]);
         let reps = Representatives::new(spec, &radix, shape_mask)?;
-        let valid = reps.table(shape_mask, 1, |shape| vec![f64::from(u8::from(shape.is_some()))]);
+        let valid = reps.table(shape_mask, |shape| vec![f64::from(u8::from(shape.is_some()))]);
 
         let gpus: Vec<_> = spec.hardware.iter().map(|h| h.throughputs).collect();
         let mut terms = Vec::new();
@@ -195,7 +195,7 @@ impl<'a> Plan<'a> {
 
         let quality_mask = fields(&[ShapeField::HiddenDim, ShapeField::FfnDim]);
         // (quality proxy, 1 / (D*F/1e6)): the hot loop multiplies rather than divides.
-        let quality = reps.table(quality_mask, 2, |shape| match shape {
+        let quality = reps.table(quality_mask, |shape| match shape {
             Some(s) => {
                 let p = Proxies::of(&s);
                 vec![p.quality_proxy, 1.0 / p.param_proxy_raw]
@@ -206,7 +206,7 @@ impl<'a> Plan<'a> {
         let mut metrics: Vec<Metric> = Vec::new();
         spec.constraints.clauses.iter().for_each(|c| c.metrics(&mut metrics));
         let pass_mask = metrics.iter().fold(0u64, |m, metric| m | fields(metric.fields()));
-        let passes = reps.table(pass_mask, 1, |shape| {
+        let passes = reps.table(pass_mask, |shape| {
             let ok = shape.is_some_and(|s| spec.constraints.clauses.iter().all(|c| c.holds(&s)));
             vec![f64::from(u8::from(ok))]
         });
@@ -262,14 +262,16 @@ fn group_latency(shapes: &[LayerShape], kernels: &[usize], gpus: &[crate::hardwa
     let columns: Vec<usize> = (0..SeedModel::COLUMNS.len())
         .filter(|&c| kernels.contains(&(SeedModel::COLUMNS[c].kernel as usize)))
         .collect();
-    let rows: Vec<f64> = shapes
-        .par_iter()
-        .flat_map_iter(|shape| {
+    let mut rows = vec![0.0; shapes.len() * columns.len()];
+    rows.par_chunks_mut(columns.len().max(1))
+        .zip(shapes.par_iter())
+        .for_each(|(out, shape)| {
             let mut row = [0.0; 16];
             SeedModel.work_row(shape, &mut row);
-            columns.iter().map(move |&c| row[c]).collect::<Vec<_>>()
-        })
-        .collect();
+            for (o, &c) in out.iter_mut().zip(&columns) {
+                *o = row[c];
+            }
+        });
     let work = DMatrix::from_row_slice(shapes.len(), columns.len(), &rows);
     let inverse = DMatrix::from_fn(columns.len(), gpus.len(), |c, g| {
         SeedModel::COLUMNS[columns[c]].resource.inverse_throughput(&gpus[g])
@@ -316,18 +318,18 @@ struct Representatives<'a> {
     shape_mask: u64,
     /// A valid candidate's digits: values for axes no table entry fixes.
     base: Vec<u64>,
-    /// Digits (on the shape axes) of every valid combination of them.
-    valid: Vec<Vec<u64>>,
+    /// Every valid combination of the shape axes, as an entry of their layout.
+    valid: Vec<u64>,
 }
 
 impl<'a> Representatives<'a> {
     fn new(spec: &'a StreamSpec<'a>, radix: &[u64], shape_mask: u64) -> Result<Self> {
         let (_, size) = layout(shape_mask, radix);
-        if size > MAX_TABLE * 16 {
+        if size > MAX_TABLE * 4 {
             return Err(Error::Spec(format!(
                 "the axes that decide heads, kv heads and FFN size have {size} combinations together; \
                  the streaming search handles at most {}",
-                MAX_TABLE * 16
+                MAX_TABLE * 4
             )));
         }
         let family = spec.family;
@@ -340,17 +342,18 @@ impl<'a> Representatives<'a> {
                 .collect()
         };
         // Validity of the shape axes, with every other axis at its first value.
-        let valid: Vec<Vec<u64>> = (0..size)
-            .map(|e| digits_of(radix, shape_mask, e))
-            .filter(|d| {
+        let valid: Vec<u64> = (0..size)
+            .into_par_iter()
+            .filter(|&e| {
                 family
-                    .build_shape(&picks(d), spec.workload)
+                    .build_shape(&picks(&digits_of(radix, shape_mask, e)), spec.workload)
                     .is_ok_and(|s| shape_valid(&s))
             })
             .collect();
-        let Some(base) = valid.first().cloned() else {
+        let Some(&first) = valid.first() else {
             return Err(Error::Spec("the family yields no valid candidate".into()));
         };
+        let base = digits_of(radix, shape_mask, first);
         // Every value of every other axis must be valid on its own (window 0, seq 0...).
         for (a, axis) in family.axes.iter().enumerate() {
             if shape_mask & (1 << a) != 0 {
@@ -401,69 +404,90 @@ impl<'a> Representatives<'a> {
         })
     }
 
-    /// For each combination of the shape axes in `mask`, the first valid
-    /// combination of all shape axes that agrees with it.
-    fn index(&self, mask: u64) -> std::collections::HashMap<u64, &Vec<u64>> {
-        let on_shape = mask & self.shape_mask;
-        let (strides, _) = layout(on_shape, &self.radix);
-        let mut first = std::collections::HashMap::new();
-        for d in &self.valid {
-            let key: u64 = d.iter().zip(&strides).map(|(x, s)| x * s).sum();
-            first.entry(key).or_insert(d);
-        }
-        first
-    }
-
     /// A table over `mask` with `width` values per entry, each computed from
     /// a valid candidate with that entry's values (None when there is none).
-    fn table(&self, mask: u64, width: usize, value: impl Fn(Option<LayerShape>) -> Vec<f64>) -> Table {
+    fn table(&self, mask: u64, value: impl Fn(Option<LayerShape>) -> Vec<f64> + Sync) -> Table {
         let (strides, size) = layout(mask, &self.radix);
-        let shapes = self.shapes(mask, size);
-        let mut values = Vec::with_capacity(size as usize * width);
-        for shape in shapes {
-            values.extend(value(shape));
-        }
+        let values = self
+            .shapes(mask, size)
+            .par_iter()
+            .flat_map_iter(|shape| value(*shape))
+            .collect();
         Table { strides, values }
     }
 
     /// The representative shape of every entry of a table over `mask`.
     /// Valid by construction: shape axes come from a valid combination, every
     /// other axis value was checked on its own, and the largest corner too.
+    ///
+    /// The shape axes of `mask` pick one of a few distinct partial shapes,
+    /// built once; the other axes (sequence, batch, window, QK-norm) each set
+    /// one field of it.
     fn shapes(&self, mask: u64, size: u64) -> Vec<Option<LayerShape>> {
-        let first = self.index(mask);
-        let (shape_strides, _) = layout(mask & self.shape_mask, &self.radix);
         let family = self.spec.family;
         let axes = self.radix.len();
+        let (part_strides, part_count) = layout(mask & self.shape_mask, &self.radix);
+        let (_, shape_size) = layout(self.shape_mask, &self.radix);
+        // For each combination of the mask's shape axes, the first valid
+        // combination of all shape axes that agrees with it, as a shape.
+        let mut part_of = vec![u32::MAX; part_count as usize];
+        let mut parts = Vec::new();
+        for &e in &self.valid {
+            let digits = digits_of(&self.radix, self.shape_mask, e);
+            let key: u64 = digits.iter().zip(&part_strides).map(|(x, s)| x * s).sum();
+            if part_of[key as usize] != u32::MAX {
+                continue;
+            }
+            let picks: Vec<&Labeled> = (0..axes)
+                .map(|a| {
+                    let d = if self.shape_mask & (1 << a) != 0 {
+                        digits[a]
+                    } else {
+                        self.base[a]
+                    };
+                    &family.axes[a].values[d as usize]
+                })
+                .collect();
+            if let Ok(shape) = family.build_shape(&picks, self.spec.workload) {
+                part_of[key as usize] = parts.len() as u32;
+                parts.push(shape);
+            }
+        }
+        debug_assert!(parts.len() as u64 <= shape_size);
+        let setters: Vec<usize> = (0..axes).filter(|a| mask & !self.shape_mask & (1 << a) != 0).collect();
         (0..size)
             .into_par_iter()
-            .map_init(
-                || Vec::with_capacity(axes),
-                |picks: &mut Vec<&Labeled>, entry| {
-                    let mut rest = entry;
-                    let mut fixed = [0u64; 64];
-                    for a in (0..axes).rev() {
-                        if mask & (1 << a) != 0 {
-                            fixed[a] = rest % self.radix[a];
-                            rest /= self.radix[a];
-                        }
+            .map(|entry| {
+                let mut rest = entry;
+                let mut fixed = [0u64; 64];
+                for a in (0..axes).rev() {
+                    if mask & (1 << a) != 0 {
+                        fixed[a] = rest % self.radix[a];
+                        rest /= self.radix[a];
                     }
-                    let key: u64 = (0..axes).map(|a| fixed[a] * shape_strides[a]).sum();
-                    let shape_digits = first.get(&key)?;
-                    picks.clear();
-                    picks.extend((0..axes).map(|a| {
-                        let d = if mask & (1 << a) != 0 {
-                            fixed[a]
-                        } else if self.shape_mask & (1 << a) != 0 {
-                            shape_digits[a]
-                        } else {
-                            self.base[a]
-                        };
-                        &family.axes[a].values[d as usize]
-                    }));
-                    family.build_shape(picks, self.spec.workload).ok()
-                },
-            )
+                }
+                let key: u64 = (0..axes).map(|a| fixed[a] * part_strides[a]).sum();
+                let mut shape = *parts.get(part_of[key as usize] as usize)?;
+                for &a in &setters {
+                    let axis = &family.axes[a];
+                    set_field(&mut shape, axis.kind, axis.values[fixed[a] as usize].value);
+                }
+                Some(shape)
+            })
             .collect()
+    }
+}
+
+/// Sets the field a non-shape axis decides (the values were checked when
+/// the family was planned; nothing else can reach here).
+fn set_field(shape: &mut LayerShape, kind: AxisKind, value: AxisValue) {
+    match (kind, value) {
+        (AxisKind::SeqLen, AxisValue::Int(v)) => shape.seq_len = v,
+        (AxisKind::BatchSize, AxisValue::Int(v)) => shape.batch_size = v,
+        (AxisKind::Window, AxisValue::Window(w)) => shape.window_size = w,
+        (AxisKind::Window, AxisValue::Int(w)) => shape.window_size = Some(w),
+        (AxisKind::QkNorm, AxisValue::Bool(b)) => shape.use_qk_norm = b,
+        _ => {}
     }
 }
 
@@ -886,8 +910,8 @@ pub fn count_valid(family: &Family, workload: Workload) -> Result<u64> {
 
 /// The family `nas bench` streams: 100,663,296 combinations of 16 sequence
 /// lengths, 128 widths, 4 head sizes, 6 kv-head counts, 32 FFN ratios, 32
-/// windows and QK-norm on or off (outermost first), batch 1; about 45% are
-/// valid shapes (head counts must divide).
+/// windows and QK-norm on or off (outermost first), batch 1; 30,146,560
+/// (30%) are valid shapes (kv heads must divide heads).
 pub fn bench_family() -> Family {
     use crate::search::family::{Axis, AxisKind, AxisValue, FfnRounding, Rounding};
     let ints = |kind, values: Vec<u64>| Axis {
