@@ -17,6 +17,7 @@ pub struct DslReference;
 #[doc(hidden)]
 pub mod __private {
     pub use nas_core::hardware::{self, HardwareProfile, Throughputs};
+    pub use nas_core::model::{LossFit, ModelDims, ParamCount, ScalingLaw};
     pub use nas_core::search::constraints::{Bound, CmpOp, Constraint, Metric};
     pub use nas_core::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
     pub use nas_core::search::{CliffAxis, CliffSweep, RankMetric};
@@ -41,6 +42,7 @@ pub mod __private {
             batch_size: sizes[6],
             use_qk_norm,
             window_size: if window == 0 { None } else { Some(window) },
+            model: ModelDims::NONE,
         }
     }
 
@@ -51,11 +53,15 @@ pub mod __private {
         sizes: [u64; 7],
         use_qk_norm: bool,
         window: u64,
+        model: ModelDims,
     ) -> Candidate {
         Candidate {
             name: Cow::Borrowed(name),
             source: Cow::Borrowed(source),
-            shape: shape(sizes, use_qk_norm, window),
+            shape: LayerShape {
+                model,
+                ..shape(sizes, use_qk_norm, window)
+            },
         }
     }
 

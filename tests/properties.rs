@@ -28,6 +28,7 @@ fn shape() -> impl Strategy<Value = LayerShape> {
             batch_size: b,
             use_qk_norm: qk,
             window_size: w,
+            model: nas::model::ModelDims::NONE,
         })
 }
 

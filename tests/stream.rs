@@ -174,6 +174,6 @@ proptest! {
                 Constraint::Compare { metric: Metric::UseQkNorm, op: CmpOp::Eq, bound: Bound::Bool(true) },
             ].into()),
         ]).unwrap();
-        assert_same(&family, Workload { seq_len: 2048, batch_size: 2 }, &constraints, k);
+        assert_same(&family, Workload::layer(2048, 2), &constraints, k);
     }
 }

@@ -115,16 +115,20 @@ pub struct HardwareProfile {
     pub throughputs: Throughputs,
     /// Where the numbers come from, in one sentence.
     pub provenance: Cow<'static, str>,
+    /// GPU memory in GiB (the product's capacity), for memory-fit
+    /// constraints; `None` when not declared.
+    pub memory_gib: Option<f64>,
 }
 
 const SEED_PROVENANCE: &str = "seed tool's hand-set constants (not measured)";
 
-/// NVIDIA A100 with the seed's constants.
+/// NVIDIA A100 with the seed's constants (its 2039 GB/s HBM is the 80 GB SXM part's).
 pub const A100: HardwareProfile = HardwareProfile {
     key: Cow::Borrowed("a100"),
     label: Cow::Borrowed("A100"),
     throughputs: Throughputs::from_values([2039.0, 1300.0, 600.0, 900.0, 500.0, 1200.0, 200.0, 50.0, 155.0, 1800.0]),
     provenance: Cow::Borrowed(SEED_PROVENANCE),
+    memory_gib: Some(80.0),
 };
 
 /// NVIDIA T4 with the seed's constants.
@@ -133,6 +137,7 @@ pub const T4: HardwareProfile = HardwareProfile {
     label: Cow::Borrowed("T4"),
     throughputs: Throughputs::from_values([320.0, 150.0, 80.0, 80.0, 50.0, 150.0, 30.0, 8.0, 25.0, 280.0]),
     provenance: Cow::Borrowed(SEED_PROVENANCE),
+    memory_gib: Some(16.0),
 };
 
 /// NVIDIA H100 with the seed's constants (guesses, not measurements).
@@ -143,6 +148,7 @@ pub const H100: HardwareProfile = HardwareProfile {
         3350.0, 2400.0, 1000.0, 1600.0, 900.0, 2200.0, 500.0, 120.0, 400.0, 3000.0,
     ]),
     provenance: Cow::Borrowed(SEED_PROVENANCE),
+    memory_gib: Some(80.0),
 };
 
 /// The seed tool's three profiles, in the seed's order.
@@ -181,6 +187,7 @@ impl HardwareProfile {
             label: label.into(),
             throughputs,
             provenance: provenance.into(),
+            memory_gib: None,
         })
     }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{hint, Error, Result};
+use crate::model::ModelDims;
 
 /// Largest value accepted for any single size. Far above any real model
 /// (Llama-3-405B has 16384 hidden, 53248 ffn), small enough that a typo like
@@ -32,6 +33,10 @@ pub struct LayerShape {
     pub use_qk_norm: bool,
     /// Sliding-window size in tokens; `None` is full causal attention.
     pub window_size: Option<u64>,
+    /// What makes the layer a whole model (layers, vocabulary...); none for
+    /// the seed's plain layers, and then absent from their JSON.
+    #[serde(flatten)]
+    pub model: ModelDims,
 }
 
 /// The JSON keys of a shape, in the seed's order (and `name`, which travels with it).
@@ -47,6 +52,21 @@ pub const SHAPE_KEYS: [&str; 10] = [
     "use_qk_norm",
     "window_size",
 ];
+
+/// The JSON keys that make a shape a whole model (all optional).
+pub const MODEL_KEYS: [&str; 5] = [
+    "num_layers",
+    "vocab_size",
+    "tie_embeddings",
+    "context_len",
+    "training_tokens",
+];
+
+/// Most layers a model may have.
+pub const MAX_LAYERS: u64 = 1 << 16;
+
+/// Most training tokens a loss estimate accepts (10^16, far beyond any run so far).
+pub const MAX_TRAINING_TOKENS: u64 = 10_000_000_000_000_000;
 
 impl LayerShape {
     /// Tokens in one forward pass: the M of every GEMM.
@@ -103,6 +123,7 @@ impl LayerShape {
             let message = format!("`num_kv_heads` = {kv} does not divide `num_heads` = {h}");
             return Err(ShapeProblem::at("num_kv_heads", message));
         }
+        self.validate_model()?;
         match self.largest_count() {
             Some(_) => Ok(()),
             None => Err(ShapeProblem {
@@ -110,6 +131,46 @@ impl LayerShape {
                 message: "these sizes make FLOP or byte counts overflow a 64-bit integer".into(),
             }),
         }
+    }
+
+    /// Checks the whole-model fields that are set.
+    fn validate_model(&self) -> std::result::Result<(), ShapeProblem> {
+        let m = &self.model;
+        let limits = [
+            ("num_layers", m.num_layers, MAX_LAYERS),
+            ("vocab_size", m.vocab_size, MAX_DIM),
+            ("context_len", m.context_len, MAX_DIM),
+            ("training_tokens", m.training_tokens, MAX_TRAINING_TOKENS),
+        ];
+        for (key, value, limit) in limits {
+            match value {
+                Some(0) => return Err(ShapeProblem::at(key, format!("`{key}` must be at least 1, got 0"))),
+                Some(v) if v > limit => {
+                    let message = format!("`{key}` = {v} is absurdly large (the limit is {limit})");
+                    return Err(ShapeProblem::at(key, message));
+                }
+                _ => {}
+            }
+        }
+        if let (Some(layers), Some(vocab)) = (m.num_layers, m.vocab_size) {
+            // Every parameter and weight byte must fit in a u64.
+            let d = self.hidden_dim;
+            let per_layer = [
+                mul(&[4, d, self.num_heads, self.head_dim]),
+                mul(&[3, d, self.ffn_dim]),
+                mul(&[4, d, self.num_kv_heads, self.head_dim]),
+            ];
+            let total = per_layer
+                .into_iter()
+                .try_fold(0u64, |acc, x| acc.checked_add(x?))
+                .and_then(|layer| mul(&[layer, layers, 2]))
+                .and_then(|layers| mul(&[2, vocab, d, 2])?.checked_add(layers));
+            if total.is_none() {
+                let message = "these sizes make the parameter count overflow a 64-bit integer";
+                return Err(ShapeProblem::at("num_layers", message));
+            }
+        }
+        Ok(())
     }
 
     /// The largest FLOP or byte count any kernel of this layer needs, if every
@@ -150,10 +211,13 @@ impl LayerShape {
             .as_object()
             .ok_or_else(|| Error::input(place, format!("expected a JSON object, got {}", kind_of(value))))?;
         for key in obj.keys() {
-            if !SHAPE_KEYS.contains(&key.as_str()) {
+            if !SHAPE_KEYS.contains(&key.as_str()) && !MODEL_KEYS.contains(&key.as_str()) {
                 return Err(Error::input(
                     place,
-                    format!("unknown key `{key}`{}", hint(key, SHAPE_KEYS)),
+                    format!(
+                        "unknown key `{key}`{}",
+                        hint(key, SHAPE_KEYS.iter().chain(&MODEL_KEYS).copied())
+                    ),
                 ));
             }
         }
@@ -194,6 +258,32 @@ impl LayerShape {
                 )
             })?),
         };
+        let optional = |key: &str| -> Result<Option<u64>> {
+            match obj.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => json_size(v)
+                    .map(Some)
+                    .ok_or_else(|| Error::input(place, format!("`{key}` must be a positive integer, got {v}"))),
+            }
+        };
+        let tie_embeddings = match obj.get("tie_embeddings") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(other) => {
+                return Err(Error::input(
+                    place,
+                    format!("`tie_embeddings` must be true or false, got {other}"),
+                ))
+            }
+        };
+        let model = ModelDims {
+            num_layers: optional("num_layers")?,
+            vocab_size: optional("vocab_size")?,
+            tie_embeddings,
+            context_len: optional("context_len")?,
+            training_tokens: optional("training_tokens")?,
+            ..ModelDims::NONE
+        };
         let shape = LayerShape {
             hidden_dim: size("hidden_dim", None)?,
             num_heads: size("num_heads", None)?,
@@ -204,6 +294,7 @@ impl LayerShape {
             batch_size: size("batch_size", Some(1))?,
             use_qk_norm,
             window_size,
+            model,
         };
         let label = match &name {
             Some(n) => format!("{place} (`{n}`)"),
@@ -258,6 +349,7 @@ pub fn canonical_key(name: &str) -> Option<&'static str> {
         .find(|(alias, _)| *alias == name)
         .map(|(_, key)| *key)
         .or_else(|| SHAPE_KEYS.iter().find(|k| **k == name).copied())
+        .or_else(|| MODEL_KEYS[..4].iter().find(|k| **k == name).copied())
 }
 
 fn mul(factors: &[u64]) -> Option<u64> {
@@ -325,6 +417,10 @@ pub enum ShapeField {
     BatchSize,
     UseQkNorm,
     WindowSize,
+    NumLayers,
+    VocabSize,
+    TieEmbeddings,
+    ContextLen,
 }
 
 /// Source label of the seed's known models.
@@ -350,6 +446,7 @@ mod tests {
             batch_size: 1,
             use_qk_norm: true,
             window_size: Some(1024),
+            model: ModelDims::NONE,
         }
     }
 

@@ -118,6 +118,13 @@ impl NumberValue {
 
 /// One constraint clause.
 pub enum Clause {
+    /// `fits(gpu, batch: B, context: C)`.
+    Fits {
+        gpu: Ident,
+        batch: Number,
+        context: Number,
+        tokens: TokenStream,
+    },
     Compare {
         metric: Ident,
         op: nas_core::search::constraints::CmpOp,
@@ -138,7 +145,7 @@ pub enum Clause {
 impl Clause {
     pub fn tokens(&self) -> &TokenStream {
         match self {
-            Clause::Compare { tokens, .. } | Clause::Range { tokens, .. } => tokens,
+            Clause::Compare { tokens, .. } | Clause::Range { tokens, .. } | Clause::Fits { tokens, .. } => tokens,
             Clause::All(_, t) | Clause::Any(_, t) => t,
         }
     }

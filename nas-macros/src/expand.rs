@@ -6,6 +6,7 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use nas_core::hardware::HardwareProfile;
+use nas_core::model::ModelDims;
 use nas_core::search::constraints::{Bound, Constraint};
 use nas_core::search::family::{AxisValue, Family};
 use nas_core::search::CliffSweep;
@@ -27,6 +28,7 @@ pub fn expand(spec: &Spec, checked: &Checked) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let (seq_len, batch_size) = (checked.workload.seq_len, checked.workload.batch_size);
+    let workload_model = model_tokens(&checked.workload.model);
     let sweeps = checked.sweeps.iter().map(sweep);
     let calibration_db = match &checked.calibration_db {
         Some(path) => quote!(::core::option::Option::Some(#path)),
@@ -47,7 +49,7 @@ pub fn expand(spec: &Spec, checked: &Checked) -> TokenStream {
             pub const CONSTRAINTS: &'static [::nas::__private::Constraint] = &[#(#constraints),*];
             /// The default sequence length and batch size of candidates.
             pub const WORKLOAD: ::nas::__private::Workload =
-                ::nas::__private::Workload { seq_len: #seq_len, batch_size: #batch_size };
+                ::nas::__private::Workload { seq_len: #seq_len, batch_size: #batch_size, model: #workload_model };
             /// A larger space (its axes, streamed at run time, never a table) and
             /// how many of its best are reported, if declared.
             pub const SPACE: ::core::option::Option<(::nas::__private::Family, usize)> = #space;
@@ -111,12 +113,20 @@ fn target(t: &Target) -> TokenStream {
 fn custom_gpu(p: &HardwareProfile) -> TokenStream {
     let (key, label, provenance) = (str_lit(&p.key), str_lit(&p.label), str_lit(&p.provenance));
     let values = p.throughputs.values().map(Literal::f64_suffixed);
+    let memory = match p.memory_gib {
+        Some(m) => {
+            let m = Literal::f64_suffixed(m);
+            quote!(::core::option::Option::Some(#m))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     quote! {
         ::nas::__private::HardwareProfile {
             key: ::nas::__private::Cow::Borrowed(#key),
             label: ::nas::__private::Cow::Borrowed(#label),
             throughputs: ::nas::__private::Throughputs::from_values([#(#values),*]),
             provenance: ::nas::__private::Cow::Borrowed(#provenance),
+            memory_gib: #memory,
         }
     }
 }
@@ -140,7 +150,46 @@ fn shape_args(s: &LayerShape) -> TokenStream {
 
 fn candidate(c: &Candidate) -> TokenStream {
     let (name, source, args) = (str_lit(&c.name), str_lit(&c.source), shape_args(&c.shape));
-    quote!(::nas::__private::candidate(#name, #source, #args))
+    let model = model_tokens(&c.shape.model);
+    quote!(::nas::__private::candidate(#name, #source, #args, #model))
+}
+
+/// Whole-model fields: a short const for a plain layer, else a struct literal.
+fn model_tokens(m: &ModelDims) -> TokenStream {
+    if *m == ModelDims::NONE {
+        return quote!(::nas::__private::ModelDims::NONE);
+    }
+    let opt_u64 = |v: Option<u64>| match v {
+        Some(v) => {
+            let v = Literal::u64_unsuffixed(v);
+            quote!(::core::option::Option::Some(#v))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let (layers, vocab, context, tokens) = (
+        opt_u64(m.num_layers),
+        opt_u64(m.vocab_size),
+        opt_u64(m.context_len),
+        opt_u64(m.training_tokens),
+    );
+    let tie = match m.tie_embeddings {
+        Some(b) => quote!(::core::option::Option::Some(#b)),
+        None => quote!(::core::option::Option::None),
+    };
+    let (law, count) = (variant(m.loss_fit.law), variant(m.loss_fit.count));
+    quote! {
+        ::nas::__private::ModelDims {
+            num_layers: #layers,
+            vocab_size: #vocab,
+            tie_embeddings: #tie,
+            context_len: #context,
+            training_tokens: #tokens,
+            loss_fit: ::nas::__private::LossFit {
+                law: ::nas::__private::ScalingLaw::#law,
+                count: ::nas::__private::ParamCount::#count,
+            },
+        }
+    }
 }
 
 /// A family as a `const` expression: its axes become `const` arrays.
@@ -235,6 +284,24 @@ fn constraint(c: &Constraint) -> TokenStream {
                     lo: #lo,
                     hi: #hi,
                     inclusive: #inclusive,
+                }
+            }
+        }
+        Constraint::Fits {
+            gpu,
+            memory_gib,
+            batch,
+            context,
+        } => {
+            let gpu = str_lit(gpu);
+            let memory_gib = Literal::f64_suffixed(*memory_gib);
+            let (batch, context) = (Literal::u64_unsuffixed(*batch), Literal::u64_unsuffixed(*context));
+            quote! {
+                ::nas::__private::Constraint::Fits {
+                    gpu: ::nas::__private::Cow::Borrowed(#gpu),
+                    memory_gib: #memory_gib,
+                    batch: #batch,
+                    context: #context,
                 }
             }
         }

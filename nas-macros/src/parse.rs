@@ -351,6 +351,34 @@ fn parse_atom(input: ParseStream) -> syn::Result<Clause> {
     }
     let start = input.cursor();
     let metric: Ident = input.parse()?;
+    if metric == "fits" && input.peek(syn::token::Paren) {
+        let inner;
+        parenthesized!(inner in input);
+        let gpu: Ident = inner.parse()?;
+        let named = |key: &str| -> syn::Result<Number> {
+            inner.parse::<Token![,]>()?;
+            let name: Ident = inner.parse()?;
+            if name != key {
+                return Err(syn::Error::new(name.span(), format!("expected `{key}: N` here")));
+            }
+            inner.parse::<Token![:]>()?;
+            inner.parse()
+        };
+        let batch = named("batch")?;
+        let context = named("context")?;
+        if inner.peek(Token![,]) {
+            inner.parse::<Token![,]>()?;
+        }
+        if !inner.is_empty() {
+            return Err(inner.error("`fits` takes a GPU, `batch: N` and `context: N`"));
+        }
+        return Ok(Clause::Fits {
+            gpu,
+            batch,
+            context,
+            tokens: tokens_between(start, input.cursor()),
+        });
+    }
     if input.peek(Token![in]) {
         input.parse::<Token![in]>()?;
         let lo: Scalar = input.parse()?;

@@ -13,10 +13,13 @@ use syn::{Ident, LitStr};
 
 use nas_core::error::hint;
 use nas_core::hardware::{self, HardwareProfile, Throughputs, THROUGHPUT_KEYS};
+use nas_core::model::{ModelDims, ParamCount, ScalingLaw};
 use nas_core::search::constraints::{Bound, CmpOp, Constraint, Constraints, Metric, MetricType};
 use nas_core::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
 use nas_core::search::{CliffAxis, CliffSweep, RankMetric};
-use nas_core::shapes::{canonical_key, Candidate, LayerShape, GENERATED_CANDIDATE, KNOWN_MODEL, SEED_CANDIDATE};
+use nas_core::shapes::{
+    canonical_key, Candidate, LayerShape, GENERATED_CANDIDATE, KNOWN_MODEL, MAX_TRAINING_TOKENS, SEED_CANDIDATE,
+};
 
 use crate::ast::*;
 use crate::parse::field_tokens;
@@ -67,10 +70,8 @@ pub fn validate(spec: &Spec) -> syn::Result<Checked> {
     let mut errors = Errors::default();
     let mut v = Validator {
         errors: &mut errors,
-        workload: Workload {
-            seq_len: 2048,
-            batch_size: 1,
-        },
+        workload: Workload::layer(2048, 1),
+        hardware: Vec::new(),
     };
     let checked = v.spec(spec);
     match errors.0 {
@@ -82,6 +83,8 @@ pub fn validate(spec: &Spec) -> syn::Result<Checked> {
 struct Validator<'e> {
     errors: &'e mut Errors,
     workload: Workload,
+    /// The resolved targets, for `fits(gpu, ...)`.
+    hardware: Vec<HardwareProfile>,
 }
 
 /// Remembers the first occurrence of a singleton item or a name.
@@ -135,14 +138,25 @@ impl Validator<'_> {
         let mut rank_by = RankMetric::TotalMs;
         let mut calibration_db = None;
 
+        // Hardware next: `fits(gpu, ...)` constraints need its memory.
+        for item in &spec.items {
+            if let Item::Hardware { span, names } = item {
+                single(self, "hardware", *span);
+                hardware = self.hardware(names, &gpus);
+                listed.extend(names);
+            }
+        }
+        self.hardware = hardware
+            .iter()
+            .filter_map(|t| match t {
+                Target::Builtin(_) => None,
+                Target::Custom(p) => Some(p.clone()),
+            })
+            .chain(listed.iter().filter_map(|n| hardware::builtin(&n.to_string()).ok()))
+            .collect();
         for item in &spec.items {
             match item {
-                Item::Hardware { span, names } => {
-                    single(self, "hardware", *span);
-                    hardware = self.hardware(names, &gpus);
-                    listed.extend(names);
-                }
-                Item::Gpu(_) | Item::Workload { .. } => {}
+                Item::Gpu(_) | Item::Workload { .. } | Item::Hardware { .. } => {}
                 Item::Fixed(def) => {
                     if let Some(c) = self.fixed(def) {
                         self.add_candidate(&mut candidates, &mut origins, c, def.name.span(), None);
@@ -295,7 +309,7 @@ impl Validator<'_> {
             None => None,
         };
         let mut allowed: Vec<&str> = THROUGHPUT_KEYS.to_vec();
-        allowed.extend(["label", "provenance"]);
+        allowed.extend(["label", "provenance", "memory_gib"]);
         let fields = self.field_map(&def.fields, &allowed, |n| allowed.iter().find(|a| **a == n).copied())?;
         let mut values = base.as_ref().map(|b| b.throughputs.values());
         let mut given = [None; 10];
@@ -361,8 +375,19 @@ impl Validator<'_> {
         if !ok {
             return None;
         }
+        let memory_gib = match fields.get("memory_gib") {
+            None => base.as_ref().and_then(|b| b.memory_gib),
+            Some(f) => match scalar_number(&f.value) {
+                Some(n) if n.value.as_f64().is_finite() && n.value.as_f64() > 0.0 => Some(n.value.as_f64()),
+                _ => {
+                    self.errors
+                        .at(field_tokens(f), "`memory_gib` must be a finite positive number");
+                    return None;
+                }
+            },
+        };
         match HardwareProfile::custom(key, label, Throughputs::from_values(values), provenance) {
-            Ok(p) => Some(p),
+            Ok(p) => Some(HardwareProfile { memory_gib, ..p }),
             Err(e) => {
                 self.errors.at(&def.name, e);
                 None
@@ -456,7 +481,14 @@ impl Validator<'_> {
     }
 
     fn workload(&mut self, fields: &[Field]) {
-        let allowed = ["seq_len", "batch_size"];
+        let allowed = [
+            "seq_len",
+            "batch_size",
+            "context_len",
+            "training_tokens",
+            "scaling_law",
+            "loss_params",
+        ];
         let Some(map) = self.field_map(fields, &allowed, |n| allowed.iter().find(|a| **a == n).copied()) else {
             return;
         };
@@ -465,10 +497,38 @@ impl Validator<'_> {
                 self.errors.at(field_tokens(f), format!("`{key}` takes one value"));
                 continue;
             };
-            if let Some(v) = self.positive_int(key, s) {
-                match key {
-                    "seq_len" => self.workload.seq_len = v,
-                    _ => self.workload.batch_size = v,
+            match (key, s) {
+                ("scaling_law", Scalar::Str(name)) => match ScalingLaw::from_name(&name.value()) {
+                    Some(law) => self.workload.model.loss_fit.law = law,
+                    None => self.errors.at(name, "`scaling_law` is \"chinchilla\" or \"epoch\""),
+                },
+                ("loss_params", Scalar::Str(name)) => match ParamCount::from_name(&name.value()) {
+                    Some(count) => self.workload.model.loss_fit.count = count,
+                    None => self.errors.at(name, "`loss_params` is \"all\" or \"non_embedding\""),
+                },
+                ("scaling_law" | "loss_params", other) => {
+                    self.errors.at(other.span_tokens(), format!("`{key}` takes a string"));
+                }
+                ("training_tokens", Scalar::Number(n)) => {
+                    let t = n.value.as_f64();
+                    if t.fract() == 0.0 && t >= 1.0 && t <= MAX_TRAINING_TOKENS as f64 {
+                        self.workload.model.training_tokens = Some(t as u64);
+                    } else {
+                        self.errors.at(
+                            &n.tokens,
+                            "`training_tokens` must be a whole number of tokens from 1 to 1e16",
+                        );
+                    }
+                }
+                _ => {
+                    if let Some(v) = self.positive_int(key, s) {
+                        match key {
+                            "seq_len" => self.workload.seq_len = v,
+                            "batch_size" => self.workload.batch_size = v,
+                            "context_len" => self.workload.model.context_len = Some(v),
+                            _ => self.errors.at(field_tokens(f), format!("`{key}` must be a number")),
+                        }
+                    }
                 }
             }
         }
@@ -492,6 +552,10 @@ impl Validator<'_> {
             "batch_size",
             "qk_norm",
             "window",
+            "num_layers",
+            "vocab_size",
+            "tie_embeddings",
+            "context_len",
         ];
         allowed.extend(extra);
         let extras: Vec<&'static str> = ["source"].into_iter().filter(|e| extra.contains(e)).collect();
@@ -570,9 +634,47 @@ impl Validator<'_> {
                 None
             }
         };
+        let mut optional = |v: &mut Self, key: &'static str| -> Option<u64> {
+            let f = map.get(key)?;
+            match &f.value {
+                Value::Scalar(s) => {
+                    let n = v.positive_int(key, s);
+                    ok &= n.is_some();
+                    n
+                }
+                Value::List { .. } => {
+                    v.errors.at(field_tokens(f), format!("`{key}` takes one value here"));
+                    ok = false;
+                    None
+                }
+            }
+        };
+        let num_layers = optional(self, "num_layers");
+        let vocab_size = optional(self, "vocab_size");
+        let context_len = optional(self, "context_len");
+        let tie_embeddings = match map.get("tie_embeddings").map(|f| &f.value) {
+            None => None,
+            Some(Value::Scalar(Scalar::Bool(b))) => Some(b.value),
+            Some(_) => {
+                self.errors.at(
+                    field_tokens(map["tie_embeddings"]),
+                    "`tie_embeddings` must be `true` or `false`",
+                );
+                ok = false;
+                None
+            }
+        };
         if !ok {
             return None;
         }
+        let defaults = workload.model;
+        let model = ModelDims {
+            num_layers: num_layers.or(defaults.num_layers),
+            vocab_size: vocab_size.or(defaults.vocab_size),
+            tie_embeddings: tie_embeddings.or(defaults.tie_embeddings),
+            context_len: context_len.or(defaults.context_len),
+            ..defaults
+        };
         let [hidden_dim, num_heads, num_kv_heads, head_dim, ffn_dim, seq_len, batch_size] = shape_sizes;
         let shape = LayerShape {
             hidden_dim,
@@ -584,6 +686,7 @@ impl Validator<'_> {
             batch_size,
             use_qk_norm,
             window_size,
+            model,
         };
         if let Err(problem) = shape.validate() {
             match problem.key.and_then(|k| map.get(k)) {
@@ -786,9 +889,12 @@ impl Validator<'_> {
         let mut ok = true;
         for (scalar, label) in items {
             let value = match (kind, scalar) {
-                (AxisKind::QkNorm, Scalar::Bool(b)) => Some(AxisValue::Bool(b.value)),
-                (AxisKind::QkNorm, other) => {
-                    self.errors.at(other.span_tokens(), "`qk_norm` takes `true` or `false`");
+                (AxisKind::QkNorm | AxisKind::TieEmbeddings, Scalar::Bool(b)) => Some(AxisValue::Bool(b.value)),
+                (AxisKind::QkNorm | AxisKind::TieEmbeddings, other) => {
+                    self.errors.at(
+                        other.span_tokens(),
+                        format!("`{}` takes `true` or `false`", kind.name()),
+                    );
                     None
                 }
                 (AxisKind::Window, Scalar::Full(_)) => Some(AxisValue::Window(None)),
@@ -879,6 +985,44 @@ impl Validator<'_> {
 
     fn clause(&mut self, clause: &Clause) -> Option<Constraint> {
         match clause {
+            Clause::Fits {
+                gpu,
+                batch,
+                context,
+                tokens,
+            } => {
+                let key = gpu.to_string();
+                let Some(profile) = self.hardware.iter().find(|h| h.key == key) else {
+                    let known: Vec<&str> = self.hardware.iter().map(|h| h.key.as_ref()).collect();
+                    self.errors.at(
+                        gpu,
+                        format!(
+                            "`fits` names `{key}`, which is not a target of this search{}; targets: {}",
+                            hint(&key, known.iter().copied()),
+                            known.join(", ")
+                        ),
+                    );
+                    return None;
+                };
+                let Some(memory_gib) = profile.memory_gib else {
+                    self.errors.at(
+                        gpu,
+                        format!("gpu `{key}` declares no memory: add `memory_gib: N` to its `gpu` item"),
+                    );
+                    return None;
+                };
+                let (batch, context) = (
+                    self.positive_int("batch", &Scalar::Number(batch.clone()))?,
+                    self.positive_int("context", &Scalar::Number(context.clone()))?,
+                );
+                let c = Constraint::Fits {
+                    gpu: key.into(),
+                    memory_gib,
+                    batch,
+                    context,
+                };
+                self.checked(c, tokens)
+            }
             Clause::Compare { metric, op, value, .. } => {
                 let m = self.metric(metric)?;
                 let bound = self.bound(value)?;

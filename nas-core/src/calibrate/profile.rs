@@ -333,6 +333,7 @@ mod tests {
                     batch_size: 1 + (i as u64 % 2),
                     use_qk_norm: (i + j) % 2 == 0,
                     window_size: window,
+                    model: crate::model::ModelDims::NONE,
                 };
                 subjects.push(Subject::Layer(layer));
             }

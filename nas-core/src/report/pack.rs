@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::calibrate::CalibrationBlock;
 use crate::cost::TilePenalties;
 use crate::error::{Error, Result};
+use crate::model::{ModelFigures, StepTime};
 use crate::search::constraints::{ConstraintReport, Constraints};
 use crate::shapes::LayerShape;
 
@@ -30,6 +31,9 @@ pub struct Pack {
     pub reports: BTreeMap<String, HardwareReport>,
     pub schema_version: u32,
     pub summary: BTreeMap<String, PackSummary>,
+    /// How whole-model figures were obtained (only when a candidate is a whole model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whole_model_notes: Option<Vec<String>>,
     /// The clauses behind `quality_constraints`, for the Markdown.
     #[serde(skip)]
     pub constraints: Constraints,
@@ -40,6 +44,9 @@ pub struct Pack {
 pub struct CatalogEntry {
     pub config: LayerShape,
     pub constraints: ConstraintReport,
+    /// Parameters, memory and loss estimate of a whole-model candidate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelFigures>,
     pub name: String,
     pub source: String,
 }
@@ -69,6 +76,51 @@ pub struct HardwareReport {
     pub rankings: Rankings,
     pub schema_version: u32,
     pub summary: HardwareSummary,
+    /// Prefill, decode and memory fit of the whole-model candidates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whole_model: Option<WholeModelReport>,
+}
+
+/// The whole-model candidates on one GPU.
+#[derive(Clone, Debug, Serialize)]
+pub struct WholeModelReport {
+    /// Every whole-model candidate, in catalog order.
+    pub candidates: Vec<WholeModelEntry>,
+    /// By one decode step's latency, fastest first.
+    pub decode_ms_ranking: Vec<WholeModelRank>,
+    /// By prefill (time to first token), fastest first.
+    pub prefill_ms_ranking: Vec<WholeModelRank>,
+    /// Candidates that pass every constraint, by decode latency.
+    pub quality_constrained_decode_ranking: Vec<WholeModelRank>,
+}
+
+/// One whole-model candidate on one GPU.
+#[derive(Clone, Debug, Serialize)]
+pub struct WholeModelEntry {
+    pub name: String,
+    /// Sequences decoded together (the candidate's batch_size).
+    pub decode_batch: u64,
+    /// Tokens in each sequence's KV cache during the decode step.
+    pub decode_context: u64,
+    pub decode: StepTime,
+    pub prefill: StepTime,
+    /// Weights + KV cache of the decode batch and context + a prefill layer's activation peak.
+    pub memory_needed_bytes: u64,
+    /// Whether that fits this GPU's memory (`None` when its capacity is unknown).
+    pub fits_memory: Option<bool>,
+    pub loss_estimate: Option<f64>,
+}
+
+/// A row of a whole-model ranking.
+#[derive(Clone, Debug, Serialize)]
+pub struct WholeModelRank {
+    pub rank: usize,
+    pub name: String,
+    pub decode_ms: f64,
+    pub prefill_ms: f64,
+    pub params: u64,
+    pub loss_estimate: Option<f64>,
+    pub fits_memory: Option<bool>,
 }
 
 /// A candidate's prediction on one GPU, kernel by kernel.

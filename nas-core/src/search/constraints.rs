@@ -36,6 +36,20 @@ pub enum Metric {
     FfnRatio,
     ParamProxyM,
     QualityProxy,
+    /// Whole-model metrics (need `num_layers` and `vocab_size`; a candidate
+    /// without them fails any clause on them).
+    NumLayers,
+    VocabSize,
+    ContextLen,
+    /// Exact parameters, in millions.
+    ParamsM,
+    NonEmbeddingParamsM,
+    /// bf16 weights, GiB.
+    WeightGib,
+    /// bf16 KV cache of `batch_size` sequences of the decode context, GiB.
+    KvCacheGib,
+    /// Scaling-law loss (needs training tokens).
+    LossEstimate,
 }
 
 /// What kind of value a metric has, so that `use_qk_norm >= 3` is caught.
@@ -57,7 +71,7 @@ impl fmt::Display for MetricType {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 12] = [
+    pub const ALL: [Metric; 20] = [
         Metric::HiddenDim,
         Metric::NumHeads,
         Metric::NumKvHeads,
@@ -70,6 +84,14 @@ impl Metric {
         Metric::FfnRatio,
         Metric::ParamProxyM,
         Metric::QualityProxy,
+        Metric::NumLayers,
+        Metric::VocabSize,
+        Metric::ContextLen,
+        Metric::ParamsM,
+        Metric::NonEmbeddingParamsM,
+        Metric::WeightGib,
+        Metric::KvCacheGib,
+        Metric::LossEstimate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -86,6 +108,14 @@ impl Metric {
             Metric::FfnRatio => "ffn_ratio",
             Metric::ParamProxyM => "param_proxy_m",
             Metric::QualityProxy => "quality_proxy",
+            Metric::NumLayers => "num_layers",
+            Metric::VocabSize => "vocab_size",
+            Metric::ContextLen => "context_len",
+            Metric::ParamsM => "params_m",
+            Metric::NonEmbeddingParamsM => "non_embedding_params_m",
+            Metric::WeightGib => "weight_gib",
+            Metric::KvCacheGib => "kv_cache_gib",
+            Metric::LossEstimate => "loss_estimate",
         }
     }
 
@@ -102,7 +132,14 @@ impl Metric {
     pub fn kind(self) -> MetricType {
         match self {
             Metric::UseQkNorm => MetricType::Bool,
-            Metric::FfnRatio | Metric::ParamProxyM | Metric::QualityProxy => MetricType::Float,
+            Metric::FfnRatio
+            | Metric::ParamProxyM
+            | Metric::QualityProxy
+            | Metric::ParamsM
+            | Metric::NonEmbeddingParamsM
+            | Metric::WeightGib
+            | Metric::KvCacheGib
+            | Metric::LossEstimate => MetricType::Float,
             _ => MetricType::Int,
         }
     }
@@ -121,6 +158,23 @@ impl Metric {
             Metric::GqaGroup => &[NumHeads, NumKvHeads],
             Metric::UseQkNorm => &[UseQkNorm],
             Metric::FfnRatio | Metric::ParamProxyM | Metric::QualityProxy => &[HiddenDim, FfnDim],
+            Metric::NumLayers => &[NumLayers],
+            Metric::VocabSize => &[VocabSize],
+            Metric::ContextLen => &[ContextLen, SeqLen],
+            Metric::ParamsM | Metric::NonEmbeddingParamsM | Metric::WeightGib | Metric::LossEstimate => &[
+                HiddenDim,
+                NumHeads,
+                NumKvHeads,
+                HeadDim,
+                FfnDim,
+                UseQkNorm,
+                NumLayers,
+                VocabSize,
+                TieEmbeddings,
+            ],
+            Metric::KvCacheGib => &[
+                NumLayers, NumKvHeads, HeadDim, BatchSize, SeqLen, ContextLen, WindowSize,
+            ],
         }
     }
 
@@ -132,9 +186,33 @@ impl Metric {
         }
     }
 
-    /// The metric's value for a shape (derived metrics rounded to 6 places, as reported).
+    /// Whether the metric describes a whole model (needs `num_layers` and `vocab_size`).
+    pub fn is_whole_model(self) -> bool {
+        matches!(
+            self,
+            Metric::NumLayers
+                | Metric::VocabSize
+                | Metric::ParamsM
+                | Metric::NonEmbeddingParamsM
+                | Metric::WeightGib
+                | Metric::KvCacheGib
+                | Metric::LossEstimate
+        )
+    }
+
+    /// The metric's value for a shape (derived metrics rounded to 6 places,
+    /// as reported). A whole-model metric of a plain layer (or a loss without
+    /// training tokens) is `Float(NaN)`: no comparison holds on it.
     pub fn value(self, s: &LayerShape) -> Bound {
         let p = Proxies::of(s);
+        let model = |f: &dyn Fn(&crate::model::ModelFigures) -> Option<f64>| {
+            Bound::Float(
+                crate::model::figures(s)
+                    .and_then(|m| f(&m))
+                    .map_or(f64::NAN, |v| round_places(v, 6)),
+            )
+        };
+        let gib = crate::model::GIB;
         match self {
             Metric::HiddenDim => Bound::Int(s.hidden_dim as i64),
             Metric::NumHeads => Bound::Int(s.num_heads as i64),
@@ -148,6 +226,22 @@ impl Metric {
             Metric::FfnRatio => Bound::Float(p.ffn_ratio),
             Metric::ParamProxyM => Bound::Float(p.param_proxy_m),
             Metric::QualityProxy => Bound::Float(p.quality_proxy),
+            Metric::NumLayers => s
+                .model
+                .num_layers
+                .map_or(Bound::Float(f64::NAN), |v| Bound::Int(v as i64)),
+            Metric::VocabSize => s
+                .model
+                .vocab_size
+                .map_or(Bound::Float(f64::NAN), |v| Bound::Int(v as i64)),
+            Metric::ContextLen => Bound::Int(crate::model::context_of(s) as i64),
+            Metric::ParamsM => model(&|m| Some(m.parameters.total as f64 / 1e6)),
+            Metric::NonEmbeddingParamsM => model(&|m| Some(m.parameters.non_embedding as f64 / 1e6)),
+            Metric::WeightGib => model(&|m| Some(m.memory.weight_bytes as f64 / gib)),
+            Metric::KvCacheGib => model(&|_| {
+                crate::model::kv_cache_bytes(s, s.batch_size, crate::model::context_of(s)).map(|b| b as f64 / gib)
+            }),
+            Metric::LossEstimate => model(&|m| m.loss_estimate),
         }
     }
 }
@@ -275,6 +369,15 @@ pub enum Constraint {
     },
     All(Cow<'static, [Constraint]>),
     Any(Cow<'static, [Constraint]>),
+    /// `fits(gpu, batch: B, context: C)`: bf16 weights, the KV cache of B
+    /// sequences of C tokens and one prefill layer's activation peak fit in
+    /// the GPU's memory (its capacity resolved when the spec is built).
+    Fits {
+        gpu: Cow<'static, str>,
+        memory_gib: f64,
+        batch: u64,
+        context: u64,
+    },
 }
 
 impl Constraint {
@@ -283,6 +386,8 @@ impl Constraint {
         match self {
             Constraint::Compare { metric, .. } | Constraint::Range { metric, .. } => out.push(*metric),
             Constraint::All(cs) | Constraint::Any(cs) => cs.iter().for_each(|c| c.metrics(out)),
+            // What the memory it needs depends on.
+            Constraint::Fits { .. } => out.extend([Metric::ParamsM, Metric::KvCacheGib, Metric::QualityProxy]),
         }
     }
 
@@ -326,6 +431,26 @@ impl Constraint {
                 Ok(())
             }
             Constraint::All(cs) | Constraint::Any(cs) => cs.iter().try_for_each(Constraint::check),
+            Constraint::Fits {
+                gpu,
+                memory_gib,
+                batch,
+                context,
+            } => {
+                if !memory_gib.is_finite() || *memory_gib <= 0.0 {
+                    return Err(Error::Spec(format!(
+                        "`fits({gpu}, ...)`: the GPU's memory must be a positive number of GiB, got {memory_gib}"
+                    )));
+                }
+                if *batch == 0 || *context == 0 || *batch > crate::shapes::MAX_DIM || *context > crate::shapes::MAX_DIM
+                {
+                    return Err(Error::Spec(format!(
+                        "`fits({gpu}, ...)`: batch and context must be between 1 and {}",
+                        crate::shapes::MAX_DIM
+                    )));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -352,6 +477,12 @@ impl Constraint {
             }
             Constraint::All(cs) => cs.iter().all(|c| c.holds(s)),
             Constraint::Any(cs) => cs.iter().any(|c| c.holds(s)),
+            Constraint::Fits {
+                memory_gib,
+                batch,
+                context,
+                ..
+            } => crate::model::fits(s, memory_gib * crate::model::GIB, *batch, *context).unwrap_or(false),
         }
     }
 
@@ -359,6 +490,11 @@ impl Constraint {
     /// (`hidden_dim_below_floor`, `ffn_ratio_above_ceiling`), else the clause.
     fn failures(&self, s: &LayerShape, out: &mut Vec<String>) {
         match self {
+            Constraint::Compare { metric, .. } | Constraint::Range { metric, .. }
+                if !self.holds(s) && metric.value(s).as_f64().is_some_and(f64::is_nan) =>
+            {
+                out.push(format!("{}_unavailable", metric.name()));
+            }
             Constraint::Compare { metric, op, .. } if !self.holds(s) => {
                 let stem = metric.failure_stem();
                 out.push(match op {
@@ -374,6 +510,7 @@ impl Constraint {
                 out.push(format!("{}_{side}", metric.failure_stem()));
             }
             Constraint::All(_) | Constraint::Any(_) if !self.holds(s) => out.push(format!("failed: {self}")),
+            Constraint::Fits { gpu, .. } if !self.holds(s) => out.push(format!("does_not_fit_{gpu}")),
             _ => {}
         }
     }
@@ -402,7 +539,7 @@ impl Constraint {
                 let max = if *inclusive { "max" } else { "max_exclusive" };
                 block.insert(format!("{max}_{}", metric.name()), hi.to_json());
             }
-            Constraint::All(_) | Constraint::Any(_) => {
+            Constraint::All(_) | Constraint::Any(_) | Constraint::Fits { .. } => {
                 let list = block.entry("expressions").or_insert_with(|| Value::Array(vec![]));
                 if let Value::Array(items) = list {
                     items.push(Value::from(self.to_string()));
@@ -469,6 +606,9 @@ impl fmt::Display for Constraint {
             }
             Constraint::All(cs) => join(f, cs, "&&"),
             Constraint::Any(cs) => join(f, cs, "||"),
+            Constraint::Fits {
+                gpu, batch, context, ..
+            } => write!(f, "fits({gpu}, batch: {batch}, context: {context})"),
         }
     }
 }
@@ -542,6 +682,7 @@ mod tests {
             batch_size: 1,
             use_qk_norm: true,
             window_size: Some(512),
+            model: crate::model::ModelDims::NONE,
         }
     }
 

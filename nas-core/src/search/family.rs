@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::error::{hint, Error, Result};
+use crate::model::ModelDims;
 use crate::shapes::{Candidate, LayerShape, ShapeField};
 
 /// An axis a family can vary.
@@ -25,10 +26,16 @@ pub enum AxisKind {
     QkNorm,
     SeqLen,
     BatchSize,
+    /// Whole-model axes: they change no layer's latency, only the model's
+    /// parameters, memory, prefill and decode.
+    NumLayers,
+    VocabSize,
+    TieEmbeddings,
+    ContextLen,
 }
 
 impl AxisKind {
-    pub const ALL: [AxisKind; 11] = [
+    pub const ALL: [AxisKind; 15] = [
         AxisKind::HiddenDim,
         AxisKind::HeadDim,
         AxisKind::NumHeads,
@@ -40,6 +47,10 @@ impl AxisKind {
         AxisKind::QkNorm,
         AxisKind::SeqLen,
         AxisKind::BatchSize,
+        AxisKind::NumLayers,
+        AxisKind::VocabSize,
+        AxisKind::TieEmbeddings,
+        AxisKind::ContextLen,
     ];
 
     /// The axis's name in specs and name templates.
@@ -56,6 +67,10 @@ impl AxisKind {
             AxisKind::QkNorm => "qk_norm",
             AxisKind::SeqLen => "seq_len",
             AxisKind::BatchSize => "batch_size",
+            AxisKind::NumLayers => "num_layers",
+            AxisKind::VocabSize => "vocab_size",
+            AxisKind::TieEmbeddings => "tie_embeddings",
+            AxisKind::ContextLen => "context_len",
         }
     }
 
@@ -165,11 +180,25 @@ impl FfnRounding {
     }
 }
 
-/// The run-time defaults a family falls back to for seq_len and batch_size.
+/// The run-time defaults candidates fall back to: seq_len and batch_size,
+/// and whole-model fields (context, training tokens and loss fit...) that
+/// neither the candidate nor an axis sets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Workload {
     pub seq_len: u64,
     pub batch_size: u64,
+    pub model: ModelDims,
+}
+
+impl Workload {
+    /// A layer workload without whole-model defaults.
+    pub const fn layer(seq_len: u64, batch_size: u64) -> Self {
+        Workload {
+            seq_len,
+            batch_size,
+            model: ModelDims::NONE,
+        }
+    }
 }
 
 /// A family of candidates: the cross product of its axes, first axis outermost.
@@ -385,6 +414,10 @@ impl Family {
             ShapeField::BatchSize => axis(AxisKind::BatchSize),
             ShapeField::UseQkNorm => axis(AxisKind::QkNorm),
             ShapeField::WindowSize => axis(AxisKind::Window),
+            ShapeField::NumLayers => axis(AxisKind::NumLayers),
+            ShapeField::VocabSize => axis(AxisKind::VocabSize),
+            ShapeField::TieEmbeddings => axis(AxisKind::TieEmbeddings),
+            ShapeField::ContextLen => axis(AxisKind::ContextLen),
         }
     }
 
@@ -442,6 +475,17 @@ impl Family {
             batch_size: int(AxisKind::BatchSize)?.unwrap_or(workload.batch_size),
             use_qk_norm,
             window_size,
+            model: ModelDims {
+                num_layers: int(AxisKind::NumLayers)?.or(workload.model.num_layers),
+                vocab_size: int(AxisKind::VocabSize)?.or(workload.model.vocab_size),
+                tie_embeddings: match self.pick(picks, AxisKind::TieEmbeddings) {
+                    None => workload.model.tie_embeddings,
+                    Some(AxisValue::Bool(b)) => Some(b),
+                    Some(other) => return Err(format!("axis `tie_embeddings` takes true or false, got {other:?}")),
+                },
+                context_len: int(AxisKind::ContextLen)?.or(workload.model.context_len),
+                ..workload.model
+            },
         };
         Ok(shape)
     }
@@ -476,6 +520,10 @@ fn derived_label(kind: AxisKind, s: &LayerShape) -> String {
         AxisKind::QkNorm => AxisValue::Bool(s.use_qk_norm),
         AxisKind::SeqLen => AxisValue::Int(s.seq_len),
         AxisKind::BatchSize => AxisValue::Int(s.batch_size),
+        AxisKind::NumLayers => return s.model.num_layers.map_or("none".into(), |v| v.to_string()),
+        AxisKind::VocabSize => return s.model.vocab_size.map_or("none".into(), |v| v.to_string()),
+        AxisKind::TieEmbeddings => AxisValue::Bool(s.model.tie_embeddings.unwrap_or(false)),
+        AxisKind::ContextLen => AxisValue::Int(crate::model::context_of(s)),
     };
     value.default_label()
 }
@@ -503,10 +551,7 @@ mod tests {
         }
     }
 
-    const W: Workload = Workload {
-        seq_len: 2048,
-        batch_size: 1,
-    };
+    const W: Workload = Workload::layer(2048, 1);
 
     #[test]
     fn expands_in_axis_order_and_skips_invalid() {

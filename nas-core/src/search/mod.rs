@@ -6,6 +6,7 @@ pub mod family;
 pub mod seed;
 pub mod spec_json;
 pub mod stream;
+pub mod whole_model;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -273,6 +274,7 @@ impl SearchSpec {
                 },
                 schema_version: SCHEMA_VERSION,
                 summary: hardware_summary,
+                whole_model: whole_model::report(&self.candidates, &latency, &reports, profile, g),
             };
             hardware_reports.insert(profile.key.to_string(), report);
         }
@@ -286,6 +288,7 @@ impl SearchSpec {
                 .map(|(c, r)| CatalogEntry {
                     config: c.shape,
                     constraints: r.clone(),
+                    model: crate::model::figures(&c.shape),
                     name: c.name.to_string(),
                     source: c.source.to_string(),
                 })
@@ -298,6 +301,7 @@ impl SearchSpec {
             reports: hardware_reports,
             schema_version: SCHEMA_VERSION,
             summary,
+            whole_model_notes: whole_model::notes(&self.candidates),
             constraints: self.constraints.clone(),
         })
     }

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use crate::calibrate::CalibrationBlock;
 use crate::error::Result;
 use crate::hardware::BUILTIN;
+use crate::model::ModelDims;
 use crate::shapes::{Candidate, LayerShape, GENERATED_CANDIDATE, KNOWN_MODEL, SEED_CANDIDATE};
 
 use super::constraints::{Bound, CmpOp, Constraint, Constraints, Metric};
@@ -13,10 +14,7 @@ use super::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rou
 use super::{CliffAxis, CliffSweep, GeneratedSearch, SearchSpec, SEED_LIMITATIONS};
 
 /// The seed's workload: one sequence of 2048 tokens.
-pub const WORKLOAD: Workload = Workload {
-    seq_len: 2048,
-    batch_size: 1,
-};
+pub const WORKLOAD: Workload = Workload::layer(2048, 1);
 
 const fn shape(d: u64, h: u64, kv: u64, dh: u64, f: u64, qk: bool, w: Option<u64>) -> LayerShape {
     LayerShape {
@@ -29,6 +27,7 @@ const fn shape(d: u64, h: u64, kv: u64, dh: u64, f: u64, qk: bool, w: Option<u64
         batch_size: 1,
         use_qk_norm: qk,
         window_size: w,
+        model: ModelDims::NONE,
     }
 }
 

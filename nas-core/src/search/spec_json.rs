@@ -31,6 +31,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{hint, Error, Result};
 use crate::hardware::{self, HardwareProfile, Overrides, Throughputs, THROUGHPUT_KEYS};
+use crate::model::{LossFit, ParamCount, ScalingLaw};
 use crate::search::constraints::{Bound, CmpOp, Constraint, Constraints, Metric};
 use crate::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
 use crate::shapes::{canonical_key, kind_of, GENERATED_CANDIDATE};
@@ -81,7 +82,11 @@ impl JsonSearch {
     /// Reads and checks a search spec; every error names the JSON path.
     pub fn from_json(v: &Value) -> Result<Self> {
         let top = object(v, "spec")?;
-        known_keys(top, &["hardware", "workload", "family", "constraints", "top_k"], "spec")?;
+        known_keys(
+            top,
+            &["hardware", "workload", "training", "family", "constraints", "top_k"],
+            "spec",
+        )?;
         let hardware = match top.get("hardware") {
             Some(Value::Array(items)) if !items.is_empty() => items
                 .iter()
@@ -91,22 +96,27 @@ impl JsonSearch {
             Some(other) => return Err(err("hardware", format!("expected a non-empty array, got {other}"))),
             None => return Err(err("spec", "missing key `hardware`")),
         };
-        let workload = match top.get("workload") {
-            None => Workload {
-                seq_len: 2048,
-                batch_size: 1,
-            },
+        let mut workload = match top.get("workload") {
+            None => Workload::layer(2048, 1),
             Some(w) => {
                 let w = object(w, "workload")?;
-                known_keys(w, &["seq_len", "batch_size"], "workload")?;
-                Workload {
-                    seq_len: w.get("seq_len").map_or(Ok(2048), |v| positive(v, "workload.seq_len"))?,
-                    batch_size: w
-                        .get("batch_size")
+                known_keys(w, &["seq_len", "batch_size", "context_len"], "workload")?;
+                let mut workload = Workload::layer(
+                    w.get("seq_len").map_or(Ok(2048), |v| positive(v, "workload.seq_len"))?,
+                    w.get("batch_size")
                         .map_or(Ok(1), |v| positive(v, "workload.batch_size"))?,
+                );
+                if let Some(c) = w.get("context_len") {
+                    workload.model.context_len = Some(positive(c, "workload.context_len")?);
                 }
+                workload
             }
         };
+        if let Some(t) = top.get("training") {
+            let (tokens, fit) = read_training(t)?;
+            workload.model.training_tokens = Some(tokens);
+            workload.model.loss_fit = fit;
+        }
         let family = read_family(top.get("family").ok_or_else(|| err("spec", "missing key `family`"))?)?;
         let clauses = match top.get("constraints") {
             None => Vec::new(),
@@ -279,17 +289,58 @@ fn read_axis_value(kind: AxisKind, v: &Value, place: &str) -> Result<Labeled> {
         other => (other, None),
     };
     let value = match (kind, value) {
-        (AxisKind::QkNorm, Value::Bool(b)) => AxisValue::Bool(*b),
+        (AxisKind::QkNorm | AxisKind::TieEmbeddings, Value::Bool(b)) => AxisValue::Bool(*b),
         (AxisKind::Window, Value::Null) => AxisValue::Window(None),
         (AxisKind::Window, w) => AxisValue::Window(Some(positive(w, place)?)),
         (AxisKind::FfnRatio, r) => match r.as_f64() {
             Some(x) if x.is_finite() && x > 0.0 => AxisValue::Ratio(x),
             _ => return Err(err(place, format!("expected a positive number, got {r}"))),
         },
-        (AxisKind::QkNorm, other) => return Err(err(place, format!("expected true or false, got {other}"))),
+        (AxisKind::QkNorm | AxisKind::TieEmbeddings, other) => {
+            return Err(err(place, format!("expected true or false, got {other}")))
+        }
         (_, n) => AxisValue::Int(positive(n, place)?),
     };
     Ok(Labeled { value, label })
+}
+
+/// `{"tokens": 2e12, "law": "chinchilla" | "epoch", "params": "all" | "non_embedding"}`.
+fn read_training(v: &Value) -> Result<(u64, LossFit)> {
+    let obj = object(v, "training")?;
+    known_keys(obj, &["tokens", "law", "params"], "training")?;
+    let tokens = match obj.get("tokens") {
+        Some(t) => t
+            .as_f64()
+            .filter(|x| x.fract() == 0.0 && *x >= 1.0 && *x <= crate::shapes::MAX_TRAINING_TOKENS as f64)
+            .map(|x| x as u64)
+            .ok_or_else(|| {
+                err(
+                    "training.tokens",
+                    format!("expected a whole number of tokens from 1 to 1e16, got {t}"),
+                )
+            })?,
+        None => return Err(err("training", "missing key `tokens`")),
+    };
+    let mut fit = LossFit::DEFAULT;
+    if let Some(law) = obj.get("law") {
+        let name = law.as_str().unwrap_or_default();
+        fit.law = ScalingLaw::from_name(name).ok_or_else(|| {
+            err(
+                "training.law",
+                format!("expected \"chinchilla\" or \"epoch\", got {law}"),
+            )
+        })?;
+    }
+    if let Some(count) = obj.get("params") {
+        let name = count.as_str().unwrap_or_default();
+        fit.count = ParamCount::from_name(name).ok_or_else(|| {
+            err(
+                "training.params",
+                format!("expected \"all\" or \"non_embedding\", got {count}"),
+            )
+        })?;
+    }
+    Ok((tokens, fit))
 }
 
 fn read_bound(v: &Value, place: &str) -> Result<Bound> {

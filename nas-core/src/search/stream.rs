@@ -21,6 +21,7 @@ use rayon::prelude::*;
 use crate::cost::{LatencyMatrix, SeedModel};
 use crate::error::{Error, Result};
 use crate::hardware::HardwareProfile;
+use crate::model::ModelDims;
 use crate::search::constraints::{Constraints, Metric, Proxies};
 use crate::search::family::{AxisKind, AxisValue, Family, Labeled, Workload};
 use crate::shapes::{LayerShape, ShapeField};
@@ -295,6 +296,7 @@ const PLACEHOLDER: LayerShape = LayerShape {
     batch_size: 1,
     use_qk_norm: true,
     window_size: None,
+    model: ModelDims::NONE,
 };
 
 /// Digits of entry `entry` of a table over `mask`, in family-axis order (other axes 0).
@@ -487,6 +489,10 @@ fn set_field(shape: &mut LayerShape, kind: AxisKind, value: AxisValue) {
         (AxisKind::Window, AxisValue::Window(w)) => shape.window_size = w,
         (AxisKind::Window, AxisValue::Int(w)) => shape.window_size = Some(w),
         (AxisKind::QkNorm, AxisValue::Bool(b)) => shape.use_qk_norm = b,
+        (AxisKind::NumLayers, AxisValue::Int(v)) => shape.model.num_layers = Some(v),
+        (AxisKind::VocabSize, AxisValue::Int(v)) => shape.model.vocab_size = Some(v),
+        (AxisKind::TieEmbeddings, AxisValue::Bool(b)) => shape.model.tie_embeddings = Some(b),
+        (AxisKind::ContextLen, AxisValue::Int(v)) => shape.model.context_len = Some(v),
         _ => {}
     }
 }

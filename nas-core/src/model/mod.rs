@@ -1,0 +1,360 @@
+//! Whole models: exact parameter counts, memory, prefill and decode latency,
+//! and a scaling-law loss estimate.
+//!
+//! A [`LayerShape`] describes one decoder layer; its optional [`ModelDims`]
+//! (layers, vocabulary, tied embeddings, decode context, training tokens)
+//! make it a whole model. Everything here is a pure function of the shape and
+//! a GPU's throughputs.
+//!
+//! The architecture counted is the Llama family's, which the seed's layer
+//! model also assumes: bias-free attention projections (q, k, v, o), a gated
+//! MLP of three matrices (gate, up, down), two RMSNorm weight vectors per
+//! layer, QK-norm weights of `head_dim` each for q and k when QK-norm is on,
+//! a final norm, token embeddings and an LM head unless tied. Biases, learned
+//! position embeddings, ungated MLPs and extra "sandwich" norms (GPT-2,
+//! Qwen2.5, Gemma-2) are not counted. Weights and KV cache are bf16.
+
+pub mod scaling;
+
+use serde::{Deserialize, Serialize};
+
+use crate::hardware::Throughputs;
+use crate::shapes::LayerShape;
+
+pub use scaling::{LossFit, ParamCount, ScalingLaw};
+
+/// Bytes of one bf16 value: weights, activations and KV cache.
+pub const BYTES_PER_VALUE: u64 = 2;
+
+/// Bytes in a GiB, for memory figures shown to people.
+pub const GIB: f64 = (1u64 << 30) as f64;
+
+/// What turns a layer into a whole model. Every field is optional, so a
+/// plain layer (the seed's candidates) carries none and serializes as before.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ModelDims {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_layers: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocab_size: Option<u64>,
+    /// Whether the LM head reuses the embedding matrix (default: untied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tie_embeddings: Option<bool>,
+    /// Tokens already in the KV cache when one decode step runs (default: `seq_len`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_len: Option<u64>,
+    /// Training tokens D of the scaling-law loss estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_tokens: Option<u64>,
+    /// Which published fit the loss estimate uses, and what N counts.
+    #[serde(skip)]
+    pub loss_fit: LossFit,
+}
+
+impl ModelDims {
+    /// A plain layer: no model dimensions.
+    pub const NONE: ModelDims = ModelDims {
+        num_layers: None,
+        vocab_size: None,
+        tie_embeddings: None,
+        context_len: None,
+        training_tokens: None,
+        loss_fit: LossFit::DEFAULT,
+    };
+
+    /// Whether any whole-model field is set.
+    pub fn is_set(&self) -> bool {
+        self.num_layers.is_some()
+            || self.vocab_size.is_some()
+            || self.tie_embeddings.is_some()
+            || self.context_len.is_some()
+            || self.training_tokens.is_some()
+    }
+}
+
+/// Exact parameter counts of a whole model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Parameters {
+    /// Token embedding matrix: vocab x hidden.
+    pub embedding: u64,
+    /// q, k, v and o projections of one layer.
+    pub attention_per_layer: u64,
+    /// Gate, up and down matrices of one layer.
+    pub mlp_per_layer: u64,
+    /// The two RMSNorm weight vectors of one layer, plus QK-norm weights.
+    pub norms_per_layer: u64,
+    pub final_norm: u64,
+    /// 0 when tied to the embedding.
+    pub lm_head: u64,
+    pub total: u64,
+    /// Everything but the embedding and the LM head (Kaplan et al.'s N).
+    pub non_embedding: u64,
+}
+
+/// Memory of a whole model on a GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Memory {
+    /// bf16 weights.
+    pub weight_bytes: u64,
+    /// bf16 K and V of every layer for one token (before any window).
+    pub kv_cache_bytes_per_token: u64,
+    /// Peak of live activations in one prefill layer at the shape's batch
+    /// and sequence: the residual stream plus the largest kernel's inputs
+    /// and outputs (flash attention: no score matrix).
+    pub activation_peak_bytes: u64,
+}
+
+/// A whole model's figures that need no GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ModelFigures {
+    pub parameters: Parameters,
+    pub memory: Memory,
+    /// Scaling-law loss, when training tokens are declared.
+    pub loss_estimate: Option<f64>,
+}
+
+/// The figures of a shape that has `num_layers` and `vocab_size`; `None`
+/// for a plain layer. Counts saturate rather than wrap (validated shapes
+/// never come near).
+pub fn figures(shape: &LayerShape) -> Option<ModelFigures> {
+    let parameters = parameters(shape)?;
+    let memory = Memory {
+        weight_bytes: parameters.total.saturating_mul(BYTES_PER_VALUE),
+        kv_cache_bytes_per_token: kv_cache_bytes_per_token(shape)?,
+        activation_peak_bytes: activation_peak_bytes(shape),
+    };
+    let loss_estimate = shape
+        .model
+        .training_tokens
+        .map(|tokens| shape.model.loss_fit.loss(&parameters, tokens));
+    Some(ModelFigures {
+        parameters,
+        memory,
+        loss_estimate,
+    })
+}
+
+fn mul(factors: &[u64]) -> u64 {
+    factors.iter().fold(1u64, |acc, &f| acc.saturating_mul(f))
+}
+
+/// Exact parameter counts, when the shape has `num_layers` and `vocab_size`.
+pub fn parameters(shape: &LayerShape) -> Option<Parameters> {
+    let (layers, vocab) = (shape.model.num_layers?, shape.model.vocab_size?);
+    let (d, hd) = (shape.hidden_dim, shape.head_dim);
+    let q_width = mul(&[shape.num_heads, hd]);
+    let kv_width = mul(&[shape.num_kv_heads, hd]);
+    // q and o: d x (heads * head_dim); k and v: d x (kv heads * head_dim).
+    let attention_per_layer = mul(&[2, d, q_width]).saturating_add(mul(&[2, d, kv_width]));
+    let mlp_per_layer = mul(&[3, d, shape.ffn_dim]);
+    let qk_norm = if shape.use_qk_norm { 2 * hd } else { 0 };
+    let norms_per_layer = (2 * d).saturating_add(qk_norm);
+    let per_layer = attention_per_layer
+        .saturating_add(mlp_per_layer)
+        .saturating_add(norms_per_layer);
+    let embedding = mul(&[vocab, d]);
+    let lm_head = if shape.model.tie_embeddings.unwrap_or(false) {
+        0
+    } else {
+        embedding
+    };
+    let non_embedding = mul(&[layers, per_layer]).saturating_add(d);
+    Some(Parameters {
+        embedding,
+        attention_per_layer,
+        mlp_per_layer,
+        norms_per_layer,
+        final_norm: d,
+        lm_head,
+        total: non_embedding.saturating_add(embedding).saturating_add(lm_head),
+        non_embedding,
+    })
+}
+
+/// bf16 K and V of every layer for one token, when `num_layers` is known.
+pub fn kv_cache_bytes_per_token(shape: &LayerShape) -> Option<u64> {
+    Some(mul(&[
+        2,
+        shape.model.num_layers?,
+        shape.num_kv_heads,
+        shape.head_dim,
+        BYTES_PER_VALUE,
+    ]))
+}
+
+/// Tokens of context the decode step attends to: the declared context (or
+/// the sequence length), capped by the sliding window, which is also all a
+/// windowed cache keeps.
+pub fn cached_tokens(shape: &LayerShape, context: u64) -> u64 {
+    match shape.window_size {
+        Some(w) => w.min(context),
+        None => context,
+    }
+}
+
+/// The decode context of a shape: `context_len`, else `seq_len`.
+pub fn context_of(shape: &LayerShape) -> u64 {
+    shape.model.context_len.unwrap_or(shape.seq_len)
+}
+
+/// KV-cache bytes for `batch` sequences of `context` tokens.
+pub fn kv_cache_bytes(shape: &LayerShape, batch: u64, context: u64) -> Option<u64> {
+    Some(mul(&[
+        kv_cache_bytes_per_token(shape)?,
+        batch,
+        cached_tokens(shape, context),
+    ]))
+}
+
+/// Live activation bytes at the peak of one prefill layer.
+pub fn activation_peak_bytes(shape: &LayerShape) -> u64 {
+    let m = mul(&[shape.batch_size, shape.seq_len]);
+    let (d, f) = (shape.hidden_dim, shape.ffn_dim);
+    let qkv = mul(&[shape.num_heads + 2 * shape.num_kv_heads, shape.head_dim]);
+    let attn_out = mul(&[shape.num_heads, shape.head_dim]);
+    let kernels = [
+        d.saturating_add(qkv),        // qkv projection: x in, q k v out
+        qkv.saturating_add(attn_out), // attention: q k v in, o out
+        d.saturating_add(2 * f),      // gate-up: x in, gate and up out
+        (2 * f).saturating_add(f),    // activation: gate and up in, product out
+        f.saturating_add(d),          // down: product in, y out
+    ];
+    let widest = kernels.into_iter().max().unwrap_or(0);
+    // The residual stream stays live beside every kernel.
+    mul(&[m, d.saturating_add(widest), BYTES_PER_VALUE])
+}
+
+/// Whether weights, the KV cache of `batch` x `context` tokens and the
+/// activation peak of a `batch`-row decode fit in `capacity_bytes`.
+pub fn fits(shape: &LayerShape, capacity_bytes: f64, batch: u64, context: u64) -> Option<bool> {
+    let figures = figures(shape)?;
+    let needed = memory_needed(shape, &figures, batch, context)?;
+    Some((needed as f64) <= capacity_bytes)
+}
+
+/// Bytes a serving GPU needs: weights, KV cache, and one prefill layer's
+/// activation peak at the shape's batch and sequence.
+pub fn memory_needed(shape: &LayerShape, figures: &ModelFigures, batch: u64, context: u64) -> Option<u64> {
+    Some(
+        figures
+            .memory
+            .weight_bytes
+            .saturating_add(kv_cache_bytes(shape, batch, context)?)
+            .saturating_add(figures.memory.activation_peak_bytes),
+    )
+}
+
+/// Kernels of one decode step (per layer, then the model's own), in order.
+pub const DECODE_KERNELS: [&str; 9] = [
+    "norms",
+    "qkv_projection",
+    "attention_over_context",
+    "output_projection",
+    "mlp_gate_up",
+    "mlp_activation",
+    "mlp_down",
+    "embedding",
+    "lm_head",
+];
+
+/// Where a decode or prefill step's time goes, in ms, per kernel.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StepTime {
+    pub total_ms: f64,
+    pub per_kernel: std::collections::BTreeMap<&'static str, f64>,
+}
+
+/// Throughputs a whole-model step needs: memory bandwidth and matrix FLOPs,
+/// and a fixed cost per kernel launch (0 for the seed's constants).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepThroughputs {
+    pub bandwidth_gbps: f64,
+    pub matmul_tflops: f64,
+    pub attention_tflops: f64,
+    pub launch_ms: f64,
+}
+
+impl StepThroughputs {
+    /// From the seed's constants: HBM bandwidth and the large-matmul and
+    /// attention throughputs; no launch cost.
+    pub fn seed(t: &Throughputs) -> Self {
+        StepThroughputs {
+            bandwidth_gbps: t.hbm_bandwidth_gbps,
+            matmul_tflops: t.matmul_tflops,
+            attention_tflops: t.attention_tflops,
+            launch_ms: 0.0,
+        }
+    }
+
+    /// Roofline time of a kernel moving `bytes` and doing `flops`.
+    fn kernel_ms(&self, bytes: f64, flops: f64, tflops: f64) -> f64 {
+        let memory = bytes / (self.bandwidth_gbps * 1e9) * 1e3;
+        let compute = flops / (tflops * 1e12) * 1e3;
+        memory.max(compute) + self.launch_ms
+    }
+}
+
+/// One decode step: every sequence of `batch` generates one token with
+/// `context` tokens in its cache. Memory-bound: each kernel takes the longer
+/// of its bytes at the GPU's bandwidth and its FLOPs at its throughput
+/// (roofline); weights are read once per step, the KV cache once per
+/// sequence. `None` for a plain layer.
+pub fn decode(shape: &LayerShape, gpu: &StepThroughputs, batch: u64, context: u64) -> Option<StepTime> {
+    let layers = shape.model.num_layers? as f64;
+    let vocab = shape.model.vocab_size? as f64;
+    let b = batch as f64;
+    let v = BYTES_PER_VALUE as f64;
+    let (d, f) = (shape.hidden_dim as f64, shape.ffn_dim as f64);
+    let (h, kv, hd) = (shape.num_heads as f64, shape.num_kv_heads as f64, shape.head_dim as f64);
+    let cached = cached_tokens(shape, context) as f64;
+    // A GEMV-like matrix product: weights k x n read once, b rows in and out.
+    let gemm = |k: f64, n: f64| gpu.kernel_ms(v * (k * n + b * (k + n)), 2.0 * b * k * n, gpu.matmul_tflops);
+    let per_layer = [
+        ("norms", 2.0 * gpu.kernel_ms(v * 2.0 * b * d, 0.0, gpu.matmul_tflops)),
+        ("qkv_projection", gemm(d, (h + 2.0 * kv) * hd)),
+        (
+            "attention_over_context",
+            gpu.kernel_ms(
+                v * b * (2.0 * kv * hd * cached + 2.0 * h * hd),
+                4.0 * b * h * hd * cached,
+                gpu.attention_tflops,
+            ),
+        ),
+        ("output_projection", gemm(h * hd, d)),
+        ("mlp_gate_up", gemm(d, 2.0 * f)),
+        ("mlp_activation", gpu.kernel_ms(v * 3.0 * b * f, 0.0, gpu.matmul_tflops)),
+        ("mlp_down", gemm(f, d)),
+    ];
+    let mut per_kernel: std::collections::BTreeMap<&'static str, f64> =
+        per_layer.iter().map(|(k, ms)| (*k, ms * layers)).collect();
+    per_kernel.insert("embedding", gpu.kernel_ms(v * 2.0 * b * d, 0.0, gpu.matmul_tflops));
+    per_kernel.insert("lm_head", gemm(d, vocab));
+    let total_ms = per_kernel.values().sum();
+    Some(StepTime { total_ms, per_kernel })
+}
+
+/// The whole prefill (time to first token): `num_layers` times the layer's
+/// predicted time, the embedding lookup, and the LM head for the last token
+/// of each sequence (all a generating server computes). `None` for a plain
+/// layer.
+pub fn prefill(shape: &LayerShape, gpu: &StepThroughputs, layer_ms: f64) -> Option<StepTime> {
+    let layers = shape.model.num_layers? as f64;
+    let vocab = shape.model.vocab_size? as f64;
+    let v = BYTES_PER_VALUE as f64;
+    let d = shape.hidden_dim as f64;
+    let b = shape.batch_size as f64;
+    let m = b * shape.seq_len as f64;
+    let mut per_kernel = std::collections::BTreeMap::new();
+    per_kernel.insert("layers", layer_ms * layers);
+    per_kernel.insert("embedding", gpu.kernel_ms(v * 2.0 * m * d, 0.0, gpu.matmul_tflops));
+    per_kernel.insert(
+        "lm_head",
+        gpu.kernel_ms(
+            v * (d * vocab + b * (d + vocab)),
+            2.0 * b * d * vocab,
+            gpu.matmul_tflops,
+        ),
+    );
+    let total_ms = per_kernel.values().sum();
+    Some(StepTime { total_ms, per_kernel })
+}

@@ -1,0 +1,100 @@
+//! The whole-model part of a pack: per GPU, prefill and decode of every
+//! candidate that has `num_layers` and `vocab_size`, its memory fit, and
+//! rankings by decode and prefill latency.
+
+use crate::cost::LatencyMatrix;
+use crate::hardware::HardwareProfile;
+use crate::model::{self, StepThroughputs, GIB};
+use crate::report::pack::{WholeModelEntry, WholeModelRank, WholeModelReport};
+use crate::search::constraints::ConstraintReport;
+use crate::shapes::Candidate;
+
+/// The report for GPU `g`, or `None` when no candidate is a whole model.
+pub fn report(
+    candidates: &[Candidate],
+    latency: &LatencyMatrix,
+    constraints: &[ConstraintReport],
+    profile: &HardwareProfile,
+    g: usize,
+) -> Option<WholeModelReport> {
+    let gpu = StepThroughputs::seed(&profile.throughputs);
+    let mut entries = Vec::new();
+    let mut rows = Vec::new();
+    for (i, c) in candidates.iter().enumerate() {
+        let Some(figures) = model::figures(&c.shape) else {
+            continue;
+        };
+        let (batch, context) = (c.shape.batch_size, model::context_of(&c.shape));
+        let decode = model::decode(&c.shape, &gpu, batch, context)?;
+        let prefill = model::prefill(&c.shape, &gpu, latency.total_ms(i, g))?;
+        let memory_needed_bytes = model::memory_needed(&c.shape, &figures, batch, context)?;
+        let fits_memory = profile.memory_gib.map(|m| memory_needed_bytes as f64 <= m * GIB);
+        rows.push((
+            WholeModelRank {
+                rank: 0,
+                name: c.name.to_string(),
+                decode_ms: decode.total_ms,
+                prefill_ms: prefill.total_ms,
+                params: figures.parameters.total,
+                loss_estimate: figures.loss_estimate,
+                fits_memory,
+            },
+            constraints[i].passes,
+        ));
+        entries.push(WholeModelEntry {
+            name: c.name.to_string(),
+            decode_batch: batch,
+            decode_context: context,
+            decode,
+            prefill,
+            memory_needed_bytes,
+            fits_memory,
+            loss_estimate: figures.loss_estimate,
+        });
+    }
+    if entries.is_empty() {
+        return None;
+    }
+    // Stable sorts: ties keep catalog order.
+    let ranking = |key: fn(&WholeModelRank) -> f64, only_passing: bool| -> Vec<WholeModelRank> {
+        let mut list: Vec<WholeModelRank> = rows
+            .iter()
+            .filter(|(_, passes)| !only_passing || *passes)
+            .map(|(r, _)| r.clone())
+            .collect();
+        list.sort_by(|a, b| key(a).total_cmp(&key(b)));
+        for (r, row) in list.iter_mut().enumerate() {
+            row.rank = r + 1;
+        }
+        list
+    };
+    Some(WholeModelReport {
+        candidates: entries,
+        decode_ms_ranking: ranking(|r| r.decode_ms, false),
+        prefill_ms_ranking: ranking(|r| r.prefill_ms, false),
+        quality_constrained_decode_ranking: ranking(|r| r.decode_ms, true),
+    })
+}
+
+/// How the whole-model figures were obtained, for the pack.
+pub fn notes(candidates: &[Candidate]) -> Option<Vec<String>> {
+    let first = candidates.iter().find(|c| model::figures(&c.shape).is_some())?;
+    let mut notes = vec![
+        "Parameters are exact counts of a Llama-style decoder (bias-free q/k/v/o, gated MLP of three matrices, \
+         two RMSNorms per layer, QK-norm weights when on, final norm, embeddings, LM head unless tied); weights and \
+         KV cache are bf16."
+            .to_string(),
+        "prefill_ms = num_layers x the layer's predicted total_ms + embedding lookup + LM head for the last token of \
+         each sequence. decode_ms = one decode step at the candidate's batch_size with context_len (else seq_len) \
+         tokens cached: per kernel the longer of bytes at hbm_bandwidth_gbps and FLOPs at matmul/attention \
+         throughput (roofline), seed constants; not measured."
+            .to_string(),
+        "Memory needed = weights + KV cache of the decode batch and context + one prefill layer's activation peak; \
+         capacities are the products' (A100 80 GB, T4 16 GB, H100 80 GB)."
+            .to_string(),
+    ];
+    if candidates.iter().any(|c| c.shape.model.training_tokens.is_some()) {
+        notes.push(first.shape.model.loss_fit.describe());
+    }
+    Some(notes)
+}
