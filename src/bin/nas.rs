@@ -42,6 +42,12 @@ enum Command {
         /// Replace one throughput of the profile, e.g. `matmul_tflops=600` (repeatable).
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+        /// The published fit of the loss estimate (for shapes with `training_tokens`).
+        #[arg(long, value_parser = ["chinchilla", "epoch"], default_value = "chinchilla")]
+        scaling_law: String,
+        /// What N counts in the loss estimate.
+        #[arg(long, value_parser = ["all", "non_embedding"], default_value = "all")]
+        loss_params: String,
     },
     /// Write a multi-hardware pack (PREFIX.json and PREFIX.md).
     Pack {
@@ -149,7 +155,15 @@ fn run(command: Command) -> Result<()> {
             configs,
             calibration,
             overrides,
-        } => predict(&hardware, &configs, calibration.as_deref(), &overrides),
+            scaling_law,
+            loss_params,
+        } => {
+            let fit = nas::model::LossFit {
+                law: nas::model::ScalingLaw::from_name(&scaling_law).unwrap_or_default(),
+                count: nas::model::ParamCount::from_name(&loss_params).unwrap_or_default(),
+            };
+            predict(&hardware, &configs, calibration.as_deref(), &overrides, fit)
+        }
         Command::Pack {
             seed: _,
             calibration_db,
@@ -236,7 +250,13 @@ fn read_calibration(path: &Path) -> Result<Calibration> {
     }
 }
 
-fn predict(hardware_key: &str, configs: &Path, calibration: Option<&Path>, overrides: &[String]) -> Result<()> {
+fn predict(
+    hardware_key: &str,
+    configs: &Path,
+    calibration: Option<&Path>,
+    overrides: &[String],
+    loss_fit: nas::model::LossFit,
+) -> Result<()> {
     let mut profile: HardwareProfile = hardware::builtin(hardware_key)?;
     let calibration = calibration.map(read_calibration).transpose()?;
     let assignments = overrides
@@ -263,21 +283,25 @@ fn predict(hardware_key: &str, configs: &Path, calibration: Option<&Path>, overr
     let mut shapes: Vec<LayerShape> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let place = format!("{}: configs[{i}]", configs.display());
-        let (name, shape) = LayerShape::from_json(item, &place)?;
+        let (name, mut shape) = LayerShape::from_json(item, &place)?;
         names.push(name.ok_or_else(|| Error::Input {
             place,
             problem: "missing key `name`".into(),
         })?);
+        shape.model.loss_fit = loss_fit;
         shapes.push(shape);
     }
 
     let kernel_aware;
-    let latency = match &calibration {
+    let (latency, step) = match &calibration {
         Some(Calibration::Profile(p)) => {
             kernel_aware = p.model();
-            p.predict(&kernel_aware, &shapes)
+            (p.predict(&kernel_aware, &shapes), p.step_throughputs())
         }
-        _ => LatencyMatrix::seed(&shapes, &[profile.throughputs]),
+        _ => (
+            LatencyMatrix::seed(&shapes, &[profile.throughputs]),
+            Some(nas::model::StepThroughputs::seed(&profile.throughputs)),
+        ),
     };
     let out: Vec<Value> = names
         .iter()
@@ -285,18 +309,49 @@ fn predict(hardware_key: &str, configs: &Path, calibration: Option<&Path>, overr
         .map(|(i, name)| {
             let kernels = latency.kernels(i, 0);
             let per_kernel: Map<String, Value> = kernels.named().map(|(k, v)| (k.to_string(), json!(v))).collect();
-            json!({
+            let mut out = json!({
                 "name": name,
                 "total_ms": latency.total_ms(i, 0),
                 "per_kernel": per_kernel,
                 "bottleneck": kernels.bottleneck(),
                 "tile_penalties": TilePenalties::of(&shapes[i]),
-            })
+            });
+            whole_model_keys(&mut out, &shapes[i], latency.total_ms(i, 0), step.as_ref());
+            out
         })
         .collect();
     let text = serde_json::to_string_pretty(&out).map_err(|e| Error::Spec(e.to_string()))?;
     say!("{text}");
     Ok(())
+}
+
+/// Adds what a whole-model shape allows: `params`, `weight_bytes`,
+/// `kv_cache_bytes_per_token`, `prefill_ms`, `decode_ms` (with their
+/// per-kernel breakdowns) and `loss_estimate` (with training tokens).
+fn whole_model_keys(out: &mut Value, shape: &LayerShape, layer_ms: f64, step: Option<&nas::model::StepThroughputs>) {
+    let (Some(figures), Value::Object(obj)) = (nas::model::figures(shape), out) else {
+        return;
+    };
+    obj.insert("params".into(), json!(figures.parameters.total));
+    obj.insert("weight_bytes".into(), json!(figures.memory.weight_bytes));
+    obj.insert(
+        "kv_cache_bytes_per_token".into(),
+        json!(figures.memory.kv_cache_bytes_per_token),
+    );
+    if let Some(step) = step {
+        let context = nas::model::context_of(shape);
+        if let Some(p) = nas::model::prefill(shape, step, layer_ms) {
+            obj.insert("prefill_ms".into(), json!(p.total_ms));
+            obj.insert("prefill_per_kernel".into(), json!(p.per_kernel));
+        }
+        if let Some(d) = nas::model::decode(shape, step, shape.batch_size, context) {
+            obj.insert("decode_ms".into(), json!(d.total_ms));
+            obj.insert("decode_per_kernel".into(), json!(d.per_kernel));
+        }
+    }
+    if let Some(loss) = figures.loss_estimate {
+        obj.insert("loss_estimate".into(), json!(loss));
+    }
 }
 
 fn calibrate(files: &[PathBuf], out: &Path, exclude_sets: &[String]) -> Result<()> {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::cost::kernel_aware::{KernelAwareModel, Unit, RESOURCES, RESOURCE_UNITS};
 use crate::cost::{work_matrix, CostModel, LatencyMatrix};
 use crate::error::{Error, Result};
+use crate::model::StepThroughputs;
 use crate::shapes::LayerShape;
 
 use super::fit::fit_relative;
@@ -127,6 +128,19 @@ impl FitRow {
 }
 
 impl CalibrationProfile {
+    /// What a whole-model step needs, from the fitted resources: bandwidth of
+    /// memory-bound kernels (`elementwise_bytes`), GEMM and attention FLOPs
+    /// (`gemm_flops`, `attention_flops`) and the cost of one launch.
+    pub fn step_throughputs(&self) -> Option<StepThroughputs> {
+        let get = |name: &str| self.fitted.get(name).map(|f| f.throughput).filter(|t| *t > 0.0);
+        Some(StepThroughputs {
+            bandwidth_gbps: get("elementwise_bytes")?,
+            matmul_tflops: get("gemm_flops")?,
+            attention_tflops: get("attention_flops")?,
+            launch_ms: self.fitted.get("kernel_launch").map_or(0.0, |f| f.ms_per_unit),
+        })
+    }
+
     /// Fits the kernel-aware model to every measurement whose set is not in
     /// `exclude_sets` (the validation set, normally). Returns the profile and
     /// each fitted row's residual.
