@@ -215,7 +215,7 @@ fn memory_fit_follows_capacity() {
     let h100 = 80.0 * model::GIB;
     assert_eq!(model::fits(&s, h100, 8, 8192), Some(true)); // 16 GB + 8 GiB
     assert_eq!(model::fits(&s, h100, 128, 8192), Some(false)); // + 128 GiB of cache
-    // 15 GiB of weights leave a 16 GiB T4 room for a short context only.
+                                                               // 15 GiB of weights leave a 16 GiB T4 room for a short context only.
     assert_eq!(model::fits(&s, 16.0 * model::GIB, 1, 1024), Some(true));
     assert_eq!(model::fits(&s, 16.0 * model::GIB, 8, 8192), Some(false));
     // Llama-3-70B's 131 GiB of weights do not fit one H100.

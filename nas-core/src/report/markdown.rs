@@ -12,7 +12,80 @@ impl Pack {
     pub fn to_markdown(&self) -> String {
         let mut md = String::new();
         let _ = self.write_summary(&mut md);
+        let _ = self.write_whole_models(&mut md);
         md
+    }
+
+    /// Parameters, memory, loss, and per GPU the decode ranking of the
+    /// whole-model candidates (nothing for a pack of plain layers).
+    fn write_whole_models(&self, md: &mut String) -> std::fmt::Result {
+        let Some(notes) = &self.whole_model_notes else {
+            return Ok(());
+        };
+        writeln!(md)?;
+        writeln!(md, "## Whole models")?;
+        writeln!(md)?;
+        for note in notes {
+            writeln!(md, "- {note}")?;
+        }
+        writeln!(md)?;
+        writeln!(
+            md,
+            "| candidate | parameters | non-embedding | weights (GiB) | KV cache per token (bytes) | loss estimate | constraints |"
+        )?;
+        writeln!(md, "|---|---:|---:|---:|---:|---:|---|")?;
+        for c in &self.candidate_catalog {
+            let Some(m) = &c.model else { continue };
+            writeln!(
+                md,
+                "| {} | {} | {} | {:.2} | {} | {} | {} |",
+                escape(&c.name),
+                m.parameters.total,
+                m.parameters.non_embedding,
+                m.memory.weight_bytes as f64 / crate::model::GIB,
+                m.memory.kv_cache_bytes_per_token,
+                m.loss_estimate.map_or("n/a".to_string(), |l| format!("{l:.4}")),
+                if c.constraints.passes {
+                    "pass".to_string()
+                } else {
+                    escape(&c.constraints.failed.join(", "))
+                }
+            )?;
+        }
+        for key in &self.hardware_profiles {
+            let Some(report) = self.reports.get(key).and_then(|r| r.whole_model.as_ref()) else {
+                continue;
+            };
+            writeln!(md)?;
+            writeln!(
+                md,
+                "### {}: fastest decode among candidates that pass the constraints",
+                key.to_uppercase()
+            )?;
+            writeln!(md)?;
+            if report.quality_constrained_decode_ranking.is_empty() {
+                writeln!(md, "No whole-model candidate passes the constraints.")?;
+                continue;
+            }
+            writeln!(
+                md,
+                "| rank | candidate | decode ms | prefill ms | fits memory | loss estimate |"
+            )?;
+            writeln!(md, "|---:|---|---:|---:|---|---:|")?;
+            for r in &report.quality_constrained_decode_ranking {
+                writeln!(
+                    md,
+                    "| {} | {} | {:.4} | {:.3} | {} | {} |",
+                    r.rank,
+                    escape(&r.name),
+                    r.decode_ms,
+                    r.prefill_ms,
+                    r.fits_memory.map_or("unknown", |f| if f { "yes" } else { "no" }),
+                    r.loss_estimate.map_or("n/a".to_string(), |l| format!("{l:.4}"))
+                )?;
+            }
+        }
+        Ok(())
     }
 
     fn write_summary(&self, md: &mut String) -> std::fmt::Result {
