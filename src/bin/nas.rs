@@ -43,7 +43,7 @@ enum Command {
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
-    /// Write a multi-hardware pack (PREFIX.json and PREFIX.md).
+    /// Write a multi-hardware pack (PREFIX.json, PREFIX.md and PREFIX.html).
     Pack {
         /// The seed tool's search (the only pack this command builds so far).
         #[arg(long, required = true)]
@@ -51,7 +51,7 @@ enum Command {
         /// The seed's calibration DB; a path with no file gives status `unavailable`.
         #[arg(long)]
         calibration_db: Option<PathBuf>,
-        /// Output prefix: writes PREFIX.json and PREFIX.md.
+        /// Output prefix: writes PREFIX.json, PREFIX.md and PREFIX.html.
         #[arg(long)]
         out: PathBuf,
     },
@@ -161,7 +161,7 @@ fn run(command: Command) -> Result<()> {
             };
             let pack = nas::search::seed::pack_spec(calibration)?.evaluate()?;
             pack.write(&out)?;
-            eprintln!("wrote {0}.json and {0}.md", out.display());
+            eprintln!("wrote {0}.json, {0}.md and {0}.html", out.display());
             Ok(())
         }
         Command::Calibrate {

@@ -210,14 +210,17 @@ impl Pack {
         Ok(text)
     }
 
-    /// Writes `PREFIX.json` and `PREFIX.md`, each through a temporary file
-    /// renamed into place, so a failure never leaves half a report.
+    /// Writes `PREFIX.json`, `PREFIX.md` and `PREFIX.html`, each through a
+    /// temporary file renamed into place, so a failure never leaves half a
+    /// report. Everything is rendered before the first file is written.
     pub fn write(&self, prefix: impl AsRef<std::path::Path>) -> Result<()> {
         let prefix = prefix.as_ref();
         let json = self.to_json()?;
         let md = self.to_markdown();
+        let html = self.to_html()?;
         super::write::write_atomic(&super::write::with_suffix(prefix, "json"), json.as_bytes())?;
         super::write::write_atomic(&super::write::with_suffix(prefix, "md"), md.as_bytes())?;
+        super::write::write_atomic(&super::write::with_suffix(prefix, "html"), html.as_bytes())?;
         Ok(())
     }
 }

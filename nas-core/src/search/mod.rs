@@ -60,6 +60,30 @@ pub fn rank_order(values: &[f64]) -> Vec<usize> {
     order
 }
 
+/// The Pareto front of (latency, quality): indices of the points that no
+/// other point beats on both (lower latency, higher quality), fastest first.
+/// Equal points are all on it (neither beats the other); NaN quality never is.
+pub fn pareto_front(latency: &[f64], quality: &[f64]) -> Vec<usize> {
+    let n = latency.len().min(quality.len());
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| {
+        latency[a]
+            .total_cmp(&latency[b])
+            .then(quality[b].total_cmp(&quality[a]))
+    });
+    let mut front: Vec<usize> = Vec::new();
+    for i in order {
+        let keep = match front.last() {
+            None => !quality[i].is_nan(),
+            Some(&j) => quality[i] > quality[j] || (quality[i] == quality[j] && latency[i] == latency[j]),
+        };
+        if keep {
+            front.push(i);
+        }
+    }
+    front
+}
+
 /// Which dimension a kernel-cliff sweep varies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CliffAxis {
