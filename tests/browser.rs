@@ -9,7 +9,7 @@
 //! `NAS_CHROMIUM` names the browser binary when it is not `chromium` on PATH.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nas::calibrate::CalibrationBlock;
@@ -42,8 +42,17 @@ fn chromium() -> Result<String, String> {
     Err(format!("no headless browser found (tried {})", candidates.join(", ")))
 }
 
-/// Runs the browser to completion; a hung browser is killed after two minutes.
+/// What the browser printed.
+struct Output {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// Runs the browser to completion; a hung browser is killed after two
+/// minutes. Its output goes to files (a full pipe would stall it).
 fn run_browser(browser: &str, profile: &Path, args: &[String]) -> Output {
+    let out_path = profile.with_extension("stdout");
+    let err_path = profile.with_extension("stderr");
     let mut cmd = Command::new(browser);
     cmd.args([
         "--headless=new",
@@ -58,13 +67,13 @@ fn run_browser(browser: &str, profile: &Path, args: &[String]) -> Output {
     .arg(format!("--user-data-dir={}", profile.display()))
     .args(args)
     .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    .stdout(std::fs::File::create(&out_path).unwrap())
+    .stderr(std::fs::File::create(&err_path).unwrap());
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("starting {browser}: {e}"));
     let start = Instant::now();
-    loop {
+    let status = loop {
         match child.try_wait() {
-            Ok(Some(_)) => break,
+            Ok(Some(status)) => break status,
             Ok(None) if start.elapsed() > Duration::from_secs(120) => {
                 let _ = child.kill();
                 panic!("{browser} did not finish within two minutes");
@@ -72,12 +81,14 @@ fn run_browser(browser: &str, profile: &Path, args: &[String]) -> Output {
             Ok(None) => std::thread::sleep(Duration::from_millis(100)),
             Err(e) => panic!("waiting for {browser}: {e}"),
         }
-    }
-    let out = child.wait_with_output().unwrap();
+    };
+    let out = Output {
+        stdout: std::fs::read(&out_path).unwrap(),
+        stderr: std::fs::read(&err_path).unwrap(),
+    };
     assert!(
-        out.status.success(),
-        "{browser} failed ({}):\n{}",
-        out.status,
+        status.success(),
+        "{browser} failed ({status}):\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     out

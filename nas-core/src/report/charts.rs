@@ -116,7 +116,7 @@ pub fn pareto_svg(title: &str, points: &[ParetoPoint], front: &[usize]) -> Resul
             .y_desc("quality proxy (log scale)")
             .x_label_formatter(&|v| short(*v))
             .y_label_formatter(&|v| short(*v))
-            .light_line_style(BLACK.mix(0.06))
+            .light_line_style(WHITE)
             .draw()
             .map_err(|e| err(e.to_string()))?;
         let front_points: Vec<&ParetoPoint> = front.iter().filter_map(|&i| points.get(i)).filter(drawable).collect();
