@@ -98,7 +98,8 @@ enum Command {
         quiet: bool,
     },
     /// Compare a calibration profile's predictions (and the seed model's) with
-    /// measured layers: writes PREFIX.md (tables) and PREFIX.svg (scatter plot).
+    /// measured layers: writes PREFIX.md (tables), PREFIX.svg (scatter plot) and
+    /// PREFIX.html (both in one page).
     Fidelity {
         /// The calibration profile (from `nas calibrate`).
         #[arg(long)]
@@ -112,7 +113,7 @@ enum Command {
         /// The seed profile to show beside ours.
         #[arg(long, default_value = "h100")]
         seed_hardware: String,
-        /// Output prefix: writes PREFIX.md and PREFIX.svg.
+        /// Output prefix: writes PREFIX.md, PREFIX.svg and PREFIX.html.
         #[arg(long)]
         out: PathBuf,
     },
@@ -393,7 +394,14 @@ fn fidelity(profile_path: &Path, files: &[PathBuf], set: &str, seed_hardware: &s
     nas::report::write::write_atomic(&svg_path, report.to_svg()?.as_bytes())?;
     let md_path = nas::report::write::with_suffix(out, "md");
     nas::report::write::write_atomic(&md_path, report.to_markdown(&svg_name, &command).as_bytes())?;
-    say!("wrote {} and {}", md_path.display(), svg_path.display());
+    let html_path = nas::report::write::with_suffix(out, "html");
+    nas::report::write::write_atomic(&html_path, report.to_html(&svg_name, &command)?.as_bytes())?;
+    say!(
+        "wrote {}, {} and {}",
+        md_path.display(),
+        svg_path.display(),
+        html_path.display()
+    );
     Ok(())
 }
 

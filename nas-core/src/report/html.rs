@@ -61,31 +61,36 @@ pub fn escape_html(text: &str) -> String {
 /// beside it.
 pub fn markdown_to_html(md: &str, inline: &[(&str, &str)]) -> String {
     let mut out = String::new();
-    let mut skipping = 0usize;
+    // While inside an inlined image: its SVG, its alt text so far, its title, its depth.
+    let mut pending: Option<(&str, String, String, usize)> = None;
     let events = Parser::new_ext(md, Options::ENABLE_TABLES).filter_map(|ev| {
-        if skipping > 0 {
+        if let Some((svg, alt, title, depth)) = pending.as_mut() {
             match ev {
-                Event::Start(Tag::Image { .. }) => skipping += 1,
-                Event::End(TagEnd::Image) => skipping -= 1,
+                Event::Start(Tag::Image { .. }) => *depth += 1,
+                Event::End(TagEnd::Image) if *depth > 1 => *depth -= 1,
+                Event::End(TagEnd::Image) => {
+                    let caption = if title.is_empty() { alt.as_str() } else { title.as_str() };
+                    let html = figure(svg, &escape_html(caption));
+                    pending = None;
+                    return Some(Event::Html(CowStr::from(html)));
+                }
+                Event::Text(t) | Event::Code(t) => alt.push_str(&t),
                 _ => {}
             }
             return None;
         }
         if let Event::Start(Tag::Image { dest_url, title, .. }) = &ev {
             if let Some((_, svg)) = inline.iter().find(|(name, _)| *name == dest_url.as_ref()) {
-                skipping = 1;
-                let caption = if title.is_empty() {
-                    String::new()
-                } else {
-                    escape_html(title)
-                };
-                return Some(Event::Html(CowStr::from(figure(svg, &caption))));
+                pending = Some((svg, String::new(), title.to_string(), 1));
+                return None;
             }
         }
         Some(ev)
     });
     pulldown_cmark::html::push_html(&mut out, events);
-    out
+    // A figure cannot sit in a paragraph: unwrap images that stood alone.
+    out.replace("<p><figure", "<figure")
+        .replace("</figure>\n</p>\n", "</figure>\n")
 }
 
 /// A chart on its card with a caption.
@@ -152,13 +157,19 @@ mod tests {
 
     #[test]
     fn images_named_inline_become_figures_and_others_stay() {
-        let md = "# T\n\n![a chart](c.svg \"the caption\")\n\n![other](o.png)\n";
+        let md = "# T\n\n![a chart](c.svg \"the caption\")\n\n![alt *text*](c.svg)\n\n![other](o.png)\n";
         let html = markdown_to_html(md, &[("c.svg", "<?xml version=\"1.0\"?>\n<svg></svg>")]);
         assert!(html.contains("<figure class=\"chart\""), "{html}");
         assert!(html.contains("<svg></svg>") && !html.contains("<?xml"), "{html}");
         assert!(html.contains("<figcaption>the caption</figcaption>"), "{html}");
+        assert!(html.contains("<figcaption>alt text</figcaption>"), "{html}");
+        assert_eq!(html.matches("<svg></svg>").count(), 2, "{html}");
         assert!(html.contains("<img src=\"o.png\""), "{html}");
         assert!(!html.contains("c.svg"), "{html}");
+        assert!(
+            !html.contains("<p><figure") && !html.contains("</figure>\n</p>"),
+            "{html}"
+        );
     }
 
     #[test]

@@ -443,14 +443,13 @@ impl Pack {
                     Some((format!("{} ms", escape(&k.to_uppercase())), r))
                 })
                 .collect();
+            let axis_header = escape(axis);
             let mut columns: Vec<(&str, Align)> = vec![
-                (axis.as_str(), Align::Right),
+                (axis_header.as_str(), Align::Right),
                 ("aligned to 128", Align::Left),
                 ("tile efficiency", Align::Right),
                 ("wasted work %", Align::Right),
             ];
-            let axis_header = escape(axis);
-            columns[0].0 = axis_header.as_str();
             columns.extend(gpus.iter().map(|(h, _)| (h.as_str(), Align::Right)));
             columns.push(("bottleneck", Align::Left));
             let mut t = Table::new(&columns);
