@@ -93,6 +93,28 @@ fn dominated(i: usize, t: &[f64], q: &[f64]) -> bool {
     (0..t.len()).any(|j| t[j] <= t[i] && q[j] >= q[i] && (t[j] < t[i] || q[j] > q[i]))
 }
 
+/// The generated space's front on H100 (no calibration override there),
+/// from every candidate expanded and evaluated, not streamed.
+fn generated_front_by_brute_force() -> Vec<String> {
+    let spec = seed::pack_spec(CalibrationBlock::disabled()).unwrap();
+    let g = spec.generated_search.as_ref().unwrap();
+    let candidates = g.family.expand(g.workload).unwrap().candidates;
+    let shapes: Vec<LayerShape> = candidates.iter().map(|c| c.shape).collect();
+    let h100 = nas::hardware::builtin("h100").unwrap().throughputs;
+    let latency = nas::cost::LatencyMatrix::seed(&shapes, &[h100]);
+    let t: Vec<f64> = (0..shapes.len()).map(|i| latency.total_ms(i, 0)).collect();
+    let q: Vec<f64> = shapes
+        .iter()
+        .map(|s| spec.constraints.report(s).quality_proxy)
+        .collect();
+    let mut front: Vec<String> = (0..t.len())
+        .filter(|&i| !dominated(i, &t, &q))
+        .map(|i| candidates[i].name.to_string())
+        .collect();
+    front.sort();
+    front
+}
+
 #[test]
 fn seed_pack_markdown_has_the_expected_structure() {
     let pack = seed_pack();
@@ -114,6 +136,7 @@ fn seed_pack_markdown_has_the_expected_structure() {
         expected.push((2, gpu.into()));
         for sub in [
             "Pareto front of latency vs quality",
+            "Pareto front of the generated space",
             "fastest candidates",
             "fastest under the constraints",
             "where the time goes",
@@ -179,6 +202,15 @@ fn seed_pack_markdown_has_the_expected_structure() {
         listed.sort();
         assert!(front.len() >= 2, "a front worth drawing");
         assert_eq!(listed, front);
+
+        let (header, rows) = table_after(&blocks, &format!("{gpu}: Pareto front of the generated space"));
+        assert_eq!(header.len(), 6);
+        assert!(rows.len() >= 2);
+        if key == "h100" {
+            let mut listed: Vec<String> = rows.iter().map(|r| r[1].clone()).collect();
+            listed.sort();
+            assert_eq!(listed, generated_front_by_brute_force());
+        }
 
         let (header, rows) = table_after(&blocks, &format!("{gpu}: where the time goes"));
         let kernels = report.comparison[0].per_kernel.len();

@@ -27,7 +27,7 @@ impl Chart {
     pub fn caption(&self) -> String {
         match self {
             Chart::Pareto { gpu } => format!(
-                "{}: latency vs quality proxy of every candidate; the Pareto front in red, numbered as in the table",
+                "{}: latency vs quality proxy of every candidate; their Pareto front in red, numbered as in the table; the generated space's front, if any, dashed orange",
                 gpu.to_uppercase()
             ),
             Chart::Breakdown { gpu } => format!("{}: per-kernel time of the top candidates", gpu.to_uppercase()),
@@ -52,6 +52,7 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(186, 176, 172),
 ];
 const FRONT: RGBColor = RGBColor(200, 30, 40);
+const OTHER: RGBColor = RGBColor(230, 120, 20);
 const PASS: RGBColor = RGBColor(33, 102, 172);
 const FAIL: RGBColor = RGBColor(150, 150, 150);
 const FONT: &str = "sans-serif";
@@ -90,15 +91,15 @@ pub struct ParetoPoint {
 /// Latency (x) vs quality (y) of every point, both on log scales; the
 /// `front` (indices, fastest first) is joined as a staircase, ringed and
 /// numbered 1, 2, ... in its order (equal points share a label: `4,5`), as
-/// the report's front table numbers them.
-pub fn pareto_svg(title: &str, points: &[ParetoPoint], front: &[usize]) -> Result<String> {
+/// the report's front table numbers them. `other_front` (fastest first), the
+/// front of a larger space, is drawn beside it as a dashed orange staircase.
+pub fn pareto_svg(title: &str, points: &[ParetoPoint], front: &[usize], other_front: &[ParetoPoint]) -> Result<String> {
     let err = chart_error("Pareto");
     let drawable =
         |p: &&ParetoPoint| p.total_ms > 0.0 && p.quality > 0.0 && p.total_ms.is_finite() && p.quality.is_finite();
-    let (x0, x1) =
-        extent(points.iter().filter(drawable).map(|p| p.total_ms)).ok_or_else(|| err("no candidate".into()))?;
-    let (y0, y1) =
-        extent(points.iter().filter(drawable).map(|p| p.quality)).ok_or_else(|| err("no candidate".into()))?;
+    let all = || points.iter().chain(other_front).filter(drawable);
+    let (x0, x1) = extent(all().map(|p| p.total_ms)).ok_or_else(|| err("no candidate".into()))?;
+    let (y0, y1) = extent(all().map(|p| p.quality)).ok_or_else(|| err("no candidate".into()))?;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (760, 500)).into_drawing_area();
@@ -120,14 +121,22 @@ pub fn pareto_svg(title: &str, points: &[ParetoPoint], front: &[usize]) -> Resul
             .draw()
             .map_err(|e| err(e.to_string()))?;
         let front_points: Vec<&ParetoPoint> = front.iter().filter_map(|&i| points.get(i)).filter(drawable).collect();
-        // A staircase: from each front point, right to the next one's latency, then up.
-        let mut stairs = Vec::new();
-        for (k, p) in front_points.iter().enumerate() {
-            stairs.push((p.total_ms, p.quality));
-            if let Some(next) = front_points.get(k + 1) {
-                stairs.push((next.total_ms, p.quality));
-            }
+        let other: Vec<&ParetoPoint> = other_front.iter().filter(drawable).collect();
+        if !other.is_empty() {
+            chart
+                .draw_series(DashedLineSeries::new(staircase(&other), 6, 4, OTHER.stroke_width(2)))
+                .map_err(|e| err(e.to_string()))?
+                .label("generated space's Pareto front")
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], OTHER.stroke_width(2)));
+            chart
+                .draw_series(
+                    other
+                        .iter()
+                        .map(|p| TriangleMarker::new((p.total_ms, p.quality), 5, OTHER.filled())),
+                )
+                .map_err(|e| err(e.to_string()))?;
         }
+        let stairs = staircase(&front_points);
         chart
             .draw_series(LineSeries::new(stairs, FRONT.stroke_width(2)))
             .map_err(|e| err(e.to_string()))?
@@ -181,6 +190,18 @@ pub fn pareto_svg(title: &str, points: &[ParetoPoint], front: &[usize]) -> Resul
         root.present().map_err(|e| err(e.to_string()))?;
     }
     Ok(svg)
+}
+
+/// A front as a staircase: from each point right to the next one's latency, then up.
+fn staircase(front: &[&ParetoPoint]) -> Vec<(f64, f64)> {
+    let mut stairs = Vec::new();
+    for (k, p) in front.iter().enumerate() {
+        stairs.push((p.total_ms, p.quality));
+        if let Some(next) = front.get(k + 1) {
+            stairs.push((next.total_ms, p.quality));
+        }
+    }
+    stairs
 }
 
 /// A tick label with as many decimals as its size needs.
@@ -365,10 +386,24 @@ impl Pack {
                 let latency: Vec<f64> = points.iter().map(|p| p.total_ms).collect();
                 let quality: Vec<f64> = points.iter().map(|p| p.quality).collect();
                 let front = crate::search::pareto_front(&latency, &quality);
+                let generated: Vec<ParetoPoint> = report
+                    .generated_search
+                    .pareto_front
+                    .iter()
+                    .filter_map(|e| {
+                        Some(ParetoPoint {
+                            name: e.name.clone(),
+                            total_ms: e.total_ms,
+                            quality: e.quality_proxy?,
+                            passes: e.constraint_passes.unwrap_or(false),
+                        })
+                    })
+                    .collect();
                 pareto_svg(
                     &format!("{}: latency vs quality proxy", gpu.to_uppercase()),
                     &points,
                     &front,
+                    &generated,
                 )
             }
             Chart::Breakdown { gpu } => {
@@ -451,7 +486,7 @@ mod tests {
                 passes: true,
             },
         ];
-        let svg = pareto_svg("t", &points, &[0, 1]).unwrap();
+        let svg = pareto_svg("t", &points, &[0, 1], &[]).unwrap();
         let doc = well_formed(&svg);
         let t = texts(&doc);
         assert!(t.contains(&"1".to_string()) && t.contains(&"2".to_string()), "{t:?}");
@@ -462,10 +497,18 @@ mod tests {
             .count();
         assert_eq!(red_rings, 2, "one ring per front point");
         let same = vec![points[0].clone(), points[0].clone()];
-        let t = texts(&well_formed(&pareto_svg("t", &same, &[0, 1]).unwrap()));
+        let t = texts(&well_formed(&pareto_svg("t", &same, &[0, 1], &[]).unwrap()));
         assert!(t.contains(&"1,2".to_string()), "equal points share a label: {t:?}");
-        assert_eq!(svg, pareto_svg("t", &points, &[0, 1]).unwrap(), "deterministic");
-        assert!(pareto_svg("t", &[], &[]).is_err());
+        let with_other = pareto_svg("t", &points, &[0, 1], &points[2..]).unwrap();
+        let doc = well_formed(&with_other);
+        assert!(texts(&doc).contains(&"generated space's Pareto front".to_string()));
+        let orange = doc
+            .descendants()
+            .filter(|n| n.attribute("fill") == Some("#E67814") || n.attribute("stroke") == Some("#E67814"))
+            .count();
+        assert!(orange >= 2, "the other front is drawn: {orange}");
+        assert_eq!(svg, pareto_svg("t", &points, &[0, 1], &[]).unwrap(), "deterministic");
+        assert!(pareto_svg("t", &[], &[], &[]).is_err());
     }
 
     #[test]

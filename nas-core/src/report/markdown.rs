@@ -413,6 +413,41 @@ impl Pack {
             ]);
         }
         doc.table(&t);
+
+        let Some(report) = self.reports.get(key) else {
+            return;
+        };
+        let generated = &report.generated_search.pareto_front;
+        if !generated.is_empty() {
+            doc.heading(3, &format!("{gpu}: Pareto front of the generated space"));
+            doc.paragraph(&format!(
+                "The front over the {} valid candidates of the generated space (streamed, not held in memory; dashed orange in the chart above).",
+                report.generated_candidate_count
+            ));
+            let mut t = Table::new(&[
+                ("#", Align::Right),
+                ("candidate", Align::Left),
+                ("total ms", Align::Right),
+                ("quality proxy", Align::Right),
+                ("passes constraints", Align::Left),
+                ("bottleneck", Align::Left),
+            ]);
+            for e in generated {
+                t.row(vec![
+                    e.rank.to_string(),
+                    escape(&e.name),
+                    ms(e.total_ms),
+                    e.quality_proxy.map_or_else(String::new, |q| format!("{q:.3}")),
+                    match e.constraint_passes {
+                        Some(true) => "yes".into(),
+                        Some(false) => "no".into(),
+                        None => String::new(),
+                    },
+                    escape(&e.bottleneck),
+                ]);
+            }
+            doc.table(&t);
+        }
     }
 
     fn cliff_section(&self, doc: &mut Document) {

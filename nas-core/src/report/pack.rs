@@ -129,6 +129,11 @@ pub struct Rankings {
 pub struct GeneratedSearchReport {
     pub ms_per_mparam_proxy_top: Vec<RankEntry>,
     pub total_ms_top: Vec<RankEntry>,
+    /// The whole space's Pareto front of latency vs quality proxy, fastest
+    /// first (with quality and constraint verdict). Not in the JSON, whose
+    /// schema is the seed's: the Markdown and the HTML show it.
+    #[serde(skip)]
+    pub pareto_front: Vec<RankEntry>,
 }
 
 /// A sweep of one dimension around a base shape: where tiles make cliffs.

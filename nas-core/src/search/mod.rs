@@ -423,7 +423,7 @@ fn rank_entry(c: &Candidate, latency: &LatencyMatrix, i: usize, g: usize, rank: 
 
 /// The generated search's tops as the seed reports them.
 fn generated_top(result: &stream::GpuResult, source: &str) -> GeneratedSearchReport {
-    let entries = |list: &[stream::Ranked]| {
+    let entries = |list: &[stream::Ranked]| -> Vec<RankEntry> {
         list.iter()
             .enumerate()
             .map(|(r, e)| RankEntry {
@@ -438,9 +438,19 @@ fn generated_top(result: &stream::GpuResult, source: &str) -> GeneratedSearchRep
             })
             .collect()
     };
+    let front = entries(&result.pareto_front)
+        .into_iter()
+        .zip(&result.pareto_front)
+        .map(|(mut e, r): (RankEntry, _)| {
+            e.quality_proxy = Some(r.quality_proxy);
+            e.constraint_passes = Some(r.passes);
+            e
+        })
+        .collect();
     GeneratedSearchReport {
         ms_per_mparam_proxy_top: entries(&result.ms_per_mparam_proxy_top),
         total_ms_top: entries(&result.total_ms_top),
+        pareto_front: front,
     }
 }
 
