@@ -3,7 +3,7 @@
 //
 //     cargo run --release --example custom_gpu
 //
-// Writes docs/results/custom-gpu.{json,md}. The `workstation` numbers below
+// Writes docs/results/custom-gpu.{json,md,html}. The `workstation` numbers below
 // are illustrative values for the example, NOT measurements: replace them
 // with your own (the calibration harness under calibration/ measures them).
 
@@ -67,6 +67,6 @@ fn run() -> Result<(), nas::Error> {
         );
     }
     pack.write("docs/results/custom-gpu")?;
-    println!("wrote docs/results/custom-gpu.json and .md");
+    println!("wrote docs/results/custom-gpu.json, .md and .html");
     Ok(())
 }

@@ -4,7 +4,7 @@
 //
 //     cargo run --release --example decode_budget
 //
-// Writes docs/results/decode-budget.{json,md}. Decode latency is a roofline
+// Writes docs/results/decode-budget.{json,md,html}. Decode latency is a roofline
 // estimate on the seed's constants (weights and KV cache at HBM bandwidth),
 // the loss an extrapolation from Chinchilla's published fit: estimates, not
 // measurements (the pack says so).
@@ -65,6 +65,6 @@ fn main() -> Result<(), nas::Error> {
         );
     }
     pack.write("docs/results/decode-budget")?;
-    println!("wrote docs/results/decode-budget.json and docs/results/decode-budget.md");
+    println!("wrote docs/results/decode-budget.json, .md and .html");
     Ok(())
 }

@@ -3,7 +3,7 @@
 //
 //     cargo run --release --example gemma2b_class
 //
-// Writes docs/results/gemma-2b-class.{json,md}. Latencies come from the seed
+// Writes docs/results/gemma-2b-class.{json,md,html}. Latencies come from the seed
 // cost model with the seed's constants (see `nas hardware`): a proxy, not a
 // measurement.
 
@@ -57,6 +57,6 @@ fn run() -> Result<(), nas::Error> {
         );
     }
     pack.write("docs/results/gemma-2b-class")?;
-    println!("wrote docs/results/gemma-2b-class.json and .md");
+    println!("wrote docs/results/gemma-2b-class.json, .md and .html");
     Ok(())
 }

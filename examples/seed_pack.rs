@@ -2,7 +2,7 @@
 //
 // Run from the repository root:
 //     cargo run --release --example seed_pack
-// It writes docs/results/kernel-aware-nas-multihardware.{json,md}, the same
+// It writes docs/results/kernel-aware-nas-multihardware.{json,md,html}, the same
 // bytes as `nas pack --seed --calibration-db calibration/seed/noeris-cost-model-training.json`,
 // and numbers equal to the seed's own reference pack (parity).
 
@@ -71,6 +71,6 @@ fn main() {
 fn run() -> Result<(), nas::Error> {
     let prefix = "docs/results/kernel-aware-nas-multihardware";
     SeedPack::evaluate()?.write(prefix)?;
-    println!("wrote {prefix}.json and {prefix}.md");
+    println!("wrote {prefix}.json, {prefix}.md and {prefix}.html");
     Ok(())
 }

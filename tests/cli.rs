@@ -315,6 +315,12 @@ fn fidelity_on_the_validation_layers_meets_the_bar() {
         assert!(mape <= 5.0 && within >= 90.0 && spearman >= 0.995, "{gpu}: {ours}");
         let svg = std::fs::read_to_string(dir.0.join("fid.svg")).unwrap();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        // The page holds the scatter plot itself, not a link to the file.
+        let html = std::fs::read_to_string(dir.0.join("fid.html")).unwrap();
+        assert!(html.contains(svg.trim_end()), "{gpu}: the SVG is inlined");
+        assert_eq!(html.matches("<svg").count(), 1);
+        assert!(!html.contains("<img") && !html.contains("fid.svg"));
+        assert!(html.contains("<table>") && html.contains("predicted vs measured"));
     }
 }
 

@@ -2,7 +2,7 @@
 
 use nas::cost::{tile_efficiency, LatencyMatrix};
 use nas::hardware::{Throughputs, BUILTIN};
-use nas::search::{rank_order, seed, SearchSpec};
+use nas::search::{pareto_front, rank_order, seed, SearchSpec};
 use nas::shapes::{Candidate, LayerShape};
 use proptest::prelude::*;
 
@@ -138,6 +138,23 @@ proptest! {
             let passing = pack.candidate_catalog.iter().filter(|c| c.constraints.passes).count();
             prop_assert_eq!(constrained.len(), passing);
         }
+    }
+
+    #[test]
+    fn pareto_front_is_exactly_the_undominated_points(
+        points in prop::collection::vec((0u8..8, 0u8..8), 0..40)
+    ) {
+        let t: Vec<f64> = points.iter().map(|p| p.0 as f64).collect();
+        let q: Vec<f64> = points.iter().map(|p| p.1 as f64).collect();
+        let front = pareto_front(&t, &q);
+        let beaten = |i: usize| (0..t.len()).any(|j| t[j] <= t[i] && q[j] >= q[i] && (t[j] < t[i] || q[j] > q[i]));
+        let mut expected: Vec<usize> = (0..t.len()).filter(|&i| !beaten(i)).collect();
+        let mut got = front.clone();
+        got.sort_unstable();
+        expected.sort_unstable();
+        prop_assert_eq!(got, expected);
+        // fastest first, and quality never falls along the front
+        prop_assert!(front.windows(2).all(|w| t[w[0]] <= t[w[1]] && q[w[0]] <= q[w[1]]));
     }
 
     #[test]

@@ -49,7 +49,7 @@ enum Command {
         #[arg(long, value_parser = ["all", "non_embedding"], default_value = "all")]
         loss_params: String,
     },
-    /// Write a multi-hardware pack (PREFIX.json and PREFIX.md).
+    /// Write a multi-hardware pack (PREFIX.json, PREFIX.md and PREFIX.html).
     Pack {
         /// The seed tool's search (the only pack this command builds so far).
         #[arg(long, required = true)]
@@ -57,7 +57,7 @@ enum Command {
         /// The seed's calibration DB; a path with no file gives status `unavailable`.
         #[arg(long)]
         calibration_db: Option<PathBuf>,
-        /// Output prefix: writes PREFIX.json and PREFIX.md.
+        /// Output prefix: writes PREFIX.json, PREFIX.md and PREFIX.html.
         #[arg(long)]
         out: PathBuf,
     },
@@ -104,7 +104,8 @@ enum Command {
         quiet: bool,
     },
     /// Compare a calibration profile's predictions (and the seed model's) with
-    /// measured layers: writes PREFIX.md (tables) and PREFIX.svg (scatter plot).
+    /// measured layers: writes PREFIX.md (tables), PREFIX.svg (scatter plot) and
+    /// PREFIX.html (both in one page).
     Fidelity {
         /// The calibration profile (from `nas calibrate`).
         #[arg(long)]
@@ -118,7 +119,7 @@ enum Command {
         /// The seed profile to show beside ours.
         #[arg(long, default_value = "h100")]
         seed_hardware: String,
-        /// Output prefix: writes PREFIX.md and PREFIX.svg.
+        /// Output prefix: writes PREFIX.md, PREFIX.svg and PREFIX.html.
         #[arg(long)]
         out: PathBuf,
     },
@@ -175,7 +176,7 @@ fn run(command: Command) -> Result<()> {
             };
             let pack = nas::search::seed::pack_spec(calibration)?.evaluate()?;
             pack.write(&out)?;
-            eprintln!("wrote {0}.json and {0}.md", out.display());
+            eprintln!("wrote {0}.json, {0}.md and {0}.html", out.display());
             Ok(())
         }
         Command::Calibrate {
@@ -448,7 +449,14 @@ fn fidelity(profile_path: &Path, files: &[PathBuf], set: &str, seed_hardware: &s
     nas::report::write::write_atomic(&svg_path, report.to_svg()?.as_bytes())?;
     let md_path = nas::report::write::with_suffix(out, "md");
     nas::report::write::write_atomic(&md_path, report.to_markdown(&svg_name, &command).as_bytes())?;
-    say!("wrote {} and {}", md_path.display(), svg_path.display());
+    let html_path = nas::report::write::with_suffix(out, "html");
+    nas::report::write::write_atomic(&html_path, report.to_html(&svg_name, &command)?.as_bytes())?;
+    say!(
+        "wrote {}, {} and {}",
+        md_path.display(),
+        svg_path.display(),
+        html_path.display()
+    );
     Ok(())
 }
 

@@ -305,6 +305,14 @@ impl FidelityReport {
         Ok(())
     }
 
+    /// The report as a self-contained HTML page: the Markdown converted, the
+    /// scatter plot inlined where the Markdown shows `svg_name`.
+    pub fn to_html(&self, svg_name: &str, command: &str) -> Result<String> {
+        let svg = self.to_svg()?;
+        let body = super::html::markdown_to_html(&self.to_markdown(svg_name, command), &[(svg_name, &svg)]);
+        Ok(super::html::page(&format!("Fidelity on {}", self.gpu), &body))
+    }
+
     /// A log-log scatter of predicted against measured, both models, as SVG.
     pub fn to_svg(&self) -> Result<String> {
         let mut svg = String::new();

@@ -92,6 +92,9 @@ pub struct WholeModelReport {
     pub prefill_ms_ranking: Vec<WholeModelRank>,
     /// Candidates that pass every constraint, by decode latency.
     pub quality_constrained_decode_ranking: Vec<WholeModelRank>,
+    /// Candidates no other beats on both decode latency and loss estimate,
+    /// fastest first (empty without training tokens).
+    pub loss_decode_pareto_front: Vec<WholeModelRank>,
 }
 
 /// One whole-model candidate on one GPU.
@@ -181,6 +184,11 @@ pub struct Rankings {
 pub struct GeneratedSearchReport {
     pub ms_per_mparam_proxy_top: Vec<RankEntry>,
     pub total_ms_top: Vec<RankEntry>,
+    /// The whole space's Pareto front of latency vs quality proxy, fastest
+    /// first (with quality and constraint verdict). Not in the JSON, whose
+    /// schema is the seed's: the Markdown and the HTML show it.
+    #[serde(skip)]
+    pub pareto_front: Vec<RankEntry>,
 }
 
 /// A sweep of one dimension around a base shape: where tiles make cliffs.
@@ -262,14 +270,17 @@ impl Pack {
         Ok(text)
     }
 
-    /// Writes `PREFIX.json` and `PREFIX.md`, each through a temporary file
-    /// renamed into place, so a failure never leaves half a report.
+    /// Writes `PREFIX.json`, `PREFIX.md` and `PREFIX.html`, each through a
+    /// temporary file renamed into place, so a failure never leaves half a
+    /// report. Everything is rendered before the first file is written.
     pub fn write(&self, prefix: impl AsRef<std::path::Path>) -> Result<()> {
         let prefix = prefix.as_ref();
         let json = self.to_json()?;
         let md = self.to_markdown();
+        let html = self.to_html()?;
         super::write::write_atomic(&super::write::with_suffix(prefix, "json"), json.as_bytes())?;
         super::write::write_atomic(&super::write::with_suffix(prefix, "md"), md.as_bytes())?;
+        super::write::write_atomic(&super::write::with_suffix(prefix, "html"), html.as_bytes())?;
         Ok(())
     }
 }

@@ -61,6 +61,30 @@ pub fn rank_order(values: &[f64]) -> Vec<usize> {
     order
 }
 
+/// The Pareto front of (latency, quality): indices of the points that no
+/// other point beats on both (lower latency, higher quality), fastest first.
+/// Equal points are all on it (neither beats the other); NaN quality never is.
+pub fn pareto_front(latency: &[f64], quality: &[f64]) -> Vec<usize> {
+    let n = latency.len().min(quality.len());
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| {
+        latency[a]
+            .total_cmp(&latency[b])
+            .then(quality[b].total_cmp(&quality[a]))
+    });
+    let mut front: Vec<usize> = Vec::new();
+    for i in order {
+        let keep = match front.last() {
+            None => !quality[i].is_nan(),
+            Some(&j) => quality[i] > quality[j] || (quality[i] == quality[j] && latency[i] == latency[j]),
+        };
+        if keep {
+            front.push(i);
+        }
+    }
+    front
+}
+
 /// Which dimension a kernel-cliff sweep varies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CliffAxis {
@@ -301,7 +325,7 @@ impl SearchSpec {
             reports: hardware_reports,
             schema_version: SCHEMA_VERSION,
             summary,
-            whole_model_notes: whole_model::notes(&self.candidates),
+            whole_model_notes: whole_model::notes(&self.candidates, &profiles),
             constraints: self.constraints.clone(),
         })
     }
@@ -403,7 +427,7 @@ fn rank_entry(c: &Candidate, latency: &LatencyMatrix, i: usize, g: usize, rank: 
 
 /// The generated search's tops as the seed reports them.
 fn generated_top(result: &stream::GpuResult, source: &str) -> GeneratedSearchReport {
-    let entries = |list: &[stream::Ranked]| {
+    let entries = |list: &[stream::Ranked]| -> Vec<RankEntry> {
         list.iter()
             .enumerate()
             .map(|(r, e)| RankEntry {
@@ -418,9 +442,19 @@ fn generated_top(result: &stream::GpuResult, source: &str) -> GeneratedSearchRep
             })
             .collect()
     };
+    let front = entries(&result.pareto_front)
+        .into_iter()
+        .zip(&result.pareto_front)
+        .map(|(mut e, r): (RankEntry, _)| {
+            e.quality_proxy = Some(r.quality_proxy);
+            e.constraint_passes = Some(r.passes);
+            e
+        })
+        .collect();
     GeneratedSearchReport {
         ms_per_mparam_proxy_top: entries(&result.ms_per_mparam_proxy_top),
         total_ms_top: entries(&result.total_ms_top),
+        pareto_front: front,
     }
 }
 

@@ -68,8 +68,23 @@ pub fn report(
         }
         list
     };
+    // Lower loss is better: the front maximizes its negation.
+    let decode: Vec<f64> = rows.iter().map(|(r, _)| r.decode_ms).collect();
+    let neg_loss: Vec<f64> = rows
+        .iter()
+        .map(|(r, _)| r.loss_estimate.map_or(f64::NAN, |l| -l))
+        .collect();
+    let loss_decode_pareto_front = crate::search::pareto_front(&decode, &neg_loss)
+        .into_iter()
+        .enumerate()
+        .map(|(r, i)| WholeModelRank {
+            rank: r + 1,
+            ..rows[i].0.clone()
+        })
+        .collect();
     Some(WholeModelReport {
         candidates: entries,
+        loss_decode_pareto_front,
         decode_ms_ranking: ranking(|r| r.decode_ms, false),
         prefill_ms_ranking: ranking(|r| r.prefill_ms, false),
         quality_constrained_decode_ranking: ranking(|r| r.decode_ms, true),
@@ -77,7 +92,7 @@ pub fn report(
 }
 
 /// How the whole-model figures were obtained, for the pack.
-pub fn notes(candidates: &[Candidate]) -> Option<Vec<String>> {
+pub fn notes(candidates: &[Candidate], profiles: &[HardwareProfile]) -> Option<Vec<String>> {
     let first = candidates.iter().find(|c| model::figures(&c.shape).is_some())?;
     let mut notes = vec![
         "Parameters are exact counts of a Llama-style decoder (bias-free q/k/v/o, gated MLP of three matrices, \
@@ -89,9 +104,18 @@ pub fn notes(candidates: &[Candidate]) -> Option<Vec<String>> {
          tokens cached: per kernel the longer of bytes at hbm_bandwidth_gbps and FLOPs at matmul/attention \
          throughput (roofline), seed constants; not measured."
             .to_string(),
-        "Memory needed = weights + KV cache of the decode batch and context + one prefill layer's activation peak; \
-         capacities are the products' (A100 80 GB, T4 16 GB, H100 80 GB)."
-            .to_string(),
+        format!(
+            "Memory needed = weights + KV cache of the decode batch and context + one prefill layer's activation \
+             peak, against each GPU's memory ({}).",
+            profiles
+                .iter()
+                .map(|p| match p.memory_gib {
+                    Some(m) => format!("{} {m} GiB", p.label),
+                    None => format!("{} unknown", p.label),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     ];
     if candidates.iter().any(|c| c.shape.model.training_tokens.is_some()) {
         notes.push(first.shape.model.loss_fit.describe());
