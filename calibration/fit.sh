@@ -18,3 +18,10 @@ for pair in "h100:h100-sxm" "h200:h200"; do
   "$nas" fidelity --calibration "$profile" --measurements "$data/layers.jsonl" \
     --set validation --seed-hardware h100 --out "docs/results/fidelity-$gpu"
 done
+# Decode: bandwidth and per-kernel cost fitted on measured decode steps (H100
+# only), on the `train` models; the `validation` models are never fitted on.
+"$nas" calibrate --out calibration/h100-sxm.json \
+  --measurements calibration/data/h100/layers.jsonl calibration/data/h100/layers-supplement.jsonl \
+  calibration/data/h100/layers-supplement-2.jsonl --decode calibration/data/h100/decode.jsonl
+"$nas" fidelity --calibration calibration/h100-sxm.json --decode calibration/data/h100/decode.jsonl \
+  --seed-hardware h100 --out docs/results/decode-fidelity-h100

@@ -75,6 +75,10 @@ enum Command {
         /// Measurement sets left out of the fit (repeatable).
         #[arg(long = "exclude-set", default_values = ["validation"])]
         exclude_sets: Vec<String>,
+        /// Measured decode steps (`calibration/harness/decode.py`): also fit the
+        /// bandwidth and per-kernel cost of whole-model decode (`train` records only).
+        #[arg(long, num_args = 1..)]
+        decode: Vec<PathBuf>,
     },
     /// Search a family given as JSON (see `docs/SEARCH.md`), streaming it
     /// however large: per GPU the top candidates by latency and by latency
@@ -111,8 +115,12 @@ enum Command {
         #[arg(long)]
         calibration: PathBuf,
         /// Measurement files with the layers to compare.
-        #[arg(long, required = true, num_args = 1..)]
+        #[arg(long, num_args = 1.., required_unless_present = "decode")]
         measurements: Vec<PathBuf>,
+        /// Instead of layers, compare measured decode steps with the profile's
+        /// decode fit and the seed's roofline (writes PREFIX.md).
+        #[arg(long, num_args = 1.., conflicts_with = "measurements")]
+        decode: Vec<PathBuf>,
         /// Which measurement set to compare on.
         #[arg(long, default_value = "validation")]
         set: String,
@@ -183,7 +191,8 @@ fn run(command: Command) -> Result<()> {
             measurements,
             out,
             exclude_sets,
-        } => calibrate(&measurements, &out, &exclude_sets),
+            decode,
+        } => calibrate(&measurements, &out, &exclude_sets, &decode),
         Command::Search { spec, out, quiet } => search(&spec, out.as_deref(), quiet),
         Command::Bench {
             candidates,
@@ -196,7 +205,11 @@ fn run(command: Command) -> Result<()> {
             set,
             seed_hardware,
             out,
-        } => fidelity(&calibration, &measurements, &set, &seed_hardware, &out),
+            decode,
+        } => match decode.is_empty() {
+            true => fidelity(&calibration, &measurements, &set, &seed_hardware, &out),
+            false => decode_fidelity(&calibration, &decode, &seed_hardware, &out),
+        },
         Command::Hardware => {
             for p in hardware::BUILTIN.iter() {
                 say!("{:<6} {:<6} {}", p.key, p.label, p.provenance);
@@ -355,10 +368,27 @@ fn whole_model_keys(out: &mut Value, shape: &LayerShape, layer_ms: f64, step: Op
     }
 }
 
-fn calibrate(files: &[PathBuf], out: &Path, exclude_sets: &[String]) -> Result<()> {
+fn calibrate(files: &[PathBuf], out: &Path, exclude_sets: &[String], decode_files: &[PathBuf]) -> Result<()> {
     let data = MeasurementSet::read(files)?;
     let excluded: Vec<&str> = exclude_sets.iter().map(String::as_str).collect();
-    let (profile, rows) = CalibrationProfile::fit(&data, &excluded)?;
+    let (mut profile, rows) = CalibrationProfile::fit(&data, &excluded)?;
+    if !decode_files.is_empty() {
+        let (records, sha) = nas::calibrate::decode::read(decode_files)?;
+        let layer = profile.step_throughputs().ok_or_else(|| {
+            Error::Spec("the layer fit has no bandwidth or GEMM throughput to start decode from".into())
+        })?;
+        let fit = nas::calibrate::decode::fit(&records, &sha, &layer)?;
+        say!(
+            "decode: {:.0} GB/s, {:.4} ms per kernel; MAPE {:.2}% on {} (train), {} on the rest",
+            fit.bandwidth_gbps,
+            fit.launch_ms,
+            fit.train_mape_pct,
+            fit.trained_on.join(", "),
+            fit.validation_mape_pct
+                .map_or("n/a".to_string(), |m| format!("{m:.2}%"))
+        );
+        profile.decode = Some(fit);
+    }
     say!(
         "fitted {} ({} SMs) on {} records",
         profile.gpu,
@@ -406,6 +436,24 @@ fn calibrate(files: &[PathBuf], out: &Path, exclude_sets: &[String]) -> Result<(
     }
     nas::report::write::write_atomic(out, profile.to_json()?.as_bytes())?;
     say!("wrote {}", out.display());
+    Ok(())
+}
+
+fn decode_fidelity(profile_path: &Path, files: &[PathBuf], seed_hardware: &str, out: &Path) -> Result<()> {
+    let profile = read_profile(profile_path)?;
+    let fit = profile.decode.as_ref().ok_or_else(|| Error::Input {
+        place: profile_path.display().to_string(),
+        problem: "the profile has no decode fit (run `nas calibrate ... --decode FILE`)".into(),
+    })?;
+    let (records, _) = nas::calibrate::decode::read(files)?;
+    let seed = nas::model::StepThroughputs::seed(&hardware::builtin(seed_hardware)?.throughputs);
+    let ours = profile
+        .step_throughputs()
+        .ok_or_else(|| Error::Spec("the profile has no decode throughputs".into()))?;
+    let md = nas::calibrate::decode::fidelity_markdown(&records, fit, &seed, &ours);
+    let path = nas::report::write::with_suffix(out, "md");
+    nas::report::write::write_atomic(&path, md.as_bytes())?;
+    say!("wrote {}", path.display());
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! Where profile numbers come from: the seed's calibration DB (parity) and
 //! least-squares fits of our own measurements (the kernel-aware model).
 
+pub mod decode;
 pub mod fit;
 pub mod measurements;
 pub mod profile;

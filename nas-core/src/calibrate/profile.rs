@@ -90,6 +90,9 @@ pub struct CalibrationProfile {
     pub data: DataProvenance,
     /// Residuals of the fit on its own data, overall and per kind of record.
     pub residuals: BTreeMap<String, ResidualStats>,
+    /// Decode throughputs fitted to measured decode steps, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode: Option<super::decode::DecodeFit>,
 }
 
 fn throughput(unit: Unit, ms_per_unit: f64) -> (f64, &'static str) {
@@ -130,14 +133,19 @@ impl FitRow {
 impl CalibrationProfile {
     /// What a whole-model step needs, from the fitted resources: bandwidth of
     /// memory-bound kernels (`elementwise_bytes`), GEMM and attention FLOPs
-    /// (`gemm_flops`, `attention_flops`) and the cost of one launch.
+    /// (`gemm_flops`, `attention_flops`) and the cost of one launch; the
+    /// bandwidth and launch cost of measured decode steps when fitted.
     pub fn step_throughputs(&self) -> Option<StepThroughputs> {
         let get = |name: &str| self.fitted.get(name).map(|f| f.throughput).filter(|t| *t > 0.0);
-        Some(StepThroughputs {
+        let layer = StepThroughputs {
             bandwidth_gbps: get("elementwise_bytes")?,
             matmul_tflops: get("gemm_flops")?,
             attention_tflops: get("attention_flops")?,
             launch_ms: self.fitted.get("kernel_launch").map_or(0.0, |f| f.ms_per_unit),
+        };
+        Some(match &self.decode {
+            Some(decode) => decode.step(&layer),
+            None => layer,
         })
     }
 
@@ -247,6 +255,7 @@ impl CalibrationProfile {
                 records_failed_in_harness: data.failed_records,
             },
             residuals,
+            decode: None,
         };
         Ok((profile, rows))
     }

@@ -1,0 +1,233 @@
+//! Decode steps measured on a GPU (`calibration/harness/decode.py`), and the
+//! two numbers a decode prediction needs fitted to them: the bandwidth a
+//! decode step really reaches, and a fixed cost per kernel.
+//!
+//! The decode model (`model::decode`) is linear in (1 / bandwidth, cost per
+//! kernel) once it is memory-bound, which a decode step is: its FLOPs at the
+//! GPU's throughput are a few percent of its bytes at the bandwidth. So the
+//! fit is the same weighted non-negative least squares as the layer model's.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use nalgebra::DMatrix;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::model::{self, StepThroughputs};
+use crate::shapes::LayerShape;
+
+/// One measured decode step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecodeRecord {
+    /// The model's name in the harness (`llama3_8b`).
+    pub model: String,
+    /// `train` or `validation`.
+    pub set: String,
+    pub gpu: String,
+    /// The whole model; `batch_size` sequences with `context_len` cached tokens.
+    pub shape: LayerShape,
+    pub median_ms: f64,
+}
+
+/// The fitted decode throughputs and how well they predict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecodeFit {
+    /// Bandwidth a decode step reaches (GB/s): weights and KV cache read once.
+    pub bandwidth_gbps: f64,
+    /// Fixed cost per kernel of the decode model (ms).
+    pub launch_ms: f64,
+    /// The models fitted on; the others are validation.
+    pub trained_on: Vec<String>,
+    pub records: usize,
+    pub data_sha256: String,
+    pub train_mape_pct: f64,
+    pub validation_mape_pct: Option<f64>,
+}
+
+impl DecodeFit {
+    /// Decode throughputs: fitted bandwidth and launch cost; FLOP throughputs
+    /// from `compute` (they matter only where a step is compute-bound).
+    pub fn step(&self, compute: &StepThroughputs) -> StepThroughputs {
+        StepThroughputs {
+            bandwidth_gbps: self.bandwidth_gbps,
+            launch_ms: self.launch_ms,
+            ..*compute
+        }
+    }
+}
+
+/// Reads decode records (JSON lines with `"kind": "decode"`) from files.
+pub fn read(paths: &[impl AsRef<Path>]) -> Result<(Vec<DecodeRecord>, String)> {
+    let mut records = Vec::new();
+    let mut all = Vec::new();
+    for path in paths {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        all.extend_from_slice(&bytes);
+        let text = String::from_utf8(bytes).map_err(|_| Error::input(path.display().to_string(), "not UTF-8 text"))?;
+        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let place = format!("{}:{}", path.display(), n + 1);
+            let v: Value =
+                serde_json::from_str(line).map_err(|e| Error::input(&place, format!("invalid JSON: {e}")))?;
+            if v.get("kind").and_then(Value::as_str) != Some("decode") {
+                return Err(Error::input(&place, "expected a record with \"kind\": \"decode\""));
+            }
+            let text_of = |key: &str| -> Result<String> {
+                v.get(key)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::input(&place, format!("missing string `{key}`")))
+            };
+            let shape_json = v.get("shape").ok_or_else(|| Error::input(&place, "missing `shape`"))?;
+            let (_, shape) = LayerShape::from_json(shape_json, &format!("{place}: shape"))?;
+            if model::figures(&shape).is_none() {
+                return Err(Error::input(&place, "the shape needs `num_layers` and `vocab_size`"));
+            }
+            let median_ms = v
+                .get("median_ms")
+                .and_then(Value::as_f64)
+                .filter(|t| t.is_finite() && *t > 0.0)
+                .ok_or_else(|| Error::input(&place, "`median_ms` must be a positive number"))?;
+            records.push(DecodeRecord {
+                model: text_of("model")?,
+                set: text_of("set").unwrap_or_else(|_| "train".into()),
+                gpu: text_of("gpu")?,
+                shape,
+                median_ms,
+            });
+        }
+    }
+    if records.is_empty() {
+        return Err(Error::Spec("no decode records in the given files".into()));
+    }
+    Ok((records, crate::calibrate::seed_db::sha256_hex(&all)))
+}
+
+/// (bytes read, kernels) of one decode step: the two columns of the fit.
+fn columns(shape: &LayerShape) -> Option<(f64, f64)> {
+    let context = model::context_of(shape);
+    // 1e-6 GB/s makes a kernel's time its bytes; unbounded FLOPs and no launch.
+    let bytes_only = StepThroughputs {
+        bandwidth_gbps: 1e-6,
+        matmul_tflops: f64::INFINITY,
+        attention_tflops: f64::INFINITY,
+        launch_ms: 0.0,
+    };
+    let launches_only = StepThroughputs {
+        bandwidth_gbps: f64::INFINITY,
+        launch_ms: 1.0,
+        ..bytes_only
+    };
+    Some((
+        model::decode(shape, &bytes_only, shape.batch_size, context)?.total_ms,
+        model::decode(shape, &launches_only, shape.batch_size, context)?.total_ms,
+    ))
+}
+
+/// Fits bandwidth and cost per kernel on the `train` records.
+pub fn fit(records: &[DecodeRecord], data_sha256: &str, compute: &StepThroughputs) -> Result<DecodeFit> {
+    let train: Vec<&DecodeRecord> = records.iter().filter(|r| r.set != "validation").collect();
+    if train.len() < 2 {
+        return Err(Error::Spec("a decode fit needs at least two training records".into()));
+    }
+    let rows: Vec<(f64, f64)> = train.iter().filter_map(|r| columns(&r.shape)).collect();
+    let x = DMatrix::from_fn(rows.len(), 2, |i, j| if j == 0 { rows[i].0 } else { rows[i].1 });
+    let y: Vec<f64> = train.iter().map(|r| r.median_ms).collect();
+    let t = super::fit::fit_relative(&x, &y);
+    if t[0] <= 0.0 {
+        return Err(Error::Spec("the decode fit found no bandwidth term".into()));
+    }
+    let mut fit = DecodeFit {
+        bandwidth_gbps: 1.0 / (t[0] * 1e6),
+        launch_ms: t[1],
+        trained_on: {
+            let mut m: Vec<String> = train.iter().map(|r| r.model.clone()).collect();
+            m.dedup();
+            m
+        },
+        records: records.len(),
+        data_sha256: data_sha256.to_string(),
+        train_mape_pct: 0.0,
+        validation_mape_pct: None,
+    };
+    let step = fit.step(compute);
+    let mape = |set: &dyn Fn(&DecodeRecord) -> bool| -> Option<f64> {
+        let errors: Vec<f64> = records
+            .iter()
+            .filter(|r| set(r))
+            .filter_map(|r| predict(r, &step).map(|p| ((p - r.median_ms) / r.median_ms).abs()))
+            .collect();
+        (!errors.is_empty()).then(|| 100.0 * errors.iter().sum::<f64>() / errors.len() as f64)
+    };
+    fit.train_mape_pct = mape(&|r| r.set != "validation").unwrap_or(0.0);
+    fit.validation_mape_pct = mape(&|r| r.set == "validation");
+    Ok(fit)
+}
+
+/// The predicted decode step of a record.
+pub fn predict(record: &DecodeRecord, step: &StepThroughputs) -> Option<f64> {
+    let shape = &record.shape;
+    model::decode(shape, step, shape.batch_size, model::context_of(shape)).map(|d| d.total_ms)
+}
+
+/// Predicted vs measured decode steps, with the seed's roofline beside ours.
+pub fn fidelity_markdown(
+    records: &[DecodeRecord],
+    fit: &DecodeFit,
+    seed: &StepThroughputs,
+    ours: &StepThroughputs,
+) -> String {
+    let mut md = String::new();
+    let gpu = records.first().map_or("unknown GPU", |r| r.gpu.as_str());
+    let _ = writeln!(md, "# Decode fidelity: {gpu}\n");
+    let _ = writeln!(
+        md,
+        "One decode step of whole bf16 models (random weights, KV cache filled to the context), measured by \
+         `calibration/harness/decode.py` as CUDA-graph replays of an eager PyTorch step (median of 7 rounds of 20). \
+         Predictions: `model::decode` (per kernel the longer of bytes at the bandwidth and FLOPs at the throughput, \
+         plus a cost per kernel), with the seed's H100 constants (3350 GB/s, no launch cost) and with the fitted \
+         decode profile ({:.0} GB/s, {:.4} ms per kernel, fitted on {} only by weighted NNLS; the other models \
+         are validation). Data SHA-256 `{}`.\n",
+        fit.bandwidth_gbps,
+        fit.launch_ms,
+        fit.trained_on.join(", "),
+        fit.data_sha256
+    );
+    let mut by_set: std::collections::BTreeMap<&str, (Vec<f64>, Vec<f64>)> = Default::default();
+    let _ = writeln!(
+        md,
+        "| model | set | batch | context | measured ms | seed ms | seed error | fitted ms | fitted error |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for r in records {
+        let (Some(s), Some(o)) = (predict(r, seed), predict(r, ours)) else {
+            continue;
+        };
+        let (es, eo) = ((s - r.median_ms) / r.median_ms, (o - r.median_ms) / r.median_ms);
+        let entry = by_set.entry(r.set.as_str()).or_default();
+        entry.0.push(es.abs());
+        entry.1.push(eo.abs());
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {:.3} | {:.3} | {:+.1}% | {:.3} | {:+.1}% |",
+            r.model,
+            r.set,
+            r.shape.batch_size,
+            model::context_of(&r.shape),
+            r.median_ms,
+            s,
+            100.0 * es,
+            o,
+            100.0 * eo
+        );
+    }
+    let _ = writeln!(md, "\n| set | records | seed MAPE | fitted MAPE |");
+    let _ = writeln!(md, "|---|---:|---:|---:|");
+    for (set, (s, o)) in &by_set {
+        let mean = |v: &[f64]| 100.0 * v.iter().sum::<f64>() / v.len() as f64;
+        let _ = writeln!(md, "| {set} | {} | {:.2}% | {:.2}% |", s.len(), mean(s), mean(o));
+    }
+    md
+}
