@@ -472,3 +472,159 @@ fn bench_prints_one_json_line() {
         assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {text}");
     }
 }
+
+fn llama3_8b() -> Value {
+    json!({"name": "llama3_8b", "hidden_dim": 4096, "num_heads": 32, "num_kv_heads": 8, "head_dim": 128,
+           "ffn_dim": 14336, "seq_len": 2048, "batch_size": 8, "use_qk_norm": false, "num_layers": 32,
+           "vocab_size": 128256, "tie_embeddings": false, "context_len": 8192, "training_tokens": 15e12})
+}
+
+#[test]
+fn predict_adds_whole_model_keys_when_the_input_has_them() {
+    let dir = TempDir::new("whole");
+    let configs = dir.file("c.json", &json!([llama3_8b(), good_shape()]).to_string());
+    let run = nas(&["predict", "--hardware", "h100", "--configs", &configs]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let out: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let (model, layer) = (&out[0], &out[1]);
+    assert_eq!(model["params"], 8_030_261_248u64);
+    assert_eq!(model["weight_bytes"], 2 * 8_030_261_248u64);
+    assert_eq!(model["kv_cache_bytes_per_token"], 131_072);
+    let (prefill, layer_ms) = (
+        model["prefill_ms"].as_f64().unwrap(),
+        model["total_ms"].as_f64().unwrap(),
+    );
+    assert!(prefill > 32.0 * layer_ms, "32 layers plus embedding and LM head");
+    let decode: f64 = model["decode_per_kernel"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(Value::as_f64)
+        .sum();
+    assert!((decode - model["decode_ms"].as_f64().unwrap()).abs() < 1e-9);
+    assert!((1.9..2.0).contains(&model["loss_estimate"].as_f64().unwrap()));
+    for key in ["params", "weight_bytes", "prefill_ms", "decode_ms", "loss_estimate"] {
+        assert!(layer.get(key).is_none(), "a plain layer has no `{key}`");
+    }
+    // The Epoch AI refit gives another estimate; the calibrated profile another decode.
+    let epoch = nas(&[
+        "predict",
+        "--hardware",
+        "h100",
+        "--configs",
+        &configs,
+        "--scaling-law",
+        "epoch",
+    ]);
+    let epoch: Value = serde_json::from_slice(&epoch.stdout).unwrap();
+    assert_ne!(epoch[0]["loss_estimate"], model["loss_estimate"]);
+    let profile = repo("calibration/h100-sxm.json");
+    let fitted = nas(&[
+        "predict",
+        "--hardware",
+        "h100",
+        "--configs",
+        &configs,
+        "--calibration",
+        &profile,
+    ]);
+    let fitted: Value = serde_json::from_slice(&fitted.stdout).unwrap();
+    assert!(fitted[0]["decode_ms"].as_f64().unwrap() > model["decode_ms"].as_f64().unwrap());
+    // A bad whole-model key is an error at its place.
+    let mut bad = llama3_8b();
+    bad["num_layers"] = json!(0);
+    let err = predict_error(&dir, &json!([bad]).to_string(), &[]);
+    assert!(
+        err.contains("configs[0] (`llama3_8b`): `num_layers` must be at least 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn search_specs_take_whole_model_axes_and_fits_constraints() {
+    let dir = TempDir::new("search-model");
+    let run = nas(&["search", "--spec", &repo("examples/specs/decode-fit.json"), "--quiet"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let out: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let h100 = &out["results"][1];
+    for e in h100["quality_constrained_top"].as_array().unwrap() {
+        assert!(e["loss_estimate"].as_f64().unwrap() <= 1.95);
+        let weights = e["weight_bytes"].as_f64().unwrap();
+        let kv = e["kv_cache_bytes_per_token"].as_f64().unwrap() * 8.0 * 4096f64.min(8192.0);
+        assert!(weights + kv < 80.0 * (1u64 << 30) as f64, "{e}");
+    }
+    let spec = |constraint: &str| {
+        format!(
+            r#"{{"hardware": ["h100", {{"key": "mine", "base": "t4", "memory_gib": MEMORY}}], "family": {{"axes": [{{"axis": "hidden_dim", "values": [2048]}}, {{"axis": "head_dim", "values": [128]}}, {{"axis": "ffn_dim", "values": [8192]}}, {{"axis": "num_layers", "values": [16]}}, {{"axis": "vocab_size", "values": [32000]}}], "name": "x"}}, "constraints": [{constraint}]}}"#
+        )
+    };
+    for (constraint, expected) in [
+        (
+            r#"{"fits": {"gpu": "h10", "batch": 1, "context": 1}}"#,
+            "`h10` is not a target of this search (did you mean `h100`?)",
+        ),
+        (
+            r#"{"fits": {"gpu": "h100", "batch": 0, "context": 1}}"#,
+            "constraints[0].fits.batch: expected a positive integer",
+        ),
+        (
+            r#"{"metric": "params_m", "op": ">=", "value": 1}"#,
+            "hardware[1].memory_gib: expected a positive number of GiB",
+        ),
+    ] {
+        let memory = if expected.contains("memory_gib") { "0" } else { "16" };
+        let path = dir.file("spec.json", &spec(constraint).replace("MEMORY", memory));
+        let out = nas(&["search", "--spec", &path]);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(expected), "expected `{expected}` in {err}");
+    }
+}
+
+#[test]
+fn decode_fit_is_reproducible_and_beats_the_seed_on_unfitted_models() {
+    let dir = TempDir::new("decode");
+    let out = dir.0.join("p.json");
+    let run = nas(&[
+        "calibrate",
+        "--out",
+        out.to_str().unwrap(),
+        "--measurements",
+        &repo("calibration/data/h100/layers.jsonl"),
+        &repo("calibration/data/h100/layers-supplement.jsonl"),
+        &repo("calibration/data/h100/layers-supplement-2.jsonl"),
+        "--decode",
+        &repo("calibration/data/h100/decode.jsonl"),
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let ours: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let committed: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("calibration/h100-sxm.json")).unwrap()).unwrap();
+    assert_eq!(
+        ours["decode"], committed["decode"],
+        "the committed decode fit is what `nas calibrate` gives"
+    );
+    assert!(!ours["decode"]["trained_on"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("mistral_7b")));
+    let prefix = dir.0.join("dec");
+    let run = nas(&[
+        "fidelity",
+        "--calibration",
+        out.to_str().unwrap(),
+        "--decode",
+        &repo("calibration/data/h100/decode.jsonl"),
+        "--out",
+        prefix.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let md = std::fs::read_to_string(dir.0.join("dec.md")).unwrap();
+    let row = md.lines().find(|l| l.starts_with("| validation |")).unwrap();
+    let cells: Vec<f64> = row
+        .split('|')
+        .filter_map(|c| c.trim().trim_end_matches('%').parse().ok())
+        .collect();
+    let (seed, fitted) = (cells[1], cells[2]);
+    assert!(fitted < 15.0 && fitted < seed / 3.0, "{row}");
+}

@@ -598,11 +598,11 @@ fn search(spec_path: &Path, out: Option<&Path>, quiet: bool) -> Result<()> {
             start.elapsed().as_secs_f64()
         );
     }
-    let entries = |list: &[nas::search::stream::Ranked]| -> Vec<Value> {
+    let entries = |list: &[nas::search::stream::Ranked], step: &nas::model::StepThroughputs| -> Vec<Value> {
         list.iter()
             .enumerate()
             .map(|(r, e)| {
-                json!({
+                let mut entry = json!({
                     "rank": r + 1,
                     "name": e.name,
                     "config": e.shape,
@@ -611,20 +611,24 @@ fn search(spec_path: &Path, out: Option<&Path>, quiet: bool) -> Result<()> {
                     "quality_proxy": e.quality_proxy,
                     "constraint_passes": e.passes,
                     "bottleneck": e.bottleneck,
-                })
+                });
+                whole_model_keys(&mut entry, &e.shape, e.total_ms, Some(step));
+                entry
             })
             .collect()
     };
     let per_gpu: Vec<Value> = result
         .per_gpu
         .iter()
-        .map(|g| {
+        .zip(&spec.hardware)
+        .map(|(g, profile)| {
+            let step = nas::model::StepThroughputs::seed(&profile.throughputs);
             json!({
                 "hardware": g.hardware,
-                "total_ms_top": entries(&g.total_ms_top),
-                "ms_per_mparam_proxy_top": entries(&g.ms_per_mparam_proxy_top),
-                "quality_constrained_top": entries(&g.constrained_top),
-                "pareto_front": entries(&g.pareto_front),
+                "total_ms_top": entries(&g.total_ms_top, &step),
+                "ms_per_mparam_proxy_top": entries(&g.ms_per_mparam_proxy_top, &step),
+                "quality_constrained_top": entries(&g.constrained_top, &step),
+                "pareto_front": entries(&g.pareto_front, &step),
             })
         })
         .collect();

@@ -123,7 +123,7 @@ impl JsonSearch {
             Some(Value::Array(items)) => items
                 .iter()
                 .enumerate()
-                .map(|(i, c)| read_constraint(c, &format!("constraints[{i}]")))
+                .map(|(i, c)| read_constraint(c, &format!("constraints[{i}]"), &hardware))
                 .collect::<Result<Vec<_>>>()?,
             Some(other) => return Err(err("constraints", format!("expected an array, got {other}"))),
         };
@@ -154,7 +154,7 @@ fn read_hardware(v: &Value, place: &str) -> Result<HardwareProfile> {
                 .get("key")
                 .and_then(Value::as_str)
                 .ok_or_else(|| err(place, "missing string `key`"))?;
-            let mut known: Vec<&str> = vec!["key", "base", "label", "provenance"];
+            let mut known: Vec<&str> = vec!["key", "base", "label", "provenance", "memory_gib"];
             known.extend(THROUGHPUT_KEYS);
             known_keys(obj, &known, place)?;
             let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_string);
@@ -200,8 +200,21 @@ fn read_hardware(v: &Value, place: &str) -> Result<HardwareProfile> {
             };
             let label = text("label").unwrap_or_else(|| key.to_uppercase());
             let provenance = text("provenance").unwrap_or_else(|| "declared in the search spec".into());
-            HardwareProfile::custom(key.to_string(), label, throughputs, provenance)
-                .map_err(|e| err(place, e.to_string()))
+            let memory_gib = match obj.get("memory_gib") {
+                None => match obj.get("base").and_then(Value::as_str) {
+                    Some(base) => hardware::builtin(base).ok().and_then(|b| b.memory_gib),
+                    None => None,
+                },
+                Some(m) => Some(m.as_f64().filter(|x| x.is_finite() && *x > 0.0).ok_or_else(|| {
+                    err(
+                        &format!("{place}.memory_gib"),
+                        format!("expected a positive number of GiB, got {m}"),
+                    )
+                })?),
+            };
+            let profile = HardwareProfile::custom(key.to_string(), label, throughputs, provenance)
+                .map_err(|e| err(place, e.to_string()))?;
+            Ok(HardwareProfile { memory_gib, ..profile })
         }
         other => Err(err(place, format!("expected a GPU key or an object, got {other}"))),
     }
@@ -304,6 +317,43 @@ fn read_axis_value(kind: AxisKind, v: &Value, place: &str) -> Result<Labeled> {
     Ok(Labeled { value, label })
 }
 
+/// `{"gpu": "h100", "batch": 8, "context": 8192}`: the GPU must be a target with a known memory.
+fn read_fits(v: &Value, place: &str, hardware: &[HardwareProfile]) -> Result<Constraint> {
+    let obj = object(v, place)?;
+    known_keys(obj, &["gpu", "batch", "context"], place)?;
+    let key = obj
+        .get("gpu")
+        .and_then(Value::as_str)
+        .ok_or_else(|| err(place, "missing string `gpu`"))?;
+    let profile = hardware.iter().find(|h| h.key == key).ok_or_else(|| {
+        err(
+            &format!("{place}.gpu"),
+            format!(
+                "`{key}` is not a target of this search{}",
+                hint(key, hardware.iter().map(|h| h.key.as_ref()))
+            ),
+        )
+    })?;
+    let memory_gib = profile.memory_gib.ok_or_else(|| {
+        err(
+            &format!("{place}.gpu"),
+            format!("gpu `{key}` declares no memory: add \"memory_gib\" to it"),
+        )
+    })?;
+    let size = |k: &str| -> Result<u64> {
+        let v = obj.get(k).ok_or_else(|| err(place, format!("missing `{k}`")))?;
+        positive(v, &format!("{place}.{k}"))
+    };
+    let fits = Constraint::Fits {
+        gpu: Cow::Owned(key.to_string()),
+        memory_gib,
+        batch: size("batch")?,
+        context: size("context")?,
+    };
+    fits.check().map_err(|e| err(place, e.to_string()))?;
+    Ok(fits)
+}
+
 /// `{"tokens": 2e12, "law": "chinchilla" | "epoch", "params": "all" | "non_embedding"}`.
 fn read_training(v: &Value) -> Result<(u64, LossFit)> {
     let obj = object(v, "training")?;
@@ -356,8 +406,12 @@ fn read_bound(v: &Value, place: &str) -> Result<Bound> {
     }
 }
 
-fn read_constraint(v: &Value, place: &str) -> Result<Constraint> {
+fn read_constraint(v: &Value, place: &str, hardware: &[HardwareProfile]) -> Result<Constraint> {
     let obj = object(v, place)?;
+    if let Some(fits) = obj.get("fits") {
+        known_keys(obj, &["fits"], place)?;
+        return read_fits(fits, &format!("{place}.fits"), hardware);
+    }
     for (key, all) in [("all", true), ("any", false)] {
         if let Some(items) = obj.get(key) {
             known_keys(obj, &[key], place)?;
@@ -366,7 +420,7 @@ fn read_constraint(v: &Value, place: &str) -> Result<Constraint> {
                 .ok_or_else(|| err(place, format!("`{key}` takes an array of constraints")))?
                 .iter()
                 .enumerate()
-                .map(|(i, c)| read_constraint(c, &format!("{place}.{key}[{i}]")))
+                .map(|(i, c)| read_constraint(c, &format!("{place}.{key}[{i}]"), hardware))
                 .collect::<Result<Vec<_>>>()?;
             return Ok(if all {
                 Constraint::All(parts.into())
