@@ -4,8 +4,13 @@
 //! Thin on purpose: parse (`parse.rs`, one `Parse` impl per node) -> check
 //! with nas-core's own rules (`validate.rs`, all errors combined, each at its
 //! tokens) -> expand (`expand.rs`). See `docs/DSL.md` for the language.
+//!
+//! `engine::expand` is the whole macro on proc-macro2 tokens; this file is
+//! only the `#[proc_macro]` shim over it (the fuzz target includes `engine.rs`
+//! and its siblings by path, see `fuzz/`).
 
 mod ast;
+mod engine;
 mod expand;
 mod kw;
 mod parse;
@@ -16,19 +21,7 @@ use proc_macro::TokenStream;
 /// Declares a search; see `docs/DSL.md`. Re-exported as `nas::nas_search!`.
 #[proc_macro]
 pub fn nas_search(input: TokenStream) -> TokenStream {
-    expand_tokens(input.into()).into()
-}
-
-/// The whole macro on proc-macro2 tokens, so tests can run it outside a compiler.
-fn expand_tokens(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
-    let spec: ast::Spec = match syn::parse2(input) {
-        Ok(spec) => spec,
-        Err(e) => return e.to_compile_error(),
-    };
-    match validate::validate(&spec) {
-        Ok(checked) => expand::expand(&spec, &checked),
-        Err(e) => e.to_compile_error(),
-    }
+    engine::expand(input.into()).into()
 }
 
 #[cfg(test)]
@@ -62,7 +55,7 @@ mod tests {
                 constraints { hidden_dim >= 2048, ffn_ratio in 3.75..=5.5 || qk_norm == false }
             }
         };
-        let got = pretty(super::expand_tokens(spec));
+        let got = pretty(super::engine::expand(spec));
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots/small_search.rs");
         if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
             std::fs::write(path, &got).unwrap();
@@ -98,11 +91,11 @@ mod tests {
                     .map(|(_, w)| *w)
                     .collect();
                 if let Ok(tokens) = text.join(" ").parse::<proc_macro2::TokenStream>() {
-                    let _ = super::expand_tokens(tokens);
+                    let _ = super::engine::expand(tokens);
                 }
             }
         }
-        assert!(super::expand_tokens(full.parse().unwrap())
+        assert!(super::engine::expand(full.parse().unwrap())
             .to_string()
             .contains("struct S"));
     }
