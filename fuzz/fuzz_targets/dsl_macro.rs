@@ -24,6 +24,8 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     // Text that does not lex as Rust tokens never reaches a macro.
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(tokens) = text.parse::<proc_macro2::TokenStream>() else { return };
+    let Ok(tokens) = text.parse::<proc_macro2::TokenStream>() else {
+        return;
+    };
     let _ = engine::expand(tokens);
 });

@@ -216,8 +216,10 @@ impl Pack {
         let prefix = prefix.as_ref();
         let json = self.to_json()?;
         let md = self.to_markdown();
-        super::write::write_atomic(&super::write::with_suffix(prefix, "json"), json.as_bytes())?;
-        super::write::write_atomic(&super::write::with_suffix(prefix, "md"), md.as_bytes())?;
-        Ok(())
+        let (json_path, md_path) = (
+            super::write::with_suffix(prefix, "json"),
+            super::write::with_suffix(prefix, "md"),
+        );
+        super::write::write_all_atomic(&[(&json_path, json.as_bytes()), (&md_path, md.as_bytes())])
     }
 }
