@@ -108,7 +108,7 @@ fn check_value(key: &str, value: f64) -> std::result::Result<(), String> {
     }
     if value < MIN_THROUGHPUT {
         return Err(format!(
-            "`{key}` = {value} is absurdly small (the limit is {MIN_THROUGHPUT})"
+            "`{key}` = {value:?} is absurdly small (the limit is {MIN_THROUGHPUT})"
         ));
     }
     Ok(())

@@ -84,7 +84,7 @@ mod tests {
         let e = parse_json(deep.as_bytes(), "f.json").unwrap_err().to_string();
         assert_eq!(
             e,
-            "f.json: invalid JSON: nested more than 128 levels deep (line 1, column 129)"
+            "f.json: invalid JSON: nested more than 128 levels deep (line 1, column 128)"
         );
         let ok = "[".repeat(100) + &"]".repeat(100);
         assert!(parse_json(ok.as_bytes(), "f.json").is_ok());

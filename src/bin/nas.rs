@@ -458,7 +458,10 @@ fn search(spec_path: &Path, out: Option<&Path>, quiet: bool) -> Result<()> {
         quiet,
     );
     let start = std::time::Instant::now();
-    let result = nas::search::stream::search(&stream, &|done| bar.set_position(done))?;
+    let result = nas::search::stream::search(&stream, &|done| bar.set_position(done)).map_err(|e| Error::Input {
+        place: spec_path.display().to_string(),
+        problem: e.to_string(),
+    })?;
     bar.finish_and_clear();
     if !quiet {
         eprintln!(

@@ -301,7 +301,7 @@ impl CalibrationProfile {
                     return Err(Error::input(
                         place,
                         format!(
-                            "`{name}.ms_per_unit` = {} is absurdly large (the limit is {MAX_MS_PER_UNIT:e})",
+                            "`{name}.ms_per_unit` = {:?} is absurdly large (the limit is {MAX_MS_PER_UNIT:e})",
                             f.ms_per_unit
                         ),
                     ))

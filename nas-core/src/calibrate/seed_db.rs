@@ -136,7 +136,7 @@ impl CalibrationBlock {
                 if best > MAX_BEST_METRIC {
                     return Err(Error::input(
                         at(),
-                        format!("`best_tflops` = {best} is absurdly large (the limit is {MAX_BEST_METRIC:e})"),
+                        format!("`best_tflops` = {best:?} is absurdly large (the limit is {MAX_BEST_METRIC:e})"),
                     ));
                 }
                 let gpu = shape_key.rsplit(':').next().unwrap_or_default().to_string();

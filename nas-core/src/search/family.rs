@@ -161,7 +161,7 @@ impl FfnRounding {
             Rounding::Up => units.ceil(),
             Rounding::Down => units.floor(),
         };
-        units.max(0.0) as u64 * self.multiple
+        (units.max(0.0) as u64).saturating_mul(self.multiple)
     }
 }
 

@@ -33,7 +33,7 @@ use crate::error::{hint, Error, Result};
 use crate::hardware::{self, HardwareProfile, Overrides, Throughputs, THROUGHPUT_KEYS};
 use crate::search::constraints::{Bound, CmpOp, Constraint, Constraints, Metric};
 use crate::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
-use crate::shapes::{canonical_key, kind_of, GENERATED_CANDIDATE};
+use crate::shapes::{canonical_key, kind_of, GENERATED_CANDIDATE, MAX_DIM};
 
 /// A search read from JSON, ready for [`crate::search::stream::search`].
 #[derive(Clone, Debug)]
@@ -99,11 +99,17 @@ impl JsonSearch {
             Some(w) => {
                 let w = object(w, "workload")?;
                 known_keys(w, &["seq_len", "batch_size"], "workload")?;
+                let size = |key: &str, default: u64| -> Result<u64> {
+                    let place = format!("workload.{key}");
+                    let n = w.get(key).map_or(Ok(default), |v| positive(v, &place))?;
+                    if n > MAX_DIM {
+                        return Err(err(&place, format!("{n} is absurdly large (the limit is {MAX_DIM})")));
+                    }
+                    Ok(n)
+                };
                 Workload {
-                    seq_len: w.get("seq_len").map_or(Ok(2048), |v| positive(v, "workload.seq_len"))?,
-                    batch_size: w
-                        .get("batch_size")
-                        .map_or(Ok(1), |v| positive(v, "workload.batch_size"))?,
+                    seq_len: size("seq_len", 2048)?,
+                    batch_size: size("batch_size", 1)?,
                 }
             }
         };
