@@ -100,3 +100,32 @@ mod tests {
             .contains("struct S"));
     }
 }
+
+#[cfg(test)]
+mod hostile {
+    /// Constraints nested thousands of parentheses deep: an error, not a stack
+    /// overflow (the parser recurses once per level; tests run on 2 MiB stacks).
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        for depth in [33usize, 1000, 20000] {
+            let text = format!(
+                "search S {{ hardware: [h100], constraints {{ {}hidden_dim >= 1{} }} }}",
+                "(".repeat(depth),
+                ")".repeat(depth)
+            );
+            let out = super::engine::expand(text.parse().unwrap()).to_string();
+            assert_eq!(
+                out,
+                ":: core :: compile_error ! { \"nested more than 32 levels deep\" }"
+            );
+        }
+        // 30 levels of parentheses (32 with the braces) are fine
+        let text = format!(
+            "search S {{ hardware: [h100], known a {{ hidden_dim: 2048, heads: 16, kv_heads: 2, head_dim: 128, ffn_dim: 8192 }} constraints {{ {}hidden_dim >= 1{} }} }}",
+            "(".repeat(30),
+            ")".repeat(30)
+        );
+        let out = super::engine::expand(text.parse().unwrap()).to_string();
+        assert!(out.contains("struct S"), "{out}");
+    }
+}
