@@ -128,4 +128,16 @@ mod hostile {
         let out = super::engine::expand(text.parse().unwrap()).to_string();
         assert!(out.contains("struct S"), "{out}");
     }
+
+    /// A sweep of 2^64 points is an error before any point is listed.
+    #[test]
+    fn huge_sweeps_are_refused_before_listing() {
+        let text = "search S { hardware: [h100], sweep hidden_dim in 1..18446744073709551615 step 1 \
+                    { heads: 16, kv_heads: 2, head_dim: 128, ffn_dim: 8192 } }";
+        let out = super::engine::expand(text.parse().unwrap()).to_string();
+        assert_eq!(
+            out,
+            ":: core :: compile_error ! { \"the sweep has 18446744073709551614 points, more than the limit of 10000\" }"
+        );
+    }
 }
