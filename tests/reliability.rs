@@ -120,10 +120,9 @@ fn override_that_is_not_a_number() {
 fn override_of_an_unknown_key() {
     let dir = Dir::new("ovkey");
     let path = dir.file("c.json", &json!([good_shape()]).to_string());
-    let e = dir.error(&["predict", "--hardware", "h100", "--configs", &path, "--override", "matmul_tflop=3"]);
-    assert!(
-        e.starts_with("unknown override key `matmul_tflop` (did you mean `matmul_tflops`?); known: "),
-        "{e}"
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h100", "--configs", &path, "--override", "matmul_tflop=3"]),
+        "unknown override key `matmul_tflop` (did you mean `matmul_tflops`?); known: hbm_bandwidth_gbps, rmsnorm_gbps, rmsnorm_gbps_small, qk_norm_rope_gbps, qk_norm_rope_separate_gbps, geglu_gbps, matmul_tflops, matmul_tflops_small, attention_tflops, residual_add_gbps"
     );
 }
 
@@ -561,12 +560,10 @@ fn measurements_from_two_gpus() {
     let dir = Dir::new("meas2");
     let a = measurement(|_| {});
     let b = measurement(|v| v["gpu"] = json!("Other GPU"));
-    let e = calibrate(&dir, &format!("{a}\n{b}\n"));
-    assert!(
-        e.starts_with("DIR/m.jsonl:2: measured on `Other GPU` (132 SMs), but DIR/m.jsonl:1 was measured on `"),
-        "{e}"
+    assert_eq!(
+        calibrate(&dir, &format!("{a}\n{b}\n")),
+        "DIR/m.jsonl:2: measured on `Other GPU` (132 SMs), but DIR/m.jsonl:1 was measured on `NVIDIA H100 80GB HBM3` (132 SMs): calibrate one GPU at a time"
     );
-    assert!(e.ends_with("(132 SMs): calibrate one GPU at a time"), "{e}");
 }
 
 // ---------------------------------------------------------------- search specs (nas search --spec)
@@ -621,6 +618,20 @@ fn search_spec_with_a_sequence_too_long() {
             )
         ),
         "DIR/s.json: workload.seq_len: 4294967296 is absurdly large (the limit is 16777216)"
+    );
+}
+
+/// A huge FFN ratio: ffn_dim = hidden_dim * ratio, rounded up to a multiple
+/// of 128, would not fit a u64 (the rounding used to overflow).
+#[test]
+fn search_spec_with_an_absurd_ffn_ratio() {
+    let dir = Dir::new("specRatio");
+    assert_eq!(
+        search(
+            &dir,
+            r#"{"hardware": ["h100"], "family": {"axes": [{"axis": "hidden_dim", "values": [2048]}, {"axis": "head_dim", "values": [128]}, {"axis": "ffn_ratio", "values": [1e300], "round": "up", "multiple": 128}], "name": "x"}}"#
+        ),
+        "DIR/s.json: family.axes[2].values[0]: 1e+300 is absurdly large (the limit is 16777216)"
     );
 }
 
@@ -689,7 +700,52 @@ fn family_of_10_15_candidates_refuses_to_materialize() {
         .to_string();
     assert_eq!(
         e,
-        "the family has 1000000000000000 combinations, more than the 1000000 that can be listed one by one; \
-         stream it instead (a `space` in nas_search!, or `nas search --spec`)"
+        "the family has 1000000000000000 combinations, more than the 1000000 that can be listed one by one; stream it instead (a `space` in nas_search!, or `nas search --spec`)"
     );
+}
+
+// ---------------------------------------------------------------- the catalogue itself
+
+/// docs/RELIABILITY.md cannot drift: every row names a test that exists and
+/// shows the message that test asserts (for DSL rows, the first line of the
+/// case's .stderr snapshot), and every test in this file has a row.
+#[test]
+fn every_row_of_the_reliability_table_has_a_test() {
+    let doc = std::fs::read_to_string(repo("docs/RELIABILITY.md")).unwrap();
+    let source = std::fs::read_to_string(repo("tests/reliability.rs")).unwrap();
+    let unescaped = source.replace("\\\"", "\"");
+    let mut rows = 0;
+    let mut named = Vec::new();
+    for line in doc.lines().filter(|l| l.starts_with("| ") && l.as_bytes()[2].is_ascii_digit()) {
+        let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+        assert_eq!(cells.len(), 5, "five cells: {line}");
+        rows += 1;
+        assert_eq!(cells[0], rows.to_string(), "rows are numbered in order: {line}");
+        let seen = cells[3]
+            .strip_prefix("`` ")
+            .and_then(|c| c.strip_suffix(" ``"))
+            .unwrap_or_else(|| panic!("the message is a ``code span``: {line}"));
+        let test = cells[4].trim_matches('`');
+        if let Some(name) = test.strip_prefix("reliability::") {
+            assert!(source.contains(&format!("#[test]\nfn {name}()")), "no test `{name}`");
+            let message = seen.strip_prefix("error: ").unwrap_or(seen);
+            let body = &unescaped[unescaped.find(&format!("fn {name}()")).unwrap()..];
+            let body = &body[..body[3..].find("\n#[test]").map_or(body.len(), |i| i + 3)];
+            assert!(body.contains(message), "`{name}` does not assert: {message}");
+            named.push(name.to_string());
+        } else if let Some(case) = test.strip_prefix("ui/fail/") {
+            let rs = repo(&format!("tests/ui/fail/{case}"));
+            assert!(Path::new(&rs).exists(), "no trybuild case {rs}");
+            let stderr = std::fs::read_to_string(rs.replace(".rs", ".stderr")).unwrap();
+            assert_eq!(stderr.lines().next(), Some(seen), "first line of {case}'s .stderr");
+        } else {
+            panic!("unknown kind of test `{test}`");
+        }
+    }
+    assert!(rows >= 30, "at least 30 rows, got {rows}");
+    for name in source.split("#[test]\nfn ").skip(1).map(|s| &s[..s.find('(').unwrap()]) {
+        if name != "every_row_of_the_reliability_table_has_a_test" {
+            assert!(named.iter().any(|n| n == name), "test `{name}` has no row in docs/RELIABILITY.md");
+        }
+    }
 }

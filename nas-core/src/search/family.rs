@@ -498,6 +498,18 @@ fn derived_label(kind: AxisKind, s: &LayerShape) -> String {
 mod tests {
     use super::*;
 
+    /// A huge ratio saturates (and the shape is then rejected as absurd)
+    /// instead of overflowing when rounded to a multiple.
+    #[test]
+    fn ffn_rounding_saturates() {
+        let up = FfnRounding {
+            multiple: 128,
+            rounding: Rounding::Up,
+        };
+        assert_eq!(up.apply(2048, 1e300), u64::MAX);
+        assert_eq!(up.apply(2048, 4.0), 8192);
+    }
+
     fn ints(kind: AxisKind, v: &[u64]) -> Axis {
         Axis {
             kind,

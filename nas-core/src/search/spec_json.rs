@@ -77,6 +77,15 @@ fn positive(v: &Value, place: &str) -> Result<u64> {
         .ok_or_else(|| err(place, format!("expected a positive integer, got {v}")))
 }
 
+/// A positive integer of at most [`MAX_DIM`] (a size of a layer).
+fn size(v: &Value, place: &str) -> Result<u64> {
+    let n = positive(v, place)?;
+    if n > MAX_DIM {
+        return Err(err(place, format!("{n} is absurdly large (the limit is {MAX_DIM})")));
+    }
+    Ok(n)
+}
+
 impl JsonSearch {
     /// Reads and checks a search spec; every error names the JSON path.
     pub fn from_json(v: &Value) -> Result<Self> {
@@ -99,17 +108,12 @@ impl JsonSearch {
             Some(w) => {
                 let w = object(w, "workload")?;
                 known_keys(w, &["seq_len", "batch_size"], "workload")?;
-                let size = |key: &str, default: u64| -> Result<u64> {
-                    let place = format!("workload.{key}");
-                    let n = w.get(key).map_or(Ok(default), |v| positive(v, &place))?;
-                    if n > MAX_DIM {
-                        return Err(err(&place, format!("{n} is absurdly large (the limit is {MAX_DIM})")));
-                    }
-                    Ok(n)
+                let get = |key: &str, default: u64| -> Result<u64> {
+                    w.get(key).map_or(Ok(default), |v| size(v, &format!("workload.{key}")))
                 };
                 Workload {
-                    seq_len: size("seq_len", 2048)?,
-                    batch_size: size("batch_size", 1)?,
+                    seq_len: get("seq_len", 2048)?,
+                    batch_size: get("batch_size", 1)?,
                 }
             }
         };
@@ -287,13 +291,16 @@ fn read_axis_value(kind: AxisKind, v: &Value, place: &str) -> Result<Labeled> {
     let value = match (kind, value) {
         (AxisKind::QkNorm, Value::Bool(b)) => AxisValue::Bool(*b),
         (AxisKind::Window, Value::Null) => AxisValue::Window(None),
-        (AxisKind::Window, w) => AxisValue::Window(Some(positive(w, place)?)),
+        (AxisKind::Window, w) => AxisValue::Window(Some(size(w, place)?)),
         (AxisKind::FfnRatio, r) => match r.as_f64() {
+            Some(x) if x.is_finite() && x > MAX_DIM as f64 => {
+                return Err(err(place, format!("{r} is absurdly large (the limit is {MAX_DIM})")))
+            }
             Some(x) if x.is_finite() && x > 0.0 => AxisValue::Ratio(x),
             _ => return Err(err(place, format!("expected a positive number, got {r}"))),
         },
         (AxisKind::QkNorm, other) => return Err(err(place, format!("expected true or false, got {other}"))),
-        (_, n) => AxisValue::Int(positive(n, place)?),
+        (_, n) => AxisValue::Int(size(n, place)?),
     };
     Ok(Labeled { value, label })
 }
