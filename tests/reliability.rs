@@ -52,7 +52,10 @@ impl Dir {
         assert!(out.stdout.is_empty(), "nothing on stdout on error");
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-        let line = stderr.trim_end().strip_prefix("error: ").expect("starts with `error: `");
+        let line = stderr
+            .trim_end()
+            .strip_prefix("error: ")
+            .expect("starts with `error: `");
         line.replace(&self.0.to_string_lossy().into_owned(), "DIR")
     }
 }
@@ -111,7 +114,15 @@ fn override_that_is_not_a_number() {
     let dir = Dir::new("ovnum");
     let path = dir.file("c.json", &json!([good_shape()]).to_string());
     assert_eq!(
-        dir.error(&["predict", "--hardware", "h100", "--configs", &path, "--override", "matmul_tflops=fast"]),
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--configs",
+            &path,
+            "--override",
+            "matmul_tflops=fast"
+        ]),
         "override `matmul_tflops=fast`: `fast` is not a number"
     );
 }
@@ -131,7 +142,15 @@ fn override_that_is_infinite() {
     let dir = Dir::new("ovinf");
     let path = dir.file("c.json", &json!([good_shape()]).to_string());
     assert_eq!(
-        dir.error(&["predict", "--hardware", "h100", "--configs", &path, "--override", "matmul_tflops=inf"]),
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--configs",
+            &path,
+            "--override",
+            "matmul_tflops=inf"
+        ]),
         "override `matmul_tflops` must be a finite positive number, got inf"
     );
 }
@@ -141,7 +160,15 @@ fn override_so_small_latencies_would_be_infinite() {
     let dir = Dir::new("ovtiny");
     let path = dir.file("c.json", &json!([good_shape()]).to_string());
     assert_eq!(
-        dir.error(&["predict", "--hardware", "h100", "--configs", &path, "--override", "matmul_tflops=1e-300"]),
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--configs",
+            &path,
+            "--override",
+            "matmul_tflops=1e-300"
+        ]),
         "override `matmul_tflops` = 1e-300 is absurdly small (the limit is 0.001)"
     );
 }
@@ -401,7 +428,15 @@ fn shape_whose_padded_byte_count_overflows_u64() {
     let profile = repo("calibration/h100-sxm.json");
     let path = dir.file("c.json", &json!([shape.json()]).to_string());
     assert_eq!(
-        dir.error(&["predict", "--hardware", "h100", "--configs", &path, "--calibration", &profile]),
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--configs",
+            &path,
+            "--calibration",
+            &profile
+        ]),
         "DIR/c.json: configs[0] (`p`): these sizes make FLOP or byte counts overflow a 64-bit integer"
     );
 }
@@ -432,7 +467,15 @@ fn calibration_db_without_records() {
     let path = dir.file("c.json", &json!([good_shape()]).to_string());
     let db = dir.file("db.json", r#"{"records": []}"#);
     assert_eq!(
-        dir.error(&["predict", "--hardware", "a100", "--configs", &path, "--calibration", &db]),
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "a100",
+            "--configs",
+            &path,
+            "--calibration",
+            &db
+        ]),
         "calibration DB DIR/db.json: top level: expected an object with a `records` object"
     );
 }
@@ -446,7 +489,15 @@ fn calibration_db_with_an_absurd_throughput() {
         r#"{"records": {"matmul:x": [{"shape_key": "m:NVIDIA A100-SXM4-80GB", "best_tflops": 1e300}]}}"#,
     );
     assert_eq!(
-        dir.error(&["predict", "--hardware", "a100", "--configs", &path, "--calibration", &db]),
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "a100",
+            "--configs",
+            &path,
+            "--calibration",
+            &db
+        ]),
         r#"calibration DB DIR/db.json: records["matmul:x"]: `best_tflops` = 1e300 is absurdly large (the limit is 1e9)"#
     );
 }
@@ -460,7 +511,15 @@ fn calibration_profile_with_a_negative_cost() {
     profile["fitted"]["gemm_flops"]["ms_per_unit"] = json!(-1.0);
     let profile = dir.file("p.json", &profile.to_string());
     assert_eq!(
-        dir.error(&["predict", "--hardware", "h100", "--configs", &path, "--calibration", &profile]),
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--configs",
+            &path,
+            "--calibration",
+            &profile
+        ]),
         "DIR/p.json: `gemm_flops.ms_per_unit` must be finite and non-negative, got -1"
     );
 }
@@ -474,7 +533,15 @@ fn calibration_profile_with_an_absurd_cost() {
     profile["fitted"]["kernel_launch"]["ms_per_unit"] = json!(1e300);
     let profile = dir.file("p.json", &profile.to_string());
     assert_eq!(
-        dir.error(&["predict", "--hardware", "h100", "--configs", &path, "--calibration", &profile]),
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--configs",
+            &path,
+            "--calibration",
+            &profile
+        ]),
         "DIR/p.json: `kernel_launch.ms_per_unit` = 1e300 is absurdly large (the limit is 1e3)"
     );
 }
@@ -488,7 +555,15 @@ fn calibration_profile_with_an_absurd_sm_count() {
     profile["sm_count"] = json!(u64::MAX);
     let profile = dir.file("p.json", &profile.to_string());
     assert_eq!(
-        dir.error(&["predict", "--hardware", "h100", "--configs", &path, "--calibration", &profile]),
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--configs",
+            &path,
+            "--calibration",
+            &profile
+        ]),
         "DIR/p.json: `sm_count` = 18446744073709551615 is absurdly large (the limit is 65536)"
     );
 }
@@ -588,7 +663,10 @@ fn search_spec_with_an_unknown_key() {
 fn search_spec_with_top_k_zero() {
     let dir = Dir::new("specTopk");
     assert_eq!(
-        search(&dir, &format!(r#"{{"hardware": ["h100"], "family": {{"axes": {AXES}, "name": "x"}}, "top_k": 0}}"#)),
+        search(
+            &dir,
+            &format!(r#"{{"hardware": ["h100"], "family": {{"axes": {AXES}, "name": "x"}}, "top_k": 0}}"#)
+        ),
         "DIR/s.json: top_k: expected a positive integer, got 0"
     );
 }
@@ -716,7 +794,10 @@ fn every_row_of_the_reliability_table_has_a_test() {
     let unescaped = source.replace("\\\"", "\"");
     let mut rows = 0;
     let mut named = Vec::new();
-    for line in doc.lines().filter(|l| l.starts_with("| ") && l.as_bytes()[2].is_ascii_digit()) {
+    for line in doc
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.as_bytes()[2].is_ascii_digit())
+    {
         let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
         assert_eq!(cells.len(), 5, "five cells: {line}");
         rows += 1;
@@ -745,7 +826,10 @@ fn every_row_of_the_reliability_table_has_a_test() {
     assert!(rows >= 30, "at least 30 rows, got {rows}");
     for name in source.split("#[test]\nfn ").skip(1).map(|s| &s[..s.find('(').unwrap()]) {
         if name != "every_row_of_the_reliability_table_has_a_test" {
-            assert!(named.iter().any(|n| n == name), "test `{name}` has no row in docs/RELIABILITY.md");
+            assert!(
+                named.iter().any(|n| n == name),
+                "test `{name}` has no row in docs/RELIABILITY.md"
+            );
         }
     }
 }

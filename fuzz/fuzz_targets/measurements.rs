@@ -18,7 +18,12 @@ fuzz_target!(|data: &[u8]| {
     if set.measurements.len() <= 64 {
         if let Ok((profile, rows)) = CalibrationProfile::fit(&set, &[]) {
             for r in rows {
-                assert!(r.predicted_ms.is_finite(), "prediction {} ({})", r.predicted_ms, r.origin);
+                assert!(
+                    r.predicted_ms.is_finite(),
+                    "prediction {} ({})",
+                    r.predicted_ms,
+                    r.origin
+                );
             }
             let _ = profile.to_json();
         }

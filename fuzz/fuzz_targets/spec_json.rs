@@ -26,7 +26,12 @@ fuzz_target!(|data: &[u8]| {
     };
     for gpu in &result.per_gpu {
         for e in gpu.total_ms_top.iter().chain(&gpu.pareto_front) {
-            assert!(e.total_ms.is_finite() && e.total_ms > 0.0, "{} has latency {}", e.name, e.total_ms);
+            assert!(
+                e.total_ms.is_finite() && e.total_ms > 0.0,
+                "{} has latency {}",
+                e.name,
+                e.total_ms
+            );
         }
     }
 });

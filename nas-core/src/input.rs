@@ -39,10 +39,7 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
 fn too_large(place: &str) -> Error {
     Error::input(
         place,
-        format!(
-            "larger than {} MiB, the limit for an input file",
-            MAX_INPUT_BYTES >> 20
-        ),
+        format!("larger than {} MiB, the limit for an input file", MAX_INPUT_BYTES >> 20),
     )
 }
 

@@ -96,7 +96,8 @@ impl LayerShape {
                 return Err(ShapeProblem::at("window_size", message));
             }
             Some(w) if w > MAX_DIM => {
-                let message = format!("`window_size` = {w} is absurdly large (the limit is {MAX_DIM}; null is full attention)");
+                let message =
+                    format!("`window_size` = {w} is absurdly large (the limit is {MAX_DIM}; null is full attention)");
                 return Err(ShapeProblem::at("window_size", message));
             }
             _ => {}

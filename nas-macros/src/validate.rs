@@ -851,8 +851,10 @@ impl Validator<'_> {
             let mut range = def.from.tokens.clone();
             range.extend(def.to.tokens.clone());
             let limit = nas_core::search::MAX_SWEEP_POINTS;
-            self.errors
-                .at(range, format!("the sweep has {points} points, more than the limit of {limit}"));
+            self.errors.at(
+                range,
+                format!("the sweep has {points} points, more than the limit of {limit}"),
+            );
             return None;
         }
         let (base, _) = self.shape_fields(&def.axis, &def.fields, &[], Some((key, from, &def.axis)))?;

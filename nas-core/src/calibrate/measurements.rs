@@ -76,9 +76,8 @@ impl MeasurementSet {
                     continue;
                 }
                 let origin = format!("{name}:{}", n + 1);
-                let value: Value = serde_json::from_str(line).map_err(|e| {
-                    Error::input(&origin, format!("invalid JSON: {}", crate::input::json_problem(&e)))
-                })?;
+                let value: Value = serde_json::from_str(line)
+                    .map_err(|e| Error::input(&origin, format!("invalid JSON: {}", crate::input::json_problem(&e))))?;
                 if value.get("error").is_some_and(|e| !e.is_null()) {
                     failed_records += 1;
                     continue;

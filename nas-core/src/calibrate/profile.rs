@@ -271,10 +271,12 @@ impl CalibrationProfile {
     /// Reads a profile; `place` names it in errors. Every resource must be
     /// present with a finite, non-negative value.
     pub fn from_json(text: &str, place: &str) -> Result<Self> {
-        let p: CalibrationProfile =
-            serde_json::from_str(text).map_err(|e| {
-                Error::input(place, format!("not a calibration profile: {}", crate::input::json_problem(&e)))
-            })?;
+        let p: CalibrationProfile = serde_json::from_str(text).map_err(|e| {
+            Error::input(
+                place,
+                format!("not a calibration profile: {}", crate::input::json_problem(&e)),
+            )
+        })?;
         if p.model != MODEL {
             return Err(Error::input(place, format!("model `{}` is not `{MODEL}`", p.model)));
         }
@@ -282,7 +284,10 @@ impl CalibrationProfile {
             return Err(Error::input(place, "`sm_count` must be at least 1"));
         }
         if p.sm_count > MAX_SM_COUNT {
-            let message = format!("`sm_count` = {} is absurdly large (the limit is {MAX_SM_COUNT})", p.sm_count);
+            let message = format!(
+                "`sm_count` = {} is absurdly large (the limit is {MAX_SM_COUNT})",
+                p.sm_count
+            );
             return Err(Error::input(place, message));
         }
         for name in RESOURCES {

@@ -103,8 +103,8 @@ impl CalibrationBlock {
     /// Parses DB bytes; `shown_path` is what the block reports as its source.
     pub fn from_bytes(shown_path: &str, bytes: &[u8]) -> Result<Self> {
         let place = |p: String| format!("calibration DB {shown_path}: {p}");
-        let doc: Value =
-            serde_json::from_slice(bytes).map_err(|e| Error::input(place("not valid JSON".into()), crate::input::json_problem(&e)))?;
+        let doc: Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::input(place("not valid JSON".into()), crate::input::json_problem(&e)))?;
         let records = doc
             .get("records")
             .and_then(Value::as_object)
