@@ -21,8 +21,9 @@ for t in $targets; do
     echo "== $t for ${seconds}s"
     # -timeout: an input that takes over 10 s is a failure (a hang), as is
     # one that needs over 2 GiB (-rss_limit_mb).
+    # dict/TARGET.dict: the keys and keywords of the format, to reach deeper code.
     cargo fuzz run "$t" "corpus/$t" -- \
-        -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -dict="dict/$t.dict" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         >"logs/$t.log" 2>&1 || { tail -n 40 "logs/$t.log"; exit 1; }
     grep -E "^Done|stat::number_of_executed_units|stat::peak_rss_mb" "logs/$t.log"
 done
