@@ -253,6 +253,7 @@ fn hardware_lists_profiles_and_provenance() {
         );
     }
     assert!(text.contains("matmul_tflops=500"));
+    assert!(text.contains("memory 16 GiB") && text.contains("memory 80 GiB"));
 }
 
 fn repo(path: &str) -> String {

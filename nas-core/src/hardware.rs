@@ -98,9 +98,18 @@ impl Throughputs {
     }
 }
 
+/// Smallest throughput accepted (TFLOP/s or GB/s): slower than any GPU by
+/// far, and large enough that every latency of a valid shape stays finite.
+pub const MIN_THROUGHPUT: f64 = 1e-3;
+
 fn check_value(key: &str, value: f64) -> std::result::Result<(), String> {
     if !value.is_finite() || value <= 0.0 {
         return Err(format!("`{key}` must be a finite positive number, got {value}"));
+    }
+    if value < MIN_THROUGHPUT {
+        return Err(format!(
+            "`{key}` = {value:?} is absurdly small (the limit is {MIN_THROUGHPUT})"
+        ));
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod calibrate;
 pub mod cost;
 pub mod error;
 pub mod hardware;
+pub mod input;
 pub mod model;
 pub mod report;
 pub mod search;

@@ -110,9 +110,17 @@ impl LayerShape {
                 return Err(ShapeProblem::at(key, message));
             }
         }
-        if self.window_size == Some(0) {
-            let message = "`window_size` must be at least 1, or null for full attention";
-            return Err(ShapeProblem::at("window_size", message));
+        match self.window_size {
+            Some(0) => {
+                let message = "`window_size` must be at least 1, or null for full attention";
+                return Err(ShapeProblem::at("window_size", message));
+            }
+            Some(w) if w > MAX_DIM => {
+                let message =
+                    format!("`window_size` = {w} is absurdly large (the limit is {MAX_DIM}; null is full attention)");
+                return Err(ShapeProblem::at("window_size", message));
+            }
+            _ => {}
         }
         let (h, kv) = (self.num_heads, self.num_kv_heads);
         if kv > h {
@@ -173,31 +181,47 @@ impl LayerShape {
         Ok(())
     }
 
-    /// The largest FLOP or byte count any kernel of this layer needs, if every
+    /// The largest FLOP or byte count any kernel of this layer needs, in
+    /// either cost model (the seed's exact counts, and the kernel-aware
+    /// model's counts on tiles, padded head sizes and whole blocks), if every
     /// one of them fits in a u64.
     fn largest_count(&self) -> Option<u64> {
-        let m = self.batch_size.checked_mul(self.seq_len)?;
-        let qkv_n = (self.num_heads + 2 * self.num_kv_heads).checked_mul(self.head_dim)?;
-        let attn_heads_dim = self.num_heads.checked_mul(self.head_dim)?;
-        let counts = [
-            // qkv GEMM, output GEMM, gate-up GEMM: 2*M*N*K
-            mul(&[2, m, qkv_n, self.hidden_dim])?,
-            mul(&[2, m, attn_heads_dim, self.hidden_dim])?,
-            mul(&[4, m, self.ffn_dim, self.hidden_dim])?,
-            // attention: 4*B*H*S*S_kv*Dh
-            mul(&[
-                4,
-                self.batch_size,
-                self.num_heads,
-                self.seq_len,
-                self.kv_len(),
-                self.head_dim,
-            ])?,
+        let (b, s, d, h, kv, dh, f) = (
+            self.batch_size,
+            self.seq_len,
+            self.hidden_dim,
+            self.num_heads,
+            self.num_kv_heads,
+            self.head_dim,
+            self.ffn_dim,
+        );
+        let m = b.checked_mul(s)?;
+        let qkv_n = h.checked_add(kv.checked_mul(2)?)?.checked_mul(dh)?;
+        let attn_heads_dim = h.checked_mul(dh)?;
+        let ffn2 = f.checked_mul(2)?;
+        let up = |x: u64, to: u64| x.checked_next_multiple_of(to);
+        let dh_padded = if dh <= 64 { 64 } else { up(dh, 128)? };
+        let q_blocks = s.div_ceil(128);
+        let blocks = mul(&[q_blocks, q_blocks + 1])? / 2;
+        // the GEMMs as (N, K), M = tokens: qkv, output, gate-up, down
+        let gemms = [(qkv_n, d), (d, attn_heads_dim), (ffn2, d), (d, f)];
+        let mut counts = vec![
+            // attention: 4*B*H*S*S_kv*Dh; per block in the kernel-aware model
+            mul(&[4, b, h, s, self.kv_len(), dh])?,
+            mul(&[4, b, h, blocks, 128 * 128, dh_padded])?,
+            mul(&[4, b, h, up(s, 128)?, dh_padded])?,
             // residual bytes, activation bytes, q/k norm bytes
-            mul(&[6, m, self.hidden_dim])?,
-            mul(&[6, m, self.ffn_dim])?,
-            mul(&[4, m, self.num_heads + self.num_kv_heads, self.head_dim])?,
+            mul(&[6, m, d])?,
+            mul(&[6, m, f])?,
+            mul(&[4, m, h.checked_add(kv)?, dh])?,
         ];
+        for (n, k) in gemms {
+            // 2*M*N*K, on whole 128 x 256 tiles, and the bytes of A, B and C
+            counts.push(mul(&[2, m, n, k])?);
+            counts.push(mul(&[2, up(m, 128)?, up(n, 256)?, k])?);
+            let bytes = mul(&[m, k])?.checked_add(mul(&[n, k])?)?.checked_add(mul(&[m, n])?)?;
+            counts.push(mul(&[2, bytes])?);
+        }
         counts.into_iter().max()
     }
 
@@ -303,6 +327,24 @@ impl LayerShape {
         shape.validate().map_err(|problem| Error::shape(label, problem))?;
         Ok((name, shape))
     }
+}
+
+/// Reads a list of named shapes (the file of `nas predict --configs`): a JSON
+/// array of shape objects, each with a `name`. `place` names the file.
+pub fn configs_from_json(doc: &Value, place: &str) -> Result<Vec<(String, LayerShape)>> {
+    let items = doc
+        .as_array()
+        .ok_or_else(|| Error::input(place, format!("expected a JSON array of shapes, got {}", kind_of(doc))))?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let at = format!("{place}: configs[{i}]");
+            let (name, shape) = LayerShape::from_json(item, &at)?;
+            let name = name.ok_or_else(|| Error::input(&at, "missing key `name`"))?;
+            Ok((name, shape))
+        })
+        .collect()
 }
 
 /// Why a shape is invalid, and which key (seed spelling) it is about, so

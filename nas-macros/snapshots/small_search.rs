@@ -15,6 +15,7 @@ impl Small {
             provenance: ::nas::__private::Cow::Borrowed(
                 "declared in the spec, from a100 (seed tool's hand-set constants (not measured))",
             ),
+            memory_gib: ::core::option::Option::Some(80f64),
         },
     ];
     /// Every candidate, fixed ones and family members, in declared order.
@@ -25,6 +26,7 @@ impl Small {
             [4096, 32, 8, 128, 14336, 1024, 2],
             false,
             0,
+            ::nas::__private::ModelDims::NONE,
         ),
         ::nas::__private::candidate(
             "gen_h2048_w512",
@@ -32,6 +34,7 @@ impl Small {
             [2048, 16, 4, 128, 8192, 1024, 2],
             true,
             512,
+            ::nas::__private::ModelDims::NONE,
         ),
         ::nas::__private::candidate(
             "gen_h2048_wfull",
@@ -39,6 +42,7 @@ impl Small {
             [2048, 16, 4, 128, 8192, 1024, 2],
             true,
             0,
+            ::nas::__private::ModelDims::NONE,
         ),
         ::nas::__private::candidate(
             "gen_h2560_w512",
@@ -46,6 +50,7 @@ impl Small {
             [2560, 20, 5, 128, 10240, 1024, 2],
             true,
             512,
+            ::nas::__private::ModelDims::NONE,
         ),
         ::nas::__private::candidate(
             "gen_h2560_wfull",
@@ -53,6 +58,7 @@ impl Small {
             [2560, 20, 5, 128, 10240, 1024, 2],
             true,
             0,
+            ::nas::__private::ModelDims::NONE,
         ),
     ];
     /// The quality constraints; a candidate passes when all hold.
@@ -84,6 +90,7 @@ impl Small {
     pub const WORKLOAD: ::nas::__private::Workload = ::nas::__private::Workload {
         seq_len: 1024u64,
         batch_size: 2u64,
+        model: ::nas::__private::ModelDims::NONE,
     };
     /// A larger space (its axes, streamed at run time, never a table) and
     /// how many of its best are reported, if declared.

@@ -4,8 +4,13 @@
 //! Thin on purpose: parse (`parse.rs`, one `Parse` impl per node) -> check
 //! with nas-core's own rules (`validate.rs`, all errors combined, each at its
 //! tokens) -> expand (`expand.rs`). See `docs/DSL.md` for the language.
+//!
+//! `engine::expand` is the whole macro on proc-macro2 tokens; this file is
+//! only the `#[proc_macro]` shim over it (the fuzz target includes `engine.rs`
+//! and its siblings by path, see `fuzz/`).
 
 mod ast;
+mod engine;
 mod expand;
 mod kw;
 mod parse;
@@ -16,19 +21,7 @@ use proc_macro::TokenStream;
 /// Declares a search; see `docs/DSL.md`. Re-exported as `nas::nas_search!`.
 #[proc_macro]
 pub fn nas_search(input: TokenStream) -> TokenStream {
-    expand_tokens(input.into()).into()
-}
-
-/// The whole macro on proc-macro2 tokens, so tests can run it outside a compiler.
-fn expand_tokens(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
-    let spec: ast::Spec = match syn::parse2(input) {
-        Ok(spec) => spec,
-        Err(e) => return e.to_compile_error(),
-    };
-    match validate::validate(&spec) {
-        Ok(checked) => expand::expand(&spec, &checked),
-        Err(e) => e.to_compile_error(),
-    }
+    engine::expand(input.into()).into()
 }
 
 #[cfg(test)]
@@ -62,7 +55,7 @@ mod tests {
                 constraints { hidden_dim >= 2048, ffn_ratio in 3.75..=5.5 || qk_norm == false }
             }
         };
-        let got = pretty(super::expand_tokens(spec));
+        let got = pretty(super::engine::expand(spec));
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots/small_search.rs");
         if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
             std::fs::write(path, &got).unwrap();
@@ -98,12 +91,53 @@ mod tests {
                     .map(|(_, w)| *w)
                     .collect();
                 if let Ok(tokens) = text.join(" ").parse::<proc_macro2::TokenStream>() {
-                    let _ = super::expand_tokens(tokens);
+                    let _ = super::engine::expand(tokens);
                 }
             }
         }
-        assert!(super::expand_tokens(full.parse().unwrap())
+        assert!(super::engine::expand(full.parse().unwrap())
             .to_string()
             .contains("struct S"));
+    }
+}
+
+#[cfg(test)]
+mod hostile {
+    /// Constraints nested thousands of parentheses deep: an error, not a stack
+    /// overflow (the parser recurses once per level; tests run on 2 MiB stacks).
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        for depth in [33usize, 1000, 20000] {
+            let text = format!(
+                "search S {{ hardware: [h100], constraints {{ {}hidden_dim >= 1{} }} }}",
+                "(".repeat(depth),
+                ")".repeat(depth)
+            );
+            let out = super::engine::expand(text.parse().unwrap()).to_string();
+            assert_eq!(
+                out,
+                ":: core :: compile_error ! { \"nested more than 32 levels deep\" }"
+            );
+        }
+        // 30 levels of parentheses (32 with the braces) are fine
+        let text = format!(
+            "search S {{ hardware: [h100], known a {{ hidden_dim: 2048, heads: 16, kv_heads: 2, head_dim: 128, ffn_dim: 8192 }} constraints {{ {}hidden_dim >= 1{} }} }}",
+            "(".repeat(30),
+            ")".repeat(30)
+        );
+        let out = super::engine::expand(text.parse().unwrap()).to_string();
+        assert!(out.contains("struct S"), "{out}");
+    }
+
+    /// A sweep of 2^64 points is an error before any point is listed.
+    #[test]
+    fn huge_sweeps_are_refused_before_listing() {
+        let text = "search S { hardware: [h100], sweep hidden_dim in 1..18446744073709551615 step 1 \
+                    { heads: 16, kv_heads: 2, head_dim: 128, ffn_dim: 8192 } }";
+        let out = super::engine::expand(text.parse().unwrap()).to_string();
+        assert_eq!(
+            out,
+            ":: core :: compile_error ! { \"the sweep has 18446744073709551614 points, more than the limit of 10000\" }"
+        );
     }
 }

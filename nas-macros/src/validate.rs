@@ -952,6 +952,17 @@ impl Validator<'_> {
             self.errors.at(range, format!("the sweep {from}..{to} is empty"));
             return None;
         }
+        let points = (to - from).div_ceil(step);
+        if points > nas_core::search::MAX_SWEEP_POINTS {
+            let mut range = def.from.tokens.clone();
+            range.extend(def.to.tokens.clone());
+            let limit = nas_core::search::MAX_SWEEP_POINTS;
+            self.errors.at(
+                range,
+                format!("the sweep has {points} points, more than the limit of {limit}"),
+            );
+            return None;
+        }
         let (base, _) = self.shape_fields(&def.axis, &def.fields, &[], Some((key, from, &def.axis)))?;
         let values: Vec<u64> = (from..to).step_by(step as usize).collect();
         for &v in &values {

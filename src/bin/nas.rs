@@ -219,22 +219,20 @@ fn run(command: Command) -> Result<()> {
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect();
                 say!("       {}", values.join(" "));
+                if let Some(m) = p.memory_gib {
+                    say!("       memory {m} GiB (the product's capacity, for memory-fit constraints)");
+                }
             }
             Ok(())
         }
     }
 }
 
-/// Reads a whole JSON file, naming the file and the position of a syntax error.
+/// Reads a whole JSON file (at most 64 MiB, nested at most 128 deep), naming
+/// the file and the position of a syntax error.
 fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read(path).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    serde_json::from_slice(&text).map_err(|e| Error::Input {
-        place: path.display().to_string(),
-        problem: format!("invalid JSON: {e}"),
-    })
+    let bytes = nas::input::read_file(path)?;
+    nas::input::parse_json(&bytes, &path.display().to_string())
 }
 
 /// What `--calibration` held: the seed's DB (overrides of the seed model) or
@@ -245,10 +243,7 @@ enum Calibration {
 }
 
 fn read_calibration(path: &Path) -> Result<Calibration> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
+    let bytes = nas::input::read_file(path)?;
     let place = path.display().to_string();
     let is_profile = serde_json::from_slice::<Value>(&bytes)
         .ok()
@@ -289,21 +284,12 @@ fn predict(
     profile = profile.with_overrides(&overrides);
 
     let doc = read_json(configs)?;
-    let items = doc.as_array().ok_or_else(|| Error::Input {
-        place: configs.display().to_string(),
-        problem: "expected a JSON array of shapes".into(),
-    })?;
-    let mut names = Vec::with_capacity(items.len());
-    let mut shapes: Vec<LayerShape> = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let place = format!("{}: configs[{i}]", configs.display());
-        let (name, mut shape) = LayerShape::from_json(item, &place)?;
-        names.push(name.ok_or_else(|| Error::Input {
-            place,
-            problem: "missing key `name`".into(),
-        })?);
+    let (names, mut shapes): (Vec<String>, Vec<LayerShape>) =
+        nas::shapes::configs_from_json(&doc, &configs.display().to_string())?
+            .into_iter()
+            .unzip();
+    for shape in &mut shapes {
         shape.model.loss_fit = loss_fit;
-        shapes.push(shape);
     }
 
     let kernel_aware;
@@ -458,11 +444,12 @@ fn decode_fidelity(profile_path: &Path, files: &[PathBuf], seed_hardware: &str, 
 }
 
 fn read_profile(path: &Path) -> Result<CalibrationProfile> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        source: e,
+    let place = path.display().to_string();
+    let text = String::from_utf8(nas::input::read_file(path)?).map_err(|_| Error::Input {
+        place: place.clone(),
+        problem: "not UTF-8 text".into(),
     })?;
-    CalibrationProfile::from_json(&text, &path.display().to_string())
+    CalibrationProfile::from_json(&text, &place)
 }
 
 fn fidelity(profile_path: &Path, files: &[PathBuf], set: &str, seed_hardware: &str, out: &Path) -> Result<()> {
@@ -494,11 +481,15 @@ fn fidelity(profile_path: &Path, files: &[PathBuf], set: &str, seed_hardware: &s
         seed_stats.within_10_pct,
         seed_rho
     );
-    nas::report::write::write_atomic(&svg_path, report.to_svg()?.as_bytes())?;
     let md_path = nas::report::write::with_suffix(out, "md");
-    nas::report::write::write_atomic(&md_path, report.to_markdown(&svg_name, &command).as_bytes())?;
     let html_path = nas::report::write::with_suffix(out, "html");
-    nas::report::write::write_atomic(&html_path, report.to_html(&svg_name, &command)?.as_bytes())?;
+    let (svg, md) = (report.to_svg()?, report.to_markdown(&svg_name, &command));
+    let html = report.to_html(&svg_name, &command)?;
+    nas::report::write::write_all_atomic(&[
+        (&svg_path, svg.as_bytes()),
+        (&md_path, md.as_bytes()),
+        (&html_path, html.as_bytes()),
+    ])?;
     say!(
         "wrote {}, {} and {}",
         md_path.display(),
@@ -587,7 +578,10 @@ fn search(spec_path: &Path, out: Option<&Path>, quiet: bool) -> Result<()> {
         quiet,
     );
     let start = std::time::Instant::now();
-    let result = nas::search::stream::search(&stream, &|done| bar.set_position(done))?;
+    let result = nas::search::stream::search(&stream, &|done| bar.set_position(done)).map_err(|e| Error::Input {
+        place: spec_path.display().to_string(),
+        problem: e.to_string(),
+    })?;
     bar.finish_and_clear();
     if !quiet {
         eprintln!(

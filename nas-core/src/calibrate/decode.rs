@@ -64,7 +64,7 @@ pub fn read(paths: &[impl AsRef<Path>]) -> Result<(Vec<DecodeRecord>, String)> {
     let mut all = Vec::new();
     for path in paths {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::input::read_file(path)?;
         all.extend_from_slice(&bytes);
         let text = String::from_utf8(bytes).map_err(|_| Error::input(path.display().to_string(), "not UTF-8 text"))?;
         for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {

@@ -7,7 +7,10 @@ use serde_json::Value;
 
 use crate::cost::kernel_aware::MicroKernel;
 use crate::error::{Error, Result};
-use crate::shapes::{kind_of, LayerShape};
+use crate::shapes::{kind_of, LayerShape, MAX_DIM};
+
+/// Most streaming multiprocessors a GPU may have (an H100 has 132).
+pub const MAX_SM_COUNT: u64 = 1 << 16;
 
 /// What was timed.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,33 +49,42 @@ impl MeasurementSet {
     /// Reads JSON-lines files. Every record must be well formed and all must
     /// come from one GPU; the error names the file and line.
     pub fn read(paths: &[impl AsRef<Path>]) -> Result<Self> {
-        if paths.is_empty() {
+        let sources = paths
+            .iter()
+            .map(|p| {
+                let p = p.as_ref();
+                Ok((p.display().to_string(), crate::input::read_file(p)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Self::from_sources(&sources)
+    }
+
+    /// [`MeasurementSet::read`] on contents already read: `(file name, bytes)`.
+    pub fn from_sources(sources: &[(String, Vec<u8>)]) -> Result<Self> {
+        if sources.is_empty() {
             return Err(Error::Spec("no measurement file given".into()));
         }
         let mut all = Vec::new();
         let mut failed_records = 0;
         let mut bytes_all = Vec::new();
         let mut files = Vec::new();
-        for path in paths {
-            let path = path.as_ref();
-            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            bytes_all.extend_from_slice(&bytes);
-            let text =
-                String::from_utf8(bytes).map_err(|_| Error::input(path.display().to_string(), "not UTF-8 text"))?;
+        for (name, bytes) in sources {
+            bytes_all.extend_from_slice(bytes);
+            let text = std::str::from_utf8(bytes).map_err(|_| Error::input(name, "not UTF-8 text"))?;
             for (n, line) in text.lines().enumerate() {
                 if line.trim().is_empty() {
                     continue;
                 }
-                let origin = format!("{}:{}", path.display(), n + 1);
-                let value: Value =
-                    serde_json::from_str(line).map_err(|e| Error::input(&origin, format!("invalid JSON: {e}")))?;
+                let origin = format!("{name}:{}", n + 1);
+                let value: Value = serde_json::from_str(line)
+                    .map_err(|e| Error::input(&origin, format!("invalid JSON: {}", crate::input::json_problem(&e))))?;
                 if value.get("error").is_some_and(|e| !e.is_null()) {
                     failed_records += 1;
                     continue;
                 }
                 all.push(parse_record(&value, origin)?);
             }
-            files.push(path.display().to_string());
+            files.push(name.clone());
         }
         if all.is_empty() {
             return Err(Error::Spec("the measurement files hold no usable record".into()));
@@ -116,6 +128,10 @@ fn parse_record(v: &Value, origin: String) -> Result<Measurement> {
         .and_then(Value::as_u64)
         .filter(|n| *n > 0)
         .ok_or_else(|| Error::input(&origin, "missing positive integer `sm_count`"))?;
+    if sm_count > MAX_SM_COUNT {
+        let message = format!("`sm_count` = {sm_count} is absurdly large (the limit is {MAX_SM_COUNT})");
+        return Err(Error::input(&origin, message));
+    }
     let median_ms = obj
         .get("median_ms")
         .and_then(Value::as_f64)
@@ -131,13 +147,33 @@ fn parse_record(v: &Value, origin: String) -> Result<Measurement> {
             .and_then(Value::as_u64)
             .filter(|n| *n > 0)
             .ok_or_else(|| Error::input(&origin, format!("`shape.{key}` must be a positive integer")))
+            .and_then(|n| {
+                if n > MAX_DIM {
+                    let message = format!("`shape.{key}` = {n} is absurdly large (the limit is {MAX_DIM})");
+                    return Err(Error::input(&origin, message));
+                }
+                Ok(n)
+            })
+    };
+    // The kernel's FLOP or byte count, which must fit in a u64 (as a layer's do).
+    let count = |factors: &[u64]| -> Result<f64> {
+        factors
+            .iter()
+            .try_fold(1u64, |acc, &f| acc.checked_mul(f))
+            .map(|c| c as f64)
+            .ok_or_else(|| {
+                Error::input(
+                    &origin,
+                    "these `shape` sizes make the kernel's FLOP or byte count overflow a 64-bit integer",
+                )
+            })
     };
     let window = |key: &str| -> Result<Option<u64>> {
         match shape.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(w) => w
                 .as_u64()
-                .filter(|n| *n > 0)
+                .filter(|n| *n > 0 && *n <= MAX_DIM)
                 .map(Some)
                 .ok_or_else(|| Error::input(&origin, format!("`shape.{key}` must be a positive integer or null"))),
         }
@@ -156,24 +192,31 @@ fn parse_record(v: &Value, origin: String) -> Result<Measurement> {
         }
         other => {
             let kernel = match other {
-                "gemm" => MicroKernel::Gemm {
-                    m: size("M")?,
-                    n: size("N")?,
-                    k: size("K")?,
-                },
-                "attention" => MicroKernel::Attention {
-                    batch: size("B")?,
-                    heads: size("H")?,
-                    seq: size("S")?,
-                    head_dim: size("Dh")?,
-                    window: window("window")?,
-                },
-                "rmsnorm" => elementwise(4.0 * (size("rows")? * size("cols")?) as f64, false),
-                "residual_add" => elementwise(6.0 * (size("rows")? * size("cols")?) as f64, false),
-                "geglu" => elementwise(6.0 * (size("M")? * size("F")?) as f64, false),
+                "gemm" => {
+                    let (m, n, k) = (size("M")?, size("N")?, size("K")?);
+                    // 2*M*N*K on whole 128 x 256 tiles
+                    count(&[2, m.next_multiple_of(128), n.next_multiple_of(256), k])?;
+                    MicroKernel::Gemm { m, n, k }
+                }
+                "attention" => {
+                    let (batch, heads, seq, head_dim) = (size("B")?, size("H")?, size("S")?, size("Dh")?);
+                    // 4*B*H*S*S*Dh, on whole blocks and padded head sizes
+                    let (s, dh) = (seq.next_multiple_of(128), head_dim.next_multiple_of(128));
+                    count(&[4, batch, heads, s, s, dh])?;
+                    MicroKernel::Attention {
+                        batch,
+                        heads,
+                        seq,
+                        head_dim,
+                        window: window("window")?,
+                    }
+                }
+                "rmsnorm" => elementwise(count(&[4, size("rows")?, size("cols")?])?, false),
+                "residual_add" => elementwise(count(&[6, size("rows")?, size("cols")?])?, false),
+                "geglu" => elementwise(count(&[6, size("M")?, size("F")?])?, false),
                 "qk_norm_rope" => {
                     let heads = size("H")? + size("Hkv")?;
-                    elementwise(4.0 * (size("tokens")? * heads * size("Dh")?) as f64, flag("qk_norm")?)
+                    elementwise(count(&[4, size("tokens")?, heads, size("Dh")?])?, flag("qk_norm")?)
                 }
                 unknown => {
                     return Err(Error::input(

@@ -13,10 +13,15 @@ use crate::model::StepThroughputs;
 use crate::shapes::LayerShape;
 
 use super::fit::fit_relative;
-use super::measurements::{MeasurementSet, Subject};
+use super::measurements::{MeasurementSet, Subject, MAX_SM_COUNT};
 
 /// Name of the model a profile belongs to.
 pub const MODEL: &str = "kernel_aware_v1";
+
+/// Largest cost per unit of work a profile may give: a second per FLOP, byte
+/// or launch. Real ones are about 1e-12 (FLOPs) to 5e-3 (launches); the cap
+/// keeps every prediction of a valid shape finite.
+pub const MAX_MS_PER_UNIT: f64 = 1e3;
 
 /// Resources that borrow a related resource's value when no measurement
 /// exercises them (say, no misaligned GEMM was timed).
@@ -289,13 +294,24 @@ impl CalibrationProfile {
     /// Reads a profile; `place` names it in errors. Every resource must be
     /// present with a finite, non-negative value.
     pub fn from_json(text: &str, place: &str) -> Result<Self> {
-        let p: CalibrationProfile =
-            serde_json::from_str(text).map_err(|e| Error::input(place, format!("not a calibration profile: {e}")))?;
+        let p: CalibrationProfile = serde_json::from_str(text).map_err(|e| {
+            Error::input(
+                place,
+                format!("not a calibration profile: {}", crate::input::json_problem(&e)),
+            )
+        })?;
         if p.model != MODEL {
             return Err(Error::input(place, format!("model `{}` is not `{MODEL}`", p.model)));
         }
         if p.sm_count == 0 {
             return Err(Error::input(place, "`sm_count` must be at least 1"));
+        }
+        if p.sm_count > MAX_SM_COUNT {
+            let message = format!(
+                "`sm_count` = {} is absurdly large (the limit is {MAX_SM_COUNT})",
+                p.sm_count
+            );
+            return Err(Error::input(place, message));
         }
         for name in RESOURCES {
             match p.fitted.get(name) {
@@ -305,6 +321,15 @@ impl CalibrationProfile {
                         place,
                         format!(
                             "`{name}.ms_per_unit` must be finite and non-negative, got {}",
+                            f.ms_per_unit
+                        ),
+                    ))
+                }
+                Some(f) if f.ms_per_unit > MAX_MS_PER_UNIT => {
+                    return Err(Error::input(
+                        place,
+                        format!(
+                            "`{name}.ms_per_unit` = {:?} is absurdly large (the limit is {MAX_MS_PER_UNIT:e})",
                             f.ms_per_unit
                         ),
                     ))

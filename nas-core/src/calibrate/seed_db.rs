@@ -65,6 +65,10 @@ pub struct CalibrationBlock {
     pub summary: Option<BTreeMap<String, BTreeMap<String, OperatorSummary>>>,
 }
 
+/// Largest `best_tflops` a record may give (TFLOP/s or GB/s): far above any
+/// GPU, small enough that summaries (means, rounding) stay finite.
+pub const MAX_BEST_METRIC: f64 = 1e9;
+
 impl CalibrationBlock {
     /// No DB asked for.
     pub fn disabled() -> Self {
@@ -82,16 +86,16 @@ impl CalibrationBlock {
     /// seed); a file that exists but is not a valid DB is an error.
     pub fn load(path: &Path) -> Result<Self> {
         let shown = path.to_string_lossy().into_owned();
-        let bytes = match std::fs::read(path) {
+        let bytes = match crate::input::read_file(path) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(CalibrationBlock {
                     source_path: Some(shown),
                     status: CalibrationStatus::Unavailable,
                     ..CalibrationBlock::disabled()
                 })
             }
-            Err(e) => return Err(Error::io(path, e)),
+            Err(e) => return Err(e),
         };
         Self::from_bytes(&shown, &bytes)
     }
@@ -99,8 +103,8 @@ impl CalibrationBlock {
     /// Parses DB bytes; `shown_path` is what the block reports as its source.
     pub fn from_bytes(shown_path: &str, bytes: &[u8]) -> Result<Self> {
         let place = |p: String| format!("calibration DB {shown_path}: {p}");
-        let doc: Value =
-            serde_json::from_slice(bytes).map_err(|e| Error::input(place("not valid JSON".into()), e.to_string()))?;
+        let doc: Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::input(place("not valid JSON".into()), crate::input::json_problem(&e)))?;
         let records = doc
             .get("records")
             .and_then(Value::as_object)
@@ -129,6 +133,12 @@ impl CalibrationBlock {
                         format!("`best_tflops` must be a non-negative number, got {}", kind_of(best)),
                     )
                 })?;
+                if best > MAX_BEST_METRIC {
+                    return Err(Error::input(
+                        at(),
+                        format!("`best_tflops` = {best:?} is absurdly large (the limit is {MAX_BEST_METRIC:e})"),
+                    ));
+                }
                 let gpu = shape_key.rsplit(':').next().unwrap_or_default().to_string();
                 metrics
                     .entry(operator.clone())

@@ -194,10 +194,12 @@ pub struct KernelAwareModel {
 /// The work of one GEMM `out[M,N] = A[M,K] @ W[N,K]^T` in the GEMM resources:
 /// tile FLOPs (on the aligned or the misaligned resource), wave-tail FLOPs, bytes.
 pub fn gemm_work(m: u64, n: u64, k: u64, sm_count: u64) -> [f64; GEMM_RESOURCES] {
-    let tile = BLOCK * GEMM_TILE_N;
-    let tiles = m.div_ceil(BLOCK) * n.div_ceil(GEMM_TILE_N);
+    // u128: exact for any u64 sizes (a validated shape's counts fit a u64 anyway).
+    let (m, n, k) = (m as u128, n as u128, k as u128);
+    let tile = (BLOCK * GEMM_TILE_N) as u128;
+    let tiles = m.div_ceil(BLOCK as u128) * n.div_ceil(GEMM_TILE_N as u128);
     let tile_flops = 2.0 * k as f64 * (tiles * tile) as f64;
-    let sms = sm_count.max(1);
+    let sms = sm_count.max(1) as u128;
     let idle_tiles = tiles.div_ceil(sms) * sms - tiles;
     let tail_flops = 2.0 * k as f64 * (idle_tiles * tile) as f64;
     let bytes = ELEM * (m * k + n * k + m * n) as f64;
@@ -230,7 +232,7 @@ pub fn attention_blocks(seq: u64, window: Option<u64>) -> u64 {
         Some(w) => {
             // key block j is visited by query block i when some key in it is
             // within the window of some query: (i - j) * 128 - 127 < w.
-            let reach = (w + BLOCK - 2) / BLOCK; // largest i - j visited
+            let reach = w.saturating_add(BLOCK - 2) / BLOCK; // largest i - j visited
             (0..q_blocks).map(|i| i.min(reach) + 1).sum()
         }
     }
@@ -239,13 +241,17 @@ pub fn attention_blocks(seq: u64, window: Option<u64>) -> u64 {
 /// Bytes of the query rows read and output rows written by attention (per
 /// query block, whatever the keys): what makes short sequences relatively slow.
 pub fn attention_row_bytes(batch: u64, heads: u64, seq: u64, head_dim: u64) -> f64 {
-    2.0 * ELEM * (batch * heads * seq.div_ceil(BLOCK) * BLOCK * padded_head_dim(head_dim)) as f64
+    let seq_padded = seq.div_ceil(BLOCK) as u128 * BLOCK as u128;
+    2.0 * ELEM * (batch as u128 * heads as u128 * seq_padded * padded_head_dim(head_dim) as u128) as f64
 }
 
 /// Attention work: (resource, FLOPs computed over visited blocks, head dim padded).
 pub fn attention_work(batch: u64, heads: u64, seq: u64, head_dim: u64, window: Option<u64>) -> (usize, f64) {
     let blocks = attention_blocks(seq, window);
-    let flops = 4.0 * (batch * heads) as f64 * (blocks * BLOCK * BLOCK) as f64 * padded_head_dim(head_dim) as f64;
+    let flops = 4.0
+        * (batch as u128 * heads as u128) as f64
+        * (blocks as u128 * (BLOCK * BLOCK) as u128) as f64
+        * padded_head_dim(head_dim) as f64;
     let resource = if window.is_some() && head_dim > BLOCK {
         r::ATTN_WINDOW_WIDE
     } else if window.is_some() {

@@ -278,9 +278,15 @@ impl Pack {
         let json = self.to_json()?;
         let md = self.to_markdown();
         let html = self.to_html()?;
-        super::write::write_atomic(&super::write::with_suffix(prefix, "json"), json.as_bytes())?;
-        super::write::write_atomic(&super::write::with_suffix(prefix, "md"), md.as_bytes())?;
-        super::write::write_atomic(&super::write::with_suffix(prefix, "html"), html.as_bytes())?;
-        Ok(())
+        let (json_path, md_path, html_path) = (
+            super::write::with_suffix(prefix, "json"),
+            super::write::with_suffix(prefix, "md"),
+            super::write::with_suffix(prefix, "html"),
+        );
+        super::write::write_all_atomic(&[
+            (&json_path, json.as_bytes()),
+            (&md_path, md.as_bytes()),
+            (&html_path, html.as_bytes()),
+        ])
     }
 }

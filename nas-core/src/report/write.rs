@@ -16,18 +16,50 @@ pub fn with_suffix(prefix: &Path, ext: &str) -> PathBuf {
 /// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it
 /// over `path`. On any error the temporary file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_all_atomic(&[(path, bytes)])
+}
+
+/// Writes several files (a report's `.json` and `.md`) so that either all are
+/// replaced or none is: every temporary file is written and synced before the
+/// first rename. A folder that does not exist, a target that is a folder, or a
+/// file that cannot be written is an error naming the path.
+pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
+    let mut temps: Vec<(PathBuf, &Path)> = Vec::new();
+    let cleanup = |temps: &[(PathBuf, &Path)]| {
+        for (tmp, _) in temps {
+            let _ = std::fs::remove_file(tmp);
+        }
+    };
+    for (path, bytes) in files {
+        match write_temp(path, bytes) {
+            Ok(tmp) => temps.push((tmp, path)),
+            Err(e) => {
+                cleanup(&temps);
+                return Err(e);
+            }
+        }
+    }
+    for (i, (tmp, path)) in temps.iter().enumerate() {
+        if let Err(e) = std::fs::rename(tmp, path) {
+            cleanup(&temps[i..]);
+            return Err(Error::io(*path, e));
+        }
+    }
+    Ok(())
+}
+
+/// Writes and syncs the temporary file for `path`; returns its name.
+fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    let fail = |message: String| Error::io(path, std::io::Error::other(message));
     if !dir.is_dir() {
-        return Err(Error::io(
-            path,
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("folder {} does not exist", dir.display()),
-            ),
-        ));
+        return Err(fail(format!("folder {} does not exist", dir.display())));
+    }
+    if path.is_dir() {
+        return Err(fail("is a folder, not a file".into()));
     }
     let name = path
         .file_name()
@@ -37,13 +69,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
+        file.sync_all()
     })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(Error::io(path, e))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -176,7 +176,7 @@ impl FfnRounding {
             Rounding::Up => units.ceil(),
             Rounding::Down => units.floor(),
         };
-        units.max(0.0) as u64 * self.multiple
+        (units.max(0.0) as u64).saturating_mul(self.multiple)
     }
 }
 
@@ -209,6 +209,10 @@ pub struct Family {
     pub ffn_rounding: FfnRounding,
     pub template: Cow<'static, str>,
 }
+
+/// Most combinations a family may have to be listed candidate by candidate
+/// ([`Family::expand`]); larger ones are streamed.
+pub const MAX_MATERIALIZED: u128 = 1_000_000;
 
 /// Candidates a family produced, and the combinations it skipped with why.
 #[derive(Clone, Debug, Default)]
@@ -321,10 +325,20 @@ impl Family {
     /// Enumerates every combination, builds and validates its shape, names it.
     /// Invalid combinations are skipped (and listed); two candidates with one
     /// name are an error.
+    ///
+    /// A family of more than [`MAX_MATERIALIZED`] combinations is an error
+    /// before anything is allocated: stream it instead
+    /// ([`crate::search::stream`], a DSL `space`, `nas search`).
     pub fn expand(&self, workload: Workload) -> Result<Expansion> {
         self.check()?;
         let template = parse_template(&self.template)?;
         let total = self.combinations();
+        if total > MAX_MATERIALIZED {
+            return Err(Error::Spec(format!(
+                "the family has {total} combinations, more than the {MAX_MATERIALIZED} that can be listed one by one; \
+                 stream it instead (a `space` in nas_search!, or `nas search --spec`)"
+            )));
+        }
         let mut out = Expansion::default();
         let mut names: BTreeMap<String, String> = BTreeMap::new();
         for index in 0..total {
@@ -531,6 +545,18 @@ fn derived_label(kind: AxisKind, s: &LayerShape) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A huge ratio saturates (and the shape is then rejected as absurd)
+    /// instead of overflowing when rounded to a multiple.
+    #[test]
+    fn ffn_rounding_saturates() {
+        let up = FfnRounding {
+            multiple: 128,
+            rounding: Rounding::Up,
+        };
+        assert_eq!(up.apply(2048, 1e300), u64::MAX);
+        assert_eq!(up.apply(2048, 4.0), 8192);
+    }
 
     fn ints(kind: AxisKind, v: &[u64]) -> Axis {
         Axis {

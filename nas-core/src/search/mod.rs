@@ -114,6 +114,10 @@ impl CliffAxis {
     }
 }
 
+/// Most points a cliff sweep may have (each is a candidate evaluated on
+/// every GPU and listed in the report).
+pub const MAX_SWEEP_POINTS: u64 = 10_000;
+
 /// One dimension swept around a base shape, to show where tiles make cliffs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CliffSweep {

@@ -34,7 +34,7 @@ use crate::hardware::{self, HardwareProfile, Overrides, Throughputs, THROUGHPUT_
 use crate::model::{LossFit, ParamCount, ScalingLaw};
 use crate::search::constraints::{Bound, CmpOp, Constraint, Constraints, Metric};
 use crate::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
-use crate::shapes::{canonical_key, kind_of, GENERATED_CANDIDATE};
+use crate::shapes::{canonical_key, kind_of, GENERATED_CANDIDATE, MAX_DIM};
 
 /// A search read from JSON, ready for [`crate::search::stream::search`].
 #[derive(Clone, Debug)]
@@ -78,6 +78,15 @@ fn positive(v: &Value, place: &str) -> Result<u64> {
         .ok_or_else(|| err(place, format!("expected a positive integer, got {v}")))
 }
 
+/// A positive integer of at most [`MAX_DIM`] (a size of a layer).
+fn size(v: &Value, place: &str) -> Result<u64> {
+    let n = positive(v, place)?;
+    if n > MAX_DIM {
+        return Err(err(place, format!("{n} is absurdly large (the limit is {MAX_DIM})")));
+    }
+    Ok(n)
+}
+
 impl JsonSearch {
     /// Reads and checks a search spec; every error names the JSON path.
     pub fn from_json(v: &Value) -> Result<Self> {
@@ -101,13 +110,12 @@ impl JsonSearch {
             Some(w) => {
                 let w = object(w, "workload")?;
                 known_keys(w, &["seq_len", "batch_size", "context_len"], "workload")?;
-                let mut workload = Workload::layer(
-                    w.get("seq_len").map_or(Ok(2048), |v| positive(v, "workload.seq_len"))?,
-                    w.get("batch_size")
-                        .map_or(Ok(1), |v| positive(v, "workload.batch_size"))?,
-                );
+                let get = |key: &str, default: u64| -> Result<u64> {
+                    w.get(key).map_or(Ok(default), |v| size(v, &format!("workload.{key}")))
+                };
+                let mut workload = Workload::layer(get("seq_len", 2048)?, get("batch_size", 1)?);
                 if let Some(c) = w.get("context_len") {
-                    workload.model.context_len = Some(positive(c, "workload.context_len")?);
+                    workload.model.context_len = Some(size(c, "workload.context_len")?);
                 }
                 workload
             }
@@ -304,15 +312,18 @@ fn read_axis_value(kind: AxisKind, v: &Value, place: &str) -> Result<Labeled> {
     let value = match (kind, value) {
         (AxisKind::QkNorm | AxisKind::TieEmbeddings, Value::Bool(b)) => AxisValue::Bool(*b),
         (AxisKind::Window, Value::Null) => AxisValue::Window(None),
-        (AxisKind::Window, w) => AxisValue::Window(Some(positive(w, place)?)),
+        (AxisKind::Window, w) => AxisValue::Window(Some(size(w, place)?)),
         (AxisKind::FfnRatio, r) => match r.as_f64() {
+            Some(x) if x.is_finite() && x > MAX_DIM as f64 => {
+                return Err(err(place, format!("{r} is absurdly large (the limit is {MAX_DIM})")))
+            }
             Some(x) if x.is_finite() && x > 0.0 => AxisValue::Ratio(x),
             _ => return Err(err(place, format!("expected a positive number, got {r}"))),
         },
         (AxisKind::QkNorm | AxisKind::TieEmbeddings, other) => {
             return Err(err(place, format!("expected true or false, got {other}")))
         }
-        (_, n) => AxisValue::Int(positive(n, place)?),
+        (_, n) => AxisValue::Int(size(n, place)?),
     };
     Ok(Labeled { value, label })
 }

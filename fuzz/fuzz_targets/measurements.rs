@@ -1,0 +1,31 @@
+//! The measurement reader (`nas calibrate --measurements`, JSON lines) on
+//! arbitrary bytes, as one or two files (split at the first 0xFF byte): it
+//! never panics, and what it accepts fits (NNLS) without panicking.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use nas_core::calibrate::{CalibrationProfile, MeasurementSet};
+
+fuzz_target!(|data: &[u8]| {
+    let sources: Vec<(String, Vec<u8>)> = data
+        .splitn(2, |b| *b == 0xff)
+        .enumerate()
+        .map(|(i, part)| (format!("file{i}.jsonl"), part.to_vec()))
+        .collect();
+    let Ok(set) = MeasurementSet::from_sources(&sources) else {
+        return;
+    };
+    if set.measurements.len() <= 64 {
+        if let Ok((profile, rows)) = CalibrationProfile::fit(&set, &[]) {
+            for r in rows {
+                assert!(
+                    r.predicted_ms.is_finite(),
+                    "prediction {} ({})",
+                    r.predicted_ms,
+                    r.origin
+                );
+            }
+            let _ = profile.to_json();
+        }
+    }
+});

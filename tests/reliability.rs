@@ -1,0 +1,829 @@
+//! What bad input gets: every row of docs/RELIABILITY.md has a test here (or
+//! a trybuild case under tests/ui/fail), asserting the exact message the user
+//! sees. Each CLI case checks the rules of the CLI too: exit code 2, nothing
+//! on standard output, one line on standard error starting with `error: `,
+//! never a panic. Paths under the test's temporary folder are shown as `DIR`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+
+fn nas(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nas")).args(args).output().unwrap()
+}
+
+/// A temporary folder, removed at the end of the test.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("nas-reliability-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Dir(dir)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        std::fs::write(self.0.join(name), text).unwrap();
+        self.path(name)
+    }
+
+    /// The file names in the folder, sorted.
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Runs `nas`, checks that it failed as the CLI must, and returns the
+    /// message (without `error: `, the folder shown as `DIR`).
+    fn error(&self, args: &[&str]) -> String {
+        let out = nas(args);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "exit code 2; stderr: {stderr}");
+        assert!(out.stdout.is_empty(), "nothing on stdout on error");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        let line = stderr
+            .trim_end()
+            .strip_prefix("error: ")
+            .expect("starts with `error: `");
+        line.replace(&self.0.to_string_lossy().into_owned(), "DIR")
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn good_shape() -> Value {
+    json!({"name": "a", "hidden_dim": 2048, "num_heads": 16, "num_kv_heads": 2, "head_dim": 128,
+           "ffn_dim": 8192, "seq_len": 2048, "batch_size": 1, "use_qk_norm": true, "window_size": 1024})
+}
+
+/// `nas predict --hardware h100` on one shape: `good_shape` with `changes`.
+fn predict_shape(dir: &Dir, changes: Value) -> String {
+    let mut s = good_shape();
+    for (k, v) in changes.as_object().unwrap() {
+        if v.is_null() && k != "window_size" {
+            s.as_object_mut().unwrap().remove(k);
+        } else {
+            s[k] = v.clone();
+        }
+    }
+    let path = dir.file("c.json", &json!([s]).to_string());
+    dir.error(&["predict", "--hardware", "h100", "--configs", &path])
+}
+
+fn predict_file(dir: &Dir, text: &str) -> String {
+    let path = dir.file("c.json", text);
+    dir.error(&["predict", "--hardware", "h100", "--configs", &path])
+}
+
+fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(path)
+        .to_string_lossy()
+        .into_owned()
+}
+
+// ---------------------------------------------------------------- CLI arguments
+
+#[test]
+fn unknown_hardware_has_a_did_you_mean() {
+    let dir = Dir::new("hw");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h1000", "--configs", &path]),
+        "unknown hardware `h1000` (did you mean `h100`?); known: a100, t4, h100"
+    );
+}
+
+#[test]
+fn override_that_is_not_a_number() {
+    let dir = Dir::new("ovnum");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    assert_eq!(
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--configs",
+            &path,
+            "--override",
+            "matmul_tflops=fast"
+        ]),
+        "override `matmul_tflops=fast`: `fast` is not a number"
+    );
+}
+
+#[test]
+fn override_of_an_unknown_key() {
+    let dir = Dir::new("ovkey");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h100", "--configs", &path, "--override", "matmul_tflop=3"]),
+        "unknown override key `matmul_tflop` (did you mean `matmul_tflops`?); known: hbm_bandwidth_gbps, rmsnorm_gbps, rmsnorm_gbps_small, qk_norm_rope_gbps, qk_norm_rope_separate_gbps, geglu_gbps, matmul_tflops, matmul_tflops_small, attention_tflops, residual_add_gbps"
+    );
+}
+
+#[test]
+fn override_that_is_infinite() {
+    let dir = Dir::new("ovinf");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    assert_eq!(
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--configs",
+            &path,
+            "--override",
+            "matmul_tflops=inf"
+        ]),
+        "override `matmul_tflops` must be a finite positive number, got inf"
+    );
+}
+
+#[test]
+fn override_so_small_latencies_would_be_infinite() {
+    let dir = Dir::new("ovtiny");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    assert_eq!(
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--configs",
+            &path,
+            "--override",
+            "matmul_tflops=1e-300"
+        ]),
+        "override `matmul_tflops` = 1e-300 is absurdly small (the limit is 0.001)"
+    );
+}
+
+#[test]
+fn missing_input_file() {
+    let dir = Dir::new("missing");
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h100", "--configs", &dir.path("nope.json")]),
+        "DIR/nope.json: No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn input_that_is_a_folder() {
+    let dir = Dir::new("folderin");
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h100", "--configs", &dir.path("")]),
+        "DIR/: is a folder, not a file"
+    );
+}
+
+#[test]
+fn bench_with_zero_candidates() {
+    let dir = Dir::new("bench");
+    assert_eq!(
+        dir.error(&["bench", "--candidates", "0"]),
+        "--candidates must be between 1 and 100663296 (the bench family's size)"
+    );
+}
+
+#[test]
+fn override_with_a_calibration_profile() {
+    let dir = Dir::new("ovprof");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    let profile = repo("calibration/h100-sxm.json");
+    assert_eq!(
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--configs",
+            &path,
+            "--calibration",
+            &profile,
+            "--override",
+            "matmul_tflops=600"
+        ]),
+        "--override changes seed-model throughputs; a calibration profile has its own fitted ones"
+    );
+}
+
+// ---------------------------------------------------------------- output paths
+
+#[test]
+fn output_into_a_missing_folder() {
+    let dir = Dir::new("outmissing");
+    assert_eq!(
+        dir.error(&["pack", "--seed", "--out", &dir.path("no/such/pack")]),
+        "DIR/no/such/pack.json: folder DIR/no/such does not exist"
+    );
+    assert!(dir.names().is_empty(), "nothing written");
+}
+
+#[test]
+fn output_onto_a_folder() {
+    let dir = Dir::new("outfolder");
+    std::fs::create_dir(dir.0.join("out.json")).unwrap();
+    let spec = repo("examples/specs/gqa-sweep.json");
+    assert_eq!(
+        dir.error(&["search", "--spec", &spec, "--quiet", "--out", &dir.path("out.json")]),
+        "DIR/out.json: is a folder, not a file"
+    );
+    assert_eq!(dir.names(), ["out.json"], "no temporary file left");
+}
+
+/// A pack is two files: when the second cannot be written, the first is not
+/// replaced either, and no temporary file is left.
+#[test]
+fn report_half_of_which_cannot_be_written() {
+    let dir = Dir::new("outhalf");
+    std::fs::write(dir.0.join("pack.json"), "old").unwrap();
+    std::fs::create_dir(dir.0.join("pack.md")).unwrap();
+    assert_eq!(
+        dir.error(&["pack", "--seed", "--out", &dir.path("pack")]),
+        "DIR/pack.md: is a folder, not a file"
+    );
+    assert_eq!(std::fs::read_to_string(dir.0.join("pack.json")).unwrap(), "old");
+    assert_eq!(dir.names(), ["pack.json", "pack.md"]);
+}
+
+// ---------------------------------------------------------------- input files: size and syntax
+
+#[test]
+fn input_that_is_not_json() {
+    let dir = Dir::new("notjson");
+    assert_eq!(
+        predict_file(&dir, "[{\"name\": "),
+        "DIR/c.json: invalid JSON: EOF while parsing a value at line 1 column 10"
+    );
+}
+
+#[test]
+fn json_nested_too_deep() {
+    let dir = Dir::new("deep");
+    let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+    assert_eq!(
+        predict_file(&dir, &deep),
+        "DIR/c.json: invalid JSON: nested more than 128 levels deep (line 1, column 128)"
+    );
+}
+
+/// A 1 GiB file (sparse, so the test writes nothing) is refused after
+/// reading 64 MiB of it.
+#[test]
+fn input_file_of_1_gib() {
+    let dir = Dir::new("huge");
+    let path = dir.path("c.json");
+    std::fs::File::create(&path).unwrap().set_len(1 << 30).unwrap();
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h100", "--configs", &path]),
+        "DIR/c.json: larger than 64 MiB, the limit for an input file"
+    );
+}
+
+#[test]
+fn input_that_never_ends() {
+    let dir = Dir::new("zero");
+    assert_eq!(
+        dir.error(&["search", "--spec", "/dev/zero"]),
+        "/dev/zero: larger than 64 MiB, the limit for an input file"
+    );
+}
+
+// ---------------------------------------------------------------- shapes (nas predict --configs)
+
+#[test]
+fn shapes_not_in_an_array() {
+    let dir = Dir::new("notarray");
+    assert_eq!(
+        predict_file(&dir, "{}"),
+        "DIR/c.json: expected a JSON array of shapes, got an object"
+    );
+}
+
+#[test]
+fn shape_without_a_key() {
+    let dir = Dir::new("nokey");
+    assert_eq!(
+        predict_shape(&dir, json!({"ffn_dim": null})),
+        "DIR/c.json: configs[0]: missing key `ffn_dim`"
+    );
+}
+
+#[test]
+fn shape_with_a_misspelt_key() {
+    let dir = Dir::new("typo");
+    assert_eq!(
+        predict_shape(&dir, json!({"hidden_dmi": 1})),
+        "DIR/c.json: configs[0]: unknown key `hidden_dmi` (did you mean `hidden_dim`?)"
+    );
+}
+
+#[test]
+fn shape_size_that_is_a_string() {
+    let dir = Dir::new("string");
+    assert_eq!(
+        predict_shape(&dir, json!({"hidden_dim": "2048"})),
+        r#"DIR/c.json: configs[0]: `hidden_dim` must be a positive integer, got "2048""#
+    );
+}
+
+#[test]
+fn shape_size_that_is_negative() {
+    let dir = Dir::new("negative");
+    assert_eq!(
+        predict_shape(&dir, json!({"seq_len": -4})),
+        "DIR/c.json: configs[0]: `seq_len` must be a positive integer, got -4"
+    );
+}
+
+#[test]
+fn shape_size_that_is_zero() {
+    let dir = Dir::new("zerosize");
+    assert_eq!(
+        predict_shape(&dir, json!({"ffn_dim": 0})),
+        "DIR/c.json: configs[0] (`a`): `ffn_dim` must be at least 1, got 0"
+    );
+}
+
+#[test]
+fn shape_size_beyond_u64() {
+    let dir = Dir::new("beyond");
+    assert_eq!(
+        predict_file(
+            &dir,
+            r#"[{"name": "a", "hidden_dim": 99999999999999999999999, "num_heads": 16, "num_kv_heads": 2, "head_dim": 128, "ffn_dim": 8192, "seq_len": 2048}]"#
+        ),
+        "DIR/c.json: configs[0]: `hidden_dim` must be a positive integer, got 1e+23"
+    );
+}
+
+#[test]
+fn shape_size_that_is_absurd() {
+    let dir = Dir::new("absurd");
+    assert_eq!(
+        predict_shape(&dir, json!({"head_dim": 1u64 << 40})),
+        "DIR/c.json: configs[0] (`a`): `head_dim` = 1099511627776 is absurdly large (the limit is 16777216)"
+    );
+}
+
+#[test]
+fn shape_window_that_is_absurd() {
+    let dir = Dir::new("window");
+    assert_eq!(
+        predict_shape(&dir, json!({"window_size": u64::MAX})),
+        "DIR/c.json: configs[0] (`a`): `window_size` = 18446744073709551615 is absurdly large (the limit is 16777216; null is full attention)"
+    );
+}
+
+#[test]
+fn shape_with_kv_heads_not_dividing_heads() {
+    let dir = Dir::new("kv");
+    assert_eq!(
+        predict_shape(&dir, json!({"num_kv_heads": 3})),
+        "DIR/c.json: configs[0] (`a`): `num_kv_heads` = 3 does not divide `num_heads` = 16"
+    );
+}
+
+/// Every size is allowed, but the attention FLOPs (4*B*H*S*S*Dh) exceed a u64.
+#[test]
+fn shape_whose_flop_count_overflows_u64() {
+    let dir = Dir::new("overflow");
+    assert_eq!(
+        predict_shape(
+            &dir,
+            json!({"seq_len": 16_000_000, "batch_size": 16_000_000, "window_size": null})
+        ),
+        "DIR/c.json: configs[0] (`a`): these sizes make FLOP or byte counts overflow a 64-bit integer"
+    );
+}
+
+/// Every count of the seed model fits in a u64, but the kernel-aware model's
+/// attention reads whole 128-token blocks of padded heads: 2^69 bytes here.
+#[test]
+fn shape_whose_padded_byte_count_overflows_u64() {
+    let dir = Dir::new("padded");
+    let shape = LayerShapeJson {
+        hidden_dim: 1,
+        num_heads: 1 << 24,
+        num_kv_heads: 1,
+        head_dim: 1 << 14,
+        ffn_dim: 1,
+        seq_len: 1,
+        batch_size: 1 << 24,
+    };
+    let profile = repo("calibration/h100-sxm.json");
+    let path = dir.file("c.json", &json!([shape.json()]).to_string());
+    assert_eq!(
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--configs",
+            &path,
+            "--calibration",
+            &profile
+        ]),
+        "DIR/c.json: configs[0] (`p`): these sizes make FLOP or byte counts overflow a 64-bit integer"
+    );
+}
+
+struct LayerShapeJson {
+    hidden_dim: u64,
+    num_heads: u64,
+    num_kv_heads: u64,
+    head_dim: u64,
+    ffn_dim: u64,
+    seq_len: u64,
+    batch_size: u64,
+}
+
+impl LayerShapeJson {
+    fn json(&self) -> Value {
+        json!({"name": "p", "hidden_dim": self.hidden_dim, "num_heads": self.num_heads,
+               "num_kv_heads": self.num_kv_heads, "head_dim": self.head_dim, "ffn_dim": self.ffn_dim,
+               "seq_len": self.seq_len, "batch_size": self.batch_size, "window_size": 1})
+    }
+}
+
+// ---------------------------------------------------------------- calibration files
+
+#[test]
+fn calibration_db_without_records() {
+    let dir = Dir::new("dbrec");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    let db = dir.file("db.json", r#"{"records": []}"#);
+    assert_eq!(
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "a100",
+            "--configs",
+            &path,
+            "--calibration",
+            &db
+        ]),
+        "calibration DB DIR/db.json: top level: expected an object with a `records` object"
+    );
+}
+
+#[test]
+fn calibration_db_with_an_absurd_throughput() {
+    let dir = Dir::new("dbbig");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    let db = dir.file(
+        "db.json",
+        r#"{"records": {"matmul:x": [{"shape_key": "m:NVIDIA A100-SXM4-80GB", "best_tflops": 1e300}]}}"#,
+    );
+    assert_eq!(
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "a100",
+            "--configs",
+            &path,
+            "--calibration",
+            &db
+        ]),
+        r#"calibration DB DIR/db.json: records["matmul:x"]: `best_tflops` = 1e300 is absurdly large (the limit is 1e9)"#
+    );
+}
+
+#[test]
+fn calibration_profile_with_a_negative_cost() {
+    let dir = Dir::new("profneg");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    let mut profile: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("calibration/h100-sxm.json")).unwrap()).unwrap();
+    profile["fitted"]["gemm_flops"]["ms_per_unit"] = json!(-1.0);
+    let profile = dir.file("p.json", &profile.to_string());
+    assert_eq!(
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--configs",
+            &path,
+            "--calibration",
+            &profile
+        ]),
+        "DIR/p.json: `gemm_flops.ms_per_unit` must be finite and non-negative, got -1"
+    );
+}
+
+#[test]
+fn calibration_profile_with_an_absurd_cost() {
+    let dir = Dir::new("profbig");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    let mut profile: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("calibration/h100-sxm.json")).unwrap()).unwrap();
+    profile["fitted"]["kernel_launch"]["ms_per_unit"] = json!(1e300);
+    let profile = dir.file("p.json", &profile.to_string());
+    assert_eq!(
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--configs",
+            &path,
+            "--calibration",
+            &profile
+        ]),
+        "DIR/p.json: `kernel_launch.ms_per_unit` = 1e300 is absurdly large (the limit is 1e3)"
+    );
+}
+
+#[test]
+fn calibration_profile_with_an_absurd_sm_count() {
+    let dir = Dir::new("profsm");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    let mut profile: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("calibration/h100-sxm.json")).unwrap()).unwrap();
+    profile["sm_count"] = json!(u64::MAX);
+    let profile = dir.file("p.json", &profile.to_string());
+    assert_eq!(
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--configs",
+            &path,
+            "--calibration",
+            &profile
+        ]),
+        "DIR/p.json: `sm_count` = 18446744073709551615 is absurdly large (the limit is 65536)"
+    );
+}
+
+/// The first layer record of the committed H100 data, changed by `edit`.
+fn measurement(edit: impl FnOnce(&mut Value)) -> String {
+    let text = std::fs::read_to_string(repo("calibration/data/h100/layers.jsonl")).unwrap();
+    let mut v: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    edit(&mut v);
+    v.to_string()
+}
+
+fn calibrate(dir: &Dir, text: &str) -> String {
+    let path = dir.file("m.jsonl", text);
+    let e = dir.error(&["calibrate", "--measurements", &path, "--out", &dir.path("out.json")]);
+    assert!(!dir.0.join("out.json").exists(), "no profile written");
+    e
+}
+
+#[test]
+fn measurement_line_that_is_not_json() {
+    let dir = Dir::new("measjson");
+    let first = measurement(|_| {});
+    assert_eq!(
+        calibrate(&dir, &format!("{first}\n{{\"kind\": \"layer\", \"set\"")),
+        "DIR/m.jsonl:2: invalid JSON: EOF while parsing an object at line 1 column 23"
+    );
+}
+
+#[test]
+fn measurement_file_that_is_not_text() {
+    let dir = Dir::new("measutf8");
+    let path = dir.path("m.jsonl");
+    std::fs::write(&path, [0xff, 0xfe, 0x00]).unwrap();
+    assert_eq!(
+        dir.error(&["calibrate", "--measurements", &path, "--out", &dir.path("out.json")]),
+        "DIR/m.jsonl: not UTF-8 text"
+    );
+}
+
+#[test]
+fn measurement_of_a_gemm_whose_flops_overflow_u64() {
+    let dir = Dir::new("measgemm");
+    let text = measurement(|v| {
+        v["kind"] = json!("gemm");
+        v["shape"] = json!({"M": 1 << 24, "N": 1 << 24, "K": 1 << 24});
+    });
+    assert_eq!(
+        calibrate(&dir, &text),
+        "DIR/m.jsonl:1: these `shape` sizes make the kernel's FLOP or byte count overflow a 64-bit integer"
+    );
+}
+
+#[test]
+fn measurement_with_an_absurd_size() {
+    let dir = Dir::new("meassize");
+    let text = measurement(|v| {
+        v["kind"] = json!("rmsnorm");
+        v["shape"] = json!({"rows": u64::MAX, "cols": 2});
+    });
+    assert_eq!(
+        calibrate(&dir, &text),
+        "DIR/m.jsonl:1: `shape.rows` = 18446744073709551615 is absurdly large (the limit is 16777216)"
+    );
+}
+
+#[test]
+fn measurements_from_two_gpus() {
+    let dir = Dir::new("meas2");
+    let a = measurement(|_| {});
+    let b = measurement(|v| v["gpu"] = json!("Other GPU"));
+    assert_eq!(
+        calibrate(&dir, &format!("{a}\n{b}\n")),
+        "DIR/m.jsonl:2: measured on `Other GPU` (132 SMs), but DIR/m.jsonl:1 was measured on `NVIDIA H100 80GB HBM3` (132 SMs): calibrate one GPU at a time"
+    );
+}
+
+// ---------------------------------------------------------------- search specs (nas search --spec)
+
+fn search(dir: &Dir, spec: &str) -> String {
+    let path = dir.file("s.json", spec);
+    dir.error(&["search", "--spec", &path, "--quiet"])
+}
+
+const AXES: &str = r#"[{"axis": "hidden_dim", "values": [2048]}, {"axis": "head_dim", "values": [128]}, {"axis": "ffn_dim", "values": [8192]}]"#;
+
+#[test]
+fn search_spec_with_an_unknown_key() {
+    let dir = Dir::new("specKey");
+    assert_eq!(
+        search(&dir, &format!(r#"{{"hardware": ["h100"], "family": {{"axes": {AXES}, "name": "x"}}, "top": 3}}"#)),
+        "DIR/s.json: spec: unknown key `top` (did you mean `top_k`?); expected: hardware, workload, training, family, constraints, top_k"
+    );
+}
+
+#[test]
+fn search_spec_with_top_k_zero() {
+    let dir = Dir::new("specTopk");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(r#"{{"hardware": ["h100"], "family": {{"axes": {AXES}, "name": "x"}}, "top_k": 0}}"#)
+        ),
+        "DIR/s.json: top_k: expected a positive integer, got 0"
+    );
+}
+
+#[test]
+fn search_spec_gpu_so_slow_latencies_would_be_infinite() {
+    let dir = Dir::new("specGpu");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": [{{"key": "mine", "base": "h100", "attention_tflops": 1e-320}}], "family": {{"axes": {AXES}, "name": "x"}}}}"#
+            )
+        ),
+        "DIR/s.json: hardware[0]: override `attention_tflops` = 1e-320 is absurdly small (the limit is 0.001)"
+    );
+}
+
+#[test]
+fn search_spec_with_a_sequence_too_long() {
+    let dir = Dir::new("specSeq");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h100"], "workload": {{"seq_len": 4294967296}}, "family": {{"axes": {AXES}, "name": "x"}}}}"#
+            )
+        ),
+        "DIR/s.json: workload.seq_len: 4294967296 is absurdly large (the limit is 16777216)"
+    );
+}
+
+/// A huge FFN ratio: ffn_dim = hidden_dim * ratio, rounded up to a multiple
+/// of 128, would not fit a u64 (the rounding used to overflow).
+#[test]
+fn search_spec_with_an_absurd_ffn_ratio() {
+    let dir = Dir::new("specRatio");
+    assert_eq!(
+        search(
+            &dir,
+            r#"{"hardware": ["h100"], "family": {"axes": [{"axis": "hidden_dim", "values": [2048]}, {"axis": "head_dim", "values": [128]}, {"axis": "ffn_ratio", "values": [1e300], "round": "up", "multiple": 128}], "name": "x"}}"#
+        ),
+        "DIR/s.json: family.axes[2].values[0]: 1e+300 is absurdly large (the limit is 16777216)"
+    );
+}
+
+/// A family of 10^21 combinations (seven axes of 1000 values): more than the
+/// streaming engine can index is refused up front, nothing is allocated.
+#[test]
+fn search_spec_family_beyond_the_streaming_limit() {
+    let dir = Dir::new("specHuge");
+    let values: Vec<u64> = (1..=1000).map(|i| i * 64).collect();
+    let axis = |name: &str| json!({"axis": name, "values": values});
+    let spec = json!({
+        "hardware": ["h100"],
+        "family": {
+            "axes": [axis("hidden_dim"), axis("head_dim"), axis("num_heads"), axis("kv_heads"), axis("ffn_dim"), axis("seq_len"), axis("window")],
+            "name": "x{hidden_dim}_{head_dim}_{num_heads}_{kv_heads}_{ffn_dim}_{seq_len}_{window}"
+        }
+    });
+    assert_eq!(
+        search(&dir, &spec.to_string()),
+        "DIR/s.json: the family has 1000000000000000000000 combinations; the streaming search handles at most 2^62"
+    );
+}
+
+// ---------------------------------------------------------------- library: materializing a family
+
+/// `Family::expand` (what the pack and the DSL's `family` use) refuses a
+/// family of 10^15 combinations before allocating anything.
+#[test]
+fn family_of_10_15_candidates_refuses_to_materialize() {
+    use nas::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
+    let axis = |kind, values: Vec<u64>| Axis {
+        kind,
+        values: values
+            .into_iter()
+            .map(|v| Labeled {
+                value: AxisValue::Int(v),
+                label: None,
+            })
+            .collect::<Vec<_>>()
+            .into(),
+    };
+    let range = |n: u64| (1..=n).map(|i| i * 8).collect::<Vec<u64>>();
+    let family = Family {
+        source: "test".into(),
+        axes: vec![
+            axis(AxisKind::HiddenDim, range(1000)),
+            axis(AxisKind::HeadDim, range(1000)),
+            axis(AxisKind::FfnDim, range(1000)),
+            axis(AxisKind::SeqLen, range(1000)),
+            axis(AxisKind::BatchSize, range(1000)),
+        ]
+        .into(),
+        ffn_rounding: FfnRounding {
+            multiple: 1,
+            rounding: Rounding::NearestEven,
+        },
+        template: "x".into(),
+    };
+    assert_eq!(family.combinations(), 1_000_000_000_000_000);
+    let e = family.expand(Workload::layer(2048, 1)).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "the family has 1000000000000000 combinations, more than the 1000000 that can be listed one by one; stream it instead (a `space` in nas_search!, or `nas search --spec`)"
+    );
+}
+
+// ---------------------------------------------------------------- the catalogue itself
+
+/// docs/RELIABILITY.md cannot drift: every row names a test that exists and
+/// shows the message that test asserts (for DSL rows, the first line of the
+/// case's .stderr snapshot), and every test in this file has a row.
+#[test]
+fn every_row_of_the_reliability_table_has_a_test() {
+    let doc = std::fs::read_to_string(repo("docs/RELIABILITY.md")).unwrap();
+    let source = std::fs::read_to_string(repo("tests/reliability.rs")).unwrap();
+    let unescaped = source.replace("\\\"", "\"");
+    let mut rows = 0;
+    let mut named = Vec::new();
+    for line in doc
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.as_bytes()[2].is_ascii_digit())
+    {
+        let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+        assert_eq!(cells.len(), 5, "five cells: {line}");
+        rows += 1;
+        assert_eq!(cells[0], rows.to_string(), "rows are numbered in order: {line}");
+        let seen = cells[3]
+            .strip_prefix("`` ")
+            .and_then(|c| c.strip_suffix(" ``"))
+            .unwrap_or_else(|| panic!("the message is a ``code span``: {line}"));
+        let test = cells[4].trim_matches('`');
+        if let Some(name) = test.strip_prefix("reliability::") {
+            assert!(source.contains(&format!("#[test]\nfn {name}()")), "no test `{name}`");
+            let message = seen.strip_prefix("error: ").unwrap_or(seen);
+            let body = &unescaped[unescaped.find(&format!("fn {name}()")).unwrap()..];
+            let body = &body[..body[3..].find("\n#[test]").map_or(body.len(), |i| i + 3)];
+            assert!(body.contains(message), "`{name}` does not assert: {message}");
+            named.push(name.to_string());
+        } else if let Some(case) = test.strip_prefix("ui/fail/") {
+            let rs = repo(&format!("tests/ui/fail/{case}"));
+            assert!(Path::new(&rs).exists(), "no trybuild case {rs}");
+            let stderr = std::fs::read_to_string(rs.replace(".rs", ".stderr")).unwrap();
+            assert_eq!(stderr.lines().next(), Some(seen), "first line of {case}'s .stderr");
+        } else {
+            panic!("unknown kind of test `{test}`");
+        }
+    }
+    assert!(rows >= 30, "at least 30 rows, got {rows}");
+    for name in source.split("#[test]\nfn ").skip(1).map(|s| &s[..s.find('(').unwrap()]) {
+        if name != "every_row_of_the_reliability_table_has_a_test" {
+            assert!(
+                named.iter().any(|n| n == name),
+                "test `{name}` has no row in docs/RELIABILITY.md"
+            );
+        }
+    }
+}
