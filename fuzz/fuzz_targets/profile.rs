@@ -24,6 +24,7 @@ fuzz_target!(|data: &[u8]| {
         batch_size: 1,
         use_qk_norm: false,
         window_size: Some(1),
+        model: nas_core::model::ModelDims::NONE,
     };
     // valid, with counts near the u64 limit
     let large = LayerShape {
@@ -36,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
         batch_size: 1 << 4,
         use_qk_norm: true,
         window_size: None,
+        model: nas_core::model::ModelDims::NONE,
     };
     let model = profile.model();
     let shapes = [small, large];

@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
         batch_size: 1,
         use_qk_norm: true,
         window_size: None,
+        model: nas_core::model::ModelDims::NONE,
     };
     for p in BUILTIN.iter() {
         let gpu = p.with_overrides(&block.overrides_for(&p.key));
