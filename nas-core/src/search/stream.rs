@@ -21,7 +21,6 @@ use rayon::prelude::*;
 use crate::cost::{LatencyMatrix, SeedModel};
 use crate::error::{Error, Result};
 use crate::hardware::HardwareProfile;
-use crate::model::ModelDims;
 use crate::search::constraints::{Constraints, Metric, Proxies};
 use crate::search::family::{AxisKind, AxisValue, Family, Labeled, Workload};
 use crate::shapes::{LayerShape, ShapeField};
@@ -177,39 +176,31 @@ impl<'a> Plan<'a> {
             ShapeField::FfnDim,
         ]);
         let reps = Representatives::new(spec, &radix, shape_mask)?;
-        let valid = reps.table(shape_mask, |shape| vec![f64::from(u8::from(shape.is_some()))]);
+        let valid = reps.table(shape_mask, 1, |shape, out| {
+            out[0] = f64::from(u8::from(shape.is_some()))
+        });
 
         let gpus: Vec<_> = spec.hardware.iter().map(|h| h.throughputs).collect();
         let mut terms = Vec::new();
         for (mask, kernels) in &merged {
-            let (strides, size) = layout(*mask, &radix);
-            let shapes: Vec<LayerShape> = reps
-                .shapes(*mask, size)
-                .into_iter()
-                .map(|s| s.unwrap_or(PLACEHOLDER))
-                .collect();
-            terms.push(Table {
-                strides,
-                values: group_latency(&shapes, kernels, &gpus),
-            });
+            terms.push(group_latency(&reps, *mask, kernels, &gpus));
         }
 
         let quality_mask = fields(&[ShapeField::HiddenDim, ShapeField::FfnDim]);
         // (quality proxy, 1 / (D*F/1e6)): the hot loop multiplies rather than divides.
-        let quality = reps.table(quality_mask, |shape| match shape {
-            Some(s) => {
-                let p = Proxies::of(&s);
-                vec![p.quality_proxy, 1.0 / p.param_proxy_raw]
+        let quality = reps.table(quality_mask, 2, |shape, out| {
+            if let Some(s) = shape {
+                let p = Proxies::of(s);
+                out.copy_from_slice(&[p.quality_proxy, 1.0 / p.param_proxy_raw]);
             }
-            None => vec![0.0, 1.0],
         });
 
         let mut metrics: Vec<Metric> = Vec::new();
         spec.constraints.clauses.iter().for_each(|c| c.metrics(&mut metrics));
         let pass_mask = metrics.iter().fold(0u64, |m, metric| m | fields(metric.fields()));
-        let passes = reps.table(pass_mask, |shape| {
-            let ok = shape.is_some_and(|s| spec.constraints.clauses.iter().all(|c| c.holds(&s)));
-            vec![f64::from(u8::from(ok))]
+        let passes = reps.table(pass_mask, 1, |shape, out| {
+            let ok = shape.is_some_and(|s| spec.constraints.clauses.iter().all(|c| c.holds(s)));
+            out[0] = f64::from(u8::from(ok));
         });
 
         // Blocks: the innermost axes, up to about 4096 positions.
@@ -255,49 +246,36 @@ impl<'a> Plan<'a> {
     }
 }
 
-/// The summed time of `kernels` for every shape on every GPU (row-major,
-/// `gpus` values per shape): the group's work columns times their inverse
-/// throughputs, one nalgebra product for the whole table.
-fn group_latency(shapes: &[LayerShape], kernels: &[usize], gpus: &[crate::hardware::Throughputs]) -> Vec<f64> {
+/// The table over `mask` of the summed time of `kernels` on every GPU
+/// (`gpus` values per entry): the group's work columns times their inverse
+/// throughputs, one nalgebra product for the whole table. Entries no valid
+/// candidate uses get zero work (they are never read).
+fn group_latency(reps: &Representatives, mask: u64, kernels: &[usize], gpus: &[crate::hardware::Throughputs]) -> Table {
     use nalgebra::DMatrix;
     let columns: Vec<usize> = (0..SeedModel::COLUMNS.len())
         .filter(|&c| kernels.contains(&(SeedModel::COLUMNS[c].kernel as usize)))
         .collect();
-    let mut rows = vec![0.0; shapes.len() * columns.len()];
-    rows.par_chunks_mut(columns.len().max(1))
-        .zip(shapes.par_iter())
-        .for_each(|(out, shape)| {
+    let work = reps.table(mask, columns.len(), |shape, out| {
+        if let Some(shape) = shape {
             let mut row = [0.0; 16];
             SeedModel.work_row(shape, &mut row);
             for (o, &c) in out.iter_mut().zip(&columns) {
                 *o = row[c];
             }
-        });
-    let work = DMatrix::from_row_slice(shapes.len(), columns.len(), &rows);
+        }
+    });
+    let entries = work.values.len() / columns.len().max(1);
     let inverse = DMatrix::from_fn(columns.len(), gpus.len(), |c, g| {
         SeedModel::COLUMNS[columns[c]].resource.inverse_throughput(&gpus[g])
     });
-    let product = work * inverse;
-    let mut values = Vec::with_capacity(shapes.len() * gpus.len());
-    for i in 0..shapes.len() {
-        values.extend(product.row(i).iter());
+    let product = DMatrix::from_row_slice(entries, columns.len(), &work.values) * inverse;
+    // Row-major, as the hot loop reads it.
+    let values = product.transpose().as_slice().to_vec();
+    Table {
+        strides: work.strides,
+        values,
     }
-    values
 }
-
-/// Stands in for table entries no valid candidate uses (their value is never read).
-const PLACEHOLDER: LayerShape = LayerShape {
-    hidden_dim: 128,
-    num_heads: 1,
-    num_kv_heads: 1,
-    head_dim: 128,
-    ffn_dim: 128,
-    seq_len: 1,
-    batch_size: 1,
-    use_qk_norm: true,
-    window_size: None,
-    model: ModelDims::NONE,
-};
 
 /// Digits of entry `entry` of a table over `mask`, in family-axis order (other axes 0).
 fn digits_of(radix: &[u64], mask: u64, mut entry: u64) -> Vec<u64> {
@@ -406,26 +384,17 @@ impl<'a> Representatives<'a> {
         })
     }
 
-    /// A table over `mask` with `width` values per entry, each computed from
-    /// a valid candidate with that entry's values (None when there is none).
-    fn table(&self, mask: u64, value: impl Fn(Option<LayerShape>) -> Vec<f64> + Sync) -> Table {
-        let (strides, size) = layout(mask, &self.radix);
-        let values = self
-            .shapes(mask, size)
-            .par_iter()
-            .flat_map_iter(|shape| value(*shape))
-            .collect();
-        Table { strides, values }
-    }
-
-    /// The representative shape of every entry of a table over `mask`.
-    /// Valid by construction: shape axes come from a valid combination, every
-    /// other axis value was checked on its own, and the largest corner too.
+    /// A table over `mask` with `width` values per entry, filled by `value`
+    /// from the entry's representative shape (None when no valid candidate
+    /// has the entry's values; the values then stay 0).
     ///
-    /// The shape axes of `mask` pick one of a few distinct partial shapes,
-    /// built once; the other axes (sequence, batch, window, QK-norm) each set
-    /// one field of it.
-    fn shapes(&self, mask: u64, size: u64) -> Vec<Option<LayerShape>> {
+    /// Representatives are valid by construction: shape axes come from a
+    /// valid combination, every other axis value was checked on its own, and
+    /// the largest corner too. The shape axes of `mask` pick one of a few
+    /// distinct partial shapes, built once; the other axes (sequence, batch,
+    /// window, QK-norm, whole-model sizes) each set one field of it.
+    fn table(&self, mask: u64, width: usize, value: impl Fn(Option<&LayerShape>, &mut [f64]) + Sync) -> Table {
+        let (strides, size) = layout(mask, &self.radix);
         let family = self.spec.family;
         let axes = self.radix.len();
         let (part_strides, part_count) = layout(mask & self.shape_mask, &self.radix);
@@ -457,10 +426,12 @@ impl<'a> Representatives<'a> {
         }
         debug_assert!(parts.len() as u64 <= shape_size);
         let setters: Vec<usize> = (0..axes).filter(|a| mask & !self.shape_mask & (1 << a) != 0).collect();
-        (0..size)
-            .into_par_iter()
-            .map(|entry| {
-                let mut rest = entry;
+        let mut values = vec![0.0; size as usize * width];
+        values
+            .par_chunks_mut(width.max(1))
+            .enumerate()
+            .for_each(|(entry, out)| {
+                let mut rest = entry as u64;
                 let mut fixed = [0u64; 64];
                 for a in (0..axes).rev() {
                     if mask & (1 << a) != 0 {
@@ -469,14 +440,17 @@ impl<'a> Representatives<'a> {
                     }
                 }
                 let key: u64 = (0..axes).map(|a| fixed[a] * part_strides[a]).sum();
-                let mut shape = *parts.get(part_of[key as usize] as usize)?;
-                for &a in &setters {
-                    let axis = &family.axes[a];
-                    set_field(&mut shape, axis.kind, axis.values[fixed[a] as usize].value);
-                }
-                Some(shape)
-            })
-            .collect()
+                let shape = parts.get(part_of[key as usize] as usize).map(|part| {
+                    let mut shape = *part;
+                    for &a in &setters {
+                        let axis = &family.axes[a];
+                        set_field(&mut shape, axis.kind, axis.values[fixed[a] as usize].value);
+                    }
+                    shape
+                });
+                value(shape.as_ref(), out);
+            });
+        Table { strides, values }
     }
 }
 
