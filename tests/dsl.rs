@@ -96,3 +96,53 @@ fn the_dsl_matches_the_seed_reference_numbers() {
         );
     }
 }
+
+#[allow(dead_code)]
+mod decode_budget {
+    include!("../examples/decode_budget.rs");
+}
+
+#[test]
+fn whole_model_searches_rank_by_decode_under_memory_and_loss() {
+    use nas::model::{self, GIB};
+    let pack = decode_budget::DecodeBudget::evaluate().unwrap();
+    let h100 = pack.reports["h100"].whole_model.as_ref().unwrap();
+    assert_eq!(h100.candidates.len(), pack.candidate_count);
+    let passing: Vec<&str> = h100
+        .quality_constrained_decode_ranking
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert!(!passing.is_empty());
+    for c in &pack.candidate_catalog {
+        let s = &c.config;
+        let fits = model::fits(s, 80.0 * GIB, 8, 8192).unwrap();
+        let loss = c.model.unwrap().loss_estimate.unwrap();
+        let big_enough = c.model.unwrap().parameters.total >= 6_000_000_000;
+        assert_eq!(c.constraints.passes, fits && loss <= 1.95 && big_enough, "{}", c.name);
+        assert_eq!(passing.contains(&c.name.as_str()), c.constraints.passes, "{}", c.name);
+    }
+    let decode: Vec<f64> = h100
+        .quality_constrained_decode_ranking
+        .iter()
+        .map(|r| r.decode_ms)
+        .collect();
+    assert!(decode.windows(2).all(|w| w[0] <= w[1]), "fastest first");
+    // The front: no member is beaten on both decode latency and loss by any candidate.
+    for f in &h100.loss_decode_pareto_front {
+        let loss = f.loss_estimate.unwrap();
+        assert!(!h100
+            .decode_ms_ranking
+            .iter()
+            .any(|r| r.decode_ms < f.decode_ms && r.loss_estimate.unwrap() < loss));
+    }
+    // Each GPU's own memory decides its fit: the T4's 16 GiB hold only the small ones.
+    let t4 = pack.reports["t4"].whole_model.as_ref().unwrap();
+    for (entry, c) in t4.candidates.iter().zip(&pack.candidate_catalog) {
+        assert_eq!(entry.fits_memory, model::fits(&c.config, 16.0 * GIB, 8, 8192), "{}", c.name);
+    }
+    assert!(t4.candidates.iter().any(|c| c.fits_memory == Some(false)));
+    let md = pack.to_markdown();
+    assert!(md.contains("## Whole models"));
+    assert!(md.contains("not a measurement"), "the loss is called an estimate");
+}
