@@ -139,7 +139,12 @@ fn whole_model_searches_rank_by_decode_under_memory_and_loss() {
     // Each GPU's own memory decides its fit: the T4's 16 GiB hold only the small ones.
     let t4 = pack.reports["t4"].whole_model.as_ref().unwrap();
     for (entry, c) in t4.candidates.iter().zip(&pack.candidate_catalog) {
-        assert_eq!(entry.fits_memory, model::fits(&c.config, 16.0 * GIB, 8, 8192), "{}", c.name);
+        assert_eq!(
+            entry.fits_memory,
+            model::fits(&c.config, 16.0 * GIB, 8, 8192),
+            "{}",
+            c.name
+        );
     }
     assert!(t4.candidates.iter().any(|c| c.fits_memory == Some(false)));
     let md = pack.to_markdown();

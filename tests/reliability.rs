@@ -782,6 +782,108 @@ fn family_of_10_15_candidates_refuses_to_materialize() {
 /// shows the message that test asserts (for DSL rows, the first line of the
 /// case's .stderr snapshot), and every test in this file has a row.
 #[test]
+fn whole_model_with_zero_layers() {
+    let dir = Dir::new("layers0");
+    assert_eq!(
+        predict_shape(&dir, json!({"num_layers": 0, "vocab_size": 32000})),
+        "DIR/c.json: configs[0] (`a`): `num_layers` must be at least 1, got 0"
+    );
+}
+
+#[test]
+fn whole_model_with_absurd_training_tokens() {
+    let dir = Dir::new("tokens");
+    assert_eq!(
+        predict_shape(&dir, json!({"num_layers": 32, "vocab_size": 32000, "training_tokens": 1e17})),
+        "DIR/c.json: configs[0] (`a`): `training_tokens` = 100000000000000000 is absurdly large (the limit is 10000000000000000)"
+    );
+}
+
+#[test]
+fn whole_model_with_tie_embeddings_not_a_boolean() {
+    let dir = Dir::new("tie");
+    assert_eq!(
+        predict_shape(
+            &dir,
+            json!({"num_layers": 32, "vocab_size": 32000, "tie_embeddings": "yes"})
+        ),
+        "DIR/c.json: configs[0]: `tie_embeddings` must be true or false, got \"yes\""
+    );
+}
+
+#[test]
+fn calibration_profile_with_a_zero_decode_bandwidth() {
+    let dir = Dir::new("profdecode");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    let mut profile: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("calibration/h100-sxm.json")).unwrap()).unwrap();
+    profile["decode"]["bandwidth_gbps"] = json!(0.0);
+    let profile = dir.file("p.json", &profile.to_string());
+    assert_eq!(
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--configs",
+            &path,
+            "--calibration",
+            &profile
+        ]),
+        "DIR/p.json: `decode.bandwidth_gbps` must be a finite number of at least 0.001, got 0.0"
+    );
+}
+
+#[test]
+fn search_spec_fits_on_a_gpu_it_does_not_target() {
+    let dir = Dir::new("specFits");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h100"], "family": {{"axes": {AXES}, "name": "x"}}, "constraints": [{{"fits": {{"gpu": "a100", "batch": 1, "context": 1}}}}]}}"#
+            )
+        ),
+        "DIR/s.json: constraints[0].fits.gpu: `a100` is not a target of this search (did you mean `h100`?)"
+    );
+}
+
+#[test]
+fn search_spec_with_an_unknown_scaling_law() {
+    let dir = Dir::new("specLaw");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h100"], "training": {{"tokens": 1e12, "law": "kaplan"}}, "family": {{"axes": {AXES}, "name": "x"}}}}"#
+            )
+        ),
+        "DIR/s.json: training.law: expected \"chinchilla\" or \"epoch\", got \"kaplan\""
+    );
+}
+
+#[test]
+fn decode_measurements_without_whole_models() {
+    let dir = Dir::new("decodeRec");
+    let record = json!({"kind": "decode", "model": "m", "set": "train", "gpu": "G", "median_ms": 1.0,
+                        "shape": good_shape()});
+    let path = dir.file("d.jsonl", &format!("{record}\n"));
+    let out = dir.0.join("p.json");
+    assert_eq!(
+        dir.error(&[
+            "calibrate",
+            "--out",
+            out.to_str().unwrap(),
+            "--measurements",
+            &repo("calibration/data/h100/layers.jsonl"),
+            "--decode",
+            &path
+        ]),
+        "DIR/d.jsonl:1: the shape needs `num_layers` and `vocab_size`"
+    );
+    assert!(!out.exists(), "no profile is written");
+}
+
+#[test]
 fn every_row_of_the_reliability_table_has_a_test() {
     let doc = std::fs::read_to_string(repo("docs/RELIABILITY.md")).unwrap();
     let source = std::fs::read_to_string(repo("tests/reliability.rs")).unwrap();

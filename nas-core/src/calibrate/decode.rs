@@ -47,6 +47,26 @@ pub struct DecodeFit {
 }
 
 impl DecodeFit {
+    /// Bounds that keep every decode prediction finite: a bandwidth of at
+    /// least [`crate::hardware::MIN_THROUGHPUT`] GB/s, a launch cost of at
+    /// most 1 s.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let min = crate::hardware::MIN_THROUGHPUT;
+        if !(self.bandwidth_gbps.is_finite() && self.bandwidth_gbps >= min) {
+            return Err(format!(
+                "`decode.bandwidth_gbps` must be a finite number of at least {min}, got {:?}",
+                self.bandwidth_gbps
+            ));
+        }
+        if !(self.launch_ms.is_finite() && (0.0..=1e3).contains(&self.launch_ms)) {
+            return Err(format!(
+                "`decode.launch_ms` must be finite, from 0 to 1000, got {:?}",
+                self.launch_ms
+            ));
+        }
+        Ok(())
+    }
+
     /// Decode throughputs: fitted bandwidth and launch cost; FLOP throughputs
     /// from `compute` (they matter only where a step is compute-bound).
     pub fn step(&self, compute: &StepThroughputs) -> StepThroughputs {

@@ -340,6 +340,9 @@ impl CalibrationProfile {
         if let Some(extra) = p.fitted.keys().find(|k| !RESOURCES.contains(&k.as_str())) {
             return Err(Error::input(place, format!("unknown fitted resource `{extra}`")));
         }
+        if let Some(d) = &p.decode {
+            d.check().map_err(|problem| Error::input(place, problem))?;
+        }
         Ok(p)
     }
 }
