@@ -502,24 +502,29 @@ fn calibration_db_with_an_absurd_throughput() {
     );
 }
 
-#[test]
-fn calibration_profile_with_a_negative_cost() {
-    let dir = Dir::new("profneg");
+/// `nas predict` of one good shape with the committed H100 profile, changed by `edit`.
+fn predict_with_profile(dir: &Dir, edit: impl FnOnce(&mut Value)) -> String {
     let path = dir.file("c.json", &json!([good_shape()]).to_string());
     let mut profile: Value =
         serde_json::from_str(&std::fs::read_to_string(repo("calibration/h100-sxm.json")).unwrap()).unwrap();
-    profile["fitted"]["gemm_flops"]["ms_per_unit"] = json!(-1.0);
+    edit(&mut profile);
     let profile = dir.file("p.json", &profile.to_string());
+    dir.error(&[
+        "predict",
+        "--hardware",
+        "h100",
+        "--configs",
+        &path,
+        "--calibration",
+        &profile,
+    ])
+}
+
+#[test]
+fn calibration_profile_with_a_negative_cost() {
+    let dir = Dir::new("profneg");
     assert_eq!(
-        dir.error(&[
-            "predict",
-            "--hardware",
-            "h100",
-            "--configs",
-            &path,
-            "--calibration",
-            &profile
-        ]),
+        predict_with_profile(&dir, |p| p["fitted"]["gemm_flops"]["ms_per_unit"] = json!(-1.0)),
         "DIR/p.json: `gemm_flops.ms_per_unit` must be finite and non-negative, got -1"
     );
 }
@@ -527,21 +532,8 @@ fn calibration_profile_with_a_negative_cost() {
 #[test]
 fn calibration_profile_with_an_absurd_cost() {
     let dir = Dir::new("profbig");
-    let path = dir.file("c.json", &json!([good_shape()]).to_string());
-    let mut profile: Value =
-        serde_json::from_str(&std::fs::read_to_string(repo("calibration/h100-sxm.json")).unwrap()).unwrap();
-    profile["fitted"]["kernel_launch"]["ms_per_unit"] = json!(1e300);
-    let profile = dir.file("p.json", &profile.to_string());
     assert_eq!(
-        dir.error(&[
-            "predict",
-            "--hardware",
-            "h100",
-            "--configs",
-            &path,
-            "--calibration",
-            &profile
-        ]),
+        predict_with_profile(&dir, |p| p["fitted"]["kernel_launch"]["ms_per_unit"] = json!(1e300)),
         "DIR/p.json: `kernel_launch.ms_per_unit` = 1e300 is absurdly large (the limit is 1e3)"
     );
 }
@@ -549,21 +541,8 @@ fn calibration_profile_with_an_absurd_cost() {
 #[test]
 fn calibration_profile_with_an_absurd_sm_count() {
     let dir = Dir::new("profsm");
-    let path = dir.file("c.json", &json!([good_shape()]).to_string());
-    let mut profile: Value =
-        serde_json::from_str(&std::fs::read_to_string(repo("calibration/h100-sxm.json")).unwrap()).unwrap();
-    profile["sm_count"] = json!(u64::MAX);
-    let profile = dir.file("p.json", &profile.to_string());
     assert_eq!(
-        dir.error(&[
-            "predict",
-            "--hardware",
-            "h100",
-            "--configs",
-            &path,
-            "--calibration",
-            &profile
-        ]),
+        predict_with_profile(&dir, |p| p["sm_count"] = json!(u64::MAX)),
         "DIR/p.json: `sm_count` = 18446744073709551615 is absurdly large (the limit is 65536)"
     );
 }
@@ -814,21 +793,8 @@ fn whole_model_with_tie_embeddings_not_a_boolean() {
 #[test]
 fn calibration_profile_with_a_zero_decode_bandwidth() {
     let dir = Dir::new("profdecode");
-    let path = dir.file("c.json", &json!([good_shape()]).to_string());
-    let mut profile: Value =
-        serde_json::from_str(&std::fs::read_to_string(repo("calibration/h100-sxm.json")).unwrap()).unwrap();
-    profile["decode"]["bandwidth_gbps"] = json!(0.0);
-    let profile = dir.file("p.json", &profile.to_string());
     assert_eq!(
-        dir.error(&[
-            "predict",
-            "--hardware",
-            "h100",
-            "--configs",
-            &path,
-            "--calibration",
-            &profile
-        ]),
+        predict_with_profile(&dir, |p| p["decode"]["bandwidth_gbps"] = json!(0.0)),
         "DIR/p.json: `decode.bandwidth_gbps` must be a finite number of at least 0.001, got 0.0"
     );
 }
