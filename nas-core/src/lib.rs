@@ -10,6 +10,7 @@
 pub mod calibrate;
 pub mod cost;
 pub mod error;
+pub mod gpu;
 pub mod hardware;
 pub mod input;
 pub mod model;
