@@ -12,7 +12,7 @@
 nas::nas_search! {
     /// Whole 7-9B-class models ranked by one decode step (batch 8, 8k context).
     pub search DecodeBudget {
-        hardware: [a100, t4, h100],
+        hardware: [h100, h200],
         workload {
             seq_len: 2048,
             batch_size: 8,

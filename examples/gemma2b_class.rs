@@ -3,15 +3,17 @@
 //
 //     cargo run --release --example gemma2b_class
 //
-// Writes docs/results/gemma-2b-class.{json,md,html}. Latencies come from the seed
-// cost model with the seed's constants (see `nas hardware`): a proxy, not a
-// measurement.
+// Writes docs/results/gemma-2b-class.{json,md,html}. H100 and H200 latencies come
+// from their measured profiles, the A100 from the seed's hand-set constants (see
+// `nas hardware` and each GPU's provenance in the pack).
 
 nas::nas_search! {
     /// Gemma-2B-class decoder layers (2048-2560 wide, head_dim 128/256, GQA,
     /// sliding windows) on three GPUs, 4k-token prefill.
     pub search Gemma2bClass {
-        hardware: [a100, t4, h100],
+        hardware: [h100, h200, a100],
+        // H100 and H200 on their measured profiles; the A100 has none yet.
+        cost_model: { a100: seed },
         workload { seq_len: 4096, batch_size: 1 }
 
         // Reference points: Gemma-2-2B-like and Gemma-3-1B-like layers at this workload.

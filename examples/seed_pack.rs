@@ -11,6 +11,8 @@ nas::nas_search! {
     /// family on A100, T4 and H100, a 540-candidate space, two cliff sweeps.
     pub search SeedPack {
         hardware: [a100, t4, h100],
+        // Parity with the seed tool: its formula and hand-set constants.
+        cost_model: seed,
         workload { seq_len: 2048, batch_size: 1 }
         // The seed's A100 measurements (MIT, see calibration/seed/README.md).
         calibration_db: "calibration/seed/noeris-cost-model-training.json",

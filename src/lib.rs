@@ -16,7 +16,8 @@ pub struct DslReference;
 /// change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use nas_core::hardware::{self, HardwareProfile, Throughputs};
+    pub use nas_core::gpu::{CostModelKind, GpuTarget, OwnGpu, SpecSheet};
+    pub use nas_core::hardware::Throughputs;
     pub use nas_core::model::{LossFit, ModelDims, ParamCount, ScalingLaw};
     pub use nas_core::search::constraints::{Bound, CmpOp, Constraint, Metric};
     pub use nas_core::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
@@ -67,17 +68,17 @@ pub mod __private {
 
     /// Assembles a search from a generated type's tables.
     pub fn spec(
-        hardware: &'static [HardwareProfile],
+        hardware: &'static [GpuTarget],
         candidates: &'static [Candidate],
         constraints: &'static [Constraint],
         space: Option<(Family, usize)>,
         workload: Workload,
         sweeps: &'static [CliffSweep],
         rank_by: RankMetric,
-    ) -> SearchSpec {
-        SearchSpec {
+    ) -> nas_core::Result<SearchSpec> {
+        Ok(SearchSpec {
             candidates: candidates.to_vec(),
-            hardware: hardware.to_vec(),
+            hardware: nas_core::gpu::Registry::builtin().resolve_all(hardware)?,
             constraints: Constraints {
                 clauses: Cow::Borrowed(constraints),
             },
@@ -90,12 +91,12 @@ pub mod __private {
             calibration: CalibrationBlock::disabled(),
             limitations: SEED_LIMITATIONS.iter().map(|s| s.to_string()).collect(),
             rank_by,
-        }
+        })
     }
 
     /// Streams a generated type's `space`, if it has one.
     pub fn search_space(
-        hardware: &'static [HardwareProfile],
+        hardware: &'static [GpuTarget],
         constraints: &'static [Constraint],
         space: Option<(Family, usize)>,
         workload: Workload,
@@ -106,10 +107,11 @@ pub mod __private {
         let constraints = Constraints {
             clauses: Cow::Borrowed(constraints),
         };
+        let hardware = nas_core::gpu::Registry::builtin().resolve_all(hardware)?;
         let spec = nas_core::search::stream::StreamSpec {
             family: &family,
             workload,
-            hardware,
+            hardware: &hardware,
             constraints: &constraints,
             top_k,
         };

@@ -73,7 +73,7 @@ fn predict_reproduces_the_seed_per_kernel_numbers() {
             })
             .collect();
         let path = dir.file("all.json", &serde_json::to_string(&configs).unwrap());
-        let out = nas(&["predict", "--hardware", hw, "--configs", &path]);
+        let out = nas(&["predict", "--hardware", hw, "--cost-model", "seed", "--configs", &path]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let got: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(got.len(), comparison.len());
@@ -100,7 +100,15 @@ fn predict_applies_overrides_and_calibration_db() {
     let dir = TempDir::new("override");
     let path = dir.file("one.json", &json!([good_shape()]).to_string());
     let total = |args: &[&str]| -> f64 {
-        let mut all = vec!["predict", "--hardware", "a100", "--configs", &path];
+        let mut all = vec![
+            "predict",
+            "--hardware",
+            "a100",
+            "--cost-model",
+            "seed",
+            "--configs",
+            &path,
+        ];
         all.extend_from_slice(args);
         let out = nas(&all);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -178,22 +186,22 @@ fn bad_input_is_a_one_line_error_with_exit_code_2() {
         ),
         (
             json!([good_shape()]).to_string(),
-            vec!["--override", "matmul_tflop=3"],
+            vec!["--cost-model", "seed", "--override", "matmul_tflop=3"],
             "unknown override key `matmul_tflop`",
         ),
         (
             json!([good_shape()]).to_string(),
-            vec!["--override", "matmul_tflops=NaN"],
+            vec!["--cost-model", "seed", "--override", "matmul_tflops=NaN"],
             "finite positive",
         ),
         (
             json!([good_shape()]).to_string(),
-            vec!["--override", "matmul_tflops=-1"],
+            vec!["--cost-model", "seed", "--override", "matmul_tflops=-1"],
             "finite positive",
         ),
         (
             json!([good_shape()]).to_string(),
-            vec!["--override", "matmul_tflops"],
+            vec!["--cost-model", "seed", "--override", "matmul_tflops"],
             "is not KEY=VALUE",
         ),
     ];
@@ -221,6 +229,8 @@ fn unknown_hardware_and_missing_files_are_errors() {
         "predict",
         "--hardware",
         "a100",
+        "--cost-model",
+        "seed",
         "--configs",
         &path,
         "--calibration",
@@ -246,13 +256,43 @@ fn hardware_lists_profiles_and_provenance() {
     let out = nas(&["hardware"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for key in ["a100", "t4", "h100"] {
+    // Per GPU: its spec sheet, each cost model with where its numbers come from.
+    let section = |key: &str| -> String {
+        let start = text.find(&format!("\n{key} (")).map_or(0, |i| i + 1);
+        let rest = &text[start..];
+        let end = rest[1..]
+            .match_indices('\n')
+            .map(|(i, _)| i + 1)
+            .find(|&i| rest[1..][i..].starts_with(|c: char| c.is_ascii_alphanumeric()))
+            .map_or(rest.len(), |i| i + 1);
+        rest[..end].to_string()
+    };
+    for key in ["a100", "t4"] {
+        let s = section(key);
+        assert!(s.contains("cost model `seed`: seed tool's hand-set constants"), "{s}");
         assert!(
-            text.lines().any(|l| l.starts_with(key) && l.contains("seed tool")),
-            "{text}"
+            s.contains("cost model `measured`: not available") && s.contains("no measured profile"),
+            "{s}"
         );
     }
-    assert!(text.contains("matmul_tflops=500"));
+    for (key, profile) in [("h100", "calibration/h100-sxm.json"), ("h200", "calibration/h200.json")] {
+        let s = section(key);
+        assert!(
+            s.contains("cost model `measured` (default): kernel-aware model fitted on"),
+            "{s}"
+        );
+        assert!(
+            s.contains(&format!("profile: {profile} (built in), data sha256 ")),
+            "{s}"
+        );
+        assert!(
+            s.contains("held out: MAPE ") && s.contains("`validation` layers never fitted on"),
+            "{s}"
+        );
+        assert!(s.contains("spec sheet: 132 SMs"), "{s}");
+    }
+    assert!(section("h200").contains("cost model `seed`: not available"));
+    assert!(section("h100").contains("matmul_tflops=500"));
     assert!(text.contains("memory 16 GiB") && text.contains("memory 80 GiB"));
 }
 
@@ -358,6 +398,19 @@ fn predict_with_a_profile_uses_the_kernel_aware_model() {
     assert!((sum - total).abs() < 1e-12 * total);
     assert!(v[1]["total_ms"].as_f64().unwrap() > 2.0 * total, "4x the tokens");
 
+    assert_eq!(v[0]["cost_model"], "measured");
+    assert!(
+        v[0]["source"].as_str().unwrap().contains("calibration/h100-sxm.json"),
+        "{}",
+        v[0]
+    );
+    let builtin = nas(&["predict", "--hardware", "h100", "--configs", &path]);
+    let builtin: Vec<Value> = serde_json::from_slice(&builtin.stdout).unwrap();
+    assert_eq!(
+        builtin[0]["total_ms"], v[0]["total_ms"],
+        "the built-in profile is the committed one"
+    );
+
     let bad = nas(&[
         "predict",
         "--hardware",
@@ -460,7 +513,16 @@ fn bad_search_specs_and_bench_arguments_are_errors() {
 
 #[test]
 fn bench_prints_one_json_line() {
-    let out = nas(&["bench", "--candidates", "100000", "--hardware", "a100,h100", "--quiet"]);
+    let out = nas(&[
+        "bench",
+        "--candidates",
+        "100000",
+        "--hardware",
+        "a100,h100",
+        "--cost-model",
+        "seed",
+        "--quiet",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().count(), 1);
@@ -484,7 +546,15 @@ fn llama3_8b() -> Value {
 fn predict_adds_whole_model_keys_when_the_input_has_them() {
     let dir = TempDir::new("whole");
     let configs = dir.file("c.json", &json!([llama3_8b(), good_shape()]).to_string());
-    let run = nas(&["predict", "--hardware", "h100", "--configs", &configs]);
+    let run = nas(&[
+        "predict",
+        "--hardware",
+        "h100",
+        "--cost-model",
+        "seed",
+        "--configs",
+        &configs,
+    ]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let out: Value = serde_json::from_slice(&run.stdout).unwrap();
     let (model, layer) = (&out[0], &out[1]);
@@ -512,6 +582,8 @@ fn predict_adds_whole_model_keys_when_the_input_has_them() {
         "predict",
         "--hardware",
         "h100",
+        "--cost-model",
+        "seed",
         "--configs",
         &configs,
         "--scaling-law",
@@ -547,7 +619,11 @@ fn search_specs_take_whole_model_axes_and_fits_constraints() {
     let run = nas(&["search", "--spec", &repo("examples/specs/decode-fit.json"), "--quiet"]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let out: Value = serde_json::from_slice(&run.stdout).unwrap();
-    let h100 = &out["results"][1];
+    let h100 = &out["results"][0];
+    assert_eq!(
+        (h100["hardware"].as_str(), h100["cost_model"].as_str()),
+        (Some("h100"), Some("measured"))
+    );
     for e in h100["quality_constrained_top"].as_array().unwrap() {
         assert!(e["loss_estimate"].as_f64().unwrap() <= 1.95);
         let weights = e["weight_bytes"].as_f64().unwrap();
@@ -556,7 +632,7 @@ fn search_specs_take_whole_model_axes_and_fits_constraints() {
     }
     let spec = |constraint: &str| {
         format!(
-            r#"{{"hardware": ["h100", {{"key": "mine", "base": "t4", "memory_gib": MEMORY}}], "family": {{"axes": [{{"axis": "hidden_dim", "values": [2048]}}, {{"axis": "head_dim", "values": [128]}}, {{"axis": "ffn_dim", "values": [8192]}}, {{"axis": "num_layers", "values": [16]}}, {{"axis": "vocab_size", "values": [32000]}}], "name": "x"}}, "constraints": [{constraint}]}}"#
+            r#"{{"hardware": ["h100", {{"key": "mine", "base": "t4", "memory_gib": MEMORY}}], "cost_model": {{"mine": "seed"}}, "family": {{"axes": [{{"axis": "hidden_dim", "values": [2048]}}, {{"axis": "head_dim", "values": [128]}}, {{"axis": "ffn_dim", "values": [8192]}}, {{"axis": "num_layers", "values": [16]}}, {{"axis": "vocab_size", "values": [32000]}}], "name": "x"}}, "constraints": [{constraint}]}}"#
         )
     };
     for (constraint, expected) in [

@@ -136,17 +136,31 @@ fn whole_model_searches_rank_by_decode_under_memory_and_loss() {
             .iter()
             .any(|r| r.decode_ms < f.decode_ms && r.loss_estimate.unwrap() < loss));
     }
-    // Each GPU's own memory decides its fit: the T4's 16 GiB hold only the small ones.
-    let t4 = pack.reports["t4"].whole_model.as_ref().unwrap();
-    for (entry, c) in t4.candidates.iter().zip(&pack.candidate_catalog) {
+    // Each GPU's own memory decides its fit: the H200's 139.8 GiB hold what the H100's 80 do not.
+    let h200 = pack.reports["h200"].whole_model.as_ref().unwrap();
+    let h200_gib = 150_109_880_320.0 / GIB;
+    for (entry, c) in h200.candidates.iter().zip(&pack.candidate_catalog) {
         assert_eq!(
             entry.fits_memory,
-            model::fits(&c.config, 16.0 * GIB, 8, 8192),
+            model::fits(&c.config, h200_gib * GIB, 8, 8192),
             "{}",
             c.name
         );
     }
-    assert!(t4.candidates.iter().any(|c| c.fits_memory == Some(false)));
+    for (a, b) in h200.candidates.iter().zip(&h100.candidates) {
+        assert!(
+            a.fits_memory >= b.fits_memory,
+            "what fits the H100 fits the H200: {}",
+            a.name
+        );
+        assert!(a.memory_needed_bytes == b.memory_needed_bytes);
+    }
+    // Both GPUs are measured, and the pack says so, with the profile's held-out error.
+    for gpu in ["h100", "h200"] {
+        let env = &pack.reports[gpu].environment;
+        assert_eq!(env.cost_model, "measured");
+        assert!(env.provenance.validation.as_ref().is_some_and(|v| v.rows > 0), "{gpu}");
+    }
     let md = pack.to_markdown();
     assert!(md.contains("## Whole models"));
     assert!(md.contains("not a measurement"), "the loss is called an estimate");

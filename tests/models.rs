@@ -197,7 +197,13 @@ fn plain_layers_have_no_whole_model_figures() {
     let mut s = shape(&PUBLISHED[0]);
     s.model.num_layers = None;
     assert!(model::figures(&s).is_none());
-    assert!(model::decode(&s, &StepThroughputs::seed(&nas::hardware::H100.throughputs), 1, 1024).is_none());
+    assert!(model::decode(
+        &s,
+        &StepThroughputs::seed(&nas::hardware::seed_constants("h100").unwrap()),
+        1,
+        1024
+    )
+    .is_none());
 }
 
 #[test]
@@ -225,7 +231,7 @@ fn memory_fit_follows_capacity() {
 #[test]
 fn decode_is_bound_by_reading_the_weights() {
     let s = shape(&PUBLISHED[0]);
-    let h100 = StepThroughputs::seed(&nas::hardware::H100.throughputs);
+    let h100 = StepThroughputs::seed(&nas::hardware::seed_constants("h100").unwrap());
     let one = model::decode(&s, &h100, 1, 1024).unwrap();
     // Every weight but the embedding table (of which only one row per
     // sequence is read) at 3350 GB/s: about 4.5 ms, a little more for the cache.

@@ -1,7 +1,7 @@
 //! Properties of the seed model and the rankings, over random shapes.
 
 use nas::cost::{tile_efficiency, LatencyMatrix};
-use nas::hardware::{Throughputs, BUILTIN};
+use nas::hardware::{Throughputs, SEED_CONSTANTS};
 use nas::search::{pareto_front, rank_order, seed, SearchSpec};
 use nas::shapes::{Candidate, LayerShape};
 use proptest::prelude::*;
@@ -48,12 +48,12 @@ fn regime(s: &LayerShape) -> [bool; 4] {
 
 /// The seed profiles with the small/large steps removed.
 fn flattened() -> Vec<Throughputs> {
-    BUILTIN
+    SEED_CONSTANTS
         .iter()
-        .map(|p| Throughputs {
-            matmul_tflops_small: p.throughputs.matmul_tflops,
-            rmsnorm_gbps_small: p.throughputs.rmsnorm_gbps,
-            ..p.throughputs
+        .map(|(_, t)| Throughputs {
+            matmul_tflops_small: t.matmul_tflops,
+            rmsnorm_gbps_small: t.rmsnorm_gbps,
+            ..*t
         })
         .collect()
 }
@@ -75,7 +75,7 @@ fn grow(s: &LayerShape, which: usize, by: u64) -> LayerShape {
 proptest! {
     #[test]
     fn total_is_the_sum_of_kernels(s in shape()) {
-        let gpus: Vec<Throughputs> = BUILTIN.iter().map(|p| p.throughputs).collect();
+        let gpus: Vec<Throughputs> = SEED_CONSTANTS.iter().map(|(_, t)| *t).collect();
         let lat = LatencyMatrix::seed(&[s], &gpus);
         for g in 0..gpus.len() {
             let kernels = lat.kernels(0, g);
@@ -91,7 +91,7 @@ proptest! {
     ) {
         let bigger = grow(&s, which, by);
         prop_assume!(bigger.validate().is_ok());
-        let seed: Vec<Throughputs> = BUILTIN.iter().map(|p| p.throughputs).collect();
+        let seed: Vec<Throughputs> = SEED_CONSTANTS.iter().map(|(_, t)| *t).collect();
         let flat = flattened();
         for (gpus, same_regime_only) in [(seed, true), (flat, false)] {
             if same_regime_only && regime(&s) != regime(&bigger) {

@@ -105,7 +105,7 @@ fn unknown_hardware_has_a_did_you_mean() {
     let path = dir.file("c.json", &json!([good_shape()]).to_string());
     assert_eq!(
         dir.error(&["predict", "--hardware", "h1000", "--configs", &path]),
-        "unknown hardware `h1000` (did you mean `h100`?); known: a100, t4, h100"
+        "unknown hardware `h1000` (did you mean `h100`?); known: a100, t4, h100, h200"
     );
 }
 
@@ -217,7 +217,119 @@ fn override_with_a_calibration_profile() {
             "--override",
             "matmul_tflops=600"
         ]),
-        "--override changes seed-model throughputs; a calibration profile has its own fitted ones"
+        "--override changes seed-model throughputs; add --cost-model seed (a measured profile has its own fitted ones)"
+    );
+}
+
+#[test]
+fn measured_model_of_a_gpu_without_a_profile() {
+    let dir = Dir::new("nomeasured");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "a100", "--configs", &path]),
+        "hardware `a100` has no measured profile: ask for the seed's constants for it (`cost_model: seed` in a spec, `--cost-model seed` on the command line), or measure it (calibration/README.md) and name its profile"
+    );
+}
+
+#[test]
+fn seed_model_of_a_gpu_the_seed_never_had() {
+    let dir = Dir::new("noseed");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h200", "--cost-model", "seed", "--configs", &path]),
+        "hardware `h200` has no seed constants (the seed tool knew a100, t4 and h100); use the measured cost model for it"
+    );
+}
+
+#[test]
+fn unknown_cost_model() {
+    let dir = Dir::new("badcm");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    assert_eq!(
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--cost-model",
+            "measurd",
+            "--configs",
+            &path
+        ]),
+        "--cost-model: unknown cost model `measurd` (did you mean `measured`?); known: measured, seed"
+    );
+}
+
+#[test]
+fn profile_of_another_gpu() {
+    let dir = Dir::new("othergpu");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    let profile = repo("calibration/h200.json");
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h100", "--calibration", &profile, "--configs", &path]).replace(&repo(""), "REPO/"),
+        "hardware `h100`: the profile `REPO/calibration/h200.json` was measured on `NVIDIA H200`, not on an NVIDIA H100"
+    );
+}
+
+#[test]
+fn measured_profile_with_the_seed_model() {
+    let dir = Dir::new("profileseed");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    let profile = repo("calibration/h100-sxm.json");
+    assert_eq!(
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--cost-model",
+            "seed",
+            "--calibration",
+            &profile,
+            "--configs",
+            &path
+        ])
+        .replace(&repo(""), "REPO/"),
+        "--calibration REPO/calibration/h100-sxm.json is a measured profile, but --cost-model seed was asked for"
+    );
+}
+
+#[test]
+fn seed_db_without_the_seed_model() {
+    let dir = Dir::new("dbmeasured");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    let db = repo("calibration/seed/noeris-cost-model-training.json");
+    assert_eq!(
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--calibration",
+            &db,
+            "--configs",
+            &path
+        ]),
+        "--calibration names the seed's calibration DB, which adjusts the seed model: add --cost-model seed"
+    );
+}
+
+#[test]
+fn profile_for_another_model() {
+    let dir = Dir::new("othermodel");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    let mut profile: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("calibration/h100-sxm.json")).unwrap()).unwrap();
+    profile["model"] = json!("roofline_v9");
+    let profile = dir.file("p.json", &profile.to_string());
+    assert_eq!(
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--calibration",
+            &profile,
+            "--configs",
+            &path
+        ]),
+        "DIR/p.json: model `roofline_v9` is not `kernel_aware_v1`"
     );
 }
 
@@ -630,11 +742,32 @@ fn search(dir: &Dir, spec: &str) -> String {
 const AXES: &str = r#"[{"axis": "hidden_dim", "values": [2048]}, {"axis": "head_dim", "values": [128]}, {"axis": "ffn_dim", "values": [8192]}]"#;
 
 #[test]
+fn search_spec_with_an_unknown_cost_model() {
+    let dir = Dir::new("specCm");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(r#"{{"hardware": ["h100"], "cost_model": "guess", "family": {{"axes": {AXES}, "name": "x"}}}}"#)
+        ),
+        "DIR/s.json: cost_model: unknown cost model `guess`; known: measured, seed"
+    );
+}
+
+#[test]
+fn search_spec_gpu_without_a_measured_profile() {
+    let dir = Dir::new("specNoProfile");
+    assert_eq!(
+        search(&dir, &format!(r#"{{"hardware": ["h100", "t4"], "family": {{"axes": {AXES}, "name": "x"}}}}"#)),
+        "DIR/s.json: hardware[1]: hardware `t4` has no measured profile: ask for the seed's constants for it (`cost_model: seed` in a spec, `--cost-model seed` on the command line), or measure it (calibration/README.md) and name its profile"
+    );
+}
+
+#[test]
 fn search_spec_with_an_unknown_key() {
     let dir = Dir::new("specKey");
     assert_eq!(
         search(&dir, &format!(r#"{{"hardware": ["h100"], "family": {{"axes": {AXES}, "name": "x"}}, "top": 3}}"#)),
-        "DIR/s.json: spec: unknown key `top` (did you mean `top_k`?); expected: hardware, workload, training, family, constraints, top_k"
+        "DIR/s.json: spec: unknown key `top` (did you mean `top_k`?); expected: hardware, cost_model, workload, training, family, constraints, top_k"
     );
 }
 

@@ -100,7 +100,7 @@ fn generated_front_by_brute_force() -> Vec<String> {
     let g = spec.generated_search.as_ref().unwrap();
     let candidates = g.family.expand(g.workload).unwrap().candidates;
     let shapes: Vec<LayerShape> = candidates.iter().map(|c| c.shape).collect();
-    let h100 = nas::hardware::builtin("h100").unwrap().throughputs;
+    let h100 = nas::hardware::seed_constants("h100").unwrap();
     let latency = nas::cost::LatencyMatrix::seed(&shapes, &[h100]);
     let t: Vec<f64> = (0..shapes.len()).map(|i| latency.total_ms(i, 0)).collect();
     let q: Vec<f64> = shapes

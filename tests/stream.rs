@@ -2,8 +2,7 @@
 //! small enough to do both.
 
 use nas::calibrate::CalibrationBlock;
-use nas::cost::LatencyMatrix;
-use nas::hardware::BUILTIN;
+use nas::gpu::{CostModelKind, Gpu, GpuTarget, Latencies, Registry};
 use nas::search::constraints::{Bound, CmpOp, Constraint, Constraints, Metric, Proxies};
 use nas::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
 use nas::search::rank_order;
@@ -20,11 +19,24 @@ struct Materialized {
     per_gpu: Vec<[Vec<String>; 4]>,
 }
 
-fn materialize(family: &Family, workload: Workload, constraints: &Constraints, k: usize) -> Materialized {
+/// The seed's GPUs on its constants, and a mix: a seed GPU beside two
+/// measured ones (the engine makes one pass per layer model).
+fn gpu_sets() -> [Vec<Gpu>; 2] {
+    let mixed = [
+        GpuTarget::builtin("h100"),
+        GpuTarget::builtin("a100").with_cost_model(CostModelKind::Seed),
+        GpuTarget::builtin("h200"),
+    ];
+    [
+        seed::seed_gpus().unwrap(),
+        Registry::builtin().resolve_all(&mixed).unwrap(),
+    ]
+}
+
+fn materialize(gpus: &[Gpu], family: &Family, workload: Workload, constraints: &Constraints, k: usize) -> Materialized {
     let candidates: Vec<Candidate> = family.expand(workload).unwrap().candidates;
     let shapes: Vec<_> = candidates.iter().map(|c| c.shape).collect();
-    let gpus: Vec<_> = BUILTIN.iter().map(|h| h.throughputs).collect();
-    let latency = LatencyMatrix::seed(&shapes, &gpus);
+    let latency = Latencies::new(gpus, &shapes);
     let proxies: Vec<Proxies> = shapes.iter().map(Proxies::of).collect();
     let passes: Vec<bool> = shapes.iter().map(|s| constraints.report(s).passes).collect();
     let names = |order: Vec<usize>| -> Vec<String> { order.iter().map(|&i| candidates[i].name.to_string()).collect() };
@@ -67,6 +79,7 @@ fn materialize(family: &Family, workload: Workload, constraints: &Constraints, k
 }
 
 fn streamed(
+    gpus: &[Gpu],
     family: &Family,
     workload: Workload,
     constraints: &Constraints,
@@ -75,7 +88,7 @@ fn streamed(
     let spec = StreamSpec {
         family,
         workload,
-        hardware: &BUILTIN,
+        hardware: gpus,
         constraints,
         top_k: k,
     };
@@ -83,11 +96,19 @@ fn streamed(
 }
 
 fn assert_same(family: &Family, workload: Workload, constraints: &Constraints, k: usize) {
-    let want = materialize(family, workload, constraints, k);
-    let got = streamed(family, workload, constraints, k);
+    for gpus in gpu_sets() {
+        assert_same_on(&gpus, family, workload, constraints, k);
+    }
+}
+
+fn assert_same_on(gpus: &[Gpu], family: &Family, workload: Workload, constraints: &Constraints, k: usize) {
+    let want = materialize(gpus, family, workload, constraints, k);
+    let got = streamed(gpus, family, workload, constraints, k);
     assert_eq!((got.valid, got.passing), (want.valid, want.passing));
+    assert_eq!(got.per_gpu.len(), gpus.len());
     let names = |r: &[Ranked]| -> Vec<String> { r.iter().map(|e| e.name.clone()).collect() };
-    for (g, w) in got.per_gpu.iter().zip(&want.per_gpu) {
+    for ((g, w), gpu) in got.per_gpu.iter().zip(&want.per_gpu).zip(gpus) {
+        assert_eq!(g.hardware, gpu.key, "GPUs stay in order");
         assert_eq!(names(&g.total_ms_top), w[0], "{} by total", g.hardware);
         assert_eq!(
             names(&g.ms_per_mparam_proxy_top),

@@ -1,6 +1,6 @@
-//! GPU profiles: the effective throughputs a cost model divides work by.
+//! The seed model's throughputs: the effective rates its formula divides
+//! work by, their checks, and validated overrides.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::error::{hint, Error, Result};
@@ -114,99 +114,29 @@ fn check_value(key: &str, value: f64) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// A GPU the cost model knows, and where its numbers come from.
-#[derive(Clone, Debug, PartialEq)]
-pub struct HardwareProfile {
-    /// Short key used in specs, reports and the CLI (`a100`).
-    pub key: Cow<'static, str>,
-    /// Name shown to people (`A100`).
-    pub label: Cow<'static, str>,
-    pub throughputs: Throughputs,
-    /// Where the numbers come from, in one sentence.
-    pub provenance: Cow<'static, str>,
-    /// GPU memory in GiB (the product's capacity), for memory-fit
-    /// constraints; `None` when not declared.
-    pub memory_gib: Option<f64>,
-}
+/// The seed tool's constants of its three GPUs, in the seed's order (the
+/// A100's 2039 GB/s HBM is the 80 GB SXM part's; all are guesses, not
+/// measurements). The GPUs themselves live in [`crate::gpu::Registry`].
+pub const SEED_CONSTANTS: [(&str, Throughputs); 3] = [
+    (
+        "a100",
+        Throughputs::from_values([2039.0, 1300.0, 600.0, 900.0, 500.0, 1200.0, 200.0, 50.0, 155.0, 1800.0]),
+    ),
+    (
+        "t4",
+        Throughputs::from_values([320.0, 150.0, 80.0, 80.0, 50.0, 150.0, 30.0, 8.0, 25.0, 280.0]),
+    ),
+    (
+        "h100",
+        Throughputs::from_values([
+            3350.0, 2400.0, 1000.0, 1600.0, 900.0, 2200.0, 500.0, 120.0, 400.0, 3000.0,
+        ]),
+    ),
+];
 
-const SEED_PROVENANCE: &str = "seed tool's hand-set constants (not measured)";
-
-/// NVIDIA A100 with the seed's constants (its 2039 GB/s HBM is the 80 GB SXM part's).
-pub const A100: HardwareProfile = HardwareProfile {
-    key: Cow::Borrowed("a100"),
-    label: Cow::Borrowed("A100"),
-    throughputs: Throughputs::from_values([2039.0, 1300.0, 600.0, 900.0, 500.0, 1200.0, 200.0, 50.0, 155.0, 1800.0]),
-    provenance: Cow::Borrowed(SEED_PROVENANCE),
-    memory_gib: Some(80.0),
-};
-
-/// NVIDIA T4 with the seed's constants.
-pub const T4: HardwareProfile = HardwareProfile {
-    key: Cow::Borrowed("t4"),
-    label: Cow::Borrowed("T4"),
-    throughputs: Throughputs::from_values([320.0, 150.0, 80.0, 80.0, 50.0, 150.0, 30.0, 8.0, 25.0, 280.0]),
-    provenance: Cow::Borrowed(SEED_PROVENANCE),
-    memory_gib: Some(16.0),
-};
-
-/// NVIDIA H100 with the seed's constants (guesses, not measurements).
-pub const H100: HardwareProfile = HardwareProfile {
-    key: Cow::Borrowed("h100"),
-    label: Cow::Borrowed("H100"),
-    throughputs: Throughputs::from_values([
-        3350.0, 2400.0, 1000.0, 1600.0, 900.0, 2200.0, 500.0, 120.0, 400.0, 3000.0,
-    ]),
-    provenance: Cow::Borrowed(SEED_PROVENANCE),
-    memory_gib: Some(80.0),
-};
-
-/// The seed tool's three profiles, in the seed's order.
-pub const BUILTIN: [HardwareProfile; 3] = [A100, T4, H100];
-
-/// Looks up a built-in profile by key, with a "did you mean" on a miss.
-pub fn builtin(key: &str) -> Result<HardwareProfile> {
-    BUILTIN.iter().find(|p| p.key == key).cloned().ok_or_else(|| {
-        Error::Hardware(format!(
-            "unknown hardware `{key}`{}; known: {}",
-            hint(key, BUILTIN.iter().map(|p| p.key.as_ref())),
-            builtin_keys().join(", ")
-        ))
-    })
-}
-
-/// Keys of the built-in profiles, in order.
-pub fn builtin_keys() -> Vec<String> {
-    BUILTIN.iter().map(|p| p.key.to_string()).collect()
-}
-
-impl HardwareProfile {
-    /// A user's own GPU; every throughput must be finite and positive.
-    pub fn custom(
-        key: impl Into<Cow<'static, str>>,
-        label: impl Into<Cow<'static, str>>,
-        throughputs: Throughputs,
-        provenance: impl Into<Cow<'static, str>>,
-    ) -> Result<Self> {
-        let key = key.into();
-        throughputs
-            .check()
-            .map_err(|e| Error::Hardware(format!("hardware `{key}`: {e}")))?;
-        Ok(HardwareProfile {
-            key,
-            label: label.into(),
-            throughputs,
-            provenance: provenance.into(),
-            memory_gib: None,
-        })
-    }
-
-    /// The same GPU with some throughputs replaced.
-    pub fn with_overrides(&self, overrides: &Overrides) -> Self {
-        HardwareProfile {
-            throughputs: self.throughputs.apply(overrides),
-            ..self.clone()
-        }
-    }
+/// The seed's constants of `key`, if the seed tool had that GPU.
+pub fn seed_constants(key: &str) -> Option<Throughputs> {
+    SEED_CONSTANTS.iter().find(|(k, _)| *k == key).map(|(_, t)| *t)
 }
 
 /// Replacement throughputs for one profile, checked on construction: only
@@ -258,19 +188,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builtins_match_the_seed_table() {
-        let h100 = builtin("h100").unwrap();
-        assert_eq!(h100.throughputs.get("matmul_tflops_small"), Some(120.0));
-        assert_eq!(builtin("t4").unwrap().throughputs.residual_add_gbps, 280.0);
-        for p in &BUILTIN {
-            p.throughputs.check().unwrap();
+    fn seed_constants_match_the_seed_table() {
+        let h100 = seed_constants("h100").unwrap();
+        assert_eq!(h100.get("matmul_tflops_small"), Some(120.0));
+        assert_eq!(seed_constants("t4").unwrap().residual_add_gbps, 280.0);
+        assert_eq!(seed_constants("h200"), None);
+        for (_, t) in &SEED_CONSTANTS {
+            t.check().unwrap();
         }
-    }
-
-    #[test]
-    fn unknown_hardware_suggests_a_name() {
-        let e = builtin("h1000").unwrap_err().to_string();
-        assert!(e.contains("unknown hardware `h1000` (did you mean `h100`?)"), "{e}");
     }
 
     #[test]
@@ -286,10 +211,7 @@ mod tests {
             assert!(e.contains("finite positive"), "{e}");
         }
         let o = Overrides::new([("matmul_tflops".to_string(), 600.0)]).unwrap();
-        assert_eq!(
-            builtin("h100").unwrap().with_overrides(&o).throughputs.matmul_tflops,
-            600.0
-        );
+        assert_eq!(seed_constants("h100").unwrap().apply(&o).matmul_tflops, 600.0);
     }
 
     #[test]

@@ -2,20 +2,44 @@
 pub struct Small;
 #[allow(dead_code)]
 impl Small {
-    /// The GPUs this search targets, in declared order.
-    pub const HARDWARE: &'static [::nas::__private::HardwareProfile] = &[
-        ::nas::__private::hardware::H100,
-        ::nas::__private::HardwareProfile {
+    /// The GPUs this search targets, in declared order, with the cost
+    /// model asked for (resolved against the registry at run time).
+    pub const HARDWARE: &'static [::nas::__private::GpuTarget] = &[
+        ::nas::__private::GpuTarget {
+            key: ::nas::__private::Cow::Borrowed("h100"),
+            cost_model: ::core::option::Option::None,
+            profile: ::core::option::Option::None,
+            own: ::core::option::Option::None,
+        },
+        ::nas::__private::GpuTarget {
             key: ::nas::__private::Cow::Borrowed("mine"),
-            label: ::nas::__private::Cow::Borrowed("Mine"),
-            throughputs: ::nas::__private::Throughputs::from_values([
-                2039f64, 1300f64, 600f64, 900f64, 500f64, 1200f64, 250f64, 50f64, 155f64,
-                1800f64,
-            ]),
-            provenance: ::nas::__private::Cow::Borrowed(
-                "declared in the spec, from a100 (seed tool's hand-set constants (not measured))",
+            cost_model: ::core::option::Option::Some(
+                ::nas::__private::CostModelKind::Seed,
             ),
-            memory_gib: ::core::option::Option::Some(80f64),
+            profile: ::core::option::Option::None,
+            own: ::core::option::Option::Some(::nas::__private::OwnGpu {
+                label: ::nas::__private::Cow::Borrowed("Mine"),
+                spec: ::nas::__private::SpecSheet {
+                    sm_count: ::core::option::Option::Some(108u64),
+                    l2_bytes: ::core::option::Option::Some(41943040u64),
+                    hbm_gbps: ::core::option::Option::Some(2039f64),
+                    dense_bf16_tflops: ::core::option::Option::Some(312f64),
+                    dense_fp8_tflops: ::core::option::Option::None,
+                    memory_gib: ::core::option::Option::Some(80f64),
+                    source: ::nas::__private::Cow::Borrowed(
+                        "NVIDIA A100 datasheet (SXM4 80 GB): 108 SMs, 40 MB L2, 2039 GB/s HBM2e, 312 TFLOP/s dense bf16",
+                    ),
+                },
+                seed: ::core::option::Option::Some((
+                    ::nas::__private::Throughputs::from_values([
+                        2039f64, 1300f64, 600f64, 900f64, 500f64, 1200f64, 250f64, 50f64,
+                        155f64, 1800f64,
+                    ]),
+                    ::nas::__private::Cow::Borrowed(
+                        "declared in the spec, from a100 (seed tool's hand-set constants (not measured))",
+                    ),
+                )),
+            }),
         },
     ];
     /// Every candidate, fixed ones and family members, in declared order.
@@ -107,8 +131,8 @@ impl Small {
     pub const CALIBRATION_DB: ::core::option::Option<&'static str> = ::core::option::Option::None;
     /// The metric this search ranks by.
     pub const RANK_BY: ::nas::__private::RankMetric = ::nas::__private::RankMetric::TotalMs;
-    /// The search as nas-core values.
-    pub fn spec() -> ::nas::search::SearchSpec {
+    /// The search as nas-core values (a measured profile a `gpu` names is read now).
+    pub fn spec() -> ::core::result::Result<::nas::search::SearchSpec, ::nas::Error> {
         ::nas::__private::spec(
             Self::HARDWARE,
             Self::CANDIDATES,
@@ -135,6 +159,6 @@ impl Small {
     }
     /// Every candidate on every GPU, ranked: the pack, ready to `write`.
     pub fn evaluate() -> ::core::result::Result<::nas::report::Pack, ::nas::Error> {
-        ::nas::__private::evaluate(Self::spec(), Self::CALIBRATION_DB)
+        ::nas::__private::evaluate(Self::spec()?, Self::CALIBRATION_DB)
     }
 }

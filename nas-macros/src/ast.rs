@@ -21,6 +21,16 @@ pub enum Item {
     Constraints { span: Span, clauses: Vec<Clause> },
     RankBy { metric: Ident },
     CalibrationDb { path: LitStr },
+    CostModel(CostModelDef),
+}
+
+/// `cost_model: seed`, or per GPU: `cost_model: { a100: seed, t4: seed }`.
+pub struct CostModelDef {
+    pub span: Span,
+    /// One word for every GPU.
+    pub all: Option<Ident>,
+    /// (GPU, word) pairs; GPUs not named take the default.
+    pub per_gpu: Vec<(Ident, Ident)>,
 }
 
 /// `gpu my_gpu: a100 { matmul_tflops: 250.0 }`

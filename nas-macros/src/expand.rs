@@ -3,9 +3,9 @@
 //! expansion compiles with no imports, even under `#![no_implicit_prelude]`.
 
 use proc_macro2::{Literal, TokenStream};
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, ToTokens};
 
-use nas_core::hardware::HardwareProfile;
+use nas_core::gpu::{GpuTarget, SpecSheet};
 use nas_core::model::ModelDims;
 use nas_core::search::constraints::{Bound, Constraint};
 use nas_core::search::family::{AxisValue, Family};
@@ -13,7 +13,7 @@ use nas_core::search::CliffSweep;
 use nas_core::shapes::{Candidate, LayerShape};
 
 use crate::ast::Spec;
-use crate::validate::{Checked, Target};
+use crate::validate::Checked;
 
 pub fn expand(spec: &Spec, checked: &Checked) -> TokenStream {
     let Spec { attrs, vis, name, .. } = spec;
@@ -41,8 +41,9 @@ pub fn expand(spec: &Spec, checked: &Checked) -> TokenStream {
 
         #[allow(dead_code)]
         impl #name {
-            /// The GPUs this search targets, in declared order.
-            pub const HARDWARE: &'static [::nas::__private::HardwareProfile] = &[#(#hardware),*];
+            /// The GPUs this search targets, in declared order, with the cost
+            /// model asked for (resolved against the registry at run time).
+            pub const HARDWARE: &'static [::nas::__private::GpuTarget] = &[#(#hardware),*];
             /// Every candidate, fixed ones and family members, in declared order.
             pub const CANDIDATES: &'static [::nas::__private::Candidate] = &[#(#candidates),*];
             /// The quality constraints; a candidate passes when all hold.
@@ -60,8 +61,8 @@ pub fn expand(spec: &Spec, checked: &Checked) -> TokenStream {
             /// The metric this search ranks by.
             pub const RANK_BY: ::nas::__private::RankMetric = ::nas::__private::RankMetric::#rank_by;
 
-            /// The search as nas-core values.
-            pub fn spec() -> ::nas::search::SearchSpec {
+            /// The search as nas-core values (a measured profile a `gpu` names is read now).
+            pub fn spec() -> ::core::result::Result<::nas::search::SearchSpec, ::nas::Error> {
                 ::nas::__private::spec(
                     Self::HARDWARE,
                     Self::CANDIDATES,
@@ -85,7 +86,7 @@ pub fn expand(spec: &Spec, checked: &Checked) -> TokenStream {
 
             /// Every candidate on every GPU, ranked: the pack, ready to `write`.
             pub fn evaluate() -> ::core::result::Result<::nas::report::Pack, ::nas::Error> {
-                ::nas::__private::evaluate(Self::spec(), Self::CALIBRATION_DB)
+                ::nas::__private::evaluate(Self::spec()?, Self::CALIBRATION_DB)
             }
         }
     }
@@ -100,33 +101,58 @@ fn str_lit(s: &str) -> Literal {
     Literal::string(s)
 }
 
-fn target(t: &Target) -> TokenStream {
-    match t {
-        Target::Builtin(name) => {
-            let name = format_ident!("{}", name);
-            quote!(::nas::__private::hardware::#name)
+fn opt<T>(v: Option<T>, f: impl Fn(T) -> TokenStream) -> TokenStream {
+    match v {
+        Some(v) => {
+            let v = f(v);
+            quote!(::core::option::Option::Some(#v))
         }
-        Target::Custom(p) => custom_gpu(p),
+        None => quote!(::core::option::Option::None),
     }
 }
 
-fn custom_gpu(p: &HardwareProfile) -> TokenStream {
-    let (key, label, provenance) = (str_lit(&p.key), str_lit(&p.label), str_lit(&p.provenance));
-    let values = p.throughputs.values().map(Literal::f64_suffixed);
-    let memory = match p.memory_gib {
-        Some(m) => {
-            let m = Literal::f64_suffixed(m);
-            quote!(::core::option::Option::Some(#m))
-        }
-        None => quote!(::core::option::Option::None),
-    };
+fn cow(s: &str) -> TokenStream {
+    let s = str_lit(s);
+    quote!(::nas::__private::Cow::Borrowed(#s))
+}
+
+fn target(t: &GpuTarget) -> TokenStream {
+    let key = cow(&t.key);
+    let cost_model = opt(t.cost_model, |k| {
+        let k = variant(k);
+        quote!(::nas::__private::CostModelKind::#k)
+    });
+    let profile = opt(t.profile.as_deref(), cow);
+    let own = opt(t.own.as_ref(), |own| {
+        let label = cow(&own.label);
+        let spec = spec_sheet(&own.spec);
+        let seed = opt(own.seed.as_ref(), |(t, provenance)| {
+            let values = t.values().map(Literal::f64_suffixed);
+            let provenance = cow(provenance);
+            quote!((::nas::__private::Throughputs::from_values([#(#values),*]), #provenance))
+        });
+        quote!(::nas::__private::OwnGpu { label: #label, spec: #spec, seed: #seed })
+    });
     quote! {
-        ::nas::__private::HardwareProfile {
-            key: ::nas::__private::Cow::Borrowed(#key),
-            label: ::nas::__private::Cow::Borrowed(#label),
-            throughputs: ::nas::__private::Throughputs::from_values([#(#values),*]),
-            provenance: ::nas::__private::Cow::Borrowed(#provenance),
-            memory_gib: #memory,
+        ::nas::__private::GpuTarget { key: #key, cost_model: #cost_model, profile: #profile, own: #own }
+    }
+}
+
+fn spec_sheet(s: &SpecSheet) -> TokenStream {
+    let u = |v: Option<u64>| opt(v, |x| Literal::u64_suffixed(x).into_token_stream());
+    let f = |v: Option<f64>| opt(v, |x| Literal::f64_suffixed(x).into_token_stream());
+    let (sm, l2) = (u(s.sm_count), u(s.l2_bytes));
+    let (hbm, bf16, fp8, memory) = (
+        f(s.hbm_gbps),
+        f(s.dense_bf16_tflops),
+        f(s.dense_fp8_tflops),
+        f(s.memory_gib),
+    );
+    let source = cow(&s.source);
+    quote! {
+        ::nas::__private::SpecSheet {
+            sm_count: #sm, l2_bytes: #l2, hbm_gbps: #hbm, dense_bf16_tflops: #bf16,
+            dense_fp8_tflops: #fp8, memory_gib: #memory, source: #source,
         }
     }
 }

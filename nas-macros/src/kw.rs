@@ -15,13 +15,14 @@ syn::custom_keyword!(step);
 syn::custom_keyword!(constraints);
 syn::custom_keyword!(rank_by);
 syn::custom_keyword!(calibration_db);
+syn::custom_keyword!(cost_model);
 syn::custom_keyword!(full);
 syn::custom_keyword!(round_to);
 syn::custom_keyword!(round_up_to);
 syn::custom_keyword!(round_down_to);
 
 /// Item keywords, for "did you mean" on an unknown item.
-pub const ITEMS: [&str; 12] = [
+pub const ITEMS: [&str; 13] = [
     "hardware",
     "gpu",
     "workload",
@@ -34,4 +35,5 @@ pub const ITEMS: [&str; 12] = [
     "constraints",
     "rank_by",
     "calibration_db",
+    "cost_model",
 ];

@@ -40,6 +40,7 @@ mod tests {
             /// A fixed candidate, a family and a sweep on a built-in and a custom GPU.
             pub search Small {
                 hardware: [h100, mine],
+                cost_model: { mine: seed },
                 gpu mine: a100 { matmul_tflops: 250.0, label: "Mine" }
                 workload { seq_len: 1024, batch_size: 2 }
                 known llama3_8b { hidden_dim: 4096, heads: 32, kv_heads: 8, head_dim: 128, ffn_dim: 14336, qk_norm: false }

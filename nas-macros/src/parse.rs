@@ -164,6 +164,30 @@ impl Parse for Item {
             input.parse::<kw::rank_by>()?;
             input.parse::<Token![:]>()?;
             Ok(Item::RankBy { metric: input.parse()? })
+        } else if look.peek(kw::cost_model) {
+            let span = input.parse::<kw::cost_model>()?.span;
+            input.parse::<Token![:]>()?;
+            let mut def = CostModelDef {
+                span,
+                all: None,
+                per_gpu: Vec::new(),
+            };
+            if input.peek(syn::token::Brace) {
+                let body;
+                braced!(body in input);
+                while !body.is_empty() {
+                    let gpu: Ident = body.parse()?;
+                    body.parse::<Token![:]>()?;
+                    def.per_gpu.push((gpu, body.parse()?));
+                    if body.is_empty() {
+                        break;
+                    }
+                    body.parse::<Token![,]>()?;
+                }
+            } else {
+                def.all = Some(input.parse()?);
+            }
+            Ok(Item::CostModel(def))
         } else if look.peek(kw::calibration_db) {
             input.parse::<kw::calibration_db>()?;
             input.parse::<Token![:]>()?;

@@ -12,7 +12,8 @@ use quote::ToTokens;
 use syn::{Ident, LitStr};
 
 use nas_core::error::hint;
-use nas_core::hardware::{self, HardwareProfile, Throughputs, THROUGHPUT_KEYS};
+use nas_core::gpu::{CostModelKind, GpuTarget, OwnGpu, Registry, SpecSheet};
+use nas_core::hardware::{Throughputs, THROUGHPUT_KEYS};
 use nas_core::model::{ModelDims, ParamCount, ScalingLaw};
 use nas_core::search::constraints::{Bound, CmpOp, Constraint, Constraints, Metric, MetricType};
 use nas_core::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
@@ -24,16 +25,9 @@ use nas_core::shapes::{
 use crate::ast::*;
 use crate::parse::field_tokens;
 
-/// A hardware target: a built-in profile (named by its const) or a custom one.
-pub enum Target {
-    /// The name of its const (`H100`).
-    Builtin(String),
-    Custom(HardwareProfile),
-}
-
 /// A spec that passed every check, as nas-core values.
 pub struct Checked {
-    pub hardware: Vec<Target>,
+    pub hardware: Vec<GpuTarget>,
     pub candidates: Vec<Candidate>,
     /// A space: streamed at run time, so only its axes are kept.
     pub space: Option<(Family, usize)>,
@@ -83,8 +77,8 @@ pub fn validate(spec: &Spec) -> syn::Result<Checked> {
 struct Validator<'e> {
     errors: &'e mut Errors,
     workload: Workload,
-    /// The resolved targets, for `fits(gpu, ...)`.
-    hardware: Vec<HardwareProfile>,
+    /// The checked targets, for `fits(gpu, ...)`.
+    hardware: Vec<GpuTarget>,
 }
 
 /// Remembers the first occurrence of a singleton item or a name.
@@ -138,25 +132,33 @@ impl Validator<'_> {
         let mut rank_by = RankMetric::TotalMs;
         let mut calibration_db = None;
 
-        // Hardware next: `fits(gpu, ...)` constraints need its memory.
+        // The cost model, then hardware: `fits(gpu, ...)` constraints need its memory.
+        let mut cost_models = CostModels::default();
+        for item in &spec.items {
+            if let Item::CostModel(def) = item {
+                single(self, "cost_model", def.span);
+                cost_models = self.cost_models(def);
+            }
+        }
         for item in &spec.items {
             if let Item::Hardware { span, names } = item {
                 single(self, "hardware", *span);
-                hardware = self.hardware(names, &gpus);
+                hardware = self.hardware(names, &gpus, &cost_models);
                 listed.extend(names);
             }
         }
-        self.hardware = hardware
-            .iter()
-            .filter_map(|t| match t {
-                Target::Builtin(_) => None,
-                Target::Custom(p) => Some(p.clone()),
-            })
-            .chain(listed.iter().filter_map(|n| hardware::builtin(&n.to_string()).ok()))
-            .collect();
+        for (gpu, _) in cost_models.per_gpu.values() {
+            if !listed.is_empty() && !listed.contains(&gpu) {
+                self.errors.at(
+                    gpu,
+                    format!("`cost_model` names `{gpu}`, which is not listed in `hardware`"),
+                );
+            }
+        }
+        self.hardware = hardware.clone();
         for item in &spec.items {
             match item {
-                Item::Gpu(_) | Item::Workload { .. } | Item::Hardware { .. } => {}
+                Item::Gpu(_) | Item::Workload { .. } | Item::Hardware { .. } | Item::CostModel(_) => {}
                 Item::Fixed(def) => {
                     if let Some(c) = self.fixed(def) {
                         self.add_candidate(&mut candidates, &mut origins, c, def.name.span(), None);
@@ -256,10 +258,34 @@ impl Validator<'_> {
         all.push(c);
     }
 
-    fn hardware(&mut self, names: &[Ident], gpus: &[&GpuDef]) -> Vec<Target> {
+    fn cost_models(&mut self, def: &CostModelDef) -> CostModels {
+        let mut out = CostModels::default();
+        let word = |v: &mut Self, w: &Ident| match CostModelKind::from_name(&w.to_string()) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                v.errors.at(w, e);
+                None
+            }
+        };
+        out.all = def.all.as_ref().and_then(|w| word(self, w));
+        for (gpu, w) in &def.per_gpu {
+            let key = gpu.to_string();
+            if out.per_gpu.contains_key(&key) {
+                self.errors.at(gpu, format!("`cost_model` names `{key}` twice"));
+                continue;
+            }
+            if let Some(k) = word(self, w) {
+                out.per_gpu.insert(key, (gpu.clone(), k));
+            }
+        }
+        out
+    }
+
+    fn hardware(&mut self, names: &[Ident], gpus: &[&GpuDef], cost_models: &CostModels) -> Vec<GpuTarget> {
         let mut seen: BTreeMap<String, Span> = BTreeMap::new();
         let mut targets = Vec::new();
-        let mut known: Vec<String> = hardware::builtin_keys();
+        let registry = Registry::builtin();
+        let mut known: Vec<String> = registry.keys().iter().map(|k| k.to_string()).collect();
         known.extend(gpus.iter().map(|g| g.name.to_string()));
         for name in names {
             let key = name.to_string();
@@ -268,12 +294,13 @@ impl Validator<'_> {
                 self.errors.span(first, format!("`{key}` is first listed here"));
                 continue;
             }
-            if let Some(gpu) = gpus.iter().find(|g| g.name == key) {
-                if let Some(p) = self.gpu(gpu) {
-                    targets.push(Target::Custom(p));
+            let target = if let Some(gpu) = gpus.iter().find(|g| g.name == key) {
+                match self.gpu(gpu) {
+                    Some(t) => t,
+                    None => continue,
                 }
-            } else if let Some(c) = builtin_const(&key) {
-                targets.push(Target::Builtin(c));
+            } else if registry.entry(&key).is_ok() {
+                GpuTarget::builtin_owned(&key)
             } else {
                 self.errors.at(
                     name,
@@ -283,6 +310,15 @@ impl Validator<'_> {
                         known.join(", ")
                     ),
                 );
+                continue;
+            };
+            let target = GpuTarget {
+                cost_model: cost_models.of(&key),
+                ..target
+            };
+            match registry.check(&target) {
+                Ok(()) => targets.push(target),
+                Err(e) => self.errors.at(name, e),
             }
         }
         if names.is_empty() {
@@ -291,16 +327,17 @@ impl Validator<'_> {
         targets
     }
 
-    fn gpu(&mut self, def: &GpuDef) -> Option<HardwareProfile> {
+    fn gpu(&mut self, def: &GpuDef) -> Option<GpuTarget> {
         let key = def.name.to_string();
-        if builtin_const(&key).is_some() {
+        let registry = Registry::builtin();
+        if registry.entry(&key).is_ok() {
             self.errors
                 .at(&def.name, format!("`{key}` is a built-in GPU; give yours another name"));
             return None;
         }
         let base = match &def.base {
-            Some(b) => match hardware::builtin(&b.to_string()) {
-                Ok(p) => Some(p),
+            Some(b) => match registry.entry(&b.to_string()) {
+                Ok(e) => Some(e),
                 Err(e) => {
                     self.errors.at(b, e);
                     return None;
@@ -309,9 +346,8 @@ impl Validator<'_> {
             None => None,
         };
         let mut allowed: Vec<&str> = THROUGHPUT_KEYS.to_vec();
-        allowed.extend(["label", "provenance", "memory_gib"]);
+        allowed.extend(["label", "provenance", "memory_gib", "profile"]);
         let fields = self.field_map(&def.fields, &allowed, |n| allowed.iter().find(|a| **a == n).copied())?;
-        let mut values = base.as_ref().map(|b| b.throughputs.values());
         let mut given = [None; 10];
         let mut ok = true;
         for (i, k) in THROUGHPUT_KEYS.iter().enumerate() {
@@ -332,15 +368,18 @@ impl Validator<'_> {
                 }
             }
         }
-        let values = match values.as_mut() {
-            Some(v) => {
+        let profile = self.string_field(&fields, "profile");
+        let values = match base.and_then(|b| b.seed) {
+            Some(b) => {
+                let mut v = b.values();
                 for (slot, g) in v.iter_mut().zip(given) {
                     if let Some(g) = g {
                         *slot = g;
                     }
                 }
-                *v
+                Some(v)
             }
+            None if given.iter().all(Option::is_none) && (profile.is_some() || base.is_some()) => None,
             None => {
                 let missing: Vec<&str> = THROUGHPUT_KEYS
                     .iter()
@@ -352,47 +391,65 @@ impl Validator<'_> {
                     self.errors.at(
                         &def.name,
                         format!(
-                            "gpu `{key}` is missing {}; give them, or start from a known GPU: `gpu {key}: h100 {{ ... }}`",
+                            "gpu `{key}` is missing {}; give them, start from a GPU with seed constants \
+                             (`gpu {key}: h100 {{ ... }}`), or name a measured `profile: \"FILE.json\"`",
                             missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
                         ),
                     );
                     return None;
                 }
-                let mut v = [0.0; 10];
-                for (slot, g) in v.iter_mut().zip(given) {
-                    *slot = g.unwrap_or(0.0);
-                }
-                v
+                Some(given.map(|g| g.unwrap_or(0.0)))
             }
         };
         let label = self
             .string_field(&fields, "label")
             .unwrap_or_else(|| key.to_uppercase());
         let provenance = self.string_field(&fields, "provenance").unwrap_or_else(|| match &base {
-            Some(b) => format!("declared in the spec, from {} ({})", b.key, b.provenance),
+            Some(b) => format!(
+                "declared in the spec, from {} ({})",
+                b.key,
+                nas_core::gpu::registry::SEED_PROVENANCE
+            ),
             None => "declared in the spec".to_string(),
         });
         if !ok {
             return None;
         }
-        let memory_gib = match fields.get("memory_gib") {
-            None => base.as_ref().and_then(|b| b.memory_gib),
-            Some(f) => match scalar_number(&f.value) {
-                Some(n) if n.value.as_f64().is_finite() && n.value.as_f64() > 0.0 => Some(n.value.as_f64()),
-                _ => {
-                    self.errors
-                        .at(field_tokens(f), "`memory_gib` must be a finite positive number");
+        let mut spec = base.map_or(SpecSheet::UNKNOWN, |b| b.spec.clone());
+        if let Some(f) = fields.get("memory_gib") {
+            let checked = scalar_number(&f.value)
+                .ok_or_else(|| "`memory_gib` must be a number".to_string())
+                .and_then(|n| nas_core::gpu::spec_sheet::check_memory_gib(n.value.as_f64()))
+                .map_err(|e| format!("`memory_gib`: {e}"));
+            match checked {
+                Ok(gib) => spec.memory_gib = Some(gib),
+                Err(e) => {
+                    self.errors.at(field_tokens(f), e);
                     return None;
                 }
-            },
-        };
-        match HardwareProfile::custom(key, label, Throughputs::from_values(values), provenance) {
-            Ok(p) => Some(HardwareProfile { memory_gib, ..p }),
-            Err(e) => {
-                self.errors.at(&def.name, e);
-                None
             }
         }
+        let seed = match values {
+            Some(v) => {
+                let t = Throughputs::from_values(v);
+                if let Err(e) = t.check() {
+                    self.errors.at(&def.name, format!("hardware `{key}`: {e}"));
+                    return None;
+                }
+                Some((t, provenance.into()))
+            }
+            None => None,
+        };
+        Some(GpuTarget {
+            key: key.into(),
+            cost_model: None,
+            profile: profile.map(Into::into),
+            own: Some(OwnGpu {
+                label: label.into(),
+                spec,
+                seed,
+            }),
+        })
     }
 
     fn string_field(&mut self, fields: &BTreeMap<&str, &Field>, key: &str) -> Option<String> {
@@ -1015,7 +1072,7 @@ impl Validator<'_> {
                     );
                     return None;
                 };
-                let Some(memory_gib) = profile.memory_gib else {
+                let Some(memory_gib) = memory_of(profile) else {
                     self.errors.at(
                         gpu,
                         format!("gpu `{key}` declares no memory: add `memory_gib: N` to its `gpu` item"),
@@ -1244,10 +1301,23 @@ fn scalar_number(v: &Value) -> Option<&Number> {
     }
 }
 
-/// The const of a built-in profile in `nas::__private::hardware` (its key in capitals).
-fn builtin_const(key: &str) -> Option<String> {
-    hardware::BUILTIN
-        .iter()
-        .any(|p| p.key == key)
-        .then(|| key.to_uppercase())
+/// A target's memory capacity: its own declaration or its built-in spec sheet.
+fn memory_of(target: &GpuTarget) -> Option<f64> {
+    match &target.own {
+        Some(own) => own.spec.memory_gib,
+        None => Registry::builtin().entry(&target.key).ok()?.spec.memory_gib,
+    }
+}
+
+/// The `cost_model` item: one word for all GPUs, or per GPU.
+#[derive(Default)]
+struct CostModels {
+    all: Option<CostModelKind>,
+    per_gpu: BTreeMap<String, (Ident, CostModelKind)>,
+}
+
+impl CostModels {
+    fn of(&self, key: &str) -> Option<CostModelKind> {
+        self.per_gpu.get(key).map(|(_, k)| *k).or(self.all)
+    }
 }

@@ -8,8 +8,9 @@ use clap::{Parser, Subcommand};
 use serde_json::{json, Map, Value};
 
 use nas::calibrate::{CalibrationBlock, CalibrationProfile, MeasurementSet};
-use nas::cost::{LatencyMatrix, TilePenalties};
-use nas::hardware::{self, HardwareProfile, Overrides};
+use nas::cost::TilePenalties;
+use nas::gpu::{CostModelKind, Gpu, GpuTarget, Latencies, Registry};
+use nas::hardware::Overrides;
 use nas::report::fidelity::FidelityReport;
 use nas::shapes::LayerShape;
 use nas::{Error, Result};
@@ -29,17 +30,22 @@ struct Cli {
 enum Command {
     /// Predict the latency of each layer shape in a JSON file on one GPU.
     Predict {
-        /// GPU profile key (see `nas hardware`).
+        /// GPU key (see `nas hardware`).
         #[arg(long)]
         hardware: String,
         /// JSON array of shapes in the seed's keys.
         #[arg(long)]
         configs: PathBuf,
-        /// A calibration file: a fitted profile from `nas calibrate` (the kernel-aware
-        /// model), or the seed's calibration DB (its overrides for this GPU apply).
+        /// `measured` (the kernel-aware model on the GPU's measured profile) or
+        /// `seed` (the seed tool's formula and constants). Default: measured.
+        #[arg(long, value_name = "measured|seed")]
+        cost_model: Option<String>,
+        /// A calibration file: a measured profile from `nas calibrate` (instead of
+        /// the GPU's built-in one), or, with `--cost-model seed`, the seed's
+        /// calibration DB (its overrides for this GPU apply).
         #[arg(long)]
         calibration: Option<PathBuf>,
-        /// Replace one throughput of the profile, e.g. `matmul_tflops=600` (repeatable).
+        /// Replace one seed throughput, e.g. `matmul_tflops=600` (repeatable; `--cost-model seed`).
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
         /// The published fit of the loss estimate (for shapes with `training_tokens`).
@@ -54,6 +60,12 @@ enum Command {
         /// The seed tool's search (the only pack this command builds so far).
         #[arg(long, required = true)]
         seed: bool,
+        /// `seed` (parity with the seed tool: the default here) or `measured`.
+        #[arg(long, value_name = "measured|seed", default_value = "seed")]
+        cost_model: String,
+        /// GPUs, comma-separated (default: the seed's a100,t4,h100).
+        #[arg(long, value_delimiter = ',')]
+        hardware: Vec<String>,
         /// The seed's calibration DB; a path with no file gives status `unavailable`.
         #[arg(long)]
         calibration_db: Option<PathBuf>,
@@ -61,7 +73,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// List the known GPU profiles and where their numbers come from.
+    /// List the known GPUs: spec sheets, cost models, and where every number comes from.
     Hardware,
     /// Fit the kernel-aware model's throughputs to GPU measurements (JSON lines
     /// from calibration/harness/measure.py) and write a calibration profile.
@@ -87,6 +99,9 @@ enum Command {
         /// The search spec (JSON).
         #[arg(long)]
         spec: PathBuf,
+        /// `measured` or `seed` for every GPU, replacing the spec's `cost_model`.
+        #[arg(long, value_name = "measured|seed")]
+        cost_model: Option<String>,
         /// Write the result here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -95,14 +110,17 @@ enum Command {
         quiet: bool,
     },
     /// Measure the streaming engine: evaluate the first N candidates of a
-    /// 10^8-candidate family on the seed model, and print one JSON line.
+    /// 10^8-candidate family, and print one JSON line.
     Bench {
         /// How many candidates (each evaluated on every GPU).
         #[arg(long, default_value_t = 20_000_000)]
         candidates: u64,
-        /// GPU profiles, comma-separated.
-        #[arg(long, default_value = "a100,t4,h100", value_delimiter = ',')]
+        /// GPUs, comma-separated.
+        #[arg(long, default_value = "h100,h200", value_delimiter = ',')]
         hardware: Vec<String>,
+        /// `measured` (default) or `seed`.
+        #[arg(long, value_name = "measured|seed")]
+        cost_model: Option<String>,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
@@ -162,6 +180,7 @@ fn run(command: Command) -> Result<()> {
         Command::Predict {
             hardware,
             configs,
+            cost_model,
             calibration,
             overrides,
             scaling_law,
@@ -171,10 +190,13 @@ fn run(command: Command) -> Result<()> {
                 law: nas::model::ScalingLaw::from_name(&scaling_law).unwrap_or_default(),
                 count: nas::model::ParamCount::from_name(&loss_params).unwrap_or_default(),
             };
-            predict(&hardware, &configs, calibration.as_deref(), &overrides, fit)
+            let cost_model = cost_model.as_deref().map(cost_model_kind).transpose()?;
+            predict(&hardware, &configs, cost_model, calibration.as_deref(), &overrides, fit)
         }
         Command::Pack {
             seed: _,
+            cost_model,
+            hardware,
             calibration_db,
             out,
         } => {
@@ -182,7 +204,16 @@ fn run(command: Command) -> Result<()> {
                 Some(path) => CalibrationBlock::load(&path)?,
                 None => CalibrationBlock::disabled(),
             };
-            let pack = nas::search::seed::pack_spec(calibration)?.evaluate()?;
+            let mut spec = nas::search::seed::pack_spec(calibration)?;
+            let kind = cost_model_kind(&cost_model)?;
+            if kind != CostModelKind::Seed || !hardware.is_empty() {
+                let keys: Vec<String> = match hardware.is_empty() {
+                    true => ["a100", "t4", "h100"].map(String::from).to_vec(),
+                    false => hardware,
+                };
+                spec.hardware = resolve_keys(&keys, Some(kind))?;
+            }
+            let pack = spec.evaluate()?;
             pack.write(&out)?;
             eprintln!("wrote {0}.json, {0}.md and {0}.html", out.display());
             Ok(())
@@ -193,12 +224,24 @@ fn run(command: Command) -> Result<()> {
             exclude_sets,
             decode,
         } => calibrate(&measurements, &out, &exclude_sets, &decode),
-        Command::Search { spec, out, quiet } => search(&spec, out.as_deref(), quiet),
+        Command::Search {
+            spec,
+            cost_model,
+            out,
+            quiet,
+        } => {
+            let cost_model = cost_model.as_deref().map(cost_model_kind).transpose()?;
+            search(&spec, cost_model, out.as_deref(), quiet)
+        }
         Command::Bench {
             candidates,
             hardware,
+            cost_model,
             quiet,
-        } => bench(candidates, &hardware, quiet),
+        } => {
+            let cost_model = cost_model.as_deref().map(cost_model_kind).transpose()?;
+            bench(candidates, &resolve_keys(&hardware, cost_model)?, quiet)
+        }
         Command::Fidelity {
             calibration,
             measurements,
@@ -211,19 +254,87 @@ fn run(command: Command) -> Result<()> {
             false => decode_fidelity(&calibration, &decode, &seed_hardware, &out),
         },
         Command::Hardware => {
-            for p in hardware::BUILTIN.iter() {
-                say!("{:<6} {:<6} {}", p.key, p.label, p.provenance);
-                let values: Vec<String> = hardware::THROUGHPUT_KEYS
-                    .iter()
-                    .zip(p.throughputs.values())
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
-                say!("       {}", values.join(" "));
-                if let Some(m) = p.memory_gib {
-                    say!("       memory {m} GiB (the product's capacity, for memory-fit constraints)");
-                }
-            }
+            list_hardware();
             Ok(())
+        }
+    }
+}
+
+/// `measured` or `seed`, as the CLI's `--cost-model` takes it.
+fn cost_model_kind(word: &str) -> Result<CostModelKind> {
+    CostModelKind::from_name(word).map_err(|e| Error::Spec(format!("--cost-model: {e}")))
+}
+
+/// Built-in GPUs by key (trimmed), each under `cost_model` (default measured).
+fn resolve_keys(keys: &[String], cost_model: Option<CostModelKind>) -> Result<Vec<Gpu>> {
+    let targets: Vec<GpuTarget> = keys
+        .iter()
+        .map(|k| GpuTarget {
+            cost_model,
+            ..GpuTarget::builtin_owned(k.trim())
+        })
+        .collect();
+    Registry::builtin().resolve_all(&targets)
+}
+
+/// `nas hardware`: per GPU its spec sheet, the cost models it has, and where
+/// each number comes from.
+fn list_hardware() {
+    let registry = Registry::builtin();
+    for e in registry.entries() {
+        say!("{} ({})", e.key, e.label);
+        let s = &e.spec;
+        let show = |v: Option<f64>, unit: &str| v.map_or("unknown".to_string(), |v| format!("{v} {unit}"));
+        say!(
+            "  spec sheet: {} SMs, {} L2, HBM {}, dense bf16 {}, dense fp8 {}, memory {}",
+            s.sm_count.map_or("unknown".into(), |n| n.to_string()),
+            s.l2_bytes.map_or("unknown".into(), |b| format!("{} MiB", b >> 20)),
+            show(s.hbm_gbps, "GB/s"),
+            show(s.dense_bf16_tflops, "TFLOP/s"),
+            show(s.dense_fp8_tflops, "TFLOP/s"),
+            show(s.memory_gib.map(|m| (m * 100.0).round() / 100.0), "GiB"),
+        );
+        say!("    source: {}", s.source);
+        for kind in CostModelKind::ALL {
+            match registry.resolve(&GpuTarget::builtin(e.key).with_cost_model(kind)) {
+                Ok(gpu) => {
+                    let p = gpu.provenance();
+                    let default = if kind == CostModelKind::Measured {
+                        " (default)"
+                    } else {
+                        ""
+                    };
+                    say!("  cost model `{}`{default}: {}", kind.name(), p.source);
+                    if let Some(profile) = &p.profile {
+                        say!(
+                            "    profile: {profile}, data sha256 {}",
+                            p.data_sha256.as_deref().unwrap_or("?")
+                        );
+                    }
+                    match &p.validation {
+                        Some(v) => say!(
+                            "    held out: MAPE {:.2}%, {:.1}% within ±10%, worst {:.1}% on {} `{}` layers never fitted on",
+                            v.mape_pct,
+                            v.within_10_pct,
+                            v.max_abs_pct,
+                            v.rows,
+                            v.set
+                        ),
+                        None if kind == CostModelKind::Measured => say!("    held out: none recorded in the profile"),
+                        None => {}
+                    }
+                    if let Some(t) = gpu.seed_throughputs() {
+                        let values: Vec<String> = nas::hardware::THROUGHPUT_KEYS
+                            .iter()
+                            .zip(t.values())
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect();
+                        say!("    {}", values.join(" "));
+                    }
+                    say!("    decode: {}", p.decode);
+                }
+                Err(err) => say!("  cost model `{}`: not available ({err})", kind.name()),
+            }
         }
     }
 }
@@ -236,10 +347,10 @@ fn read_json(path: &Path) -> Result<Value> {
 }
 
 /// What `--calibration` held: the seed's DB (overrides of the seed model) or
-/// a fitted profile (the kernel-aware model).
+/// a measured profile (the kernel-aware model).
 enum Calibration {
     SeedDb(CalibrationBlock),
-    Profile(CalibrationProfile),
+    Profile(nas::gpu::MeasuredProfile),
 }
 
 fn read_calibration(path: &Path) -> Result<Calibration> {
@@ -249,40 +360,75 @@ fn read_calibration(path: &Path) -> Result<Calibration> {
         .ok()
         .is_some_and(|v| v.get("model").is_some());
     if is_profile {
-        let text = String::from_utf8(bytes).map_err(|_| Error::Input {
-            place: place.clone(),
-            problem: "not UTF-8 text".into(),
-        })?;
-        Ok(Calibration::Profile(CalibrationProfile::from_json(&text, &place)?))
+        Ok(Calibration::Profile(nas::gpu::registry::read_profile(&place)?))
     } else {
         Ok(Calibration::SeedDb(CalibrationBlock::from_bytes(&place, &bytes)?))
     }
 }
 
-fn predict(
+/// The GPU `predict` evaluates on: `--hardware` under `--cost-model`, with
+/// `--calibration`'s profile or seed DB and `--override`s applied.
+fn predict_gpu(
     hardware_key: &str,
-    configs: &Path,
+    cost_model: Option<CostModelKind>,
     calibration: Option<&Path>,
     overrides: &[String],
-    loss_fit: nas::model::LossFit,
-) -> Result<()> {
-    let mut profile: HardwareProfile = hardware::builtin(hardware_key)?;
-    let calibration = calibration.map(read_calibration).transpose()?;
+) -> Result<Gpu> {
     let assignments = overrides
         .iter()
         .map(|o| Overrides::parse_assignment(o))
         .collect::<Result<Vec<_>>>()?;
     let overrides = Overrides::new(assignments)?;
-    if let (Some(Calibration::Profile(_)), false) = (&calibration, overrides.is_empty()) {
+    let kind = cost_model.unwrap_or_default();
+    if kind == CostModelKind::Measured && !overrides.is_empty() {
         return Err(Error::Spec(
-            "--override changes seed-model throughputs; a calibration profile has its own fitted ones".into(),
+            "--override changes seed-model throughputs; add --cost-model seed (a measured profile has its own fitted ones)"
+                .into(),
         ));
     }
-    if let Some(Calibration::SeedDb(block)) = &calibration {
-        profile = profile.with_overrides(&block.overrides_for(hardware_key));
-    }
-    profile = profile.with_overrides(&overrides);
+    let target = GpuTarget {
+        cost_model: Some(kind),
+        ..GpuTarget::builtin_owned(hardware_key)
+    };
+    let calibration = calibration.map(read_calibration).transpose()?;
+    let gpu = match calibration {
+        Some(Calibration::Profile(profile)) => {
+            if kind == CostModelKind::Seed {
+                return Err(Error::Spec(format!(
+                    "--calibration {} is a measured profile, but --cost-model seed was asked for",
+                    profile.source
+                )));
+            }
+            Registry::builtin().resolve(&GpuTarget {
+                profile: Some(profile.source.clone()),
+                ..target
+            })?
+        }
+        Some(Calibration::SeedDb(block)) => {
+            if kind != CostModelKind::Seed {
+                return Err(Error::Spec(
+                    "--calibration names the seed's calibration DB, which adjusts the seed model: add --cost-model seed"
+                        .into(),
+                ));
+            }
+            Registry::builtin()
+                .resolve(&target)?
+                .with_overrides(&block.overrides_for(hardware_key))
+        }
+        None => Registry::builtin().resolve(&target)?,
+    };
+    Ok(gpu.with_overrides(&overrides))
+}
 
+fn predict(
+    hardware_key: &str,
+    configs: &Path,
+    cost_model: Option<CostModelKind>,
+    calibration: Option<&Path>,
+    overrides: &[String],
+    loss_fit: nas::model::LossFit,
+) -> Result<()> {
+    let gpu = predict_gpu(hardware_key, cost_model, calibration, overrides)?;
     let doc = read_json(configs)?;
     let (names, mut shapes): (Vec<String>, Vec<LayerShape>) =
         nas::shapes::configs_from_json(&doc, &configs.display().to_string())?
@@ -291,18 +437,9 @@ fn predict(
     for shape in &mut shapes {
         shape.model.loss_fit = loss_fit;
     }
-
-    let kernel_aware;
-    let (latency, step) = match &calibration {
-        Some(Calibration::Profile(p)) => {
-            kernel_aware = p.model();
-            (p.predict(&kernel_aware, &shapes), p.step_throughputs())
-        }
-        _ => (
-            LatencyMatrix::seed(&shapes, &[profile.throughputs]),
-            Some(nas::model::StepThroughputs::seed(&profile.throughputs)),
-        ),
-    };
+    let latency = Latencies::new(std::slice::from_ref(&gpu), &shapes);
+    let step = gpu.step_throughputs()?;
+    let source = gpu.provenance().summary();
     let out: Vec<Value> = names
         .iter()
         .enumerate()
@@ -315,8 +452,10 @@ fn predict(
                 "per_kernel": per_kernel,
                 "bottleneck": kernels.bottleneck(),
                 "tile_penalties": TilePenalties::of(&shapes[i]),
+                "cost_model": gpu.cost_model().name(),
+                "source": source,
             });
-            whole_model_keys(&mut out, &shapes[i], latency.total_ms(i, 0), step.as_ref());
+            whole_model_keys(&mut out, &shapes[i], latency.total_ms(i, 0), Some(&step));
             out
         })
         .collect();
@@ -432,7 +571,7 @@ fn decode_fidelity(profile_path: &Path, files: &[PathBuf], seed_hardware: &str, 
         problem: "the profile has no decode fit (run `nas calibrate ... --decode FILE`)".into(),
     })?;
     let (records, _) = nas::calibrate::decode::read(files)?;
-    let seed = nas::model::StepThroughputs::seed(&hardware::builtin(seed_hardware)?.throughputs);
+    let seed = seed_gpu(seed_hardware)?.step_throughputs()?;
     let ours = profile
         .step_throughputs()
         .ok_or_else(|| Error::Spec("the profile has no decode throughputs".into()))?;
@@ -441,6 +580,11 @@ fn decode_fidelity(profile_path: &Path, files: &[PathBuf], seed_hardware: &str, 
     nas::report::write::write_atomic(&path, md.as_bytes())?;
     say!("wrote {}", path.display());
     Ok(())
+}
+
+/// A built-in GPU on the seed's constants, to compare a profile with.
+fn seed_gpu(key: &str) -> Result<Gpu> {
+    Registry::builtin().resolve(&GpuTarget::builtin_owned(key).with_cost_model(CostModelKind::Seed))
 }
 
 fn read_profile(path: &Path) -> Result<CalibrationProfile> {
@@ -455,7 +599,7 @@ fn read_profile(path: &Path) -> Result<CalibrationProfile> {
 fn fidelity(profile_path: &Path, files: &[PathBuf], set: &str, seed_hardware: &str, out: &Path) -> Result<()> {
     let profile = read_profile(profile_path)?;
     let data = MeasurementSet::read(files)?;
-    let seed = hardware::builtin(seed_hardware)?;
+    let seed = seed_gpu(seed_hardware)?;
     let report = FidelityReport::build(&profile, &profile_path.display().to_string(), &data, set, &seed)?;
     let svg_path = nas::report::write::with_suffix(out, "svg");
     let svg_name = svg_path
@@ -514,11 +658,7 @@ fn progress_bar(total: u64, evaluations: u64, quiet: bool) -> indicatif::Progres
     bar
 }
 
-fn bench(candidates: u64, hardware_keys: &[String], quiet: bool) -> Result<()> {
-    let hardware = hardware_keys
-        .iter()
-        .map(|k| hardware::builtin(k.trim()))
-        .collect::<Result<Vec<_>>>()?;
+fn bench(candidates: u64, hardware: &[Gpu], quiet: bool) -> Result<()> {
     let family = nas::search::stream::bench_family();
     let combinations = family.combinations() as u64;
     if candidates == 0 || candidates > combinations {
@@ -530,7 +670,7 @@ fn bench(candidates: u64, hardware_keys: &[String], quiet: bool) -> Result<()> {
     let spec = nas::search::stream::StreamSpec {
         family: &family,
         workload: nas::search::seed::WORKLOAD,
-        hardware: &hardware,
+        hardware,
         constraints: &constraints,
         top_k: 25,
     };
@@ -558,8 +698,11 @@ fn rayon_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn search(spec_path: &Path, out: Option<&Path>, quiet: bool) -> Result<()> {
-    let doc = read_json(spec_path)?;
+fn search(spec_path: &Path, cost_model: Option<CostModelKind>, out: Option<&Path>, quiet: bool) -> Result<()> {
+    let mut doc = read_json(spec_path)?;
+    if let (Some(kind), Value::Object(top)) = (cost_model, &mut doc) {
+        top.insert("cost_model".into(), json!(kind.name()));
+    }
     let spec = nas::search::spec_json::JsonSearch::from_json(&doc).map_err(|e| Error::Input {
         place: spec_path.display().to_string(),
         problem: e.to_string(),
@@ -615,19 +758,20 @@ fn search(spec_path: &Path, out: Option<&Path>, quiet: bool) -> Result<()> {
         .per_gpu
         .iter()
         .zip(&spec.hardware)
-        .map(|(g, profile)| {
-            let step = nas::model::StepThroughputs::seed(&profile.throughputs);
-            json!({
+        .map(|(g, gpu)| -> Result<Value> {
+            let step = gpu.step_throughputs()?;
+            Ok(json!({
                 "hardware": g.hardware,
+                "cost_model": gpu.cost_model().name(),
+                "provenance": gpu.provenance(),
                 "total_ms_top": entries(&g.total_ms_top, &step),
                 "ms_per_mparam_proxy_top": entries(&g.ms_per_mparam_proxy_top, &step),
                 "quality_constrained_top": entries(&g.constrained_top, &step),
                 "pareto_front": entries(&g.pareto_front, &step),
-            })
+            }))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let report = json!({
-        "cost_model": "seed",
         "combinations": result.combinations,
         "valid_candidates": result.valid,
         "quality_constrained_candidates": result.passing,

@@ -7,7 +7,7 @@ use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
 use crate::cost::kernel_aware::{KernelAwareModel, Unit, RESOURCES, RESOURCE_UNITS};
-use crate::cost::{work_matrix, CostModel, LatencyMatrix};
+use crate::cost::{work_matrix, CostModel, LatencyMatrix, LayerModel};
 use crate::error::{Error, Result};
 use crate::model::StepThroughputs;
 use crate::shapes::LayerShape;
@@ -98,6 +98,20 @@ pub struct CalibrationProfile {
     /// Decode throughputs fitted to measured decode steps, when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decode: Option<super::decode::DecodeFit>,
+    /// Residuals on each measurement set left out of the fit (`validation`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub validation: BTreeMap<String, ResidualStats>,
+}
+
+/// A profile's error on layers it was never fitted on, as reports cite it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HeldOut {
+    /// The measurement set (`validation`).
+    pub set: String,
+    pub rows: usize,
+    pub mape_pct: f64,
+    pub within_10_pct: f64,
+    pub max_abs_pct: f64,
 }
 
 fn throughput(unit: Unit, ms_per_unit: f64) -> (f64, &'static str) {
@@ -136,6 +150,22 @@ impl FitRow {
 }
 
 impl CalibrationProfile {
+    /// The held-out error reports cite: the `validation` set's, else the
+    /// first set left out; `None` when every record was fitted on.
+    pub fn held_out(&self) -> Option<HeldOut> {
+        let (set, s) = self
+            .validation
+            .get_key_value("validation")
+            .or_else(|| self.validation.iter().next())?;
+        Some(HeldOut {
+            set: set.clone(),
+            rows: s.rows,
+            mape_pct: s.mape_pct,
+            within_10_pct: s.within_10_pct,
+            max_abs_pct: s.max_abs_pct,
+        })
+    }
+
     /// What a whole-model step needs, from the fitted resources: bandwidth of
     /// memory-bound kernels (`elementwise_bytes`), GEMM and attention FLOPs
     /// (`gemm_flops`, `attention_flops`) and the cost of one launch; the
@@ -261,6 +291,7 @@ impl CalibrationProfile {
             },
             residuals,
             decode: None,
+            validation: held_out_residuals(data, exclude_sets, &model, &values),
         };
         Ok((profile, rows))
     }
@@ -280,8 +311,12 @@ impl CalibrationProfile {
     }
 
     /// Predictions for validated shapes on this GPU.
-    pub fn predict<'m>(&self, model: &'m KernelAwareModel, shapes: &[LayerShape]) -> LatencyMatrix<'m> {
-        LatencyMatrix::new(model, shapes, &self.inverse_throughputs())
+    pub fn predict(&self, shapes: &[LayerShape]) -> LatencyMatrix {
+        LatencyMatrix::new(
+            LayerModel::KernelAware(self.model()),
+            shapes,
+            &self.inverse_throughputs(),
+        )
     }
 
     pub fn to_json(&self) -> Result<String> {
@@ -345,6 +380,36 @@ impl CalibrationProfile {
         }
         Ok(p)
     }
+}
+
+/// Residuals of the fitted `values` on the records of each excluded set.
+fn held_out_residuals(
+    data: &MeasurementSet,
+    exclude_sets: &[&str],
+    model: &KernelAwareModel,
+    values: &[f64],
+) -> BTreeMap<String, ResidualStats> {
+    let t = nalgebra::DVector::from_column_slice(values);
+    let mut errors: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for m in data
+        .measurements
+        .iter()
+        .filter(|m| exclude_sets.contains(&m.set.as_str()))
+    {
+        let row = match &m.subject {
+            Subject::Layer(shape) => per_resource(model, shape),
+            Subject::Micro { kernel, .. } => model.micro_work(kernel),
+        };
+        let predicted = nalgebra::DVector::from_vec(row).dot(&t);
+        errors
+            .entry(m.set.clone())
+            .or_default()
+            .push((predicted - m.median_ms) / m.median_ms);
+    }
+    errors
+        .into_iter()
+        .map(|(set, e)| (set, ResidualStats::of(&e)))
+        .collect()
 }
 
 /// A layer's work summed per resource: one row of the fit's design matrix.

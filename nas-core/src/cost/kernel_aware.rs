@@ -18,7 +18,7 @@
 //!   bytes at a bandwidth (QK-norm + RoPE has its own, lower, one);
 //! - every kernel launch costs a fixed few microseconds even in a CUDA graph.
 
-use crate::shapes::LayerShape;
+use crate::shapes::{LayerShape, ShapeField};
 
 use super::CostModel;
 
@@ -283,6 +283,19 @@ impl CostModel for KernelAwareModel {
         match kernel {
             k::ROPE if !shape.use_qk_norm => "rope_only",
             other => KERNELS[other],
+        }
+    }
+
+    fn kernel_fields(&self, kernel: usize) -> &'static [ShapeField] {
+        use ShapeField::*;
+        match kernel {
+            k::NORM1 | k::RES1 | k::NORM2 | k::RES2 => &[BatchSize, SeqLen, HiddenDim],
+            k::QKV => &[BatchSize, SeqLen, HiddenDim, NumHeads, NumKvHeads, HeadDim],
+            k::ROPE => &[BatchSize, SeqLen, NumHeads, NumKvHeads, HeadDim, UseQkNorm],
+            k::ATTN => &[BatchSize, SeqLen, NumHeads, HeadDim, WindowSize],
+            k::OUT => &[BatchSize, SeqLen, HiddenDim, NumHeads, HeadDim],
+            k::UP | k::ACT | k::DOWN => &[BatchSize, SeqLen, HiddenDim, FfnDim],
+            _ => &[],
         }
     }
 

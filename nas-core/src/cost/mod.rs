@@ -14,7 +14,7 @@ use nalgebra::DMatrix;
 use serde::Serialize;
 
 use crate::hardware::Throughputs;
-use crate::shapes::LayerShape;
+use crate::shapes::{LayerShape, ShapeField};
 
 pub use kernel_aware::KernelAwareModel;
 pub use seed::{Kernel, Resource, SeedModel};
@@ -78,11 +78,67 @@ pub trait CostModel {
     fn columns(&self) -> &[(usize, usize)];
     /// Fills one row of the work matrix for a validated shape.
     fn work_row(&self, shape: &LayerShape, row: &mut [f64]);
+    /// The shape fields kernel `kernel`'s work depends on (and nothing
+    /// else): the streaming search computes each kernel once per distinct
+    /// assignment of these fields.
+    fn kernel_fields(&self, kernel: usize) -> &'static [ShapeField];
     /// The name a kernel reports for this shape (the seed's third kernel is
     /// `rope_only` without QK-norm).
     fn kernel_name(&self, kernel: usize, shape: &LayerShape) -> &'static str {
         let _ = shape;
         self.kernels()[kernel]
+    }
+}
+
+/// The layer models a GPU can be evaluated with: the seed's (parity) or the
+/// kernel-aware one (with the GPU's SM count, which sets GEMM waves).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerModel {
+    Seed,
+    KernelAware(KernelAwareModel),
+}
+
+impl LayerModel {
+    fn inner(&self) -> &dyn CostModel {
+        match self {
+            LayerModel::Seed => &SeedModel,
+            LayerModel::KernelAware(m) => m,
+        }
+    }
+}
+
+impl CostModel for LayerModel {
+    fn kernels(&self) -> &[&'static str] {
+        match self {
+            LayerModel::Seed => SeedModel.kernels(),
+            LayerModel::KernelAware(m) => m.kernels(),
+        }
+    }
+
+    fn resources(&self) -> &[&'static str] {
+        match self {
+            LayerModel::Seed => SeedModel.resources(),
+            LayerModel::KernelAware(m) => m.resources(),
+        }
+    }
+
+    fn columns(&self) -> &[(usize, usize)] {
+        match self {
+            LayerModel::Seed => SeedModel.columns(),
+            LayerModel::KernelAware(m) => m.columns(),
+        }
+    }
+
+    fn work_row(&self, shape: &LayerShape, row: &mut [f64]) {
+        self.inner().work_row(shape, row)
+    }
+
+    fn kernel_fields(&self, kernel: usize) -> &'static [ShapeField] {
+        self.inner().kernel_fields(kernel)
+    }
+
+    fn kernel_name(&self, kernel: usize, shape: &LayerShape) -> &'static str {
+        self.inner().kernel_name(kernel, shape)
     }
 }
 
@@ -137,19 +193,19 @@ pub fn work_matrix(model: &dyn CostModel, shapes: &[LayerShape]) -> DMatrix<f64>
 
 /// Every candidate's latency on every GPU: the work matrix, the inverse
 /// throughput matrix, and their product.
-pub struct LatencyMatrix<'m> {
-    model: &'m dyn CostModel,
+pub struct LatencyMatrix {
+    model: LayerModel,
     shapes: Vec<LayerShape>,
     work: DMatrix<f64>,
     inverse_throughput: DMatrix<f64>,
     total: DMatrix<f64>,
 }
 
-impl<'m> LatencyMatrix<'m> {
+impl LatencyMatrix {
     /// Evaluates `model` for `shapes` (validated) on GPUs given as one column
     /// of per-resource inverse throughputs (ms per unit of work) each.
-    pub fn new(model: &'m dyn CostModel, shapes: &[LayerShape], per_resource: &DMatrix<f64>) -> Self {
-        let work = work_matrix(model, shapes);
+    pub fn new(model: LayerModel, shapes: &[LayerShape], per_resource: &DMatrix<f64>) -> Self {
+        let work = work_matrix(&model, shapes);
         let inverse_throughput = DMatrix::from_fn(model.columns().len(), per_resource.ncols(), |c, g| {
             per_resource[(model.columns()[c].1, g)]
         });
@@ -164,8 +220,8 @@ impl<'m> LatencyMatrix<'m> {
     }
 
     /// The seed model on the seed's throughput profiles.
-    pub fn seed(shapes: &[LayerShape], gpus: &[Throughputs]) -> LatencyMatrix<'static> {
-        LatencyMatrix::new(&SeedModel, shapes, &SeedModel::inverse_throughputs(gpus))
+    pub fn seed(shapes: &[LayerShape], gpus: &[Throughputs]) -> LatencyMatrix {
+        LatencyMatrix::new(LayerModel::Seed, shapes, &SeedModel::inverse_throughputs(gpus))
     }
 
     /// Total predicted milliseconds of candidate `i` on GPU `g`.

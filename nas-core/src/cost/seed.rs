@@ -192,6 +192,10 @@ impl super::CostModel for SeedModel {
     fn kernel_name(&self, kernel: usize, shape: &LayerShape) -> &'static str {
         Kernel::ALL[kernel].name(shape.use_qk_norm)
     }
+
+    fn kernel_fields(&self, kernel: usize) -> &'static [ShapeField] {
+        Kernel::ALL[kernel].fields()
+    }
 }
 
 /// The product of `factors` as f64, rounded once, as the seed's Python

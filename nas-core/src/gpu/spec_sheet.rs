@@ -69,7 +69,9 @@ pub const A100: SpecSheet = SpecSheet {
     dense_bf16_tflops: Some(312.0),
     dense_fp8_tflops: None,
     memory_gib: Some(80.0),
-    source: Cow::Borrowed("NVIDIA A100 datasheet (SXM4 80 GB): 108 SMs, 40 MB L2, 2039 GB/s HBM2e, 312 TFLOP/s dense bf16"),
+    source: Cow::Borrowed(
+        "NVIDIA A100 datasheet (SXM4 80 GB): 108 SMs, 40 MB L2, 2039 GB/s HBM2e, 312 TFLOP/s dense bf16",
+    ),
 };
 
 /// NVIDIA T4 (NVIDIA T4 datasheet); Turing has fp16 but no bf16 tensor cores.
@@ -114,3 +116,19 @@ pub const H200: SpecSheet = SpecSheet {
          132 SMs, 60 MiB L2 and 150,109,880,320 bytes of memory as the driver reported them",
     ),
 };
+
+/// Largest GPU memory accepted, in GiB (a pebibyte): far above any GPU, and
+/// small enough that byte counts stay exact in an f64.
+pub const MAX_MEMORY_GIB: f64 = (1u64 << 20) as f64;
+
+/// Checks a declared memory capacity: a finite positive number of GiB of at
+/// most [`MAX_MEMORY_GIB`].
+pub fn check_memory_gib(gib: f64) -> Result<f64, String> {
+    if !gib.is_finite() || gib <= 0.0 {
+        return Err(format!("expected a positive number of GiB, got {gib}"));
+    }
+    if gib > MAX_MEMORY_GIB {
+        return Err(format!("{gib} GiB is absurdly large (the limit is {MAX_MEMORY_GIB})"));
+    }
+    Ok(gib)
+}

@@ -9,9 +9,7 @@ use crate::calibrate::measurements::{MeasurementSet, Subject};
 use crate::calibrate::profile::ResidualStats;
 use crate::calibrate::CalibrationProfile;
 use crate::cost::kernel_aware::{padded_head_dim, BLOCK};
-use crate::cost::LatencyMatrix;
 use crate::error::{Error, Result};
-use crate::hardware::HardwareProfile;
 use crate::shapes::LayerShape;
 
 /// One layer: measured, predicted by the profile, predicted by the seed model.
@@ -125,7 +123,7 @@ impl FidelityReport {
         profile_source: &str,
         data: &MeasurementSet,
         set: &str,
-        seed: &HardwareProfile,
+        seed: &crate::gpu::Gpu,
     ) -> Result<Self> {
         let layers: Vec<(LayerShape, f64)> = data
             .measurements
@@ -146,9 +144,8 @@ impl FidelityReport {
             )));
         }
         let shapes: Vec<LayerShape> = layers.iter().map(|(s, _)| *s).collect();
-        let model = profile.model();
-        let ours = profile.predict(&model, &shapes);
-        let theirs = LatencyMatrix::seed(&shapes, &[seed.throughputs]);
+        let ours = profile.predict(&shapes);
+        let theirs = crate::gpu::Latencies::new(std::slice::from_ref(seed), &shapes);
         let rows = layers
             .iter()
             .enumerate()

@@ -245,15 +245,19 @@ pub struct HardwareSummary {
 /// the same spec gives the same bytes.
 #[derive(Clone, Debug, Serialize)]
 pub struct Environment {
+    /// `measured` or `seed`.
     pub cost_model: String,
+    /// Where this GPU's numbers come from (profile, data hash, held-out error).
+    pub provenance: crate::gpu::CostProvenance,
     pub tool: String,
     pub tool_version: String,
 }
 
 impl Environment {
-    pub fn for_model(cost_model: &str) -> Self {
+    pub fn for_gpu(gpu: &crate::gpu::Gpu) -> Self {
         Environment {
-            cost_model: cost_model.to_string(),
+            cost_model: gpu.cost_model().name().to_string(),
+            provenance: gpu.provenance(),
             tool: "nas".to_string(),
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
         }

@@ -14,9 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::calibrate::CalibrationBlock;
-use crate::cost::{tile_efficiency, LatencyMatrix, TilePenalties};
+use crate::cost::{tile_efficiency, TilePenalties};
 use crate::error::{Error, Result};
-use crate::hardware::HardwareProfile;
+use crate::gpu::{Gpu, Latencies};
 use crate::report::{
     CatalogEntry, CliffPoint, CliffReport, Comparison, ConstrainedEntry, Environment, GeneratedSearchReport,
     HardwareReport, HardwareSummary, Pack, PackSummary, RankEntry, Rankings, SCHEMA_VERSION,
@@ -140,7 +140,8 @@ pub struct GeneratedSearch {
 #[derive(Clone, Debug)]
 pub struct SearchSpec {
     pub candidates: Vec<Candidate>,
-    pub hardware: Vec<HardwareProfile>,
+    /// The GPUs, each with the cost model it is evaluated with.
+    pub hardware: Vec<Gpu>,
     pub constraints: Constraints,
     pub generated_search: Option<GeneratedSearch>,
     pub cliffs: Vec<CliffSweep>,
@@ -180,9 +181,10 @@ impl SearchSpec {
             if !keys.insert(h.key.as_ref()) {
                 return Err(Error::Spec(format!("hardware `{}` is listed twice", h.key)));
             }
-            h.throughputs
-                .check()
-                .map_err(|e| Error::Hardware(format!("hardware `{}`: {e}", h.key)))?;
+            if let Some(t) = h.seed_throughputs() {
+                t.check()
+                    .map_err(|e| Error::Hardware(format!("hardware `{}`: {e}", h.key)))?;
+            }
         }
         if self.hardware.is_empty() {
             return Err(Error::Spec("a search needs at least one hardware target".into()));
@@ -205,15 +207,14 @@ impl SearchSpec {
     /// Every candidate on every GPU, ranked, as a pack.
     pub fn evaluate(&self) -> Result<Pack> {
         self.check()?;
-        let profiles: Vec<HardwareProfile> = self
+        let profiles: Vec<Gpu> = self
             .hardware
             .iter()
             .map(|h| h.with_overrides(&self.calibration.overrides_for(&h.key)))
             .collect();
-        let gpus: Vec<_> = profiles.iter().map(|p| p.throughputs).collect();
 
         let shapes: Vec<LayerShape> = self.candidates.iter().map(|c| c.shape).collect();
-        let latency = LatencyMatrix::seed(&shapes, &gpus);
+        let latency = Latencies::new(&profiles, &shapes);
         let reports: Vec<ConstraintReport> = shapes.iter().map(|s| self.constraints.report(s)).collect();
         let proxies: Vec<Proxies> = shapes.iter().map(Proxies::of).collect();
 
@@ -230,12 +231,12 @@ impl SearchSpec {
             }
             None => None,
         };
-        let cliffs: Vec<(&CliffSweep, LatencyMatrix)> = self
+        let cliffs: Vec<(&CliffSweep, Latencies)> = self
             .cliffs
             .iter()
             .map(|sweep| {
                 let shapes: Vec<LayerShape> = sweep.values.iter().map(|&v| sweep.axis.set(&sweep.base, v)).collect();
-                (sweep, LatencyMatrix::seed(&shapes, &gpus))
+                (sweep, Latencies::new(&profiles, &shapes))
             })
             .collect();
 
@@ -288,7 +289,7 @@ impl SearchSpec {
                 candidate_count: self.candidates.len(),
                 candidate_source_counts: source_counts.clone(),
                 comparison: (0..self.candidates.len()).map(|i| ctx.comparison(i)).collect(),
-                environment: Environment::for_model("seed"),
+                environment: Environment::for_gpu(profile),
                 experiment: "kernel_aware_nas".into(),
                 generated_candidate_count: generated.as_ref().map_or(0, |r| r.valid as usize),
                 generated_search: generated_report,
@@ -302,7 +303,7 @@ impl SearchSpec {
                 },
                 schema_version: SCHEMA_VERSION,
                 summary: hardware_summary,
-                whole_model: whole_model::report(&self.candidates, &latency, &reports, profile, g),
+                whole_model: whole_model::report(&self.candidates, &latency, &reports, profile, g)?,
             };
             hardware_reports.insert(profile.key.to_string(), report);
         }
@@ -339,7 +340,7 @@ impl SearchSpec {
 struct GpuContext<'a> {
     g: usize,
     candidates: &'a [Candidate],
-    latency: &'a LatencyMatrix<'a>,
+    latency: &'a Latencies,
     reports: &'a [ConstraintReport],
     proxies: &'a [Proxies],
 }
@@ -403,7 +404,11 @@ impl GpuContext<'_> {
             config: c.shape,
             constraints: self.reports[i].clone(),
             matmul_ms: kernels.get("qkv_projection") + kernels.get("output_projection"),
-            mlp_ms: kernels.get("geglu_mlp"),
+            // The seed's one MLP kernel, or the kernel-aware model's three.
+            mlp_ms: kernels.get("geglu_mlp")
+                + kernels.get("mlp_gate_up")
+                + kernels.get("geglu_activation")
+                + kernels.get("mlp_down"),
             ms_per_mparam_proxy: total_ms / self.reports[i].param_proxy_m,
             name: c.name.to_string(),
             per_kernel: kernels.named().map(|(k, v)| (k.to_string(), v)).collect(),
@@ -415,7 +420,7 @@ impl GpuContext<'_> {
     }
 }
 
-fn rank_entry(c: &Candidate, latency: &LatencyMatrix, i: usize, g: usize, rank: usize) -> RankEntry {
+fn rank_entry(c: &Candidate, latency: &Latencies, i: usize, g: usize, rank: usize) -> RankEntry {
     let total_ms = latency.total_ms(i, g);
     RankEntry {
         bottleneck: latency.kernels(i, g).bottleneck().to_string(),
@@ -462,7 +467,7 @@ fn generated_top(result: &stream::GpuResult, source: &str) -> GeneratedSearchRep
     }
 }
 
-fn cliff_report(sweep: &CliffSweep, latency: &LatencyMatrix, g: usize) -> (String, CliffReport) {
+fn cliff_report(sweep: &CliffSweep, latency: &Latencies, g: usize) -> (String, CliffReport) {
     let mut base_config = match serde_json::to_value(sweep.base) {
         Ok(Value::Object(map)) => map,
         _ => Default::default(),

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use crate::calibrate::CalibrationBlock;
 use crate::error::Result;
-use crate::hardware::BUILTIN;
+use crate::gpu::{CostModelKind, GpuTarget, Registry};
 use crate::model::ModelDims;
 use crate::shapes::{Candidate, LayerShape, GENERATED_CANDIDATE, KNOWN_MODEL, SEED_CANDIDATE};
 
@@ -206,6 +206,12 @@ pub fn cliffs() -> Vec<CliffSweep> {
     ]
 }
 
+/// The seed's GPUs, in its order, on its own constants (parity mode).
+pub fn seed_gpus() -> Result<Vec<crate::gpu::Gpu>> {
+    let targets = ["a100", "t4", "h100"].map(|k| GpuTarget::builtin(k).with_cost_model(CostModelKind::Seed));
+    Registry::builtin().resolve_all(&targets)
+}
+
 /// The seed's whole multi-hardware search: 49 candidates on a100, t4, h100.
 pub fn pack_spec(calibration: CalibrationBlock) -> Result<SearchSpec> {
     let mut candidates: Vec<Candidate> = KNOWN_MODELS.to_vec();
@@ -213,7 +219,7 @@ pub fn pack_spec(calibration: CalibrationBlock) -> Result<SearchSpec> {
     candidates.extend(PACK_FAMILY.expand(WORKLOAD)?.candidates);
     Ok(SearchSpec {
         candidates,
-        hardware: BUILTIN.to_vec(),
+        hardware: seed_gpus()?,
         constraints: Constraints {
             clauses: Cow::Borrowed(&CONSTRAINTS),
         },

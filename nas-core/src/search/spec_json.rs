@@ -30,7 +30,8 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use crate::error::{hint, Error, Result};
-use crate::hardware::{self, HardwareProfile, Overrides, Throughputs, THROUGHPUT_KEYS};
+use crate::gpu::{CostModelKind, Gpu, GpuTarget, OwnGpu, Registry};
+use crate::hardware::{Overrides, Throughputs, THROUGHPUT_KEYS};
 use crate::model::{LossFit, ParamCount, ScalingLaw};
 use crate::search::constraints::{Bound, CmpOp, Constraint, Constraints, Metric};
 use crate::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
@@ -39,7 +40,8 @@ use crate::shapes::{canonical_key, kind_of, GENERATED_CANDIDATE, MAX_DIM};
 /// A search read from JSON, ready for [`crate::search::stream::search`].
 #[derive(Clone, Debug)]
 pub struct JsonSearch {
-    pub hardware: Vec<HardwareProfile>,
+    /// The GPUs, resolved with the cost model asked for (profile files read).
+    pub hardware: Vec<Gpu>,
     pub workload: Workload,
     pub family: Family,
     pub constraints: Constraints,
@@ -93,15 +95,42 @@ impl JsonSearch {
         let top = object(v, "spec")?;
         known_keys(
             top,
-            &["hardware", "workload", "training", "family", "constraints", "top_k"],
+            &[
+                "hardware",
+                "cost_model",
+                "workload",
+                "training",
+                "family",
+                "constraints",
+                "top_k",
+            ],
             "spec",
         )?;
+        let cost_models = read_cost_models(top.get("cost_model"))?;
         let hardware = match top.get("hardware") {
-            Some(Value::Array(items)) if !items.is_empty() => items
-                .iter()
-                .enumerate()
-                .map(|(i, h)| read_hardware(h, &format!("hardware[{i}]")))
-                .collect::<Result<Vec<_>>>()?,
+            Some(Value::Array(items)) if !items.is_empty() => {
+                let mut seen = std::collections::BTreeSet::new();
+                let mut gpus = Vec::new();
+                for (i, h) in items.iter().enumerate() {
+                    let place = format!("hardware[{i}]");
+                    let target = read_hardware(h, &place, &cost_models)?;
+                    if !seen.insert(target.key.to_string()) {
+                        return Err(err(&place, format!("hardware `{}` is listed twice", target.key)));
+                    }
+                    gpus.push(
+                        Registry::builtin()
+                            .resolve(&target)
+                            .map_err(|e| err(&place, e.to_string()))?,
+                    );
+                }
+                if let Some(key) = cost_models.per_gpu.keys().find(|k| !seen.contains(*k)) {
+                    return Err(err(
+                        &format!("cost_model.{key}"),
+                        format!("`{key}` is not listed in `hardware`"),
+                    ));
+                }
+                gpus
+            }
             Some(other) => return Err(err("hardware", format!("expected a non-empty array, got {other}"))),
             None => return Err(err("spec", "missing key `hardware`")),
         };
@@ -154,18 +183,76 @@ impl JsonSearch {
     }
 }
 
-fn read_hardware(v: &Value, place: &str) -> Result<HardwareProfile> {
+/// The spec's `cost_model`: one word for every GPU, or an object of GPU
+/// keys to words (GPUs it does not name take `measured`).
+#[derive(Default)]
+struct CostModels {
+    all: Option<CostModelKind>,
+    per_gpu: std::collections::BTreeMap<String, CostModelKind>,
+}
+
+impl CostModels {
+    fn of(&self, key: &str) -> Option<CostModelKind> {
+        self.per_gpu.get(key).copied().or(self.all)
+    }
+}
+
+fn cost_model_word(v: &Value, place: &str) -> Result<CostModelKind> {
     match v {
-        Value::String(key) => hardware::builtin(key).map_err(|e| err(place, e.to_string())),
+        Value::String(word) => CostModelKind::from_name(word).map_err(|e| err(place, e)),
+        other => Err(err(place, format!("expected `measured` or `seed`, got {other}"))),
+    }
+}
+
+fn read_cost_models(v: Option<&Value>) -> Result<CostModels> {
+    match v {
+        None => Ok(CostModels::default()),
+        Some(Value::Object(map)) => {
+            let mut per_gpu = std::collections::BTreeMap::new();
+            for (key, word) in map {
+                per_gpu.insert(key.clone(), cost_model_word(word, &format!("cost_model.{key}"))?);
+            }
+            Ok(CostModels { all: None, per_gpu })
+        }
+        Some(other) => Ok(CostModels {
+            all: Some(cost_model_word(other, "cost_model")?),
+            per_gpu: Default::default(),
+        }),
+    }
+}
+
+fn read_hardware(v: &Value, place: &str, cost_models: &CostModels) -> Result<GpuTarget> {
+    match v {
+        Value::String(key) => {
+            Registry::builtin().entry(key).map_err(|e| err(place, e.to_string()))?;
+            Ok(GpuTarget {
+                cost_model: cost_models.of(key),
+                ..GpuTarget::builtin_owned(key)
+            })
+        }
         Value::Object(obj) => {
             let key = obj
                 .get("key")
                 .and_then(Value::as_str)
                 .ok_or_else(|| err(place, "missing string `key`"))?;
-            let mut known: Vec<&str> = vec!["key", "base", "label", "provenance", "memory_gib"];
+            let mut known: Vec<&str> = vec![
+                "key",
+                "base",
+                "label",
+                "provenance",
+                "memory_gib",
+                "cost_model",
+                "profile",
+            ];
             known.extend(THROUGHPUT_KEYS);
             known_keys(obj, &known, place)?;
-            let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_string);
+            let text = |k: &str| -> Result<Option<String>> {
+                match obj.get(k) {
+                    None => Ok(None),
+                    Some(Value::String(s)) => Ok(Some(s.clone())),
+                    Some(other) => Err(err(&format!("{place}.{k}"), format!("expected a string, got {other}"))),
+                }
+            };
             let mut values = Vec::new();
             for k in THROUGHPUT_KEYS {
                 if let Some(v) = obj.get(k) {
@@ -176,53 +263,71 @@ fn read_hardware(v: &Value, place: &str) -> Result<HardwareProfile> {
                 }
             }
             let overrides = Overrides::new(values.clone()).map_err(|e| err(place, e.to_string()))?;
-            let throughputs = match obj.get("base") {
-                Some(Value::String(base)) => hardware::builtin(base)
-                    .map_err(|e| err(&format!("{place}.base"), e.to_string()))?
-                    .throughputs
-                    .apply(&overrides),
+            let base = match obj.get("base") {
+                Some(Value::String(base)) => Some(
+                    Registry::builtin()
+                        .entry(base)
+                        .map_err(|e| err(&format!("{place}.base"), e.to_string()))?,
+                ),
                 Some(other) => {
                     return Err(err(
                         &format!("{place}.base"),
                         format!("expected a GPU key, got {other}"),
                     ))
                 }
+                None => None,
+            };
+            let seed = match base.and_then(|b| b.seed) {
+                Some(t) => Some(t.apply(&overrides)),
+                None if values.is_empty() => None,
+                None if values.len() != THROUGHPUT_KEYS.len() => {
+                    let missing: Vec<&str> = THROUGHPUT_KEYS
+                        .iter()
+                        .filter(|k| !obj.contains_key(**k))
+                        .copied()
+                        .collect();
+                    return Err(err(
+                        place,
+                        format!(
+                            "without a `base` that has seed constants, give every throughput; missing {}",
+                            missing.join(", ")
+                        ),
+                    ));
+                }
                 None => {
-                    if values.len() != THROUGHPUT_KEYS.len() {
-                        let missing: Vec<&str> = THROUGHPUT_KEYS
-                            .iter()
-                            .filter(|k| !obj.contains_key(**k))
-                            .copied()
-                            .collect();
-                        return Err(err(
-                            place,
-                            format!("without `base`, give every throughput; missing {}", missing.join(", ")),
-                        ));
-                    }
                     let mut all = [0.0; 10];
                     for (slot, k) in all.iter_mut().zip(THROUGHPUT_KEYS) {
                         *slot = values.iter().find(|(key, _)| key == k).map_or(0.0, |(_, v)| *v);
                     }
-                    Throughputs::from_values(all)
+                    let t = Throughputs::from_values(all);
+                    t.check().map_err(|e| err(place, format!("hardware `{key}`: {e}")))?;
+                    Some(t)
                 }
             };
-            let label = text("label").unwrap_or_else(|| key.to_uppercase());
-            let provenance = text("provenance").unwrap_or_else(|| "declared in the search spec".into());
-            let memory_gib = match obj.get("memory_gib") {
-                None => match obj.get("base").and_then(Value::as_str) {
-                    Some(base) => hardware::builtin(base).ok().and_then(|b| b.memory_gib),
-                    None => None,
-                },
-                Some(m) => Some(m.as_f64().filter(|x| x.is_finite() && *x > 0.0).ok_or_else(|| {
-                    err(
-                        &format!("{place}.memory_gib"),
-                        format!("expected a positive number of GiB, got {m}"),
-                    )
-                })?),
+            let label = text("label")?.unwrap_or_else(|| key.to_uppercase());
+            let provenance = text("provenance")?.unwrap_or_else(|| "declared in the search spec".into());
+            let mut spec = base.map_or(crate::gpu::SpecSheet::UNKNOWN, |b| b.spec.clone());
+            if let Some(m) = obj.get("memory_gib") {
+                let place = format!("{place}.memory_gib");
+                let gib = m
+                    .as_f64()
+                    .ok_or_else(|| err(&place, format!("expected a positive number of GiB, got {m}")))?;
+                spec.memory_gib = Some(crate::gpu::spec_sheet::check_memory_gib(gib).map_err(|p| err(&place, p))?);
+            }
+            let cost_model = match obj.get("cost_model") {
+                Some(word) => Some(cost_model_word(word, &format!("{place}.cost_model"))?),
+                None => cost_models.of(key),
             };
-            let profile = HardwareProfile::custom(key.to_string(), label, throughputs, provenance)
-                .map_err(|e| err(place, e.to_string()))?;
-            Ok(HardwareProfile { memory_gib, ..profile })
+            Ok(GpuTarget {
+                key: Cow::Owned(key.to_string()),
+                cost_model,
+                profile: text("profile")?.map(Cow::Owned),
+                own: Some(OwnGpu {
+                    label: Cow::Owned(label),
+                    spec,
+                    seed: seed.map(|t| (t, Cow::Owned(provenance))),
+                }),
+            })
         }
         other => Err(err(place, format!("expected a GPU key or an object, got {other}"))),
     }
@@ -329,7 +434,7 @@ fn read_axis_value(kind: AxisKind, v: &Value, place: &str) -> Result<Labeled> {
 }
 
 /// `{"gpu": "h100", "batch": 8, "context": 8192}`: the GPU must be a target with a known memory.
-fn read_fits(v: &Value, place: &str, hardware: &[HardwareProfile]) -> Result<Constraint> {
+fn read_fits(v: &Value, place: &str, hardware: &[Gpu]) -> Result<Constraint> {
     let obj = object(v, place)?;
     known_keys(obj, &["gpu", "batch", "context"], place)?;
     let key = obj
@@ -345,7 +450,7 @@ fn read_fits(v: &Value, place: &str, hardware: &[HardwareProfile]) -> Result<Con
             ),
         )
     })?;
-    let memory_gib = profile.memory_gib.ok_or_else(|| {
+    let memory_gib = profile.memory_gib().ok_or_else(|| {
         err(
             &format!("{place}.gpu"),
             format!("gpu `{key}` declares no memory: add \"memory_gib\" to it"),
@@ -417,7 +522,7 @@ fn read_bound(v: &Value, place: &str) -> Result<Bound> {
     }
 }
 
-fn read_constraint(v: &Value, place: &str, hardware: &[HardwareProfile]) -> Result<Constraint> {
+fn read_constraint(v: &Value, place: &str, hardware: &[Gpu]) -> Result<Constraint> {
     let obj = object(v, place)?;
     if let Some(fits) = obj.get("fits") {
         known_keys(obj, &["fits"], place)?;
@@ -492,6 +597,7 @@ mod tests {
     fn spec() -> Value {
         json!({
             "hardware": ["a100", {"key": "mine", "base": "h100", "matmul_tflops": 600}],
+            "cost_model": "seed",
             "family": {
                 "axes": [
                     {"axis": "hidden_dim", "values": [1536, 2048]},
@@ -509,8 +615,8 @@ mod tests {
     #[test]
     fn reads_a_whole_spec() {
         let s = JsonSearch::from_json(&spec()).unwrap();
-        assert_eq!(s.hardware[1].throughputs.matmul_tflops, 600.0);
-        assert_eq!(s.hardware[1].throughputs.attention_tflops, 400.0);
+        let mine = s.hardware[1].seed_throughputs().unwrap();
+        assert_eq!((mine.matmul_tflops, mine.attention_tflops), (600.0, 400.0));
         assert_eq!(s.family.combinations(), 8);
         assert_eq!(s.family.ffn_rounding.rounding, Rounding::Up);
         assert_eq!(s.constraints.clauses.len(), 2);

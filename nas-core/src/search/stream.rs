@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use crate::cost::{LatencyMatrix, SeedModel};
+use crate::cost::{CostModel, LayerModel};
 use crate::error::{Error, Result};
-use crate::hardware::HardwareProfile;
+use crate::gpu::{Gpu, Latencies};
 use crate::search::constraints::{Constraints, Metric, Proxies};
 use crate::search::family::{AxisKind, AxisValue, Family, Labeled, Workload};
 use crate::shapes::{LayerShape, ShapeField};
@@ -42,7 +42,7 @@ const CHUNK: u64 = 1 << 16;
 pub struct StreamSpec<'a> {
     pub family: &'a Family,
     pub workload: Workload,
-    pub hardware: &'a [HardwareProfile],
+    pub hardware: &'a [Gpu],
     pub constraints: &'a Constraints,
     pub top_k: usize,
 }
@@ -148,8 +148,10 @@ impl<'a> Plan<'a> {
         // Group kernels by the axes they read; fold a group into another that
         // reads a superset of its axes, while tables stay small.
         let mut groups: Vec<(u64, Vec<usize>)> = Vec::new();
-        for (k, kernel) in crate::cost::Kernel::ALL.iter().enumerate() {
-            let mask = fields(kernel.fields());
+        // One plan evaluates GPUs of one layer model (`search_range` splits the rest).
+        let model = spec.hardware[0].layer_model();
+        for k in 0..model.kernels().len() {
+            let mask = fields(model.kernel_fields(k));
             match groups.iter_mut().find(|(m, _)| *m == mask) {
                 Some((_, ks)) => ks.push(k),
                 None => groups.push((mask, vec![k])),
@@ -180,10 +182,10 @@ impl<'a> Plan<'a> {
             out[0] = f64::from(u8::from(shape.is_some()))
         });
 
-        let gpus: Vec<_> = spec.hardware.iter().map(|h| h.throughputs).collect();
+        let inverse: Vec<nalgebra::DMatrix<f64>> = spec.hardware.iter().map(Gpu::inverse_throughputs).collect();
         let mut terms = Vec::new();
         for (mask, kernels) in &merged {
-            terms.push(group_latency(&reps, *mask, kernels, &gpus));
+            terms.push(group_latency(&reps, *mask, kernels, &model, &inverse));
         }
 
         let quality_mask = fields(&[ShapeField::HiddenDim, ShapeField::FfnDim]);
@@ -238,7 +240,7 @@ impl<'a> Plan<'a> {
             valid,
             quality,
             passes,
-            gpus: gpus.len(),
+            gpus: inverse.len(),
             inner_axes,
             inner,
             offsets,
@@ -250,24 +252,28 @@ impl<'a> Plan<'a> {
 /// (`gpus` values per entry): the group's work columns times their inverse
 /// throughputs, one nalgebra product for the whole table. Entries no valid
 /// candidate uses get zero work (they are never read).
-fn group_latency(reps: &Representatives, mask: u64, kernels: &[usize], gpus: &[crate::hardware::Throughputs]) -> Table {
+fn group_latency(
+    reps: &Representatives,
+    mask: u64,
+    kernels: &[usize],
+    model: &LayerModel,
+    inverse: &[nalgebra::DMatrix<f64>],
+) -> Table {
     use nalgebra::DMatrix;
-    let columns: Vec<usize> = (0..SeedModel::COLUMNS.len())
-        .filter(|&c| kernels.contains(&(SeedModel::COLUMNS[c].kernel as usize)))
-        .collect();
+    let all = model.columns();
+    let columns: Vec<usize> = (0..all.len()).filter(|&c| kernels.contains(&all[c].0)).collect();
     let work = reps.table(mask, columns.len(), |shape, out| {
         if let Some(shape) = shape {
-            let mut row = [0.0; 16];
-            SeedModel.work_row(shape, &mut row);
+            // Both layer models have at most 30 work columns.
+            let mut row = [0.0; 64];
+            model.work_row(shape, &mut row[..all.len()]);
             for (o, &c) in out.iter_mut().zip(&columns) {
                 *o = row[c];
             }
         }
     });
     let entries = work.values.len() / columns.len().max(1);
-    let inverse = DMatrix::from_fn(columns.len(), gpus.len(), |c, g| {
-        SeedModel::COLUMNS[columns[c]].resource.inverse_throughput(&gpus[g])
-    });
+    let inverse = DMatrix::from_fn(columns.len(), inverse.len(), |c, g| inverse[g][(all[columns[c]].1, 0)]);
     let product = DMatrix::from_row_slice(entries, columns.len(), &work.values) * inverse;
     // Row-major, as the hot loop reads it.
     let values = product.transpose().as_slice().to_vec();
@@ -716,10 +722,22 @@ pub fn search(spec: &StreamSpec, progress: &(dyn Fn(u64) + Sync)) -> Result<Stre
 
 /// Streams the first `limit` candidates of the family (all when `None`).
 pub fn search_range(spec: &StreamSpec, limit: Option<u64>, progress: &(dyn Fn(u64) + Sync)) -> Result<StreamResult> {
-    if spec.hardware.len() > MAX_GPUS {
-        // One pass per group of GPUs; the passes share nothing but their counts.
+    // One pass per run of GPUs that share a layer model (at most MAX_GPUS
+    // each); the passes share nothing but their counts.
+    let mut runs: Vec<&[Gpu]> = Vec::new();
+    let mut start = 0;
+    for g in 1..=spec.hardware.len() {
+        if g == spec.hardware.len()
+            || g - start == MAX_GPUS
+            || spec.hardware[g].layer_model() != spec.hardware[start].layer_model()
+        {
+            runs.push(&spec.hardware[start..g]);
+            start = g;
+        }
+    }
+    if runs.len() > 1 {
         let mut merged: Option<StreamResult> = None;
-        for group in spec.hardware.chunks(MAX_GPUS) {
+        for group in runs {
             let part = search_range(
                 &StreamSpec {
                     hardware: group,
@@ -759,7 +777,6 @@ pub fn search_range(spec: &StreamSpec, limit: Option<u64>, progress: &(dyn Fn(u6
 fn finish(plan: &Plan, partial: Partial, combinations: u64) -> Result<StreamResult> {
     let spec = plan.spec;
     let k = spec.top_k;
-    let gpus: Vec<_> = spec.hardware.iter().map(|h| h.throughputs).collect();
     // Every candidate any list keeps, evaluated exactly once for all GPUs.
     let gpu_count = partial.tops.len();
     let mut wanted: Vec<u64> = partial
@@ -782,7 +799,7 @@ fn finish(plan: &Plan, partial: Partial, combinations: u64) -> Result<StreamResu
         names.push(crate::search::family::render(&template, &picks, spec.family, &shape));
         shapes.push(shape);
     }
-    let latency = LatencyMatrix::seed(&shapes, &gpus);
+    let latency = Latencies::new(spec.hardware, &shapes);
     let ranked = |index: u64, g: usize| -> Ranked {
         let n = wanted.binary_search(&index).unwrap_or(0);
         let shape = shapes[n];

@@ -2,9 +2,9 @@
 //! candidate that has `num_layers` and `vocab_size`, its memory fit, and
 //! rankings by decode and prefill latency.
 
-use crate::cost::LatencyMatrix;
-use crate::hardware::HardwareProfile;
-use crate::model::{self, StepThroughputs, GIB};
+use crate::error::Result;
+use crate::gpu::{Gpu, Latencies};
+use crate::model::{self, GIB};
 use crate::report::pack::{WholeModelEntry, WholeModelRank, WholeModelReport};
 use crate::search::constraints::ConstraintReport;
 use crate::shapes::Candidate;
@@ -12,12 +12,15 @@ use crate::shapes::Candidate;
 /// The report for GPU `g`, or `None` when no candidate is a whole model.
 pub fn report(
     candidates: &[Candidate],
-    latency: &LatencyMatrix,
+    latency: &Latencies,
     constraints: &[ConstraintReport],
-    profile: &HardwareProfile,
+    profile: &Gpu,
     g: usize,
-) -> Option<WholeModelReport> {
-    let gpu = StepThroughputs::seed(&profile.throughputs);
+) -> Result<Option<WholeModelReport>> {
+    if !candidates.iter().any(|c| model::figures(&c.shape).is_some()) {
+        return Ok(None);
+    }
+    let gpu = profile.step_throughputs()?;
     let mut entries = Vec::new();
     let mut rows = Vec::new();
     for (i, c) in candidates.iter().enumerate() {
@@ -25,10 +28,14 @@ pub fn report(
             continue;
         };
         let (batch, context) = (c.shape.batch_size, model::context_of(&c.shape));
-        let decode = model::decode(&c.shape, &gpu, batch, context)?;
-        let prefill = model::prefill(&c.shape, &gpu, latency.total_ms(i, g))?;
-        let memory_needed_bytes = model::memory_needed(&c.shape, &figures, batch, context)?;
-        let fits_memory = profile.memory_gib.map(|m| memory_needed_bytes as f64 <= m * GIB);
+        let (Some(decode), Some(prefill), Some(memory_needed_bytes)) = (
+            model::decode(&c.shape, &gpu, batch, context),
+            model::prefill(&c.shape, &gpu, latency.total_ms(i, g)),
+            model::memory_needed(&c.shape, &figures, batch, context),
+        ) else {
+            continue;
+        };
+        let fits_memory = profile.memory_gib().map(|m| memory_needed_bytes as f64 <= m * GIB);
         rows.push((
             WholeModelRank {
                 rank: 0,
@@ -53,7 +60,7 @@ pub fn report(
         });
     }
     if entries.is_empty() {
-        return None;
+        return Ok(None);
     }
     // Stable sorts: ties keep catalog order.
     let ranking = |key: fn(&WholeModelRank) -> f64, only_passing: bool| -> Vec<WholeModelRank> {
@@ -82,34 +89,40 @@ pub fn report(
             ..rows[i].0.clone()
         })
         .collect();
-    Some(WholeModelReport {
+    Ok(Some(WholeModelReport {
         candidates: entries,
         loss_decode_pareto_front,
         decode_ms_ranking: ranking(|r| r.decode_ms, false),
         prefill_ms_ranking: ranking(|r| r.prefill_ms, false),
         quality_constrained_decode_ranking: ranking(|r| r.decode_ms, true),
-    })
+    }))
 }
 
 /// How the whole-model figures were obtained, for the pack.
-pub fn notes(candidates: &[Candidate], profiles: &[HardwareProfile]) -> Option<Vec<String>> {
+pub fn notes(candidates: &[Candidate], profiles: &[Gpu]) -> Option<Vec<String>> {
     let first = candidates.iter().find(|c| model::figures(&c.shape).is_some())?;
     let mut notes = vec![
         "Parameters are exact counts of a Llama-style decoder (bias-free q/k/v/o, gated MLP of three matrices, \
          two RMSNorms per layer, QK-norm weights when on, final norm, embeddings, LM head unless tied); weights and \
          KV cache are bf16."
             .to_string(),
-        "prefill_ms = num_layers x the layer's predicted total_ms + embedding lookup + LM head for the last token of \
-         each sequence. decode_ms = one decode step at the candidate's batch_size with context_len (else seq_len) \
-         tokens cached: per kernel the longer of bytes at hbm_bandwidth_gbps and FLOPs at matmul/attention \
-         throughput (roofline), seed constants; not measured."
-            .to_string(),
+        format!(
+            "prefill_ms = num_layers x the layer's predicted total_ms + embedding lookup + LM head for the last token \
+             of each sequence. decode_ms = one decode step at the candidate's batch_size with context_len (else \
+             seq_len) tokens cached: per kernel the longer of its bytes at a bandwidth and its FLOPs at a throughput \
+             (roofline), plus a cost per kernel where fitted. Per GPU: {}.",
+            profiles
+                .iter()
+                .map(|p| format!("{} {}", p.label, p.provenance().decode))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
         format!(
             "Memory needed = weights + KV cache of the decode batch and context + one prefill layer's activation \
              peak, against each GPU's memory ({}).",
             profiles
                 .iter()
-                .map(|p| match p.memory_gib {
+                .map(|p| match p.memory_gib() {
                     Some(m) => format!("{} {m} GiB", p.label),
                     None => format!("{} unknown", p.label),
                 })

@@ -1,6 +1,6 @@
 nas::nas_search! {
     search S {
-        hardware: [h100, a100, h100],
+        hardware: [h100, h200, h100],
         known a { hidden_dim: 2048, heads: 16, kv_heads: 2, head_dim: 128, ffn_dim: 8192 }
     }
 }

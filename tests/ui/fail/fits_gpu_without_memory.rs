@@ -1,6 +1,7 @@
 nas::nas_search! {
     search T {
         hardware: [other],
+        cost_model: seed,
         gpu other {
             hbm_bandwidth_gbps: 1000.0, rmsnorm_gbps: 800.0, rmsnorm_gbps_small: 400.0, qk_norm_rope_gbps: 500.0,
             qk_norm_rope_separate_gbps: 300.0, geglu_gbps: 700.0, matmul_tflops: 100.0, matmul_tflops_small: 30.0,

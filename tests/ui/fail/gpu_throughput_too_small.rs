@@ -1,6 +1,7 @@
 nas::nas_search! {
     search S {
         hardware: [h100, mine],
+        cost_model: seed,
         gpu mine: h100 { attention_tflops: 1e-300, label: "Mine" }
         known a { hidden_dim: 2048, heads: 16, kv_heads: 2, head_dim: 128, ffn_dim: 8192 }
     }

@@ -1,6 +1,6 @@
 nas::nas_search! {
     search S {
-        hardware: [a100, h1000],
+        hardware: [h200, h1000],
         known a { hidden_dim: 2048, heads: 16, kv_heads: 2, head_dim: 128, ffn_dim: 8192 }
     }
 }

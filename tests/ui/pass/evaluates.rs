@@ -4,6 +4,7 @@
 nas::nas_search! {
     search Small {
         hardware: [a100, h100, l4ish],
+        cost_model: { a100: seed, l4ish: seed },
         gpu l4ish: t4 { matmul_tflops: 120.0, label: "L4-ish", provenance: "made up for a test" }
         known llama3_8b { hidden_dim: 4096, heads: 32, kv_heads: 8, head_dim: 128, ffn_dim: 14336, qk_norm: false }
         family gen {
@@ -23,9 +24,14 @@ fn main() {
     assert_eq!(Small::CANDIDATES[1].name, "gen_h1536_hd128");
     assert_eq!(Small::CANDIDATES[1].shape.num_kv_heads, 3);
     assert_eq!(Small::CANDIDATES[1].shape.ffn_dim, 6144);
-    assert_eq!(Small::HARDWARE[2].throughputs.matmul_tflops, 120.0);
-    assert_eq!(Small::HARDWARE[2].throughputs.geglu_gbps, 150.0, "inherited from t4");
+    let spec = Small::spec().unwrap();
+    let mine = spec.hardware[2].seed_throughputs().unwrap();
+    assert_eq!(mine.matmul_tflops, 120.0);
+    assert_eq!(mine.geglu_gbps, 150.0, "inherited from t4");
+    let cost_models: Vec<&str> = spec.hardware.iter().map(|g| g.cost_model().name()).collect();
+    assert_eq!(cost_models, ["seed", "measured", "seed"]);
     let pack = Small::evaluate().unwrap();
+    assert_eq!(pack.reports["h100"].environment.cost_model, "measured");
     assert_eq!(pack.hardware_profiles, ["a100", "h100", "l4ish"]);
     let h100 = &pack.reports["h100"];
     assert_eq!(h100.rankings.total_ms.len(), 7);

@@ -5,6 +5,7 @@
     /// A search in a crate with no prelude.
     pub search NoPrelude {
         hardware: [a100, t4, h100, mine],
+        cost_model: { a100: seed, t4: seed, mine: seed },
         gpu mine: h100 { matmul_tflops: 600.0 }
         workload { seq_len: 1024, batch_size: 2 }
         known a { hidden_dim: 2048, heads: 16, kv_heads: 2, head_dim: 128, ffn_dim: 8192, window: 512 }

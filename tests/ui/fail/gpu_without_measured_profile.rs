@@ -1,0 +1,9 @@
+// The A100 has no measured profile, and measured is the default: no silent fallback.
+nas::nas_search! {
+    search S {
+        hardware: [h100, a100],
+        known a { hidden_dim: 2048, heads: 16, kv_heads: 2, head_dim: 128, ffn_dim: 8192 }
+    }
+}
+
+fn main() {}

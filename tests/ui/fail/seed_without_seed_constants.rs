@@ -1,0 +1,10 @@
+// The seed tool never had an H200.
+nas::nas_search! {
+    search S {
+        hardware: [h200],
+        cost_model: seed,
+        known a { hidden_dim: 2048, heads: 16, kv_heads: 2, head_dim: 128, ffn_dim: 8192 }
+    }
+}
+
+fn main() {}
