@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let mut throughputs: Vec<_> = BUILTIN.iter().map(|p| p.throughputs).collect();
     throughputs.push(Throughputs::from_values([MIN_THROUGHPUT; 10]));
     let seed = LatencyMatrix::seed(&shapes, &throughputs);
-    let model = KernelAwareModel { sm_count: 132 };
+    let model = KernelAwareModel::new(132, 0.0);
     // the largest cost per unit a calibration profile may give
     let inverse = nalgebra::DMatrix::from_element(RESOURCES.len(), 1, MAX_MS_PER_UNIT);
     let aware = LatencyMatrix::new(&model, &shapes, &inverse);
