@@ -257,7 +257,7 @@ fn read_json(path: &Path) -> Result<Value> {
 /// a fitted profile (the kernel-aware model).
 enum Calibration {
     SeedDb(CalibrationBlock),
-    Profile(CalibrationProfile),
+    Profile(Box<CalibrationProfile>),
 }
 
 fn read_calibration(path: &Path) -> Result<Calibration> {
@@ -271,7 +271,9 @@ fn read_calibration(path: &Path) -> Result<Calibration> {
             place: place.clone(),
             problem: "not UTF-8 text".into(),
         })?;
-        Ok(Calibration::Profile(CalibrationProfile::from_json(&text, &place)?))
+        Ok(Calibration::Profile(Box::new(CalibrationProfile::from_json(
+            &text, &place,
+        )?)))
     } else {
         Ok(Calibration::SeedDb(CalibrationBlock::from_bytes(&place, &bytes)?))
     }
