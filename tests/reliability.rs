@@ -265,8 +265,17 @@ fn profile_of_another_gpu() {
     let path = dir.file("c.json", &json!([good_shape()]).to_string());
     let profile = repo("calibration/h200.json");
     assert_eq!(
-        dir.error(&["predict", "--hardware", "h100", "--calibration", &profile, "--configs", &path]).replace(&repo(""), "REPO/"),
-        "hardware `h100`: the profile `REPO/calibration/h200.json` was measured on `NVIDIA H200`, not on an NVIDIA H100"
+        dir.error(&[
+            "predict",
+            "--hardware",
+            "h100",
+            "--calibration",
+            &profile,
+            "--configs",
+            &path
+        ])
+        .replace(&repo(""), "REPO/"),
+        "hardware `h100`: the profile `REPO/calibration/h200.json` was measured on `NVIDIA H200`, not on an H100"
     );
 }
 
@@ -329,7 +338,7 @@ fn profile_for_another_model() {
             "--configs",
             &path
         ]),
-        "DIR/p.json: model `roofline_v9` is not `kernel_aware_v1`"
+        "DIR/p.json: model `roofline_v9` is not `kernel_aware_v2`"
     );
 }
 

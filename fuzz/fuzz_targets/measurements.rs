@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nas_core::calibrate::{CalibrationProfile, MeasurementSet};
+use nas_core::calibrate::{CalibrationProfile, MeasurementSet, PhysicalLimits};
 
 fuzz_target!(|data: &[u8]| {
     let sources: Vec<(String, Vec<u8>)> = data
@@ -16,7 +16,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if set.measurements.len() <= 64 {
-        if let Ok((profile, rows)) = CalibrationProfile::fit(&set, &[]) {
+        // the H100's peaks, whatever GPU the records name
+        let limits = PhysicalLimits {
+            hbm_gbps: 3350.0,
+            dense_bf16_tflops: 989.4,
+            source: "fuzz".into(),
+        };
+        if let Ok((profile, rows)) = CalibrationProfile::fit(&set, &[], Some(limits)) {
             for r in rows {
                 assert!(
                     r.predicted_ms.is_finite(),

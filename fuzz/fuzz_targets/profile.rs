@@ -39,10 +39,9 @@ fuzz_target!(|data: &[u8]| {
         window_size: None,
         model: nas_core::model::ModelDims::NONE,
     };
-    let model = profile.model();
     let shapes = [small, large];
     let shapes: Vec<LayerShape> = shapes.into_iter().filter(|s| s.validate().is_ok()).collect();
-    let latency = profile.predict(&model, &shapes);
+    let latency = profile.predict(&shapes);
     for i in 0..shapes.len() {
         let t = latency.total_ms(i, 0);
         assert!(t.is_finite() && t >= 0.0, "latency {t} for {:?}", shapes[i]);

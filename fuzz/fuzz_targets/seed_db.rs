@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use nas_core::calibrate::CalibrationBlock;
 use nas_core::cost::LatencyMatrix;
-use nas_core::hardware::BUILTIN;
+use nas_core::hardware::SEED_CONSTANTS;
 use nas_core::shapes::LayerShape;
 
 fuzz_target!(|data: &[u8]| {
@@ -25,11 +25,11 @@ fuzz_target!(|data: &[u8]| {
         window_size: None,
         model: nas_core::model::ModelDims::NONE,
     };
-    for p in BUILTIN.iter() {
-        let gpu = p.with_overrides(&block.overrides_for(&p.key));
-        gpu.throughputs.check().expect("overrides keep throughputs valid");
-        let t = LatencyMatrix::seed(&[shape], &[gpu.throughputs]).total_ms(0, 0);
-        assert!(t.is_finite() && t > 0.0, "latency {t} with {:?}", gpu.throughputs);
+    for (key, throughputs) in SEED_CONSTANTS.iter() {
+        let t = throughputs.apply(&block.overrides_for(key));
+        t.check().expect("overrides keep throughputs valid");
+        let ms = LatencyMatrix::seed(&[shape], &[t]).total_ms(0, 0);
+        assert!(ms.is_finite() && ms > 0.0, "latency {ms} with {t:?}");
     }
     serde_json::to_string(&block).expect("the block serializes");
 });

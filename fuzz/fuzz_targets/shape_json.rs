@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use nas_core::calibrate::profile::MAX_MS_PER_UNIT;
 use nas_core::cost::kernel_aware::{KernelAwareModel, RESOURCES};
 use nas_core::cost::LatencyMatrix;
-use nas_core::hardware::{Throughputs, BUILTIN, MIN_THROUGHPUT};
+use nas_core::hardware::{Throughputs, MIN_THROUGHPUT, SEED_CONSTANTS};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(doc) = nas_core::input::parse_json(data, "fuzz.json") else {
@@ -19,13 +19,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let shapes: Vec<_> = configs.into_iter().map(|(_, s)| s).collect();
     // the built-in GPUs, and the slowest GPU a profile may describe
-    let mut throughputs: Vec<_> = BUILTIN.iter().map(|p| p.throughputs).collect();
+    let mut throughputs: Vec<_> = SEED_CONSTANTS.iter().map(|(_, t)| *t).collect();
     throughputs.push(Throughputs::from_values([MIN_THROUGHPUT; 10]));
     let seed = LatencyMatrix::seed(&shapes, &throughputs);
-    let model = KernelAwareModel { sm_count: 132 };
+    let model = KernelAwareModel::new(132, 0.0);
     // the largest cost per unit a calibration profile may give
     let inverse = nalgebra::DMatrix::from_element(RESOURCES.len(), 1, MAX_MS_PER_UNIT);
-    let aware = LatencyMatrix::new(&model, &shapes, &inverse);
+    let aware = LatencyMatrix::new(nas_core::cost::LayerModel::KernelAware(model), &shapes, &inverse);
     for i in 0..shapes.len() {
         for g in 0..throughputs.len() {
             let t = seed.total_ms(i, g);

@@ -61,7 +61,7 @@ fn streaming(c: &mut Criterion) {
 }
 
 fn kernel_aware(c: &mut Criterion) {
-    let model = KernelAwareModel { sm_count: 132 };
+    let model = KernelAwareModel::new(132, 0.0);
     let shapes = seed_search_shapes();
     let inverse = nalgebra::DMatrix::from_element(nas_core::cost::kernel_aware::RESOURCES.len(), 1, 1e-12);
     c.bench_function("kernel_aware_latency_matrix_540", |b| {

@@ -91,6 +91,12 @@ enum Command {
         /// bandwidth and per-kernel cost of whole-model decode (`train` records only).
         #[arg(long, num_args = 1..)]
         decode: Vec<PathBuf>,
+        /// Peak HBM bandwidth (GB/s) bounding the fit, for a GPU with no built-in spec sheet.
+        #[arg(long, requires = "dense_bf16_tflops")]
+        hbm_gbps: Option<f64>,
+        /// Dense bf16 peak (TFLOP/s) bounding the fit, for a GPU with no built-in spec sheet.
+        #[arg(long, requires = "hbm_gbps")]
+        dense_bf16_tflops: Option<f64>,
     },
     /// Search a family given as JSON (see `docs/SEARCH.md`), streaming it
     /// however large: per GPU the top candidates by latency and by latency
@@ -223,7 +229,19 @@ fn run(command: Command) -> Result<()> {
             out,
             exclude_sets,
             decode,
-        } => calibrate(&measurements, &out, &exclude_sets, &decode),
+            hbm_gbps,
+            dense_bf16_tflops,
+        } => {
+            let limits =
+                hbm_gbps
+                    .zip(dense_bf16_tflops)
+                    .map(|(hbm_gbps, dense_bf16_tflops)| nas::calibrate::PhysicalLimits {
+                        hbm_gbps,
+                        dense_bf16_tflops,
+                        source: "given to nas calibrate (--hbm-gbps, --dense-bf16-tflops)".into(),
+                    });
+            calibrate(&measurements, &out, &exclude_sets, &decode, limits)
+        }
         Command::Search {
             spec,
             cost_model,
@@ -493,10 +511,16 @@ fn whole_model_keys(out: &mut Value, shape: &LayerShape, layer_ms: f64, step: Op
     }
 }
 
-fn calibrate(files: &[PathBuf], out: &Path, exclude_sets: &[String], decode_files: &[PathBuf]) -> Result<()> {
+fn calibrate(
+    files: &[PathBuf],
+    out: &Path,
+    exclude_sets: &[String],
+    decode_files: &[PathBuf],
+    limits: Option<nas::calibrate::PhysicalLimits>,
+) -> Result<()> {
     let data = MeasurementSet::read(files)?;
     let excluded: Vec<&str> = exclude_sets.iter().map(String::as_str).collect();
-    let (mut profile, rows) = CalibrationProfile::fit(&data, &excluded)?;
+    let (mut profile, rows) = CalibrationProfile::fit(&data, &excluded, limits)?;
     if !decode_files.is_empty() {
         let (records, sha) = nas::calibrate::decode::read(decode_files)?;
         let layer = profile.step_throughputs().ok_or_else(|| {
@@ -525,6 +549,7 @@ fn calibrate(files: &[PathBuf], out: &Path, exclude_sets: &[String], decode_file
         let note = match profile.fallbacks.get(name) {
             Some(to) => format!(" (no data: uses {to})"),
             None if f.ms_per_unit == 0.0 => " (fitted to zero: no measurable cost)".to_string(),
+            None if profile.at_limit(name) => " (at its physical limit)".to_string(),
             None => String::new(),
         };
         say!("{name:<34} {:>12.2} {}{note}", f.throughput, f.unit);
@@ -537,7 +562,10 @@ fn calibrate(files: &[PathBuf], out: &Path, exclude_sets: &[String], decode_file
         "max%",
         "within10%"
     );
-    for (kind, s) in &profile.residuals {
+    let cv = profile.cross_validation.iter().map(|(k, s)| (format!("cv {k}"), s));
+    let held = profile.validation.iter().map(|(k, s)| (format!("held-out {k}"), s));
+    let own = profile.residuals.iter().map(|(k, s)| (k.clone(), s));
+    for (kind, s) in own.chain(cv).chain(held) {
         say!(
             "{kind:<14} {:>6} {:>8.2} {:>8.2} {:>10.1}",
             s.rows,

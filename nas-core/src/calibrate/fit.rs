@@ -1,5 +1,7 @@
 //! Least squares with non-negativity (Lawson and Hanson's active-set NNLS),
-//! weighted by 1/measured so that small layers count as much as large ones.
+//! weighted by 1/measured so that small layers count as much as large ones,
+//! and with lower bounds (bounded-variable least squares by substitution:
+//! `t = t_min + s`, `s >= 0`), which is how a fit respects physical peaks.
 
 use nalgebra::{DMatrix, DVector};
 
@@ -59,6 +61,22 @@ fn solve_passive(a: &DMatrix<f64>, b: &DVector<f64>, passive: &[bool]) -> DVecto
 /// residuals ((X t - y) / y). Columns are scaled to unit norm for
 /// conditioning and the result scaled back. Columns with no work stay 0.
 pub fn fit_relative(x: &DMatrix<f64>, y: &[f64]) -> DVector<f64> {
+    fit_relative_bounded(x, y, &vec![0.0; x.ncols()])
+}
+
+/// [`fit_relative`] with `t >= lower` (each `lower[j] >= 0`; a column with no
+/// work gets its bound). Solved as NNLS in `s = t - lower` on the residual
+/// the bounds leave, `y - X lower`.
+pub fn fit_relative_bounded(x: &DMatrix<f64>, y: &[f64], lower: &[f64]) -> DVector<f64> {
+    let lower: Vec<f64> = (0..x.ncols())
+        .map(|j| {
+            lower
+                .get(j)
+                .copied()
+                .filter(|l| l.is_finite() && *l > 0.0)
+                .unwrap_or(0.0)
+        })
+        .collect();
     let weighted = DMatrix::from_fn(x.nrows(), x.ncols(), |i, j| x[(i, j)] / y[i]);
     let norms: Vec<f64> = (0..x.ncols()).map(|j| weighted.column(j).norm()).collect();
     let scaled = DMatrix::from_fn(x.nrows(), x.ncols(), |i, j| {
@@ -68,9 +86,14 @@ pub fn fit_relative(x: &DMatrix<f64>, y: &[f64]) -> DVector<f64> {
             0.0
         }
     });
-    let ones = DVector::from_element(x.nrows(), 1.0);
-    let t = nnls(&scaled, &ones);
-    DVector::from_fn(x.ncols(), |j, _| if norms[j] > 0.0 { t[j] / norms[j] } else { 0.0 })
+    // relative residual (X (lower + s) - y) / y = weighted s - (1 - weighted lower)
+    let rest = DVector::from_fn(x.nrows(), |i, _| {
+        1.0 - (0..x.ncols()).map(|j| weighted[(i, j)] * lower[j]).sum::<f64>()
+    });
+    let s = nnls(&scaled, &rest);
+    DVector::from_fn(x.ncols(), |j, _| {
+        lower[j] + if norms[j] > 0.0 { s[j] / norms[j] } else { 0.0 }
+    })
 }
 
 #[cfg(test)]
@@ -104,5 +127,22 @@ mod tests {
         assert!(t[1] == 0.0 && (t[0] - 1.0).abs() < 0.05, "{t}");
         let unused = DMatrix::from_row_slice(3, 2, &[1.0, 0.0, 2.0, 0.0, 3.0, 0.0]);
         assert_eq!(fit_relative(&unused, &[1.0, 2.0, 3.0])[1], 0.0);
+    }
+
+    #[test]
+    fn lower_bounds_hold_and_the_rest_refits() {
+        // Truth 2 a + 0.5 b; with b >= 1 the fit keeps b at its bound and a
+        // absorbs what it can; an unused column gets its bound.
+        let x = DMatrix::from_row_slice(4, 3, &[1.0, 1.0, 0.0, 2.0, 1.0, 0.0, 3.0, 2.0, 0.0, 4.0, 1.0, 0.0]);
+        let y: Vec<f64> = (0..4).map(|i| 2.0 * x[(i, 0)] + 0.5 * x[(i, 1)]).collect();
+        let free = fit_relative_bounded(&x, &y, &[0.0, 0.0, 0.0]);
+        assert!((free[0] - 2.0).abs() < 1e-9 && (free[1] - 0.5).abs() < 1e-9, "{free}");
+        let t = fit_relative_bounded(&x, &y, &[0.0, 1.0, 0.25]);
+        assert!(t[1] >= 1.0 && (t[1] - 1.0).abs() < 1e-12, "{t}");
+        assert_eq!(t[2], 0.25);
+        assert!(t[0] > 0.0 && t[0] < 2.0, "{t}");
+        // a bound already above the data: every other throughput goes to 0
+        let t = fit_relative_bounded(&x, &y, &[3.0, 0.0, 0.0]);
+        assert_eq!((t[0], t[1]), (3.0, 0.0));
     }
 }

@@ -8,5 +8,5 @@ pub mod profile;
 pub mod seed_db;
 
 pub use measurements::{Measurement, MeasurementSet, Subject};
-pub use profile::CalibrationProfile;
+pub use profile::{CalibrationProfile, PhysicalLimits};
 pub use seed_db::{CalibrationBlock, CalibrationStatus, OperatorSummary};

@@ -6,17 +6,21 @@ use std::collections::BTreeMap;
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
-use crate::cost::kernel_aware::{KernelAwareModel, Unit, RESOURCES, RESOURCE_UNITS};
+use crate::cost::kernel_aware::{KernelAwareModel, Unit, RESOURCES, RESOURCE_BOUNDS, RESOURCE_UNITS};
 use crate::cost::{work_matrix, CostModel, LatencyMatrix, LayerModel};
 use crate::error::{Error, Result};
+use crate::gpu::{spec_sheet, PeakUnit, SpecSheet};
 use crate::model::StepThroughputs;
 use crate::shapes::LayerShape;
 
-use super::fit::fit_relative;
+use super::fit::fit_relative_bounded;
 use super::measurements::{MeasurementSet, Subject, MAX_SM_COUNT};
 
-/// Name of the model a profile belongs to.
-pub const MODEL: &str = "kernel_aware_v1";
+/// Name of the model a profile belongs to. `kernel_aware_v1` (until 2026-11)
+/// had a separate wave-tail throughput, L2-speed byte rates and a QK-norm
+/// bandwidth; its fitted constants were faster than the hardware, so its
+/// profiles are not read: refit them with `nas calibrate`.
+pub const MODEL: &str = "kernel_aware_v2";
 
 /// Largest cost per unit of work a profile may give: a second per FLOP, byte
 /// or launch. Real ones are about 1e-12 (FLOPs) to 5e-3 (launches); the cap
@@ -27,12 +31,75 @@ pub const MAX_MS_PER_UNIT: f64 = 1e3;
 /// exercises them (say, no misaligned GEMM was timed).
 const FALLBACKS: [(&str, &str); 6] = [
     ("gemm_misaligned_flops", "gemm_flops"),
+    ("gemm_bytes", "elementwise_bytes"),
     ("attention_small_head_flops", "attention_flops"),
     ("attention_fallback_flops", "attention_flops"),
     ("attention_window_flops", "attention_flops"),
     ("attention_window_wide_head_flops", "attention_window_flops"),
-    ("qk_norm_bytes", "elementwise_bytes"),
 ];
+
+/// The physical peaks a profile's throughputs are bounded by (from the GPU's
+/// spec sheet, or given to `nas calibrate` for a GPU it does not know).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhysicalLimits {
+    /// Peak HBM bandwidth, GB/s: bounds every `GB/s` resource.
+    pub hbm_gbps: f64,
+    /// Dense bf16 tensor-core peak, TFLOP/s: bounds every `TFLOP/s` resource.
+    pub dense_bf16_tflops: f64,
+    /// Where the figures come from.
+    pub source: String,
+}
+
+impl PhysicalLimits {
+    /// The limits of a spec sheet that has both figures.
+    pub fn from_spec(sheet: &SpecSheet) -> Option<Self> {
+        Some(PhysicalLimits {
+            hbm_gbps: sheet.hbm_gbps?,
+            dense_bf16_tflops: sheet.dense_bf16_tflops?,
+            source: sheet.source.to_string(),
+        })
+    }
+
+    /// The built-in spec sheet of a GPU named as the harness reports it.
+    pub fn for_device_name(gpu: &str) -> Option<Self> {
+        spec_sheet::for_device_name(gpu).and_then(Self::from_spec)
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        for (key, v) in [
+            ("hbm_gbps", self.hbm_gbps),
+            ("dense_bf16_tflops", self.dense_bf16_tflops),
+        ] {
+            if !(v.is_finite() && (1e-3..=1e9).contains(&v)) {
+                return Err(format!(
+                    "`limits.{key}` must be a finite number from 0.001 to 1e9, got {v:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The limit of one kind of peak, in that resource's own unit.
+    pub fn limit(&self, unit: PeakUnit) -> f64 {
+        match unit {
+            PeakUnit::HbmGbps => self.hbm_gbps,
+            PeakUnit::DenseBf16Tflops => self.dense_bf16_tflops,
+        }
+    }
+
+    /// Smallest cost per unit of work (ms) a resource bounded by `unit` may have.
+    pub fn min_ms_per_unit(&self, unit: PeakUnit) -> f64 {
+        match unit {
+            PeakUnit::HbmGbps => 1.0 / (self.hbm_gbps * 1e6),
+            PeakUnit::DenseBf16Tflops => 1.0 / (self.dense_bf16_tflops * 1e9),
+        }
+    }
+
+    /// FLOPs per byte at which dense compute and HBM take equally long.
+    pub fn ridge_flops_per_byte(&self) -> f64 {
+        self.dense_bf16_tflops * 1e12 / (self.hbm_gbps * 1e9)
+    }
+}
 
 /// One fitted resource.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -95,12 +162,22 @@ pub struct CalibrationProfile {
     pub data: DataProvenance,
     /// Residuals of the fit on its own data, overall and per kind of record.
     pub residuals: BTreeMap<String, ResidualStats>,
+    /// The physical peaks the fit was bounded by and the profile is checked
+    /// against (absent in profiles written before bounds existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<PhysicalLimits>,
+    /// Leave-one-out cross-validation on the fitted records (each predicted
+    /// by a fit without it): `leave_one_out`, and `leave_one_out_<kind>` per
+    /// kind of record when there are several.
+    #[serde(default)]
+    pub cross_validation: BTreeMap<String, ResidualStats>,
+    /// Held-out error: the records of each excluded set present in the
+    /// measurement files (`validation`, normally), predicted by this profile.
+    #[serde(default)]
+    pub validation: BTreeMap<String, ResidualStats>,
     /// Decode throughputs fitted to measured decode steps, when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decode: Option<super::decode::DecodeFit>,
-    /// Residuals on each measurement set left out of the fit (`validation`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub validation: BTreeMap<String, ResidualStats>,
 }
 
 /// A profile's error on layers it was never fitted on, as reports cite it.
@@ -167,13 +244,15 @@ impl CalibrationProfile {
     }
 
     /// What a whole-model step needs, from the fitted resources: bandwidth of
-    /// memory-bound kernels (`elementwise_bytes`), GEMM and attention FLOPs
-    /// (`gemm_flops`, `attention_flops`) and the cost of one launch; the
-    /// bandwidth and launch cost of measured decode steps when fitted.
+    /// memory-bound kernels (`elementwise_bytes`, bounded by HBM: never above
+    /// the limits' `hbm_gbps`), GEMM and attention FLOPs (`gemm_flops`,
+    /// `attention_flops`) and the cost of one launch; the bandwidth and launch
+    /// cost of measured decode steps when fitted.
     pub fn step_throughputs(&self) -> Option<StepThroughputs> {
         let get = |name: &str| self.fitted.get(name).map(|f| f.throughput).filter(|t| *t > 0.0);
+        let hbm = self.physical_limits().map_or(f64::INFINITY, |l| l.hbm_gbps);
         let layer = StepThroughputs {
-            bandwidth_gbps: get("elementwise_bytes")?,
+            bandwidth_gbps: get("elementwise_bytes")?.min(hbm),
             matmul_tflops: get("gemm_flops")?,
             attention_tflops: get("attention_flops")?,
             launch_ms: self.fitted.get("kernel_launch").map_or(0.0, |f| f.ms_per_unit),
@@ -185,9 +264,28 @@ impl CalibrationProfile {
     }
 
     /// Fits the kernel-aware model to every measurement whose set is not in
-    /// `exclude_sets` (the validation set, normally). Returns the profile and
-    /// each fitted row's residual.
-    pub fn fit(data: &MeasurementSet, exclude_sets: &[&str]) -> Result<(Self, Vec<FitRow>)> {
+    /// `exclude_sets` (the validation set, normally), each throughput bounded
+    /// by its physical peak: `limits`, or the built-in spec sheet of the GPU
+    /// the records name (an error if there is none). The excluded records
+    /// present are predicted, per set, into [`CalibrationProfile::validation`];
+    /// leave-one-out cross-validation goes to `cross_validation`. Returns the
+    /// profile and each fitted row's residual.
+    pub fn fit(
+        data: &MeasurementSet,
+        exclude_sets: &[&str],
+        limits: Option<PhysicalLimits>,
+    ) -> Result<(Self, Vec<FitRow>)> {
+        let gpu = &data.measurements[0].gpu;
+        let limits = match limits.or_else(|| PhysicalLimits::for_device_name(gpu)) {
+            Some(l) => l,
+            None => {
+                return Err(Error::Spec(format!(
+                    "no spec sheet is built in for `{gpu}`: give its peaks (--hbm-gbps, --dense-bf16-tflops) \
+                     so the fit can be bounded by them"
+                )))
+            }
+        };
+        limits.check().map_err(Error::Spec)?;
         let used: Vec<_> = data
             .measurements
             .iter()
@@ -200,33 +298,67 @@ impl CalibrationProfile {
                 RESOURCES.len()
             )));
         }
-        let model = KernelAwareModel {
-            sm_count: data.measurements[0].sm_count,
-        };
-        let design = DMatrix::from_fn(used.len(), RESOURCES.len(), |_, _| 0.0);
-        let mut design = design;
-        for (i, m) in used.iter().enumerate() {
-            let row = match &m.subject {
-                Subject::Layer(shape) => per_resource(&model, shape),
-                Subject::Micro { kernel, .. } => model.micro_work(kernel),
-            };
-            for (j, w) in row.iter().enumerate() {
-                design[(i, j)] = *w;
-            }
-        }
+        let model = KernelAwareModel::new(data.measurements[0].sm_count, limits.ridge_flops_per_byte());
+        let design = design_matrix(&model, &used);
         let y: Vec<f64> = used.iter().map(|m| m.median_ms).collect();
-        let t = fit_relative(&design, &y);
-
-        let mut values: Vec<f64> = t.iter().copied().collect();
-        let mut fallbacks = BTreeMap::new();
-        for (j, name) in RESOURCES.iter().enumerate() {
-            if design.column(j).iter().all(|w| *w == 0.0) {
-                if let Some((_, to)) = FALLBACKS.iter().find(|(from, _)| from == name) {
-                    let k = RESOURCES.iter().position(|r| r == to).unwrap_or(j);
-                    values[j] = values[k];
-                    fallbacks.insert(name.to_string(), to.to_string());
+        let lower: Vec<f64> = RESOURCE_BOUNDS
+            .iter()
+            .map(|b| b.map_or(0.0, |unit| limits.min_ms_per_unit(unit)))
+            .collect();
+        let solve = |design: &DMatrix<f64>, y: &[f64]| -> (Vec<f64>, BTreeMap<String, String>) {
+            let mut values: Vec<f64> = fit_relative_bounded(design, y, &lower).iter().copied().collect();
+            let mut fallbacks = BTreeMap::new();
+            for (j, name) in RESOURCES.iter().enumerate() {
+                if design.column(j).iter().all(|w| *w == 0.0) {
+                    if let Some((_, to)) = FALLBACKS.iter().find(|(from, _)| from == name) {
+                        let k = RESOURCES.iter().position(|r| r == to).unwrap_or(j);
+                        values[j] = values[k];
+                        fallbacks.insert(name.to_string(), to.to_string());
+                    }
                 }
             }
+            (values, fallbacks)
+        };
+        let (values, fallbacks) = solve(&design, &y);
+
+        // Leave-one-out: each fitted record predicted by a fit without it.
+        let mut loo: Vec<(String, f64)> = Vec::with_capacity(used.len());
+        for i in 0..used.len() {
+            let keep: Vec<usize> = (0..used.len()).filter(|&r| r != i).collect();
+            let sub = design.select_rows(keep.iter());
+            let sub_y: Vec<f64> = keep.iter().map(|&r| y[r]).collect();
+            let (v, _) = solve(&sub, &sub_y);
+            let predicted: f64 = (0..RESOURCES.len()).map(|j| design[(i, j)] * v[j]).sum();
+            loo.push((kind_of(used[i]), (predicted - y[i]) / y[i]));
+        }
+        let mut cross_validation = BTreeMap::new();
+        let all: Vec<f64> = loo.iter().map(|(_, e)| *e).collect();
+        cross_validation.insert("leave_one_out".to_string(), ResidualStats::of(&all));
+        let loo_kinds: std::collections::BTreeSet<&str> = loo.iter().map(|(k, _)| k.as_str()).collect();
+        if loo_kinds.len() > 1 {
+            for kind in loo_kinds {
+                let rel: Vec<f64> = loo.iter().filter(|(k, _)| k == kind).map(|(_, e)| *e).collect();
+                cross_validation.insert(format!("leave_one_out_{kind}"), ResidualStats::of(&rel));
+            }
+        }
+
+        // Held-out sets present in the files: predicted, never fitted on.
+        let mut validation = BTreeMap::new();
+        for set in exclude_sets {
+            let held: Vec<_> = data.measurements.iter().filter(|m| m.set == *set).collect();
+            if held.is_empty() {
+                continue;
+            }
+            let x = design_matrix(&model, &held);
+            let rel: Vec<f64> = held
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    let p: f64 = (0..RESOURCES.len()).map(|j| x[(i, j)] * values[j]).sum();
+                    (p - m.median_ms) / m.median_ms
+                })
+                .collect();
+            validation.insert(set.to_string(), ResidualStats::of(&rel));
         }
 
         let predicted = &design * nalgebra::DVector::from_vec(values.clone());
@@ -235,10 +367,7 @@ impl CalibrationProfile {
             .enumerate()
             .map(|(i, m)| FitRow {
                 origin: m.origin.clone(),
-                kind: match &m.subject {
-                    Subject::Layer(_) => "layer".to_string(),
-                    Subject::Micro { kind, .. } => kind.clone(),
-                },
+                kind: kind_of(m),
                 measured_ms: m.median_ms,
                 predicted_ms: predicted[i],
             })
@@ -290,17 +419,99 @@ impl CalibrationProfile {
                 records_failed_in_harness: data.failed_records,
             },
             residuals,
+            limits: Some(limits),
+            cross_validation,
+            validation,
             decode: None,
-            validation: held_out_residuals(data, exclude_sets, &model, &values),
         };
+        profile
+            .check_own_limits()
+            .map_err(|e| Error::Spec(format!("the fit broke its own bounds (a bug): {e}")))?;
         Ok((profile, rows))
+    }
+
+    /// The limits this profile is bound by: its own `limits`, else the
+    /// built-in spec sheet of its GPU, else none.
+    pub fn physical_limits(&self) -> Option<PhysicalLimits> {
+        self.limits
+            .clone()
+            .or_else(|| PhysicalLimits::for_device_name(&self.gpu))
+    }
+
+    /// Checks every fitted throughput against the physical peak that bounds
+    /// it ([`RESOURCE_BOUNDS`]), under [`CalibrationProfile::physical_limits`];
+    /// a profile with no known limits passes. The error names the resource,
+    /// its value and the limit.
+    pub fn check_own_limits(&self) -> std::result::Result<(), String> {
+        match self.physical_limits() {
+            Some(limits) => self.check_against(&limits),
+            None => Ok(()),
+        }
+    }
+
+    /// [`CalibrationProfile::check_own_limits`] against a given spec sheet
+    /// (one without both figures passes).
+    pub fn check_physical(&self, sheet: &SpecSheet) -> std::result::Result<(), String> {
+        match PhysicalLimits::from_spec(sheet) {
+            Some(limits) => self.check_against(&limits),
+            None => Ok(()),
+        }
+    }
+
+    fn check_against(&self, limits: &PhysicalLimits) -> std::result::Result<(), String> {
+        for ((name, unit), bound) in RESOURCES.iter().zip(RESOURCE_UNITS).zip(RESOURCE_BOUNDS) {
+            let (Some(bound), Some(f)) = (bound, self.fitted.get(*name)) else {
+                continue;
+            };
+            let min = limits.min_ms_per_unit(bound);
+            // a relative slack of 1e-9 for the bound's own rounding
+            if f.ms_per_unit < min * (1.0 - 1e-9) {
+                let (value, unit_name) = throughput(unit, f.ms_per_unit);
+                let value = if f.ms_per_unit > 0.0 {
+                    format!("{value:.1} {unit_name}")
+                } else {
+                    format!("infinite {unit_name} (0 ms per unit)")
+                };
+                return Err(format!(
+                    "`{name}` = {value} is faster than the physical limit {:.1} {unit_name} ({})",
+                    limits.limit(bound),
+                    match bound {
+                        PeakUnit::HbmGbps => "HBM bandwidth",
+                        PeakUnit::DenseBf16Tflops => "dense bf16 peak",
+                    }
+                ));
+            }
+        }
+        if let Some(d) = self
+            .decode
+            .as_ref()
+            .filter(|d| d.bandwidth_gbps > limits.hbm_gbps * (1.0 + 1e-9))
+        {
+            return Err(format!(
+                "`decode.bandwidth_gbps` = {:.1} GB/s is faster than the physical limit {:.1} GB/s (HBM bandwidth)",
+                d.bandwidth_gbps, limits.hbm_gbps
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the fitted resource `name` sits at the peak that bounds it
+    /// (the fit would have made it faster).
+    pub fn at_limit(&self, name: &str) -> bool {
+        let bound = RESOURCES
+            .iter()
+            .position(|r| *r == name)
+            .and_then(|j| RESOURCE_BOUNDS[j]);
+        match (bound, self.physical_limits(), self.fitted.get(name)) {
+            (Some(unit), Some(limits), Some(f)) => f.ms_per_unit <= limits.min_ms_per_unit(unit) * (1.0 + 1e-9),
+            _ => false,
+        }
     }
 
     /// The model this profile parameterizes.
     pub fn model(&self) -> KernelAwareModel {
-        KernelAwareModel {
-            sm_count: self.sm_count,
-        }
+        let ridge = self.physical_limits().map_or(0.0, |l| l.ridge_flops_per_byte());
+        KernelAwareModel::new(self.sm_count, ridge)
     }
 
     /// Inverse throughputs as the R x 1 matrix `LatencyMatrix` takes.
@@ -378,38 +589,34 @@ impl CalibrationProfile {
         if let Some(d) = &p.decode {
             d.check().map_err(|problem| Error::input(place, problem))?;
         }
+        if let Some(l) = &p.limits {
+            l.check().map_err(|problem| Error::input(place, problem))?;
+        }
+        p.check_own_limits().map_err(|problem| Error::input(place, problem))?;
         Ok(p)
     }
 }
 
-/// Residuals of the fitted `values` on the records of each excluded set.
-fn held_out_residuals(
-    data: &MeasurementSet,
-    exclude_sets: &[&str],
-    model: &KernelAwareModel,
-    values: &[f64],
-) -> BTreeMap<String, ResidualStats> {
-    let t = nalgebra::DVector::from_column_slice(values);
-    let mut errors: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for m in data
-        .measurements
-        .iter()
-        .filter(|m| exclude_sets.contains(&m.set.as_str()))
-    {
+fn kind_of(m: &super::measurements::Measurement) -> String {
+    match &m.subject {
+        Subject::Layer(_) => "layer".to_string(),
+        Subject::Micro { kind, .. } => kind.clone(),
+    }
+}
+
+/// One row per measurement: its work per resource.
+fn design_matrix(model: &KernelAwareModel, rows: &[&super::measurements::Measurement]) -> DMatrix<f64> {
+    let mut design = DMatrix::zeros(rows.len(), RESOURCES.len());
+    for (i, m) in rows.iter().enumerate() {
         let row = match &m.subject {
             Subject::Layer(shape) => per_resource(model, shape),
             Subject::Micro { kernel, .. } => model.micro_work(kernel),
         };
-        let predicted = nalgebra::DVector::from_vec(row).dot(&t);
-        errors
-            .entry(m.set.clone())
-            .or_default()
-            .push((predicted - m.median_ms) / m.median_ms);
+        for (j, w) in row.iter().enumerate() {
+            design[(i, j)] = *w;
+        }
     }
-    errors
-        .into_iter()
-        .map(|(set, e)| (set, ResidualStats::of(&e)))
-        .collect()
+    design
 }
 
 /// A layer's work summed per resource: one row of the fit's design matrix.
@@ -430,7 +637,7 @@ mod tests {
 
     /// Layers and kernels timed by a made-up GPU whose every throughput is known.
     fn synthetic(truth: &[f64]) -> MeasurementSet {
-        let model = KernelAwareModel { sm_count: 132 };
+        let model = KernelAwareModel::new(132, test_limits().ridge_flops_per_byte());
         let mut subjects = Vec::new();
         for (i, d) in [512u64, 1000, 1536, 2048, 3000, 4096].into_iter().enumerate() {
             for (j, dh) in [64u64, 100, 128, 256].into_iter().enumerate() {
@@ -488,28 +695,40 @@ mod tests {
         }
     }
 
+    /// A made-up GPU's peaks (the synthetic records name "Test GPU").
+    fn test_limits() -> PhysicalLimits {
+        PhysicalLimits {
+            hbm_gbps: 3350.0,
+            dense_bf16_tflops: 989.4,
+            source: "test".into(),
+        }
+    }
+
+    const PER_FLOP: fn(f64) -> f64 = |tflops| 1.0 / (tflops * 1e9);
+    const PER_BYTE: fn(f64) -> f64 = |gbps| 1.0 / (gbps * 1e6);
+
+    /// Every throughput below its peak: 700 TFLOP/s GEMMs, ..., 3 us per launch.
+    fn truth() -> [f64; 11] {
+        [
+            PER_FLOP(700.0),
+            PER_FLOP(300.0),
+            PER_BYTE(2500.0),
+            PER_FLOP(550.0),
+            PER_FLOP(450.0),
+            PER_FLOP(200.0),
+            PER_FLOP(400.0),
+            PER_FLOP(250.0),
+            PER_BYTE(500.0),
+            PER_BYTE(3000.0),
+            3e-3,
+        ]
+    }
+
     #[test]
     fn the_fit_recovers_known_throughputs() {
-        // ms per unit: 700 TFLOP/s GEMMs, 300 misaligned, ..., 3 us per launch.
-        let per_flop = |tflops: f64| 1.0 / (tflops * 1e9);
-        let per_byte = |gbps: f64| 1.0 / (gbps * 1e6);
-        let truth = [
-            per_flop(700.0),
-            per_flop(300.0),
-            per_flop(5000.0),
-            per_byte(6000.0),
-            per_flop(550.0),
-            per_flop(450.0),
-            per_flop(200.0),
-            per_flop(400.0),
-            per_flop(250.0),
-            per_byte(500.0),
-            per_byte(3000.0),
-            per_byte(2000.0),
-            3e-3,
-        ];
+        let truth = truth();
         let data = synthetic(&truth);
-        let (profile, rows) = CalibrationProfile::fit(&data, &["validation"]).unwrap();
+        let (profile, rows) = CalibrationProfile::fit(&data, &["validation"], Some(test_limits())).unwrap();
         for r in &rows {
             assert!(r.relative_error().abs() < 1e-6, "{r:?}");
         }
@@ -519,14 +738,116 @@ mod tests {
         }
         assert!((profile.fitted["gemm_flops"].throughput - 700.0).abs() < 0.1);
         assert!(profile.fallbacks.is_empty());
+        assert!(profile.cross_validation["leave_one_out"].mape_pct < 1e-4);
+        assert!(profile.validation.is_empty());
         let back = CalibrationProfile::from_json(&profile.to_json().unwrap(), "p").unwrap();
         assert_eq!(back, profile);
     }
 
     #[test]
+    fn a_truth_faster_than_the_hardware_is_fitted_at_the_bound() {
+        // elementwise bytes at 6000 GB/s on a 3350 GB/s GPU: the fit stops at 3350.
+        let mut truth = truth();
+        truth[9] = PER_BYTE(6000.0);
+        let (profile, _) = CalibrationProfile::fit(&synthetic(&truth), &[], Some(test_limits())).unwrap();
+        let e = &profile.fitted["elementwise_bytes"];
+        assert!((e.throughput - 3350.0).abs() < 1e-6, "{e:?}");
+        assert!(profile.at_limit("elementwise_bytes") && !profile.at_limit("gemm_flops"));
+        for (name, bound) in RESOURCES.iter().zip(RESOURCE_BOUNDS) {
+            if let Some(unit) = bound {
+                assert!(profile.fitted[*name].ms_per_unit >= test_limits().min_ms_per_unit(unit) * (1.0 - 1e-9));
+            }
+        }
+    }
+
+    #[test]
+    fn held_out_sets_are_predicted_not_fitted() {
+        let truth = truth();
+        let mut data = synthetic(&truth);
+        for m in data.measurements.iter_mut().step_by(5) {
+            m.set = "validation".into();
+            m.median_ms *= 1.1; // 10% slower than the model: a fit on them would move
+        }
+        let (profile, rows) = CalibrationProfile::fit(&data, &["validation"], Some(test_limits())).unwrap();
+        let held = &profile.validation["validation"];
+        assert_eq!(
+            held.rows,
+            data.measurements.iter().filter(|m| m.set == "validation").count()
+        );
+        assert_eq!(rows.len() + held.rows, data.measurements.len());
+        assert!((held.mape_pct - 100.0 / 11.0).abs() < 1e-3, "{held:?}");
+        assert!(profile.residuals["all"].mape_pct < 1e-4);
+        let text = profile.to_json().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(v["validation"]["validation"]["mape_pct"].is_number());
+        // an older profile without the new keys still reads
+        let mut old = v.clone();
+        for key in ["validation", "cross_validation", "limits"] {
+            old.as_object_mut().unwrap().remove(key);
+        }
+        let back = CalibrationProfile::from_json(&old.to_string(), "old.json").unwrap();
+        assert!(back.validation.is_empty() && back.limits.is_none());
+    }
+
+    #[test]
+    fn unknown_gpus_need_limits_and_known_ones_find_theirs() {
+        let data = synthetic(&truth());
+        let e = CalibrationProfile::fit(&data, &[], None).unwrap_err().to_string();
+        assert!(
+            e.contains("no spec sheet is built in for `Test GPU`") && e.contains("--hbm-gbps"),
+            "{e}"
+        );
+        let mut h200 = data.clone();
+        for m in h200.measurements.iter_mut() {
+            m.gpu = "NVIDIA H200".into();
+        }
+        let (profile, _) = CalibrationProfile::fit(&h200, &[], None).unwrap();
+        assert_eq!(profile.limits.as_ref().unwrap().hbm_gbps, 4800.0);
+    }
+
+    #[test]
+    fn profiles_faster_than_the_hardware_are_rejected() {
+        let (profile, _) = CalibrationProfile::fit(&synthetic(&truth()), &[], Some(test_limits())).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&profile.to_json().unwrap()).unwrap();
+        // 12,696 GB/s, as kernel_aware_v1 fitted on the H200, on a 3350 GB/s GPU
+        v["fitted"]["elementwise_bytes"]["ms_per_unit"] = serde_json::json!(PER_BYTE(12696.0));
+        let e = CalibrationProfile::from_json(&v.to_string(), "p.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("p.json")
+                && e.contains("`elementwise_bytes` = 12696.0 GB/s is faster than the physical limit 3350.0 GB/s"),
+            "{e}"
+        );
+        v["fitted"]["elementwise_bytes"]["ms_per_unit"] = serde_json::json!(0.0);
+        let e = CalibrationProfile::from_json(&v.to_string(), "p.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("infinite GB/s"), "{e}");
+        // without limits of its own, a profile of a known GPU is checked against its spec sheet
+        v["fitted"]["elementwise_bytes"]["ms_per_unit"] = serde_json::json!(PER_BYTE(4000.0));
+        v.as_object_mut().unwrap().remove("limits");
+        assert!(CalibrationProfile::from_json(&v.to_string(), "p.json").is_ok());
+        v["gpu"] = serde_json::json!("NVIDIA H100 80GB HBM3");
+        let e = CalibrationProfile::from_json(&v.to_string(), "p.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("4000.0 GB/s is faster than the physical limit 3350.0 GB/s"),
+            "{e}"
+        );
+        let p: CalibrationProfile = serde_json::from_value(v).unwrap();
+        assert!(p.check_physical(&crate::gpu::spec_sheet::H200).is_ok());
+        assert!(p.check_physical(&crate::gpu::spec_sheet::H100).is_err());
+        // the whole-model bandwidth never exceeds HBM
+        let mut p = p;
+        p.fitted.get_mut("elementwise_bytes").unwrap().throughput = 9000.0;
+        assert_eq!(p.step_throughputs().unwrap().bandwidth_gbps, 3350.0);
+    }
+
+    #[test]
     fn profiles_with_missing_or_bad_values_are_rejected() {
-        let truth = [1e-12; 13];
-        let (profile, _) = CalibrationProfile::fit(&synthetic(&truth), &[]).unwrap();
+        let (profile, _) = CalibrationProfile::fit(&synthetic(&truth()), &[], Some(test_limits())).unwrap();
         let mut v: serde_json::Value = serde_json::from_str(&profile.to_json().unwrap()).unwrap();
         v["fitted"]["gemm_flops"]["ms_per_unit"] = serde_json::json!(-1.0);
         let e = CalibrationProfile::from_json(&v.to_string(), "p.json")
@@ -544,9 +865,11 @@ mod tests {
 
     #[test]
     fn too_few_measurements_is_an_error() {
-        let mut data = synthetic(&[1e-12; 13]);
+        let mut data = synthetic(&truth());
         data.measurements.truncate(5);
-        let e = CalibrationProfile::fit(&data, &[]).unwrap_err().to_string();
-        assert!(e.contains("5 measurements to fit 13 throughputs"), "{e}");
+        let e = CalibrationProfile::fit(&data, &[], Some(test_limits()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("5 measurements to fit 11 throughputs"), "{e}");
     }
 }

@@ -1,23 +1,31 @@
 //! The kernel-aware model: what a torch.compile'd bf16 decoder layer spends
 //! its time on, on a real GPU, as work that is linear in a few fitted
 //! inverse throughputs (so the seed's matrix form and least squares carry over).
+//! Every resource is bounded by a physical peak of the GPU's spec sheet
+//! ([`RESOURCE_BOUNDS`]): a fitted throughput above it is a bug in the model.
 //!
 //! What it captures that the seed model does not, each from measurements
 //! (calibration/README.md):
 //! - GEMMs are quantized into 128x256 output tiles spread over the GPU's SMs
-//!   in waves: a GEMM with few tiles leaves SMs idle (the wave tail), one
-//!   whose N or K is not a multiple of 8 loses the fast tensor-core path, and
-//!   every GEMM moves its operands through memory;
+//!   in waves; the last, partial wave's idle tile slots cost an eighth of a
+//!   busy one (cuBLAS fills most of them by splitting K; 1/8 chosen by
+//!   cross-validation), all at the one GEMM rate. A GEMM whose N or K is not a
+//!   multiple of 8 loses the fast tensor-core path. A GEMM whose arithmetic
+//!   intensity is below the GPU's ridge point (dense peak / HBM bandwidth) is
+//!   billed its operand bytes instead of its FLOPs (a roofline choice made with
+//!   spec-sheet ratios, so the model stays linear): bytes and FLOPs overlap;
 //! - causal attention only computes the lower triangle (in 128x128 blocks),
 //!   a sliding window only its band; head dims are padded (96 and 100 cost
 //!   as 128), head dims <= 64 run less efficiently, head dims that are not a
 //!   multiple of 8 fall back to a slower kernel, and windows run through
 //!   flex_attention, a different kernel again (slower still above head dim 128);
 //!   reading query rows and writing output rows costs per query block;
-//! - norms, RoPE, the GeGLU activation and residual adds are memory-bound:
-//!   bytes at a bandwidth (QK-norm + RoPE has its own, lower, one);
-//! - every kernel launch costs a fixed few microseconds even in a CUDA graph.
+//! - norms, QK-norm, RoPE, the GeGLU activation and residual adds are
+//!   memory-bound: bytes at a bandwidth no faster than HBM's;
+//! - every kernel launch costs a fixed few microseconds even in a CUDA graph
+//!   (QK-norm adds one kernel).
 
+use crate::gpu::PeakUnit;
 use crate::shapes::{LayerShape, ShapeField};
 
 use super::CostModel;
@@ -29,9 +37,17 @@ pub const BLOCK: u64 = 128;
 /// 128x256 fitted the measurements better than 128x128).
 pub const GEMM_TILE_N: u64 = 256;
 
+/// What an idle tile slot of a GEMM's last, partial wave costs, as a share
+/// of a busy one (chosen by leave-one-out cross-validation on the training
+/// layers of both GPUs: 0.05, 0.1, 0.125, 0.15, 0.2 tried).
+pub const WAVE_TAIL_SHARE: f64 = 0.125;
+
 /// Kernel launches of one compiled layer: four GEMMs, attention and about
-/// five fused memory-bound kernels.
+/// five fused memory-bound kernels; QK-norm adds [`QK_NORM_LAUNCHES`].
 pub const LAUNCHES_PER_LAYER: f64 = 10.0;
+
+/// Extra kernel launches of a layer with QK-norm.
+pub const QK_NORM_LAUNCHES: f64 = 1.0;
 
 /// Bytes per element (bf16).
 const ELEM: f64 = 2.0;
@@ -51,21 +67,28 @@ const KERNELS: [&str; 12] = [
     "launch_overhead",
 ];
 
-/// The fitted resources and the unit of work each is divided into.
-const RESOURCE_TABLE: [(&str, Unit); 13] = [
-    ("gemm_flops", Unit::Flops),
-    ("gemm_misaligned_flops", Unit::Flops),
-    ("gemm_wave_tail_flops", Unit::Flops),
-    ("gemm_bytes", Unit::Bytes),
-    ("attention_flops", Unit::Flops),
-    ("attention_small_head_flops", Unit::Flops),
-    ("attention_fallback_flops", Unit::Flops),
-    ("attention_window_flops", Unit::Flops),
-    ("attention_window_wide_head_flops", Unit::Flops),
-    ("attention_row_bytes", Unit::Bytes),
-    ("elementwise_bytes", Unit::Bytes),
-    ("qk_norm_bytes", Unit::Bytes),
-    ("kernel_launch", Unit::Launches),
+/// The fitted resources, the unit of work each is divided into, and the
+/// physical peak that bounds its throughput (`None`: no bound, a launch cost).
+const RESOURCE_TABLE: [(&str, Unit, Option<PeakUnit>); 11] = [
+    ("gemm_flops", Unit::Flops, Some(PeakUnit::DenseBf16Tflops)),
+    ("gemm_misaligned_flops", Unit::Flops, Some(PeakUnit::DenseBf16Tflops)),
+    ("gemm_bytes", Unit::Bytes, Some(PeakUnit::HbmGbps)),
+    ("attention_flops", Unit::Flops, Some(PeakUnit::DenseBf16Tflops)),
+    (
+        "attention_small_head_flops",
+        Unit::Flops,
+        Some(PeakUnit::DenseBf16Tflops),
+    ),
+    ("attention_fallback_flops", Unit::Flops, Some(PeakUnit::DenseBf16Tflops)),
+    ("attention_window_flops", Unit::Flops, Some(PeakUnit::DenseBf16Tflops)),
+    (
+        "attention_window_wide_head_flops",
+        Unit::Flops,
+        Some(PeakUnit::DenseBf16Tflops),
+    ),
+    ("attention_row_bytes", Unit::Bytes, Some(PeakUnit::HbmGbps)),
+    ("elementwise_bytes", Unit::Bytes, Some(PeakUnit::HbmGbps)),
+    ("kernel_launch", Unit::Launches, None),
 ];
 
 /// Resource names, in [`CostModel::resources`] order.
@@ -85,6 +108,17 @@ pub const RESOURCE_UNITS: [Unit; RESOURCE_TABLE.len()] = {
     let mut i = 0;
     while i < out.len() {
         out[i] = RESOURCE_TABLE[i].1;
+        i += 1;
+    }
+    out
+};
+
+/// The physical peak each resource's throughput may not exceed.
+pub const RESOURCE_BOUNDS: [Option<PeakUnit>; RESOURCE_TABLE.len()] = {
+    let mut out = [None; RESOURCE_TABLE.len()];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = RESOURCE_TABLE[i].2;
         i += 1;
     }
     out
@@ -116,33 +150,28 @@ mod k {
 mod r {
     pub const GEMM: usize = 0;
     pub const GEMM_MISALIGNED: usize = 1;
-    pub const GEMM_TAIL: usize = 2;
-    pub const GEMM_BYTES: usize = 3;
-    pub const ATTN: usize = 4;
-    pub const ATTN_SMALL_HEAD: usize = 5;
-    pub const ATTN_FALLBACK: usize = 6;
-    pub const ATTN_WINDOW: usize = 7;
-    pub const ATTN_WINDOW_WIDE: usize = 8;
-    pub const ATTN_ROWS: usize = 9;
-    pub const ELEMENTWISE: usize = 10;
-    pub const QK_NORM: usize = 11;
-    pub const LAUNCH: usize = 12;
+    pub const GEMM_BYTES: usize = 2;
+    pub const ATTN: usize = 3;
+    pub const ATTN_SMALL_HEAD: usize = 4;
+    pub const ATTN_FALLBACK: usize = 5;
+    pub const ATTN_WINDOW: usize = 6;
+    pub const ATTN_WINDOW_WIDE: usize = 7;
+    pub const ATTN_ROWS: usize = 8;
+    pub const ELEMENTWISE: usize = 9;
+    pub const LAUNCH: usize = 10;
 }
 
 /// Columns per GEMM kernel: one per GEMM resource.
-const GEMM_RESOURCES: usize = 4;
+const GEMM_RESOURCES: usize = 3;
 
 const fn gemm_columns(kernel: usize) -> [(usize, usize); GEMM_RESOURCES] {
-    [
-        (kernel, r::GEMM),
-        (kernel, r::GEMM_MISALIGNED),
-        (kernel, r::GEMM_TAIL),
-        (kernel, r::GEMM_BYTES),
-    ]
+    [(kernel, r::GEMM), (kernel, r::GEMM_MISALIGNED), (kernel, r::GEMM_BYTES)]
 }
 
+const N_COLUMNS: usize = 4 * GEMM_RESOURCES + 13;
+
 /// (kernel, resource) columns of the work matrix.
-const COLUMNS: [(usize, usize); 30] = {
+const COLUMNS: [(usize, usize); N_COLUMNS] = {
     let g = [
         gemm_columns(k::QKV),
         gemm_columns(k::OUT),
@@ -158,20 +187,19 @@ const COLUMNS: [(usize, usize); 30] = {
         (k::ATTN, r::ATTN_ROWS),
         (k::NORM1, r::ELEMENTWISE),
         (k::ROPE, r::ELEMENTWISE),
-        (k::ROPE, r::QK_NORM),
         (k::RES1, r::ELEMENTWISE),
         (k::NORM2, r::ELEMENTWISE),
         (k::ACT, r::ELEMENTWISE),
         (k::RES2, r::ELEMENTWISE),
         (k::LAUNCH, r::LAUNCH),
     ];
-    let mut out = [(0, 0); 30];
+    let mut out = [(0, 0); N_COLUMNS];
     let mut i = 0;
     while i < 4 * GEMM_RESOURCES {
         out[i] = g[i / GEMM_RESOURCES][i % GEMM_RESOURCES];
         i += 1;
     }
-    while i < 30 {
+    while i < N_COLUMNS {
         out[i] = rest[i - 4 * GEMM_RESOURCES];
         i += 1;
     }
@@ -183,35 +211,59 @@ const GEMM_SLOTS: [usize; 4] = [0, GEMM_RESOURCES, 2 * GEMM_RESOURCES, 3 * GEMM_
 const ATTN_SLOT: usize = 4 * GEMM_RESOURCES;
 const ATTN_ROWS_SLOT: usize = ATTN_SLOT + 5;
 const ELEMENTWISE_SLOTS: usize = ATTN_ROWS_SLOT + 1;
-const LAUNCH_SLOT: usize = ELEMENTWISE_SLOTS + 7;
+const LAUNCH_SLOT: usize = ELEMENTWISE_SLOTS + 6;
 
-/// The kernel-aware model of one GPU; the SM count sets GEMM wave sizes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The kernel-aware model of one GPU: the SM count sets GEMM wave sizes, the
+/// ridge point (dense FLOP/s over HBM bytes/s of the spec sheet) which GEMMs
+/// are memory-bound.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct KernelAwareModel {
     pub sm_count: u64,
+    /// FLOPs per byte below which a GEMM is billed its bytes, not its FLOPs;
+    /// 0 bills every GEMM its FLOPs (no spec sheet known).
+    pub ridge_flops_per_byte: f64,
+}
+
+impl KernelAwareModel {
+    /// The model of a GPU with `sm_count` SMs whose spec sheet gives the
+    /// ridge point `ridge_flops_per_byte` (0 or not finite: none).
+    pub fn new(sm_count: u64, ridge_flops_per_byte: f64) -> Self {
+        let ridge = if ridge_flops_per_byte.is_finite() && ridge_flops_per_byte > 0.0 {
+            ridge_flops_per_byte
+        } else {
+            0.0
+        };
+        KernelAwareModel {
+            sm_count,
+            ridge_flops_per_byte: ridge,
+        }
+    }
 }
 
 /// The work of one GEMM `out[M,N] = A[M,K] @ W[N,K]^T` in the GEMM resources:
-/// tile FLOPs (on the aligned or the misaligned resource), wave-tail FLOPs, bytes.
-pub fn gemm_work(m: u64, n: u64, k: u64, sm_count: u64) -> [f64; GEMM_RESOURCES] {
+/// wave-quantized tile FLOPs (on the aligned or the misaligned resource), or,
+/// when those FLOPs per operand byte are below `ridge`, its operand bytes.
+pub fn gemm_work(m: u64, n: u64, k: u64, sm_count: u64, ridge: f64) -> [f64; GEMM_RESOURCES] {
     // u128: exact for any u64 sizes (a validated shape's counts fit a u64 anyway).
     let (m, n, k) = (m as u128, n as u128, k as u128);
     let tile = (BLOCK * GEMM_TILE_N) as u128;
     let tiles = m.div_ceil(BLOCK as u128) * n.div_ceil(GEMM_TILE_N as u128);
-    let tile_flops = 2.0 * k as f64 * (tiles * tile) as f64;
     let sms = sm_count.max(1) as u128;
     let idle_tiles = tiles.div_ceil(sms) * sms - tiles;
-    let tail_flops = 2.0 * k as f64 * (idle_tiles * tile) as f64;
+    let flops = 2.0 * k as f64 * ((tiles * tile) as f64 + WAVE_TAIL_SHARE * (idle_tiles * tile) as f64);
     let bytes = ELEM * (m * k + n * k + m * n) as f64;
+    // compute as the GPU runs it (whole tiles, the wave tail) against bytes
+    if flops < ridge * bytes {
+        return [0.0, 0.0, bytes];
+    }
     // A GEMM whose N (output) or K (reduction) is not a multiple of 8 elements
     // (16 bytes) cannot use the aligned tensor-core kernels (inside a compiled
     // layer inductor may pad it instead): it has its own throughput.
-    let (aligned, misaligned) = if n % 8 == 0 && k % 8 == 0 {
-        (tile_flops, 0.0)
+    if n % 8 == 0 && k % 8 == 0 {
+        [flops, 0.0, 0.0]
     } else {
-        (0.0, tile_flops)
-    };
-    [aligned, misaligned, tail_flops, bytes]
+        [0.0, flops, 0.0]
+    }
 }
 
 /// Head dim as the attention kernels compute it: 64, 128, or a multiple of 128.
@@ -295,7 +347,8 @@ impl CostModel for KernelAwareModel {
             k::ATTN => &[BatchSize, SeqLen, NumHeads, HeadDim, WindowSize],
             k::OUT => &[BatchSize, SeqLen, HiddenDim, NumHeads, HeadDim],
             k::UP | k::ACT | k::DOWN => &[BatchSize, SeqLen, HiddenDim, FfnDim],
-            _ => &[],
+            // QK-norm is a kernel launch of its own.
+            _ => &[UseQkNorm],
         }
     }
 
@@ -304,29 +357,28 @@ impl CostModel for KernelAwareModel {
         let (d, h, hkv, dh, f) = (s.hidden_dim, s.num_heads, s.num_kv_heads, s.head_dim, s.ffn_dim);
         let gemms = [((h + 2 * hkv) * dh, d), (d, h * dh), (2 * f, d), (d, f)];
         for (slot, (n, kdim)) in GEMM_SLOTS.iter().zip(gemms) {
-            row[*slot..*slot + GEMM_RESOURCES].copy_from_slice(&gemm_work(m, n, kdim, self.sm_count));
+            row[*slot..*slot + GEMM_RESOURCES].copy_from_slice(&gemm_work(
+                m,
+                n,
+                kdim,
+                self.sm_count,
+                self.ridge_flops_per_byte,
+            ));
         }
         let (resource, flops) = attention_work(s.batch_size, h, s.seq_len, dh, s.window_size);
         row[ATTN_SLOT + resource - r::ATTN] = flops;
         row[ATTN_ROWS_SLOT] = attention_row_bytes(s.batch_size, h, s.seq_len, dh);
 
         let (m, d, f) = (m as f64, d as f64, f as f64);
-        let qk_bytes = 2.0 * ELEM * m * ((h + hkv) * dh) as f64;
-        let (rope, qk_norm) = if s.use_qk_norm {
-            (0.0, qk_bytes)
-        } else {
-            (qk_bytes, 0.0)
-        };
         row[ELEMENTWISE_SLOTS..LAUNCH_SLOT].copy_from_slice(&[
-            2.0 * ELEM * m * d, // pre-attention RMSNorm: read and write [M, D]
-            rope,               // RoPE on q and k: read and write
-            qk_norm,            // QK-RMSNorm + RoPE on q and k
-            3.0 * ELEM * m * d, // residual add: two reads, one write
-            2.0 * ELEM * m * d, // pre-MLP RMSNorm
-            3.0 * ELEM * m * f, // GeGLU: read [M, 2F], write [M, F]
-            3.0 * ELEM * m * d, // residual add
+            2.0 * ELEM * m * d,                       // pre-attention RMSNorm: read and write [M, D]
+            2.0 * ELEM * m * ((h + hkv) * dh) as f64, // (QK-RMSNorm +) RoPE on q and k: read and write
+            3.0 * ELEM * m * d,                       // residual add: two reads, one write
+            2.0 * ELEM * m * d,                       // pre-MLP RMSNorm
+            3.0 * ELEM * m * f,                       // GeGLU: read [M, 2F], write [M, F]
+            3.0 * ELEM * m * d,                       // residual add
         ]);
-        row[LAUNCH_SLOT] = LAUNCHES_PER_LAYER;
+        row[LAUNCH_SLOT] = LAUNCHES_PER_LAYER + if s.use_qk_norm { QK_NORM_LAUNCHES } else { 0.0 };
     }
 }
 
@@ -345,7 +397,8 @@ pub enum MicroKernel {
         head_dim: u64,
         window: Option<u64>,
     },
-    /// A memory-bound kernel moving `bytes`; `qk_norm` selects that resource.
+    /// A memory-bound kernel moving `bytes`; `qk_norm`: QK-norm + RoPE, which
+    /// launches one more kernel.
     Elementwise {
         bytes: f64,
         qk_norm: bool,
@@ -358,7 +411,13 @@ impl KernelAwareModel {
         let mut w = vec![0.0; RESOURCES.len()];
         match *kernel {
             MicroKernel::Gemm { m, n, k } => {
-                w[r::GEMM..=r::GEMM_BYTES].copy_from_slice(&gemm_work(m, n, k, self.sm_count));
+                w[r::GEMM..=r::GEMM_BYTES].copy_from_slice(&gemm_work(
+                    m,
+                    n,
+                    k,
+                    self.sm_count,
+                    self.ridge_flops_per_byte,
+                ));
             }
             MicroKernel::Attention {
                 batch,
@@ -372,10 +431,13 @@ impl KernelAwareModel {
                 w[r::ATTN_ROWS] = attention_row_bytes(batch, heads, seq, head_dim);
             }
             MicroKernel::Elementwise { bytes, qk_norm } => {
-                w[if qk_norm { r::QK_NORM } else { r::ELEMENTWISE }] = bytes;
+                w[r::ELEMENTWISE] = bytes;
+                if qk_norm {
+                    w[r::LAUNCH] += QK_NORM_LAUNCHES;
+                }
             }
         }
-        w[r::LAUNCH] = 1.0;
+        w[r::LAUNCH] += 1.0;
         w
     }
 }
@@ -395,15 +457,32 @@ mod tests {
 
     #[test]
     fn gemm_work_quantizes_tiles_and_waves() {
-        // 64 x 4096 x 4096 on 132 SMs: 16 tiles of 128x256, one wave, 116 idle tiles.
-        let w = gemm_work(64, 4096, 4096, 132);
-        assert_eq!(w[0], 2.0 * 4096.0 * (16 * 128 * 256) as f64);
-        assert_eq!(w[2], 2.0 * 4096.0 * (116 * 128 * 256) as f64);
-        assert_eq!(w[3], 2.0 * (64 * 4096 + 4096 * 4096 + 64 * 4096) as f64);
-        assert_eq!(w[1], 0.0);
-        for odd in [gemm_work(4096, 4113, 4096, 132), gemm_work(4096, 4096, 4113, 132)] {
-            assert_eq!((odd[0], odd[1] > 0.0), (0.0, true));
+        // 64 x 4096 x 4096 on 132 SMs: 16 tiles of 128x256, one wave, 116 idle
+        // tiles at an eighth each; with no ridge point it is billed FLOPs.
+        let w = gemm_work(64, 4096, 4096, 132, 0.0);
+        assert_eq!(w[0], 2.0 * 4096.0 * (16.0 + 116.0 / 8.0) * (128 * 256) as f64);
+        assert_eq!((w[1], w[2]), (0.0, 0.0));
+        for odd in [
+            gemm_work(4096, 4113, 4096, 132, 0.0),
+            gemm_work(4096, 4096, 4113, 132, 0.0),
+        ] {
+            assert_eq!((odd[0], odd[1] > 0.0, odd[2]), (0.0, true, 0.0));
         }
+    }
+
+    #[test]
+    fn gemms_below_the_ridge_point_are_billed_their_bytes() {
+        // H100: 989.4 TFLOP/s over 3350 GB/s = 295 FLOP/byte. M = 64 tokens
+        // through a 4096 x 4096 weight: 16 tiles + 116/8 idle ones of 128x256,
+        // 2 * 4096 FLOPs each, over 2 * (64 * 4096 * 2 + 4096^2) bytes: 238
+        // FLOP/byte, memory-bound.
+        let ridge = 989.4e12 / 3350e9;
+        let w = gemm_work(64, 4096, 4096, 132, ridge);
+        assert_eq!(w, [0.0, 0.0, 2.0 * (64 * 4096 + 4096 * 4096 + 64 * 4096) as f64]);
+        // 4096 tokens: 1365 FLOP/byte, compute-bound.
+        let w = gemm_work(4096, 4096, 4096, 132, ridge);
+        assert!(w[0] > 0.0 && w[2] == 0.0);
+        assert_eq!(KernelAwareModel::new(132, f64::NAN).ridge_flops_per_byte, 0.0);
     }
 
     #[test]

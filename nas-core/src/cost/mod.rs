@@ -92,7 +92,7 @@ pub trait CostModel {
 
 /// The layer models a GPU can be evaluated with: the seed's (parity) or the
 /// kernel-aware one (with the GPU's SM count, which sets GEMM waves).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LayerModel {
     Seed,
     KernelAware(KernelAwareModel),
@@ -269,5 +269,81 @@ mod tests {
         let p = tile_penalty(3872);
         assert!(!p.aligned_128);
         assert!((p.wasted_work_pct - 2.479338842975).abs() < 1e-9);
+    }
+
+    /// Changing a shape field a kernel does not declare leaves that kernel's
+    /// work unchanged: the streaming search relies on the declarations.
+    #[test]
+    fn kernels_read_only_the_fields_they_declare() {
+        use crate::model::ModelDims;
+        let base = LayerShape {
+            hidden_dim: 2048,
+            num_heads: 16,
+            num_kv_heads: 4,
+            head_dim: 128,
+            ffn_dim: 8192,
+            seq_len: 1024,
+            batch_size: 2,
+            use_qk_norm: true,
+            window_size: Some(512),
+            model: ModelDims::NONE,
+        };
+        let variants: [(ShapeField, LayerShape); 9] = [
+            (
+                ShapeField::HiddenDim,
+                LayerShape {
+                    hidden_dim: 2560,
+                    ..base
+                },
+            ),
+            (ShapeField::NumHeads, LayerShape { num_heads: 32, ..base }),
+            (
+                ShapeField::NumKvHeads,
+                LayerShape {
+                    num_kv_heads: 8,
+                    ..base
+                },
+            ),
+            (ShapeField::HeadDim, LayerShape { head_dim: 96, ..base }),
+            (ShapeField::FfnDim, LayerShape { ffn_dim: 7001, ..base }),
+            (ShapeField::SeqLen, LayerShape { seq_len: 4096, ..base }),
+            (ShapeField::BatchSize, LayerShape { batch_size: 3, ..base }),
+            (
+                ShapeField::UseQkNorm,
+                LayerShape {
+                    use_qk_norm: false,
+                    ..base
+                },
+            ),
+            (
+                ShapeField::WindowSize,
+                LayerShape {
+                    window_size: None,
+                    ..base
+                },
+            ),
+        ];
+        let models = [
+            LayerModel::Seed,
+            LayerModel::KernelAware(KernelAwareModel::new(132, 295.0)),
+        ];
+        for model in models {
+            let work = |s: &LayerShape| work_matrix(&model, std::slice::from_ref(s));
+            let w0 = work(&base);
+            for (field, changed) in &variants {
+                changed.validate().unwrap();
+                let w1 = work(changed);
+                for (c, (kernel, _)) in model.columns().iter().enumerate() {
+                    if !model.kernel_fields(*kernel).contains(field) {
+                        assert_eq!(
+                            w0[(0, c)],
+                            w1[(0, c)],
+                            "{model:?}: kernel `{}` reads {field:?} but does not declare it",
+                            model.kernels()[*kernel]
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -22,9 +22,6 @@ pub struct RegistryEntry {
     pub seed: Option<Throughputs>,
     /// The embedded measured profile, or why it could not be read.
     pub measured: Option<std::result::Result<MeasuredProfile, String>>,
-    /// What the GPU's driver calls it (`NVIDIA H100`...): a profile measured
-    /// on another GPU is refused.
-    pub device_name: &'static str,
 }
 
 /// The built-in GPUs, in the order `nas hardware` lists them.
@@ -66,7 +63,6 @@ impl Registry {
                         spec: spec_sheet::A100,
                         seed: seed("a100"),
                         measured: None,
-                        device_name: "NVIDIA A100",
                     },
                     RegistryEntry {
                         key: "t4",
@@ -74,7 +70,6 @@ impl Registry {
                         spec: spec_sheet::T4,
                         seed: seed("t4"),
                         measured: None,
-                        device_name: "Tesla T4",
                     },
                     RegistryEntry {
                         key: "h100",
@@ -82,7 +77,6 @@ impl Registry {
                         spec: spec_sheet::H100,
                         seed: seed("h100"),
                         measured: Some(embedded(H100_PROFILE)),
-                        device_name: "NVIDIA H100",
                     },
                     RegistryEntry {
                         key: "h200",
@@ -90,7 +84,6 @@ impl Registry {
                         spec: spec_sheet::H200,
                         seed: None,
                         measured: Some(embedded(H200_PROFILE)),
-                        device_name: "NVIDIA H200",
                     },
                 ],
             }
@@ -149,8 +142,8 @@ impl Registry {
         read: &dyn Fn(&str) -> Result<Option<MeasuredProfile>>,
     ) -> Result<Option<Gpu>> {
         let key = target.key.as_ref();
-        let (label, spec, seed, embedded, device_name) = match &target.own {
-            Some(own) => (own.label.clone(), own.spec.clone(), own.seed.clone(), None, None),
+        let (label, spec, seed, embedded, builtin) = match &target.own {
+            Some(own) => (own.label.clone(), own.spec.clone(), own.seed.clone(), None, false),
             None => {
                 let e = self.entry(key)?;
                 (
@@ -158,7 +151,7 @@ impl Registry {
                     e.spec.clone(),
                     e.seed.map(|t| (t, Cow::Borrowed(SEED_PROVENANCE))),
                     e.measured.clone(),
-                    Some(e.device_name),
+                    true,
                 )
             }
         };
@@ -182,14 +175,16 @@ impl Registry {
             },
             (CostModelKind::Measured, Some(path)) => match read(path)? {
                 Some(m) => {
-                    if let Some(name) = device_name {
-                        if !m.profile.gpu.starts_with(name) {
-                            return Err(Error::Hardware(format!(
-                                "hardware `{key}`: the profile `{path}` was measured on `{}`, not on an {name}",
-                                m.profile.gpu
-                            )));
-                        }
+                    // A built-in GPU takes only a profile measured on that GPU.
+                    if builtin && spec_sheet::for_device_name(&m.profile.gpu) != Some(&spec) {
+                        return Err(Error::Hardware(format!(
+                            "hardware `{key}`: the profile `{path}` was measured on `{}`, not on an {label}",
+                            m.profile.gpu
+                        )));
                     }
+                    m.profile
+                        .check_physical(&spec)
+                        .map_err(|e| Error::Hardware(format!("hardware `{key}`: the profile `{path}`: {e}")))?;
                     Some(GpuCost::Measured(m))
                 }
                 None => None,
@@ -336,10 +331,7 @@ mod tests {
             ..GpuTarget::builtin("h100")
         };
         let e = Registry::builtin().resolve(&target).unwrap_err().to_string();
-        assert!(
-            e.contains("was measured on `NVIDIA H200`, not on an NVIDIA H100"),
-            "{e}"
-        );
+        assert!(e.contains("was measured on `NVIDIA H200`, not on an H100"), "{e}");
         // The compile-time check reads no file, so it cannot tell.
         Registry::builtin().check(&target).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();

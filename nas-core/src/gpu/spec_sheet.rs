@@ -132,3 +132,38 @@ pub fn check_memory_gib(gib: f64) -> Result<f64, String> {
     }
     Ok(gib)
 }
+
+/// The built-in spec sheet of a GPU named as the driver reports it
+/// (`torch.cuda.get_device_name`, `nvidia-smi`): "NVIDIA H100 80GB HBM3" is
+/// the H100, "NVIDIA H200" the H200, "NVIDIA A100-SXM4-80GB" the A100,
+/// "Tesla T4" the T4. Case and punctuation do not matter; a name that
+/// mentions none of them, or more than one, is unknown.
+pub fn for_device_name(name: &str) -> Option<&'static SpecSheet> {
+    let lower = name.to_ascii_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let known: [(&str, &'static SpecSheet); 4] = [("h200", &H200), ("h100", &H100), ("a100", &A100), ("t4", &T4)];
+    let mut found = known.iter().filter(|(key, _)| words.iter().any(|w| w == key));
+    match (found.next(), found.next()) {
+        (Some((_, sheet)), None) => Some(sheet),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names_find_their_spec_sheets() {
+        assert_eq!(for_device_name("NVIDIA H100 80GB HBM3"), Some(&H100));
+        assert_eq!(for_device_name("NVIDIA H200"), Some(&H200));
+        assert_eq!(for_device_name("NVIDIA A100-SXM4-80GB"), Some(&A100));
+        assert_eq!(for_device_name("Tesla T4"), Some(&T4));
+        assert_eq!(for_device_name("NVIDIA GeForce RTX 4090"), None);
+        assert_eq!(for_device_name("H100 or H200"), None);
+        assert_eq!(for_device_name(""), None);
+    }
+}
