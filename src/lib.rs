@@ -28,7 +28,7 @@ pub mod __private {
     use nas_core::calibrate::CalibrationBlock;
     use nas_core::report::Pack;
     use nas_core::search::constraints::Constraints;
-    use nas_core::search::{GeneratedSearch, SearchSpec, SEED_LIMITATIONS};
+    use nas_core::search::{GeneratedSearch, SearchSpec};
 
     /// A shape from `[hidden, heads, kv_heads, head_dim, ffn, seq, batch]`,
     /// QK-norm, and a window (0 = full): compact, so large tables compile fast.
@@ -76,9 +76,11 @@ pub mod __private {
         sweeps: &'static [CliffSweep],
         rank_by: RankMetric,
     ) -> nas_core::Result<SearchSpec> {
+        let hardware = nas_core::gpu::Registry::builtin().resolve_all(hardware)?;
         Ok(SearchSpec {
             candidates: candidates.to_vec(),
-            hardware: nas_core::gpu::Registry::builtin().resolve_all(hardware)?,
+            limitations: nas_core::search::limitations_for(&hardware),
+            hardware,
             constraints: Constraints {
                 clauses: Cow::Borrowed(constraints),
             },
@@ -89,7 +91,6 @@ pub mod __private {
             }),
             cliffs: sweeps.to_vec(),
             calibration: CalibrationBlock::disabled(),
-            limitations: SEED_LIMITATIONS.iter().map(|s| s.to_string()).collect(),
             rank_by,
         })
     }

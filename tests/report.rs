@@ -131,6 +131,7 @@ fn seed_pack_markdown_has_the_expected_structure() {
         (1, "Kernel-Aware NAS Multi-Hardware Pack".to_string()),
         (2, "Constraints".into()),
         (2, "Limitations".into()),
+        (2, "Where the numbers come from".into()),
     ];
     for gpu in ["A100", "T4", "H100"] {
         expected.push((2, gpu.into()));
@@ -149,6 +150,16 @@ fn seed_pack_markdown_has_the_expected_structure() {
     expected.push((3, "ffn_dim sweep".into()));
     expected.push((3, "hidden_dim sweep".into()));
     assert_eq!(headings, expected);
+    // Every GPU of the seed's pack says it runs on the seed's constants; nothing claims a mix.
+    for gpu in ["a100", "t4", "h100"] {
+        assert!(
+            md.contains(&format!(
+                "- {gpu}: seed (seed tool's hand-set constants (not measured))"
+            )),
+            "{gpu}"
+        );
+    }
+    assert!(!md.contains("mixes cost models"));
 
     for key in ["a100", "t4", "h100"] {
         let gpu = key.to_uppercase();
@@ -388,4 +399,38 @@ fn committed_seed_pack_is_what_the_code_writes() {
             "{prefix}.{ext} is not what the code writes: run `cargo run --release --example seed_pack`"
         );
     }
+}
+
+#[test]
+fn a_pack_mixing_cost_models_says_so_with_each_gpus_provenance() {
+    use nas::gpu::{CostModelKind, GpuTarget, Registry};
+    let mut spec = nas::search::seed::pack_spec(nas::calibrate::CalibrationBlock::disabled()).unwrap();
+    let targets = [
+        GpuTarget::builtin("h200"),
+        GpuTarget::builtin("a100").with_cost_model(CostModelKind::Seed),
+    ];
+    spec.hardware = Registry::builtin().resolve_all(&targets).unwrap();
+    spec.limitations = nas::search::limitations_for(&spec.hardware);
+    let pack = spec.evaluate().unwrap();
+    let md = pack.to_markdown();
+    assert!(
+        md.contains("This pack mixes cost models: H200 on measured profiles, A100 on the seed's hand-set constants.")
+    );
+    let h200 = &pack.reports["h200"].environment.provenance;
+    let held_out = h200.validation.as_ref().unwrap();
+    assert!(md.contains(&format!("held-out MAPE {:.2}%", held_out.mape_pct)), "{md}");
+    assert!(md.contains("calibration/h200.json (built in)"));
+    assert!(
+        !md.contains("deterministic latency proxy"),
+        "the seed's sentence is not claimed for measured GPUs"
+    );
+    let json: serde_json::Value = serde_json::from_str(&pack.to_json().unwrap()).unwrap();
+    assert_eq!(json["reports"]["h200"]["environment"]["cost_model"], "measured");
+    assert_eq!(json["reports"]["a100"]["environment"]["cost_model"], "seed");
+    assert_eq!(
+        json["reports"]["h200"]["environment"]["provenance"]["data_sha256"]
+            .as_str()
+            .map(str::len),
+        Some(64)
+    );
 }

@@ -218,6 +218,7 @@ fn run(command: Command) -> Result<()> {
                     false => hardware,
                 };
                 spec.hardware = resolve_keys(&keys, Some(kind))?;
+                spec.limitations = nas::search::limitations_for(&spec.hardware);
             }
             let pack = spec.evaluate()?;
             pack.write(&out)?;

@@ -201,6 +201,7 @@ impl Pack {
     pub fn document(&self) -> Document {
         let mut doc = Document::new();
         self.seed_summary(&mut doc);
+        self.provenance_section(&mut doc);
         for key in &self.hardware_profiles {
             self.gpu_section(&mut doc, key);
         }
@@ -294,12 +295,56 @@ impl Pack {
         }
     }
 
-    /// The seed's own summary, byte for byte.
+    /// Each GPU's cost model and where its numbers come from; a pack that
+    /// mixes measured and seed GPUs says so first.
+    fn provenance_section(&self, doc: &mut Document) {
+        doc.heading(2, "Where the numbers come from");
+        let of = |key: &String| self.reports.get(key).map(|r| &r.environment.provenance);
+        let kinds: Vec<(&String, &str)> = self
+            .hardware_profiles
+            .iter()
+            .filter_map(|k| of(k).map(|p| (k, p.cost_model)))
+            .collect();
+        let measured: Vec<String> = kinds
+            .iter()
+            .filter(|(_, c)| *c == "measured")
+            .map(|(k, _)| k.to_uppercase())
+            .collect();
+        let seed: Vec<String> = kinds
+            .iter()
+            .filter(|(_, c)| *c == "seed")
+            .map(|(k, _)| k.to_uppercase())
+            .collect();
+        if !measured.is_empty() && !seed.is_empty() {
+            doc.paragraph(&escape_prose(&format!(
+                "This pack mixes cost models: {} on measured profiles, {} on the seed's hand-set constants. \
+                 Latencies of the two kinds are not equally trustworthy: compare across them with care.",
+                measured.join(", "),
+                seed.join(", ")
+            )));
+        }
+        let items: Vec<String> = self
+            .hardware_profiles
+            .iter()
+            .filter_map(|k| of(k))
+            .map(|p| escape_prose(&format!("{}. Decode: {}.", p.summary(), p.decode)))
+            .collect();
+        doc.list(&items);
+    }
+
+    /// True when every GPU of the pack runs on the seed's constants.
+    fn all_seed(&self) -> bool {
+        self.reports.values().all(|r| r.environment.cost_model == "seed")
+    }
+
+    /// The seed's own summary, byte for byte (for a pack on the seed's model).
     fn seed_summary(&self, doc: &mut Document) {
         doc.heading(1, "Kernel-Aware NAS Multi-Hardware Pack");
-        doc.paragraph(
-            "This artifact is a deterministic latency proxy. It does not measure model quality, perplexity, or downstream accuracy.",
-        );
+        doc.paragraph(if self.all_seed() {
+            "This artifact is a deterministic latency proxy. It does not measure model quality, perplexity, or downstream accuracy."
+        } else {
+            "This artifact predicts latency with each GPU's cost model (see where the numbers come from, below). It does not measure model quality, perplexity, or downstream accuracy."
+        });
         let status = serde_json::to_value(self.calibration.status).unwrap_or_default();
         doc.paragraph(&format!(
             "Candidate count: `{}`\nCalibration status: `{}`",

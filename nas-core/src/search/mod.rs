@@ -151,6 +151,24 @@ pub struct SearchSpec {
     pub rank_by: RankMetric,
 }
 
+/// The caveats of a pack on `gpus`: the seed's own when every GPU runs on
+/// the seed's constants (parity), else those true of the measured model.
+pub fn limitations_for(gpus: &[Gpu]) -> Vec<String> {
+    if gpus.iter().all(|g| g.cost_model() == crate::gpu::CostModelKind::Seed) {
+        return SEED_LIMITATIONS.iter().map(|s| s.to_string()).collect();
+    }
+    let mut out = vec![
+        "Latencies are predictions of each GPU's cost model, not measurements of these candidates: a measured \
+         profile predicts layers it never saw within its held-out error (see where the numbers come from)."
+            .to_string(),
+        "Quality constraints are size/capacity proxies until real training or eval measurements are added.".to_string(),
+    ];
+    if gpus.iter().any(|g| g.cost_model() == crate::gpu::CostModelKind::Seed) {
+        out.push("GPUs on the seed cost model use hand-set constants, not measurements.".to_string());
+    }
+    out
+}
+
 /// The seed's caveats, true of every pack the seed model makes.
 pub const SEED_LIMITATIONS: [&str; 3] = [
     "This is a latency proxy, not a measured model-quality or accuracy estimate.",

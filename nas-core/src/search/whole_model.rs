@@ -123,7 +123,7 @@ pub fn notes(candidates: &[Candidate], profiles: &[Gpu]) -> Option<Vec<String>> 
             profiles
                 .iter()
                 .map(|p| match p.memory_gib() {
-                    Some(m) => format!("{} {m} GiB", p.label),
+                    Some(m) => format!("{} {} GiB", p.label, (m * 10.0).round() / 10.0),
                     None => format!("{} unknown", p.label),
                 })
                 .collect::<Vec<_>>()
