@@ -326,7 +326,7 @@ impl Pack {
         let items: Vec<String> = self
             .hardware_profiles
             .iter()
-            .filter_map(|k| of(k))
+            .filter_map(of)
             .map(|p| escape_prose(&format!("{}. Decode: {}.", p.summary(), p.decode)))
             .collect();
         doc.list(&items);
