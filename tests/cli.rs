@@ -705,3 +705,36 @@ fn decode_fit_is_reproducible_and_beats_the_seed_on_unfitted_models() {
     let (seed, fitted) = (cells[1], cells[2]);
     assert!(fitted < 15.0 && fitted < seed / 3.0, "{row}");
 }
+
+#[test]
+fn search_specs_name_cost_models_and_profile_files() {
+    let dir = TempDir::new("search-cost");
+    let axes = r#"[{"axis": "hidden_dim", "values": [2048, 4096]}, {"axis": "head_dim", "values": [128]}, {"axis": "ffn_dim", "values": [8192]}]"#;
+    let profile = repo("calibration/h100-sxm.json");
+    let spec = dir.file(
+        "s.json",
+        &format!(
+            r#"{{"hardware": ["h100", "a100", {{"key": "mine", "base": "h100", "profile": "{profile}"}}],
+                 "cost_model": {{"a100": "seed"}}, "family": {{"axes": {axes}, "name": "x{{hidden_dim}}"}}}}"#
+        ),
+    );
+    let run = nas(&["search", "--spec", &spec, "--quiet"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let out: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let results = out["results"].as_array().unwrap();
+    let models: Vec<&str> = results.iter().map(|r| r["cost_model"].as_str().unwrap()).collect();
+    assert_eq!(models, ["measured", "seed", "measured"]);
+    assert_eq!(results[2]["provenance"]["profile"], profile.as_str());
+    assert_eq!(
+        results[0]["total_ms_top"][0]["total_ms"],
+        results[2]["total_ms_top"][0]["total_ms"]
+    );
+    // --cost-model seed replaces the spec's choice for every GPU: a profile file cannot run on it.
+    let run = nas(&["search", "--spec", &spec, "--cost-model", "seed", "--quiet"]);
+    assert_eq!(run.status.code(), Some(2));
+    let err = String::from_utf8(run.stderr).unwrap();
+    assert!(
+        err.contains("hardware[2]") && err.contains("is a measured profile, but the seed cost model was asked for"),
+        "{err}"
+    );
+}

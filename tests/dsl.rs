@@ -165,3 +165,54 @@ fn whole_model_searches_rank_by_decode_under_memory_and_loss() {
     assert!(md.contains("## Whole models"));
     assert!(md.contains("not a measurement"), "the loss is called an estimate");
 }
+
+nas::nas_search! {
+    /// A GPU of one's own on a measured profile named by file (read at run time).
+    search OwnMeasured {
+        hardware: [h100, mine],
+        gpu mine: h100 { profile: "calibration/h100-sxm.json", label: "My H100" }
+        known a { hidden_dim: 2048, heads: 16, kv_heads: 2, head_dim: 128, ffn_dim: 8192 }
+    }
+}
+
+nas::nas_search! {
+    /// The same with a file that is not there, and one of another GPU.
+    search MissingProfile {
+        hardware: [mine],
+        gpu mine: h100 { profile: "calibration/no-such-profile.json" }
+        known a { hidden_dim: 2048, heads: 16, kv_heads: 2, head_dim: 128, ffn_dim: 8192 }
+    }
+}
+
+nas::nas_search! {
+    search FasterThanItsSheet {
+        hardware: [mine],
+        gpu mine: h100 { profile: "calibration/h200.json" }
+        known a { hidden_dim: 2048, heads: 16, kv_heads: 2, head_dim: 128, ffn_dim: 8192 }
+    }
+}
+
+#[test]
+fn a_gpu_can_name_its_measured_profile_file() {
+    // Integration tests run in the package root, where the path is relative to.
+    let pack = OwnMeasured::evaluate().unwrap();
+    let (builtin, mine) = (&pack.reports["h100"], &pack.reports["mine"]);
+    assert_eq!(mine.environment.cost_model, "measured");
+    assert_eq!(
+        mine.environment.provenance.profile.as_deref(),
+        Some("calibration/h100-sxm.json")
+    );
+    assert_eq!(
+        builtin.rankings.total_ms[0].total_ms,
+        mine.rankings.total_ms[0].total_ms
+    );
+
+    let e = MissingProfile::evaluate().unwrap_err().to_string();
+    assert!(e.contains("calibration/no-such-profile.json"), "{e}");
+    // The H200's fitted bandwidths are faster than an H100's HBM: refused, not used.
+    let e = FasterThanItsSheet::evaluate().unwrap_err().to_string();
+    assert!(
+        e.contains("hardware `mine`: the profile `calibration/h200.json`") && e.contains("faster than"),
+        "{e}"
+    );
+}
