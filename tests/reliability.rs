@@ -221,113 +221,79 @@ fn override_with_a_calibration_profile() {
     );
 }
 
+/// `nas predict ARGS --configs` on one good shape: the error line, with the
+/// repository's path shown as `REPO/`.
+fn predict_good_shape(tag: &str, args: &[&str]) -> String {
+    let dir = Dir::new(tag);
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    let mut all = vec!["predict"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--configs", &path]);
+    dir.error(&all).replace(&repo(""), "REPO/")
+}
+
 #[test]
 fn measured_model_of_a_gpu_without_a_profile() {
-    let dir = Dir::new("nomeasured");
-    let path = dir.file("c.json", &json!([good_shape()]).to_string());
     assert_eq!(
-        dir.error(&["predict", "--hardware", "a100", "--configs", &path]),
+        predict_good_shape("nomeasured", &["--hardware", "a100"]),
         "hardware `a100` has no measured profile: ask for the seed's constants for it (`cost_model: seed` in a spec, `--cost-model seed` on the command line), or measure it (calibration/README.md) and name its profile"
     );
 }
 
 #[test]
 fn seed_model_of_a_gpu_the_seed_never_had() {
-    let dir = Dir::new("noseed");
-    let path = dir.file("c.json", &json!([good_shape()]).to_string());
     assert_eq!(
-        dir.error(&["predict", "--hardware", "h200", "--cost-model", "seed", "--configs", &path]),
+        predict_good_shape("noseed", &["--hardware", "h200", "--cost-model", "seed"]),
         "hardware `h200` has no seed constants (the seed tool knew a100, t4 and h100); use the measured cost model for it"
     );
 }
 
 #[test]
 fn unknown_cost_model() {
-    let dir = Dir::new("badcm");
-    let path = dir.file("c.json", &json!([good_shape()]).to_string());
     assert_eq!(
-        dir.error(&[
-            "predict",
-            "--hardware",
-            "h100",
-            "--cost-model",
-            "measurd",
-            "--configs",
-            &path
-        ]),
+        predict_good_shape("badcm", &["--hardware", "h100", "--cost-model", "measurd"]),
         "--cost-model: unknown cost model `measurd` (did you mean `measured`?); known: measured, seed"
     );
 }
 
 #[test]
 fn profile_of_another_gpu() {
-    let dir = Dir::new("othergpu");
-    let path = dir.file("c.json", &json!([good_shape()]).to_string());
     let profile = repo("calibration/h200.json");
     assert_eq!(
-        dir.error(&[
-            "predict",
-            "--hardware",
-            "h100",
-            "--calibration",
-            &profile,
-            "--configs",
-            &path
-        ])
-        .replace(&repo(""), "REPO/"),
+        predict_good_shape("othergpu", &["--hardware", "h100", "--calibration", &profile]),
         "hardware `h100`: the profile `REPO/calibration/h200.json` was measured on `NVIDIA H200`, not on an H100"
     );
 }
 
 #[test]
 fn measured_profile_with_the_seed_model() {
-    let dir = Dir::new("profileseed");
-    let path = dir.file("c.json", &json!([good_shape()]).to_string());
     let profile = repo("calibration/h100-sxm.json");
     assert_eq!(
-        dir.error(&[
-            "predict",
-            "--hardware",
-            "h100",
-            "--cost-model",
-            "seed",
-            "--calibration",
-            &profile,
-            "--configs",
-            &path
-        ])
-        .replace(&repo(""), "REPO/"),
+        predict_good_shape(
+            "profileseed",
+            &["--hardware", "h100", "--cost-model", "seed", "--calibration", &profile]
+        ),
         "--calibration REPO/calibration/h100-sxm.json is a measured profile, but --cost-model seed was asked for"
     );
 }
 
 #[test]
 fn seed_db_without_the_seed_model() {
-    let dir = Dir::new("dbmeasured");
-    let path = dir.file("c.json", &json!([good_shape()]).to_string());
     let db = repo("calibration/seed/noeris-cost-model-training.json");
     assert_eq!(
-        dir.error(&[
-            "predict",
-            "--hardware",
-            "h100",
-            "--calibration",
-            &db,
-            "--configs",
-            &path
-        ]),
+        predict_good_shape("dbmeasured", &["--hardware", "h100", "--calibration", &db]),
         "--calibration names the seed's calibration DB, which adjusts the seed model: add --cost-model seed"
     );
 }
 
 #[test]
 fn profile_for_another_model() {
-    let dir = Dir::new("othermodel");
-    let path = dir.file("c.json", &json!([good_shape()]).to_string());
     let mut profile: Value =
         serde_json::from_str(&std::fs::read_to_string(repo("calibration/h100-sxm.json")).unwrap()).unwrap();
     profile["model"] = json!("roofline_v9");
+    let dir = Dir::new("othermodel");
     let profile = dir.file("p.json", &profile.to_string());
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
     assert_eq!(
         dir.error(&[
             "predict",
