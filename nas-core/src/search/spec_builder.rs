@@ -404,7 +404,7 @@ impl Builder {
                             single(self, &mut singletons, "space", def.name.place);
                             let k = match top {
                                 None => Some(DEFAULT_TOP_K),
-                                Some(t) => self.positive_int("top", t).map(|k| k.min(usize::MAX as u64) as usize),
+                                Some(t) => self.positive_int("top_k", t).map(|k| k.min(usize::MAX as u64) as usize),
                             };
                             if let (Some(family), Some(k)) = (family, k) {
                                 if self.space(def, &family) {
@@ -415,7 +415,13 @@ impl Builder {
                         FamilyMode::Listed => {
                             if let Some(members) = family.and_then(|f| self.members(def, &f)) {
                                 for c in members {
-                                    self.add_candidate(&mut candidates, &mut origins, c, def.name.place, Some(&def.name));
+                                    self.add_candidate(
+                                        &mut candidates,
+                                        &mut origins,
+                                        c,
+                                        def.name.place,
+                                        Some(&def.name),
+                                    );
                                 }
                             }
                         }
@@ -454,7 +460,10 @@ impl Builder {
             if !listed.iter().any(|n| n.text == gpu.name.text) && singletons.contains_key("hardware") {
                 self.at(
                     gpu.name.place,
-                    format!("gpu `{}` is declared but not listed in `hardware: [...]`", gpu.name.text),
+                    format!(
+                        "gpu `{}` is declared but not listed in `hardware: [...]`",
+                        gpu.name.text
+                    ),
                 );
             }
         }
@@ -525,7 +534,13 @@ impl Builder {
         out
     }
 
-    fn hardware(&mut self, place: Place, names: &[Word], gpus: &[&GpuInput], cost_models: &CostModels) -> Vec<GpuTarget> {
+    fn hardware(
+        &mut self,
+        place: Place,
+        names: &[Word],
+        gpus: &[&GpuInput],
+        cost_models: &CostModels,
+    ) -> Vec<GpuTarget> {
         let mut seen: BTreeMap<String, Place> = BTreeMap::new();
         let mut targets = Vec::new();
         let registry = Registry::builtin();
@@ -575,7 +590,10 @@ impl Builder {
         let key = def.name.text.as_str();
         let registry = Registry::builtin();
         if registry.entry(key).is_ok() {
-            self.at(def.name.place, format!("`{key}` is a built-in GPU; give yours another name"));
+            self.at(
+                def.name.place,
+                format!("`{key}` is a built-in GPU; give yours another name"),
+            );
             return None;
         }
         let base = match &def.base {
@@ -641,7 +659,9 @@ impl Builder {
                 Some(given.map(|g| g.unwrap_or(0.0)))
             }
         };
-        let label = self.string_field(&fields, "label").unwrap_or_else(|| key.to_uppercase());
+        let label = self
+            .string_field(&fields, "label")
+            .unwrap_or_else(|| key.to_uppercase());
         let provenance = self.string_field(&fields, "provenance").unwrap_or_else(|| match &base {
             Some(b) => format!(
                 "declared in the spec, from {} ({})",
@@ -765,7 +785,10 @@ impl Builder {
                 None
             }
             _ => {
-                self.at(value.place, format!("`{key}` must be a positive integer, got {}", value.value));
+                self.at(
+                    value.place,
+                    format!("`{key}` must be a positive integer, got {}", value.value),
+                );
                 None
             }
         }
@@ -785,8 +808,9 @@ impl Builder {
     }
 
     fn workload(&mut self, fields: &[Field]) {
-        let Some(map) = self.field_map(fields, &WORKLOAD_KEYS, |n| WORKLOAD_KEYS.iter().find(|a| **a == n).copied())
-        else {
+        let Some(map) = self.field_map(fields, &WORKLOAD_KEYS, |n| {
+            WORKLOAD_KEYS.iter().find(|a| **a == n).copied()
+        }) else {
             return;
         };
         for (key, f) in map {
@@ -797,7 +821,10 @@ impl Builder {
             match (key, &s.value) {
                 ("scaling_law", Scalar::Str(name)) => match ScalingLaw::from_name(name) {
                     Some(law) => self.workload.model.loss_fit.law = law,
-                    None => self.at(s.place, format!("expected \"chinchilla\" or \"epoch\", got {}", s.value)),
+                    None => self.at(
+                        s.place,
+                        format!("expected \"chinchilla\" or \"epoch\", got {}", s.value),
+                    ),
                 },
                 ("loss_params", Scalar::Str(name)) => match ParamCount::from_name(name) {
                     Some(count) => self.workload.model.loss_fit.count = count,
@@ -875,7 +902,10 @@ impl Builder {
                         1
                     }),
                     Value::List { .. } => {
-                        b.at(f.place, format!("`{key}` takes one value here (lists are for families)"));
+                        b.at(
+                            f.place,
+                            format!("`{key}` takes one value here (lists are for families)"),
+                        );
                         ok = false;
                         1
                     }
@@ -1237,7 +1267,10 @@ impl Builder {
                     if r.is_finite() && r > MAX_DIM as f64 {
                         self.at(
                             atom.place,
-                            format!("`ffn_ratio` = {r} is absurdly large (the limit is {MAX_DIM})"),
+                            format!(
+                                "`ffn_ratio` = {} is absurdly large (the limit is {MAX_DIM})",
+                                atom.value
+                            ),
                         );
                         None
                     } else if r.is_finite() && r > 0.0 {
