@@ -495,7 +495,7 @@ fn bad_search_specs_and_bench_arguments_are_errors() {
         ),
         (
             r#"{"hardware": ["h100"], "family": {"axes": [{"axis": "hidden_dim", "values": [1024]}, {"axis": "head_dim", "values": [128]}, {"axis": "window", "values": [0]}, {"axis": "ffn_dim", "values": [4096]}], "name": "x"}}"#,
-            "family.axes[2].values[0]: expected a positive integer",
+            "family.axes[2].values[0]: `window` must be at least 1, got 0",
         ),
     ];
     for (text, expected) in cases {
@@ -638,15 +638,15 @@ fn search_specs_take_whole_model_axes_and_fits_constraints() {
     for (constraint, expected) in [
         (
             r#"{"fits": {"gpu": "h10", "batch": 1, "context": 1}}"#,
-            "`h10` is not a target of this search (did you mean `h100`?)",
+            "constraints[0].fits.gpu: `fits` names `h10`, which is not a target of this search (did you mean `h100`?)",
         ),
         (
             r#"{"fits": {"gpu": "h100", "batch": 0, "context": 1}}"#,
-            "constraints[0].fits.batch: expected a positive integer",
+            "constraints[0].fits.batch: `batch` must be at least 1, got 0",
         ),
         (
             r#"{"metric": "params_m", "op": ">=", "value": 1}"#,
-            "hardware[1].memory_gib: expected a positive number of GiB",
+            "hardware[1].memory_gib: `memory_gib`: expected a positive number of GiB",
         ),
     ] {
         let memory = if expected.contains("memory_gib") { "0" } else { "16" };

@@ -754,7 +754,7 @@ fn search_spec_with_top_k_zero() {
             &dir,
             &format!(r#"{{"hardware": ["h100"], "family": {{"axes": {AXES}, "name": "x"}}, "top_k": 0}}"#)
         ),
-        "DIR/s.json: top_k: expected a positive integer, got 0"
+        "DIR/s.json: top_k: `top_k` must be at least 1, got 0"
     );
 }
 
@@ -768,7 +768,7 @@ fn search_spec_gpu_so_slow_latencies_would_be_infinite() {
                 r#"{{"hardware": [{{"key": "mine", "base": "h100", "attention_tflops": 1e-320}}], "family": {{"axes": {AXES}, "name": "x"}}}}"#
             )
         ),
-        "DIR/s.json: hardware[0]: override `attention_tflops` = 1e-320 is absurdly small (the limit is 0.001)"
+        "DIR/s.json: hardware[0]: hardware `mine`: `attention_tflops` = 1e-320 is absurdly small (the limit is 0.001)"
     );
 }
 
@@ -782,7 +782,7 @@ fn search_spec_with_a_sequence_too_long() {
                 r#"{{"hardware": ["h100"], "workload": {{"seq_len": 4294967296}}, "family": {{"axes": {AXES}, "name": "x"}}}}"#
             )
         ),
-        "DIR/s.json: workload.seq_len: 4294967296 is absurdly large (the limit is 16777216)"
+        "DIR/s.json: workload.seq_len: `seq_len` = 4294967296 is absurdly large (the limit is 16777216)"
     );
 }
 
@@ -796,7 +796,7 @@ fn search_spec_with_an_absurd_ffn_ratio() {
             &dir,
             r#"{"hardware": ["h100"], "family": {"axes": [{"axis": "hidden_dim", "values": [2048]}, {"axis": "head_dim", "values": [128]}, {"axis": "ffn_ratio", "values": [1e300], "round": "up", "multiple": 128}], "name": "x"}}"#
         ),
-        "DIR/s.json: family.axes[2].values[0]: 1e+300 is absurdly large (the limit is 16777216)"
+        "DIR/s.json: family.axes[2].values[0]: `ffn_ratio` = 1e300 is absurdly large (the limit is 16777216)"
     );
 }
 
@@ -816,7 +816,7 @@ fn search_spec_family_beyond_the_streaming_limit() {
     });
     assert_eq!(
         search(&dir, &spec.to_string()),
-        "DIR/s.json: the family has 1000000000000000000000 combinations; the streaming search handles at most 2^62"
+        "DIR/s.json: family: the family has 1000000000000000000000 combinations; the streaming search handles at most 2^62"
     );
 }
 
@@ -917,7 +917,7 @@ fn search_spec_fits_on_a_gpu_it_does_not_target() {
                 r#"{{"hardware": ["h100"], "family": {{"axes": {AXES}, "name": "x"}}, "constraints": [{{"fits": {{"gpu": "a100", "batch": 1, "context": 1}}}}]}}"#
             )
         ),
-        "DIR/s.json: constraints[0].fits.gpu: `a100` is not a target of this search (did you mean `h100`?)"
+        "DIR/s.json: constraints[0].fits.gpu: `fits` names `a100`, which is not a target of this search (did you mean `h100`?); targets: h100"
     );
 }
 
@@ -932,6 +932,58 @@ fn search_spec_with_an_unknown_scaling_law() {
             )
         ),
         "DIR/s.json: training.law: expected \"chinchilla\" or \"epoch\", got \"kaplan\""
+    );
+}
+
+#[test]
+fn search_spec_with_a_key_given_twice() {
+    let dir = Dir::new("specDup");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(r#"{{"hardware": ["h100"], "top_k": 1, "top_k": 2, "family": {{"axes": {AXES}, "name": "x"}}}}"#)
+        ),
+        "DIR/s.json: top level: key `top_k` is given twice (line 1, column 45)"
+    );
+}
+
+#[test]
+fn search_spec_with_contradictory_bounds() {
+    let dir = Dir::new("specContra");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h100"], "family": {{"axes": {AXES}, "name": "x"}}, "constraints": [{{"metric": "hidden_dim", "op": ">=", "value": 4096}}, {{"metric": "hidden_dim", "op": "<=", "value": 2048}}]}}"#
+            )
+        ),
+        "DIR/s.json: constraints[1]: contradictory bounds: no `hidden_dim` satisfies this and an earlier clause; constraints[0]: the clause it contradicts"
+    );
+}
+
+#[test]
+fn search_spec_with_inclusive_not_a_boolean() {
+    let dir = Dir::new("specIncl");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h100"], "family": {{"axes": {AXES}, "name": "x"}}, "constraints": [{{"metric": "ffn_ratio", "in": [3.0, 5.0], "inclusive": "no"}}]}}"#
+            )
+        ),
+        "DIR/s.json: constraints[0].inclusive: `inclusive` must be `true` or `false`, got \"no\""
+    );
+}
+
+#[test]
+fn search_spec_with_a_rounding_that_is_not_a_word() {
+    let dir = Dir::new("specRound");
+    assert_eq!(
+        search(
+            &dir,
+            r#"{"hardware": ["h100"], "family": {"axes": [{"axis": "hidden_dim", "values": [2048]}, {"axis": "head_dim", "values": [128]}, {"axis": "ffn_ratio", "values": [4.0], "round": 1}], "name": "x"}}"#
+        ),
+        "DIR/s.json: family.axes[2].round: the rounding is \"nearest\", \"up\" or \"down\", got 1"
     );
 }
 

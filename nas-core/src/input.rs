@@ -49,7 +49,121 @@ pub fn parse_json(bytes: &[u8], place: &str) -> Result<Value> {
     if bytes.len() as u64 > MAX_INPUT_BYTES {
         return Err(too_large(place));
     }
-    serde_json::from_slice(bytes).map_err(|e| json_error(&e, place))
+    let duplicate = std::cell::RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = serde::de::DeserializeSeed::deserialize(
+        Unique {
+            path: String::new(),
+            duplicate: &duplicate,
+        },
+        &mut de,
+    )
+    .and_then(|v| de.end().map(|()| v));
+    match (parsed, duplicate.into_inner()) {
+        (Err(e), Some((path, key))) => Err(Error::input(
+            place,
+            format!(
+                "{}: key `{key}` is given twice (line {}, column {})",
+                if path.is_empty() { "top level" } else { path.as_str() },
+                e.line(),
+                e.column()
+            ),
+        )),
+        (Ok(v), _) => Ok(v),
+        (Err(e), None) => Err(json_error(&e, place)),
+    }
+}
+
+/// A JSON value whose objects must not repeat a key (serde_json's `Value`
+/// silently keeps the last). `path` is where it is (`family.axes[2]`); the
+/// first duplicate found is recorded in `duplicate` (path, key).
+struct Unique<'a> {
+    path: String,
+    duplicate: &'a std::cell::RefCell<Option<(String, String)>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Unique<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Unique<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(Unique {
+            path: format!("{}[{}]", self.path, out.len()),
+            duplicate: self.duplicate,
+        })? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = if self.path.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.path)
+            };
+            let value = map.next_value_seed(Unique {
+                path,
+                duplicate: self.duplicate,
+            })?;
+            if out.contains_key(&key) {
+                // Stop here: the error is reported with the path, not serde's text.
+                let mut d = self.duplicate.borrow_mut();
+                if d.is_none() {
+                    *d = Some((self.path.clone(), key));
+                }
+                return Err(serde::de::Error::custom("duplicate key"));
+            }
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
 }
 
 /// A serde_json error as one of ours: nesting too deep is said in words.
@@ -85,6 +199,22 @@ mod tests {
         );
         let ok = "[".repeat(100) + &"]".repeat(100);
         assert!(parse_json(ok.as_bytes(), "f.json").is_ok());
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_with_their_path() {
+        let text = r#"{"family": {"axes": [{"axis": "hidden_dim", "axis": "head_dim"}]}}"#;
+        let e = parse_json(text.as_bytes(), "s.json").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "s.json: family.axes[0]: key `axis` is given twice (line 1, column 63)"
+        );
+        let e = parse_json(br#"{"top_k": 1, "top_k": 2}"#, "s.json")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "s.json: top level: key `top_k` is given twice (line 1, column 24)");
+        let v = parse_json(br#"{"a": [1, 2.5, -3, null, true, "x", {"b": {}}]}"#, "s.json").unwrap();
+        assert_eq!(v, serde_json::json!({"a": [1, 2.5, -3, null, true, "x", {"b": {}}]}));
     }
 
     #[test]

@@ -152,15 +152,6 @@ pub enum Clause {
     Any(Vec<Clause>, TokenStream),
 }
 
-impl Clause {
-    pub fn tokens(&self) -> &TokenStream {
-        match self {
-            Clause::Compare { tokens, .. } | Clause::Range { tokens, .. } | Clause::Fits { tokens, .. } => tokens,
-            Clause::All(_, t) | Clause::Any(_, t) => t,
-        }
-    }
-}
-
 impl Scalar {
     pub fn span_tokens(&self) -> TokenStream {
         use quote::ToTokens;

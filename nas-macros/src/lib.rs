@@ -16,6 +16,9 @@ mod kw;
 mod parse;
 mod validate;
 
+#[cfg(test)]
+mod front_ends;
+
 use proc_macro::TokenStream;
 
 /// Declares a search; see `docs/DSL.md`. Re-exported as `nas::nas_search!`.

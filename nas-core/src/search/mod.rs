@@ -4,6 +4,7 @@
 pub mod constraints;
 pub mod family;
 pub mod seed;
+pub mod spec_builder;
 pub mod spec_json;
 pub mod stream;
 pub mod whole_model;

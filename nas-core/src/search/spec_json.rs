@@ -25,17 +25,14 @@
 //! }
 //! ```
 
-use std::borrow::Cow;
-
 use serde_json::{Map, Value};
 
 use crate::error::{hint, Error, Result};
-use crate::gpu::{CostModelKind, Gpu, GpuTarget, OwnGpu, Registry};
-use crate::hardware::{Overrides, Throughputs, THROUGHPUT_KEYS};
-use crate::model::{LossFit, ParamCount, ScalingLaw};
-use crate::search::constraints::{Bound, CmpOp, Constraint, Constraints, Metric};
-use crate::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
-use crate::shapes::{canonical_key, kind_of, GENERATED_CANDIDATE, MAX_DIM};
+use crate::gpu::{Gpu, Registry};
+use crate::search::constraints::{CmpOp, Constraints};
+use crate::search::family::{Family, Workload};
+use crate::search::spec_builder::{self as b, Place};
+use crate::shapes::kind_of;
 
 /// A search read from JSON, ready for [`crate::search::stream::search`].
 #[derive(Clone, Debug)]
@@ -48,522 +45,463 @@ pub struct JsonSearch {
     pub top_k: usize,
 }
 
-fn err(place: &str, problem: impl Into<String>) -> Error {
-    Error::Input {
-        place: place.to_string(),
-        problem: problem.into(),
-    }
-}
-
-fn object<'v>(v: &'v Value, place: &str) -> Result<&'v Map<String, Value>> {
-    v.as_object()
-        .ok_or_else(|| err(place, format!("expected an object, got {}", kind_of(v))))
-}
-
-fn known_keys(obj: &Map<String, Value>, known: &[&str], place: &str) -> Result<()> {
-    match obj.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(err(
-            place,
-            format!(
-                "unknown key `{k}`{}; expected: {}",
-                hint(k, known.iter().copied()),
-                known.join(", ")
-            ),
-        )),
-        None => Ok(()),
-    }
-}
-
-fn positive(v: &Value, place: &str) -> Result<u64> {
-    v.as_u64()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| err(place, format!("expected a positive integer, got {v}")))
-}
-
-/// A positive integer of at most [`MAX_DIM`] (a size of a layer).
-fn size(v: &Value, place: &str) -> Result<u64> {
-    let n = positive(v, place)?;
-    if n > MAX_DIM {
-        return Err(err(place, format!("{n} is absurdly large (the limit is {MAX_DIM})")));
-    }
-    Ok(n)
-}
+/// The keys of the top level (the JSON syntax; what they hold is the builder's).
+pub const TOP_KEYS: [&str; 7] = [
+    "hardware",
+    "cost_model",
+    "workload",
+    "training",
+    "family",
+    "constraints",
+    "top_k",
+];
 
 impl JsonSearch {
-    /// Reads and checks a search spec; every error names the JSON path.
+    /// Reads and checks a search spec; every error names the JSON path, and
+    /// all of them are reported (`PATH: problem; PATH: problem`).
     pub fn from_json(v: &Value) -> Result<Self> {
-        let top = object(v, "spec")?;
-        known_keys(
-            top,
-            &[
-                "hardware",
-                "cost_model",
-                "workload",
-                "training",
-                "family",
-                "constraints",
-                "top_k",
-            ],
-            "spec",
-        )?;
-        let cost_models = read_cost_models(top.get("cost_model"))?;
-        let hardware = match top.get("hardware") {
-            Some(Value::Array(items)) if !items.is_empty() => {
-                let mut seen = std::collections::BTreeSet::new();
-                let mut gpus = Vec::new();
-                for (i, h) in items.iter().enumerate() {
-                    let place = format!("hardware[{i}]");
-                    let target = read_hardware(h, &place, &cost_models)?;
-                    if !seen.insert(target.key.to_string()) {
-                        return Err(err(&place, format!("hardware `{}` is listed twice", target.key)));
+        let mut t = Translator::default();
+        let input = t.spec(v);
+        let built = if t.errors.is_empty() {
+            match b::build(&input) {
+                Ok(built) => Some(built),
+                Err(errors) => {
+                    for e in errors {
+                        let path = t.path(e.place);
+                        t.errors.push((path, e.message));
                     }
-                    gpus.push(
-                        Registry::builtin()
-                            .resolve(&target)
-                            .map_err(|e| err(&place, e.to_string()))?,
-                    );
+                    None
                 }
-                if let Some(key) = cost_models.per_gpu.keys().find(|k| !seen.contains(*k)) {
-                    return Err(err(
-                        &format!("cost_model.{key}"),
-                        format!("`{key}` is not listed in `hardware`"),
-                    ));
-                }
-                gpus
             }
-            Some(other) => return Err(err("hardware", format!("expected a non-empty array, got {other}"))),
-            None => return Err(err("spec", "missing key `hardware`")),
+        } else {
+            None
         };
-        let mut workload = match top.get("workload") {
-            None => Workload::layer(2048, 1),
-            Some(w) => {
-                let w = object(w, "workload")?;
-                known_keys(w, &["seq_len", "batch_size", "context_len"], "workload")?;
-                let get = |key: &str, default: u64| -> Result<u64> {
-                    w.get(key).map_or(Ok(default), |v| size(v, &format!("workload.{key}")))
-                };
-                let mut workload = Workload::layer(get("seq_len", 2048)?, get("batch_size", 1)?);
-                if let Some(c) = w.get("context_len") {
-                    workload.model.context_len = Some(size(c, "workload.context_len")?);
-                }
-                workload
+        let Some(built) = built else {
+            return Err(combined(t.errors));
+        };
+        let mut hardware = Vec::new();
+        for (target, place) in built.hardware.iter().zip(&t.hardware_places) {
+            match Registry::builtin().resolve(target) {
+                Ok(gpu) => hardware.push(gpu),
+                Err(e) => t.errors.push((t.path(*place), e.to_string())),
             }
-        };
-        if let Some(t) = top.get("training") {
-            let (tokens, fit) = read_training(t)?;
-            workload.model.training_tokens = Some(tokens);
-            workload.model.loss_fit = fit;
         }
-        let family = read_family(top.get("family").ok_or_else(|| err("spec", "missing key `family`"))?)?;
-        let clauses = match top.get("constraints") {
-            None => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, c)| read_constraint(c, &format!("constraints[{i}]"), &hardware))
-                .collect::<Result<Vec<_>>>()?,
-            Some(other) => return Err(err("constraints", format!("expected an array, got {other}"))),
+        let Some((family, top_k)) = built.space else {
+            t.errors.push(("spec".into(), "missing key `family`".into()));
+            return Err(combined(t.errors));
         };
-        let constraints = Constraints::new(clauses).map_err(|e| err("constraints", e.to_string()))?;
-        let top_k = match top.get("top_k") {
-            None => 25,
-            Some(v) => positive(v, "top_k")? as usize,
-        };
-        family.check().map_err(|e| err("family", e.to_string()))?;
-        family
-            .check_names_distinct()
-            .map_err(|e| err("family.name", e.to_string()))?;
+        if !t.errors.is_empty() {
+            return Err(combined(t.errors));
+        }
         Ok(JsonSearch {
             hardware,
-            workload,
+            workload: built.workload,
             family,
-            constraints,
+            constraints: Constraints {
+                clauses: built.constraints.into(),
+            },
             top_k,
         })
     }
 }
 
-/// The spec's `cost_model`: one word for every GPU, or an object of GPU
-/// keys to words (GPUs it does not name take `measured`).
+/// Every error as one: the first's place, then the rest as `PATH: problem`.
+fn combined(errors: Vec<(String, String)>) -> Error {
+    let mut it = errors.into_iter();
+    let (place, mut problem) = it.next().unwrap_or_else(|| ("spec".into(), "invalid spec".into()));
+    for (p, m) in it {
+        problem.push_str(&format!("; {p}: {m}"));
+    }
+    Error::Input { place, problem }
+}
+
+/// JSON -> builder input: paths for places, errors of the syntax itself
+/// (wrong JSON types, unknown keys of the JSON form).
 #[derive(Default)]
-struct CostModels {
-    all: Option<CostModelKind>,
-    per_gpu: std::collections::BTreeMap<String, CostModelKind>,
+struct Translator {
+    paths: Vec<String>,
+    errors: Vec<(String, String)>,
+    /// The place of each hardware entry, in order.
+    hardware_places: Vec<Place>,
 }
 
-impl CostModels {
-    fn of(&self, key: &str) -> Option<CostModelKind> {
-        self.per_gpu.get(key).copied().or(self.all)
+impl Translator {
+    fn place(&mut self, path: impl Into<String>) -> Place {
+        self.paths.push(path.into());
+        Place(self.paths.len() - 1)
     }
-}
 
-fn cost_model_word(v: &Value, place: &str) -> Result<CostModelKind> {
-    match v {
-        Value::String(word) => CostModelKind::from_name(word).map_err(|e| err(place, e)),
-        other => Err(err(place, format!("expected `measured` or `seed`, got {other}"))),
+    fn path(&self, place: Place) -> String {
+        self.paths.get(place.0).cloned().unwrap_or_else(|| "spec".into())
     }
-}
 
-fn read_cost_models(v: Option<&Value>) -> Result<CostModels> {
-    match v {
-        None => Ok(CostModels::default()),
-        Some(Value::Object(map)) => {
-            let mut per_gpu = std::collections::BTreeMap::new();
-            for (key, word) in map {
-                per_gpu.insert(key.clone(), cost_model_word(word, &format!("cost_model.{key}"))?);
-            }
-            Ok(CostModels { all: None, per_gpu })
+    fn error(&mut self, path: impl Into<String>, problem: impl Into<String>) {
+        self.errors.push((path.into(), problem.into()));
+    }
+
+    fn object<'v>(&mut self, v: &'v Value, path: &str) -> Option<&'v Map<String, Value>> {
+        let o = v.as_object();
+        if o.is_none() {
+            self.error(path, format!("expected an object, got {}", kind_of(v)));
         }
-        Some(other) => Ok(CostModels {
-            all: Some(cost_model_word(other, "cost_model")?),
-            per_gpu: Default::default(),
-        }),
+        o
     }
-}
 
-fn read_hardware(v: &Value, place: &str, cost_models: &CostModels) -> Result<GpuTarget> {
-    match v {
-        Value::String(key) => {
-            Registry::builtin().entry(key).map_err(|e| err(place, e.to_string()))?;
-            Ok(GpuTarget {
-                cost_model: cost_models.of(key),
-                ..GpuTarget::builtin_owned(key)
-            })
-        }
-        Value::Object(obj) => {
-            let key = obj
-                .get("key")
-                .and_then(Value::as_str)
-                .ok_or_else(|| err(place, "missing string `key`"))?;
-            let mut known: Vec<&str> = vec![
-                "key",
-                "base",
-                "label",
-                "provenance",
-                "memory_gib",
-                "cost_model",
-                "profile",
-            ];
-            known.extend(THROUGHPUT_KEYS);
-            known_keys(obj, &known, place)?;
-            let text = |k: &str| -> Result<Option<String>> {
-                match obj.get(k) {
-                    None => Ok(None),
-                    Some(Value::String(s)) => Ok(Some(s.clone())),
-                    Some(other) => Err(err(&format!("{place}.{k}"), format!("expected a string, got {other}"))),
-                }
-            };
-            let mut values = Vec::new();
-            for k in THROUGHPUT_KEYS {
-                if let Some(v) = obj.get(k) {
-                    let x = v
-                        .as_f64()
-                        .ok_or_else(|| err(&format!("{place}.{k}"), format!("expected a number, got {v}")))?;
-                    values.push((k.to_string(), x));
-                }
-            }
-            let overrides = Overrides::new(values.clone()).map_err(|e| err(place, e.to_string()))?;
-            let base = match obj.get("base") {
-                Some(Value::String(base)) => Some(
-                    Registry::builtin()
-                        .entry(base)
-                        .map_err(|e| err(&format!("{place}.base"), e.to_string()))?,
+    fn known_keys(&mut self, obj: &Map<String, Value>, known: &[&str], path: &str) {
+        for k in obj.keys().filter(|k| !known.contains(&k.as_str())) {
+            self.error(
+                path,
+                format!(
+                    "unknown key `{k}`{}; expected: {}",
+                    hint(k, known.iter().copied()),
+                    known.join(", ")
                 ),
-                Some(other) => {
-                    return Err(err(
-                        &format!("{place}.base"),
-                        format!("expected a GPU key, got {other}"),
-                    ))
-                }
-                None => None,
-            };
-            let seed = match base.and_then(|b| b.seed) {
-                Some(t) => Some(t.apply(&overrides)),
-                None if values.is_empty() => None,
-                None if values.len() != THROUGHPUT_KEYS.len() => {
-                    let missing: Vec<&str> = THROUGHPUT_KEYS
-                        .iter()
-                        .filter(|k| !obj.contains_key(**k))
-                        .copied()
-                        .collect();
-                    return Err(err(
-                        place,
-                        format!(
-                            "without a `base` that has seed constants, give every throughput; missing {}",
-                            missing.join(", ")
-                        ),
-                    ));
-                }
-                None => {
-                    let mut all = [0.0; 10];
-                    for (slot, k) in all.iter_mut().zip(THROUGHPUT_KEYS) {
-                        *slot = values.iter().find(|(key, _)| key == k).map_or(0.0, |(_, v)| *v);
-                    }
-                    let t = Throughputs::from_values(all);
-                    t.check().map_err(|e| err(place, format!("hardware `{key}`: {e}")))?;
-                    Some(t)
-                }
-            };
-            let label = text("label")?.unwrap_or_else(|| key.to_uppercase());
-            let provenance = text("provenance")?.unwrap_or_else(|| "declared in the search spec".into());
-            let mut spec = base.map_or(crate::gpu::SpecSheet::UNKNOWN, |b| b.spec.clone());
-            if let Some(m) = obj.get("memory_gib") {
-                let place = format!("{place}.memory_gib");
-                let gib = m
-                    .as_f64()
-                    .ok_or_else(|| err(&place, format!("expected a positive number of GiB, got {m}")))?;
-                spec.memory_gib = Some(crate::gpu::spec_sheet::check_memory_gib(gib).map_err(|p| err(&place, p))?);
-            }
-            let cost_model = match obj.get("cost_model") {
-                Some(word) => Some(cost_model_word(word, &format!("{place}.cost_model"))?),
-                None => cost_models.of(key),
-            };
-            Ok(GpuTarget {
-                key: Cow::Owned(key.to_string()),
-                cost_model,
-                profile: text("profile")?.map(Cow::Owned),
-                own: Some(OwnGpu {
-                    label: Cow::Owned(label),
-                    spec,
-                    seed: seed.map(|t| (t, Cow::Owned(provenance))),
-                }),
-            })
+            );
         }
-        other => Err(err(place, format!("expected a GPU key or an object, got {other}"))),
     }
-}
 
-fn read_family(v: &Value) -> Result<Family> {
-    let obj = object(v, "family")?;
-    known_keys(obj, &["axes", "name", "source"], "family")?;
-    let template = obj
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| err("family", "missing string `name` (the name template)"))?;
-    let source = obj.get("source").and_then(Value::as_str).unwrap_or(GENERATED_CANDIDATE);
-    let items = obj
-        .get("axes")
-        .and_then(Value::as_array)
-        .ok_or_else(|| err("family", "missing array `axes`"))?;
-    let mut axes = Vec::new();
-    let mut rounding = FfnRounding {
-        multiple: 128,
-        rounding: Rounding::NearestEven,
-    };
-    for (i, item) in items.iter().enumerate() {
-        let place = format!("family.axes[{i}]");
-        let axis = object(item, &place)?;
-        known_keys(axis, &["axis", "values", "round", "multiple"], &place)?;
-        let name = axis
-            .get("axis")
-            .and_then(Value::as_str)
-            .ok_or_else(|| err(&place, "missing string `axis`"))?;
-        let kind = AxisKind::from_name(name).map_err(|e| err(&place, e.to_string()))?;
-        let values = axis
-            .get("values")
-            .and_then(Value::as_array)
-            .ok_or_else(|| err(&place, "missing array `values`"))?;
-        if values.is_empty() {
-            return Err(err(&place, format!("axis `{name}` has no values")));
-        }
-        let values = values
-            .iter()
-            .enumerate()
-            .map(|(j, v)| read_axis_value(kind, v, &format!("{place}.values[{j}]")))
-            .collect::<Result<Vec<_>>>()?;
-        if axis.contains_key("round") || axis.contains_key("multiple") {
-            if kind != AxisKind::FfnRatio {
-                return Err(err(&place, "`round` and `multiple` apply to `ffn_ratio` only"));
+    fn string(&mut self, v: Option<&Value>, path: &str, what: &str) -> Option<String> {
+        match v {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                self.error(path, format!("expected a string, got {other}"));
+                None
             }
-            rounding = FfnRounding {
-                multiple: axis
-                    .get("multiple")
-                    .map_or(Ok(128), |m| positive(m, &format!("{place}.multiple")))?,
-                rounding: match axis.get("round").and_then(Value::as_str) {
-                    None | Some("nearest") => Rounding::NearestEven,
-                    Some("up") => Rounding::Up,
-                    Some("down") => Rounding::Down,
-                    Some(other) => {
-                        return Err(err(&place, format!("`round` is nearest, up or down, got `{other}`")));
-                    }
-                },
-            };
+            None => {
+                let (parent, _) = path.rsplit_once('.').unwrap_or(("spec", ""));
+                self.error(parent, format!("missing string `{what}`"));
+                None
+            }
         }
-        axes.push(Axis {
-            kind,
-            values: values.into(),
+    }
+
+    fn word(&mut self, text: String, path: &str) -> b::Word {
+        b::Word {
+            text,
+            place: self.place(path),
+        }
+    }
+
+    /// A JSON scalar as the builder's; arrays and objects are errors here.
+    fn atom(&mut self, v: &Value, path: &str) -> b::Atom {
+        let value = match v {
+            Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => b::Scalar::Int(i.into()),
+                (_, Some(u)) => b::Scalar::Int(u.into()),
+                _ => b::Scalar::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Value::Bool(x) => b::Scalar::Bool(*x),
+            Value::Null => b::Scalar::Full,
+            Value::String(s) => b::Scalar::Str(s.clone()),
+            other => {
+                self.error(
+                    path,
+                    format!("expected a number, string, boolean or null, got {}", kind_of(other)),
+                );
+                b::Scalar::Full
+            }
+        };
+        b::Atom {
+            value,
+            place: self.place(path),
+        }
+    }
+
+    fn field(&mut self, name: &str, v: &Value, path: &str) -> b::Field {
+        b::Field {
+            name: self.word(name.to_string(), path),
+            value: b::Value::Scalar(self.atom(v, path)),
+            rounding: None,
+            place: self.place(path),
+        }
+    }
+
+    fn spec(&mut self, v: &Value) -> b::SpecInput {
+        let place = self.place("spec");
+        let mut items = Vec::new();
+        let Some(top) = self.object(v, "spec") else {
+            return b::SpecInput { place, items };
+        };
+        self.known_keys(top, &TOP_KEYS, "spec");
+
+        let mut cost_model = b::CostModelInput {
+            place: self.place("cost_model"),
+            all: None,
+            per_gpu: Vec::new(),
+        };
+        match top.get("cost_model") {
+            None => {}
+            Some(Value::Object(map)) => {
+                for (key, word) in map {
+                    let path = format!("cost_model.{key}");
+                    if let Some(w) = self.cost_model_word(word, &path) {
+                        let gpu = self.word(key.clone(), &path);
+                        cost_model.per_gpu.push((gpu, w));
+                    }
+                }
+            }
+            Some(other) => cost_model.all = self.cost_model_word(other, "cost_model"),
+        }
+
+        let mut names = Vec::new();
+        let hardware_place = self.place("hardware");
+        match top.get("hardware") {
+            Some(Value::Array(entries)) => {
+                for (i, h) in entries.iter().enumerate() {
+                    let path = format!("hardware[{i}]");
+                    match h {
+                        Value::String(key) => names.push(self.word(key.clone(), &path)),
+                        Value::Object(obj) => {
+                            let Some(key) = self.string(obj.get("key"), &format!("{path}.key"), "key") else {
+                                continue;
+                            };
+                            let base = match obj.get("base") {
+                                None => None,
+                                Some(Value::String(base)) => Some(self.word(base.clone(), &format!("{path}.base"))),
+                                Some(other) => {
+                                    self.error(format!("{path}.base"), format!("expected a GPU key, got {other}"));
+                                    None
+                                }
+                            };
+                            if let Some(word) = obj.get("cost_model") {
+                                let cm_path = format!("{path}.cost_model");
+                                if let Some(w) = self.cost_model_word(word, &cm_path) {
+                                    let gpu = self.word(key.clone(), &cm_path);
+                                    cost_model.per_gpu.push((gpu, w));
+                                }
+                            }
+                            let fields = obj
+                                .iter()
+                                .filter(|(k, _)| !matches!(k.as_str(), "key" | "base" | "cost_model"))
+                                .map(|(k, v)| self.field(k, v, &format!("{path}.{k}")))
+                                .collect();
+                            let name = self.word(key, &path);
+                            names.push(name.clone());
+                            items.push(b::ItemInput::Gpu(b::GpuInput { name, base, fields }));
+                        }
+                        other => self.error(path, format!("expected a GPU key or an object, got {other}")),
+                    }
+                }
+                self.hardware_places = names.iter().map(|n: &b::Word| n.place).collect();
+                items.push(b::ItemInput::Hardware {
+                    place: hardware_place,
+                    names,
+                });
+            }
+            Some(other) => self.error("hardware", format!("expected a non-empty array, got {other}")),
+            None => self.error("spec", "missing key `hardware`"),
+        }
+        items.push(b::ItemInput::CostModel(cost_model));
+
+        let mut workload = Vec::new();
+        if let Some(w) = top.get("workload") {
+            if let Some(w) = self.object(w, "workload") {
+                for (k, v) in w {
+                    workload.push(self.field(k, v, &format!("workload.{k}")));
+                }
+            }
+        }
+        if let Some(t) = top.get("training") {
+            if let Some(obj) = self.object(t, "training") {
+                self.known_keys(obj, &["tokens", "law", "params"], "training");
+                if !obj.contains_key("tokens") {
+                    self.error("training", "missing key `tokens`");
+                }
+                for (json, key) in [
+                    ("tokens", "training_tokens"),
+                    ("law", "scaling_law"),
+                    ("params", "loss_params"),
+                ] {
+                    if let Some(v) = obj.get(json) {
+                        workload.push(self.field(key, v, &format!("training.{json}")));
+                    }
+                }
+            }
+        }
+        let workload_place = self.place("workload");
+        items.push(b::ItemInput::Workload {
+            place: workload_place,
+            fields: workload,
         });
-    }
-    Ok(Family {
-        source: source.to_string().into(),
-        axes: axes.into(),
-        ffn_rounding: rounding,
-        template: template.to_string().into(),
-    })
-}
 
-fn read_axis_value(kind: AxisKind, v: &Value, place: &str) -> Result<Labeled> {
-    let (value, label) = match v {
-        Value::Object(obj) => {
-            known_keys(obj, &["value", "label"], place)?;
-            let label = obj
-                .get("label")
-                .and_then(Value::as_str)
-                .map(|l| Cow::Owned(l.to_string()));
-            (obj.get("value").unwrap_or(&Value::Null), label)
-        }
-        other => (other, None),
-    };
-    let value = match (kind, value) {
-        (AxisKind::QkNorm | AxisKind::TieEmbeddings, Value::Bool(b)) => AxisValue::Bool(*b),
-        (AxisKind::Window, Value::Null) => AxisValue::Window(None),
-        (AxisKind::Window, w) => AxisValue::Window(Some(size(w, place)?)),
-        (AxisKind::FfnRatio, r) => match r.as_f64() {
-            Some(x) if x.is_finite() && x > MAX_DIM as f64 => {
-                return Err(err(place, format!("{r} is absurdly large (the limit is {MAX_DIM})")))
+        match top.get("family") {
+            Some(f) => {
+                if let Some(family) = self.family(f, top.get("top_k")) {
+                    items.push(b::ItemInput::Family(family));
+                }
             }
-            Some(x) if x.is_finite() && x > 0.0 => AxisValue::Ratio(x),
-            _ => return Err(err(place, format!("expected a positive number, got {r}"))),
-        },
-        (AxisKind::QkNorm | AxisKind::TieEmbeddings, other) => {
-            return Err(err(place, format!("expected true or false, got {other}")))
+            None => self.error("spec", "missing key `family`"),
         }
-        (_, n) => AxisValue::Int(size(n, place)?),
-    };
-    Ok(Labeled { value, label })
-}
 
-/// `{"gpu": "h100", "batch": 8, "context": 8192}`: the GPU must be a target with a known memory.
-fn read_fits(v: &Value, place: &str, hardware: &[Gpu]) -> Result<Constraint> {
-    let obj = object(v, place)?;
-    known_keys(obj, &["gpu", "batch", "context"], place)?;
-    let key = obj
-        .get("gpu")
-        .and_then(Value::as_str)
-        .ok_or_else(|| err(place, "missing string `gpu`"))?;
-    let profile = hardware.iter().find(|h| h.key == key).ok_or_else(|| {
-        err(
-            &format!("{place}.gpu"),
-            format!(
-                "`{key}` is not a target of this search{}",
-                hint(key, hardware.iter().map(|h| h.key.as_ref()))
-            ),
-        )
-    })?;
-    let memory_gib = profile.memory_gib().ok_or_else(|| {
-        err(
-            &format!("{place}.gpu"),
-            format!("gpu `{key}` declares no memory: add \"memory_gib\" to it"),
-        )
-    })?;
-    let size = |k: &str| -> Result<u64> {
-        let v = obj.get(k).ok_or_else(|| err(place, format!("missing `{k}`")))?;
-        positive(v, &format!("{place}.{k}"))
-    };
-    let fits = Constraint::Fits {
-        gpu: Cow::Owned(key.to_string()),
-        memory_gib,
-        batch: size("batch")?,
-        context: size("context")?,
-    };
-    fits.check().map_err(|e| err(place, e.to_string()))?;
-    Ok(fits)
-}
+        match top.get("constraints") {
+            None => {}
+            Some(Value::Array(list)) => {
+                let clauses = list
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, c)| self.clause(c, &format!("constraints[{i}]")))
+                    .collect();
+                let place = self.place("constraints");
+                items.push(b::ItemInput::Constraints { place, clauses });
+            }
+            Some(other) => self.error("constraints", format!("expected an array, got {other}")),
+        }
+        b::SpecInput { place, items }
+    }
 
-/// `{"tokens": 2e12, "law": "chinchilla" | "epoch", "params": "all" | "non_embedding"}`.
-fn read_training(v: &Value) -> Result<(u64, LossFit)> {
-    let obj = object(v, "training")?;
-    known_keys(obj, &["tokens", "law", "params"], "training")?;
-    let tokens = match obj.get("tokens") {
-        Some(t) => t
-            .as_f64()
-            .filter(|x| x.fract() == 0.0 && *x >= 1.0 && *x <= crate::shapes::MAX_TRAINING_TOKENS as f64)
-            .map(|x| x as u64)
-            .ok_or_else(|| {
-                err(
-                    "training.tokens",
-                    format!("expected a whole number of tokens from 1 to 1e16, got {t}"),
-                )
-            })?,
-        None => return Err(err("training", "missing key `tokens`")),
-    };
-    let mut fit = LossFit::DEFAULT;
-    if let Some(law) = obj.get("law") {
-        let name = law.as_str().unwrap_or_default();
-        fit.law = ScalingLaw::from_name(name).ok_or_else(|| {
-            err(
-                "training.law",
-                format!("expected \"chinchilla\" or \"epoch\", got {law}"),
-            )
-        })?;
+    fn cost_model_word(&mut self, v: &Value, path: &str) -> Option<b::Word> {
+        match v {
+            Value::String(word) => Some(self.word(word.clone(), path)),
+            other => {
+                self.error(path, format!("expected `measured` or `seed`, got {other}"));
+                None
+            }
+        }
     }
-    if let Some(count) = obj.get("params") {
-        let name = count.as_str().unwrap_or_default();
-        fit.count = ParamCount::from_name(name).ok_or_else(|| {
-            err(
-                "training.params",
-                format!("expected \"all\" or \"non_embedding\", got {count}"),
-            )
-        })?;
-    }
-    Ok((tokens, fit))
-}
 
-fn read_bound(v: &Value, place: &str) -> Result<Bound> {
-    match v {
-        Value::Bool(b) => Ok(Bound::Bool(*b)),
-        Value::Number(n) if n.is_i64() => Ok(Bound::Int(n.as_i64().unwrap_or_default())),
-        Value::Number(n) => n
-            .as_f64()
-            .filter(|x| x.is_finite())
-            .map(Bound::Float)
-            .ok_or_else(|| err(place, format!("expected a finite number, got {n}"))),
-        other => Err(err(place, format!("expected a number or a boolean, got {other}"))),
+    fn family(&mut self, v: &Value, top_k: Option<&Value>) -> Option<b::FamilyInput> {
+        let obj = self.object(v, "family")?;
+        self.known_keys(obj, &["axes", "name", "source"], "family");
+        let mut fields = Vec::new();
+        for key in ["name", "source"] {
+            if let Some(v) = obj.get(key) {
+                fields.push(self.field(key, v, &format!("family.{key}")));
+            }
+        }
+        match obj.get("axes") {
+            Some(Value::Array(axes)) => {
+                for (i, axis) in axes.iter().enumerate() {
+                    fields.extend(self.axis(axis, &format!("family.axes[{i}]")));
+                }
+            }
+            _ => self.error("family", "missing array `axes`"),
+        }
+        let top = top_k.map(|t| self.atom(t, "top_k"));
+        Some(b::FamilyInput {
+            name: self.word("family".into(), "family"),
+            mode: b::FamilyMode::Space { top },
+            fields,
+        })
     }
-}
 
-fn read_constraint(v: &Value, place: &str, hardware: &[Gpu]) -> Result<Constraint> {
-    let obj = object(v, place)?;
-    if let Some(fits) = obj.get("fits") {
-        known_keys(obj, &["fits"], place)?;
-        return read_fits(fits, &format!("{place}.fits"), hardware);
-    }
-    for (key, all) in [("all", true), ("any", false)] {
-        if let Some(items) = obj.get(key) {
-            known_keys(obj, &[key], place)?;
-            let parts = items
-                .as_array()
-                .ok_or_else(|| err(place, format!("`{key}` takes an array of constraints")))?
-                .iter()
-                .enumerate()
-                .map(|(i, c)| read_constraint(c, &format!("{place}.{key}[{i}]"), hardware))
-                .collect::<Result<Vec<_>>>()?;
-            return Ok(if all {
-                Constraint::All(parts.into())
-            } else {
-                Constraint::Any(parts.into())
+    fn axis(&mut self, v: &Value, path: &str) -> Option<b::Field> {
+        let obj = self.object(v, path)?;
+        self.known_keys(obj, &["axis", "values", "round", "multiple"], path);
+        let name = self.string(obj.get("axis"), &format!("{path}.axis"), "axis")?;
+        let values_path = format!("{path}.values");
+        let Some(list) = obj.get("values").and_then(Value::as_array) else {
+            self.error(path, "missing array `values`");
+            return None;
+        };
+        let mut items = Vec::new();
+        for (j, item) in list.iter().enumerate() {
+            let p = format!("{values_path}[{j}]");
+            items.push(match item {
+                Value::Object(o) => {
+                    self.known_keys(o, &["value", "label"], &p);
+                    b::ListItem {
+                        value: self.atom(o.get("value").unwrap_or(&Value::Null), &format!("{p}.value")),
+                        label: o.get("label").map(|l| self.atom(l, &format!("{p}.label"))),
+                    }
+                }
+                other => b::ListItem {
+                    value: self.atom(other, &p),
+                    label: None,
+                },
             });
         }
+        let rounding = (obj.contains_key("round") || obj.contains_key("multiple")).then(|| b::RoundingInput {
+            place: self.place(path),
+            mode: obj.get("round").map(|r| self.atom(r, &format!("{path}.round"))),
+            multiple: obj.get("multiple").map(|m| self.atom(m, &format!("{path}.multiple"))),
+        });
+        Some(b::Field {
+            name: self.word(name, path),
+            value: b::Value::List {
+                place: self.place(values_path),
+                items,
+            },
+            rounding,
+            place: self.place(path),
+        })
     }
-    let name = obj
-        .get("metric")
-        .and_then(Value::as_str)
-        .ok_or_else(|| err(place, "missing string `metric` (or `all` / `any`)"))?;
-    let metric = Metric::from_name(canonical_key(name).unwrap_or(name)).map_err(|e| err(place, e.to_string()))?;
-    let constraint = if let Some(range) = obj.get("in") {
-        known_keys(obj, &["metric", "in", "inclusive"], place)?;
-        let bounds = range
-            .as_array()
-            .filter(|a| a.len() == 2)
-            .ok_or_else(|| err(place, "`in` takes [low, high]"))?;
-        Constraint::Range {
-            metric,
-            lo: read_bound(&bounds[0], place)?,
-            hi: read_bound(&bounds[1], place)?,
-            inclusive: obj.get("inclusive").and_then(Value::as_bool).unwrap_or(true),
+
+    fn clause(&mut self, v: &Value, path: &str) -> Option<b::ClauseInput> {
+        let obj = self.object(v, path)?;
+        let place = self.place(path);
+        if let Some(fits) = obj.get("fits") {
+            self.known_keys(obj, &["fits"], path);
+            let fpath = format!("{path}.fits");
+            let f = self.object(fits, &fpath)?;
+            self.known_keys(f, &["gpu", "batch", "context"], &fpath);
+            let gpu = self.string(f.get("gpu"), &format!("{fpath}.gpu"), "gpu")?;
+            let arg = |t: &mut Self, k: &str| match f.get(k) {
+                Some(v) => Some(t.atom(v, &format!("{fpath}.{k}"))),
+                None => {
+                    t.error(fpath.as_str(), format!("missing `{k}`"));
+                    None
+                }
+            };
+            let (batch, context) = (arg(self, "batch"), arg(self, "context"));
+            return Some(b::ClauseInput::Fits {
+                gpu: self.word(gpu, &format!("{fpath}.gpu")),
+                batch: batch?,
+                context: context?,
+                place,
+            });
         }
-    } else {
-        known_keys(obj, &["metric", "op", "value"], place)?;
+        for (key, all) in [("all", true), ("any", false)] {
+            if let Some(items) = obj.get(key) {
+                self.known_keys(obj, &[key], path);
+                let Some(items) = items.as_array() else {
+                    self.error(path, format!("`{key}` takes an array of constraints"));
+                    return None;
+                };
+                let parts = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| self.clause(c, &format!("{path}.{key}[{i}]")))
+                    .collect::<Option<Vec<_>>>()?;
+                return Some(if all {
+                    b::ClauseInput::All(parts, place)
+                } else {
+                    b::ClauseInput::Any(parts, place)
+                });
+            }
+        }
+        let Some(metric) = obj.get("metric").and_then(Value::as_str) else {
+            self.error(path, "missing string `metric` (or `all` / `any`)");
+            return None;
+        };
+        let metric = self.word(metric.to_string(), &format!("{path}.metric"));
+        if let Some(range) = obj.get("in") {
+            self.known_keys(obj, &["metric", "in", "inclusive"], path);
+            let rpath = format!("{path}.in");
+            let Some([lo, hi]) = range
+                .as_array()
+                .map(Vec::as_slice)
+                .and_then(|a| <&[Value; 2]>::try_from(a).ok())
+            else {
+                self.error(path, "`in` takes [low, high]");
+                return None;
+            };
+            let inclusive = match obj.get("inclusive") {
+                Some(i) => self.atom(i, &format!("{path}.inclusive")),
+                None => b::Atom {
+                    value: b::Scalar::Bool(true),
+                    place,
+                },
+            };
+            return Some(b::ClauseInput::Range {
+                metric,
+                lo: self.atom(lo, &format!("{rpath}[0]")),
+                hi: self.atom(hi, &format!("{rpath}[1]")),
+                inclusive,
+                range: self.place(rpath),
+                place,
+            });
+        }
+        self.known_keys(obj, &["metric", "op", "value"], path);
         let op = match obj.get("op").and_then(Value::as_str) {
             Some(">=") => CmpOp::Ge,
             Some(">") => CmpOp::Gt,
@@ -572,21 +510,21 @@ fn read_constraint(v: &Value, place: &str, hardware: &[Gpu]) -> Result<Constrain
             Some("==") => CmpOp::Eq,
             Some("!=") => CmpOp::Ne,
             other => {
-                return Err(err(
-                    place,
-                    format!("`op` is one of >=, >, <=, <, ==, !=; got {other:?}"),
-                ))
+                self.error(path, format!("`op` is one of >=, >, <=, <, ==, !=; got {other:?}"));
+                return None;
             }
         };
-        let value = obj.get("value").ok_or_else(|| err(place, "missing `value`"))?;
-        Constraint::Compare {
+        let Some(value) = obj.get("value") else {
+            self.error(path, "missing `value`");
+            return None;
+        };
+        Some(b::ClauseInput::Compare {
             metric,
             op,
-            bound: read_bound(value, place)?,
-        }
-    };
-    constraint.check().map_err(|e| err(place, e.to_string()))?;
-    Ok(constraint)
+            value: self.atom(value, &format!("{path}.value")),
+            place,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -618,7 +556,7 @@ mod tests {
         let mine = s.hardware[1].seed_throughputs().unwrap();
         assert_eq!((mine.matmul_tflops, mine.attention_tflops), (600.0, 400.0));
         assert_eq!(s.family.combinations(), 8);
-        assert_eq!(s.family.ffn_rounding.rounding, Rounding::Up);
+        assert_eq!(s.family.ffn_rounding.rounding, crate::search::family::Rounding::Up);
         assert_eq!(s.constraints.clauses.len(), 2);
         assert_eq!(s.top_k, 3);
     }
@@ -629,17 +567,17 @@ mod tests {
             (
                 "/family/axes/0/axis",
                 json!("hiden_dim"),
-                "family.axes[0]: unknown axis `hiden_dim` (did you mean `hidden_dim`?)",
+                "family.axes[0]: unknown field `hiden_dim` (did you mean `hidden_dim`?)",
             ),
             (
                 "/family/axes/1/values/0",
                 json!(-4),
-                "family.axes[1].values[0]: expected a positive integer",
+                "family.axes[1].values[0]: `head_dim` must be positive, got -4",
             ),
             ("/constraints/0/op", json!("=>"), "constraints[0]: `op` is one of"),
-            ("/constraints/1/in", json!([5.5, 3.75]), "constraints[1]: the range"),
+            ("/constraints/1/in", json!([5.5, 3.75]), "constraints[1].in: the range"),
             ("/hardware/0", json!("h1000"), "hardware[0]: unknown hardware `h1000`"),
-            ("/top_k", json!(0), "top_k: expected a positive integer"),
+            ("/top_k", json!(0), "top_k: `top_k` must be at least 1, got 0"),
             ("/family/name", json!("g_h{hidden_dim}"), "family.name: name template"),
         ];
         for (pointer, value, expected) in cases {
