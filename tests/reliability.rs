@@ -310,6 +310,56 @@ fn profile_for_another_model() {
 
 // ---------------------------------------------------------------- output paths
 
+/// Runs `nas` with its standard output on `/dev/full` (every write fails):
+/// the error line it prints.
+#[cfg(target_os = "linux")]
+fn error_on_full_stdout(args: &[&str]) -> String {
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_nas"))
+        .args(args)
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a failed write is a failure; stderr: {stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    stderr.trim_end().strip_prefix("error: ").unwrap().to_string()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn standard_output_on_a_full_disk() {
+    assert_eq!(
+        error_on_full_stdout(&["hardware"]),
+        "standard output: No space left on device (os error 28)"
+    );
+    let spec = repo("examples/specs/gqa-sweep.json");
+    assert_eq!(
+        error_on_full_stdout(&["search", "--spec", &spec, "--quiet"]),
+        "standard output: No space left on device (os error 28)"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn output_to_a_device_node() {
+    // /dev/null stays a device: the result is written into it, not renamed over it.
+    let spec = repo("examples/specs/gqa-sweep.json");
+    let out = nas(&["search", "--spec", &spec, "--quiet", "--out", "/dev/null"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!std::fs::metadata("/dev/null").unwrap().is_file());
+    let dir = Dir::new("devfull");
+    assert_eq!(
+        dir.error(&["search", "--spec", &spec, "--quiet", "--out", "/dev/full"]),
+        "/dev/full: No space left on device (os error 28)"
+    );
+    assert!(!std::fs::metadata("/dev/full").unwrap().is_file());
+}
+
 #[test]
 fn output_into_a_missing_folder() {
     let dir = Dir::new("outmissing");

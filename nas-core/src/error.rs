@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong in nas-core. Each variant's message is a
 /// complete sentence a user can act on; the CLI prints it on one line.
-#[derive(Debug, thiserror::Error)]
+/// `Debug` prints the same line, so `fn main() -> Result<(), nas::Error>`
+/// reports a failure as the message, not as a dump of the enum.
+#[derive(thiserror::Error)]
 pub enum Error {
     /// A layer shape that no kernel could run (zero sizes, kv heads that do not divide heads...).
     #[error("{place}: {problem}")]
@@ -54,6 +56,12 @@ impl Error {
     }
 }
 
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 /// Result alias used throughout nas-core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -92,6 +100,16 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_is_the_one_line_message() {
+        let e = Error::io(
+            "docs/no/such/pack.json",
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        );
+        assert_eq!(format!("{e:?}"), e.to_string());
+        assert!(!format!("{e:?}").contains("Io {"), "{e:?}");
+    }
 
     #[test]
     fn suggests_close_names_only() {

@@ -168,15 +168,22 @@ fn main() -> ExitCode {
     }
 }
 
-/// Prints to stdout; a reader that went away (`nas ... | head`) is not an
-/// error worth a panic, so a broken pipe ends the output quietly.
+/// Prints a line to stdout. A reader that went away (`nas ... | head`) ends
+/// the output quietly; any other write error (a full disk under
+/// `nas search > r.json`) returns it from the calling function, so the tool
+/// exits 2 instead of leaving a truncated file behind a success.
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write;
         let mut out = std::io::stdout().lock();
-        match writeln!(out, $($arg)*) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
-            _ => {}
+        if let Err(e) = writeln!(out, $($arg)*).and_then(|()| out.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            return Err(Error::Io {
+                path: "standard output".into(),
+                source: e,
+            });
         }
     }};
 }
@@ -272,10 +279,7 @@ fn run(command: Command) -> Result<()> {
             true => fidelity(&calibration, &measurements, &set, &seed_hardware, &out),
             false => decode_fidelity(&calibration, &decode, &seed_hardware, &out),
         },
-        Command::Hardware => {
-            list_hardware();
-            Ok(())
-        }
+        Command::Hardware => list_hardware(),
     }
 }
 
@@ -298,7 +302,7 @@ fn resolve_keys(keys: &[String], cost_model: Option<CostModelKind>) -> Result<Ve
 
 /// `nas hardware`: per GPU its spec sheet, the cost models it has, and where
 /// each number comes from.
-fn list_hardware() {
+fn list_hardware() -> Result<()> {
     let registry = Registry::builtin();
     for e in registry.entries() {
         say!("{} ({})", e.key, e.label);
@@ -356,6 +360,7 @@ fn list_hardware() {
             }
         }
     }
+    Ok(())
 }
 
 /// Reads a whole JSON file (at most 64 MiB, nested at most 128 deep), naming

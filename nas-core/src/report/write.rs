@@ -22,7 +22,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Writes several files (a report's `.json` and `.md`) so that either all are
 /// replaced or none is: every temporary file is written and synced before the
 /// first rename. A folder that does not exist, a target that is a folder, or a
-/// file that cannot be written is an error naming the path.
+/// file that cannot be written is an error naming the path. A target that
+/// exists and is not a regular file (`/dev/null`, `/dev/stdout`, a pipe) is
+/// written in place, never replaced by a file.
 pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
     let mut temps: Vec<(PathBuf, &Path)> = Vec::new();
     let cleanup = |temps: &[(PathBuf, &Path)]| {
@@ -30,13 +32,24 @@ pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
             let _ = std::fs::remove_file(tmp);
         }
     };
-    for (path, bytes) in files {
+    let (special, regular): (Vec<_>, Vec<_>) = files.iter().partition(|(path, _)| is_special(path));
+    for (path, bytes) in regular {
         match write_temp(path, bytes) {
             Ok(tmp) => temps.push((tmp, path)),
             Err(e) => {
                 cleanup(&temps);
                 return Err(e);
             }
+        }
+    }
+    for (path, bytes) in special {
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(bytes).and_then(|()| f.flush()));
+        if let Err(e) = written {
+            cleanup(&temps);
+            return Err(Error::io(path.to_path_buf(), e));
         }
     }
     for (i, (tmp, path)) in temps.iter().enumerate() {
@@ -46,6 +59,12 @@ pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `path` exists and is neither a regular file nor a folder (a
+/// device, a pipe, a socket): renaming a file over it would destroy it.
+fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
 /// Writes and syncs the temporary file for `path`; returns its name.
@@ -100,5 +119,19 @@ mod tests {
             PathBuf::from("out/pack.v2.md")
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn device_nodes_are_written_in_place_never_replaced() {
+        let null = Path::new("/dev/null");
+        write_atomic(null, b"discarded").unwrap();
+        let meta = std::fs::metadata(null).unwrap();
+        assert!(!meta.is_file(), "/dev/null is still a device");
+        if Path::new("/dev/full").exists() {
+            let e = write_atomic(Path::new("/dev/full"), b"x").unwrap_err().to_string();
+            assert!(e.starts_with("/dev/full: "), "{e}");
+            assert!(!std::fs::metadata("/dev/full").unwrap().is_file());
+        }
     }
 }

@@ -285,7 +285,11 @@ impl Family {
 
     /// Number of combinations (before skipping invalid ones).
     pub fn combinations(&self) -> u128 {
-        self.axes.iter().map(|a| a.values.len() as u128).product()
+        // Saturates: eight axes of 2^16 values overflow even a u128, and a
+        // wrapped count would slip past every size limit.
+        self.axes
+            .iter()
+            .fold(1u128, |p, a| p.saturating_mul(a.values.len() as u128))
     }
 
     /// Checks the axes themselves: no duplicates, no empty value lists, the
@@ -556,6 +560,23 @@ mod tests {
         };
         assert_eq!(up.apply(2048, 1e300), u64::MAX);
         assert_eq!(up.apply(2048, 4.0), 8192);
+    }
+
+    #[test]
+    fn combination_counts_saturate_instead_of_wrapping() {
+        let wide: Vec<u64> = (1..=1 << 16).collect();
+        let kinds = [
+            AxisKind::HiddenDim,
+            AxisKind::HeadDim,
+            AxisKind::NumHeads,
+            AxisKind::KvHeads,
+            AxisKind::FfnDim,
+            AxisKind::SeqLen,
+            AxisKind::BatchSize,
+            AxisKind::NumLayers,
+        ];
+        let f = family(kinds.iter().map(|k| ints(*k, &wide)).collect(), "x");
+        assert_eq!(f.combinations(), u128::MAX, "2^128 does not wrap to 0");
     }
 
     fn ints(kind: AxisKind, v: &[u64]) -> Axis {
