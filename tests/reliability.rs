@@ -1060,6 +1060,57 @@ fn decode_measurements_without_whole_models() {
 }
 
 #[test]
+fn decode_records_of_two_gpus() {
+    let dir = Dir::new("decode2gpu");
+    let lines: Vec<String> = std::fs::read_to_string(repo("calibration/data/h100/decode.jsonl"))
+        .unwrap()
+        .lines()
+        .take(2)
+        .map(String::from)
+        .collect();
+    let mut other: Value = serde_json::from_str(&lines[1]).unwrap();
+    other["gpu"] = json!("NVIDIA H200");
+    let path = dir.file("d.jsonl", &format!("{}\n{other}\n", lines[0]));
+    let out = dir.0.join("p.json");
+    assert_eq!(
+        dir.error(&[
+            "calibrate",
+            "--out",
+            out.to_str().unwrap(),
+            "--measurements",
+            &repo("calibration/data/h100/layers.jsonl"),
+            "--decode",
+            &path
+        ]),
+        "decode records of two GPUs (`NVIDIA H100 80GB HBM3` and `NVIDIA H200`): fit one GPU at a time"
+    );
+    assert!(!out.exists(), "no profile is written");
+}
+
+#[test]
+fn profile_whose_shown_throughput_disagrees() {
+    let dir = Dir::new("badthroughput");
+    let mut profile: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("calibration/h100-sxm.json")).unwrap()).unwrap();
+    profile["fitted"]["gemm_flops"]["throughput"] = json!(-1.0);
+    let profile = dir.file("p.json", &profile.to_string());
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    let e = dir.error(&[
+        "predict",
+        "--hardware",
+        "h100",
+        "--calibration",
+        &profile,
+        "--configs",
+        &path,
+    ]);
+    assert!(
+        e.starts_with("DIR/p.json: `gemm_flops.throughput` = -1.0 TFLOP/s does not match its `ms_per_unit`"),
+        "{e}"
+    );
+}
+
+#[test]
 fn every_row_of_the_reliability_table_has_a_test() {
     let doc = std::fs::read_to_string(repo("docs/RELIABILITY.md")).unwrap();
     let source = std::fs::read_to_string(repo("tests/reliability.rs")).unwrap();

@@ -119,6 +119,12 @@ pub fn read(paths: &[impl AsRef<Path>]) -> Result<(Vec<DecodeRecord>, String)> {
             });
         }
     }
+    if let Some(other) = records.iter().find(|r| r.gpu != records[0].gpu) {
+        return Err(Error::Spec(format!(
+            "decode records of two GPUs (`{}` and `{}`): fit one GPU at a time",
+            records[0].gpu, other.gpu
+        )));
+    }
     if records.is_empty() {
         return Err(Error::Spec("no decode records in the given files".into()));
     }

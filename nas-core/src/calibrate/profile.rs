@@ -593,6 +593,22 @@ impl CalibrationProfile {
             l.check().map_err(|problem| Error::input(place, problem))?;
         }
         p.check_own_limits().map_err(|problem| Error::input(place, problem))?;
+        // The shown throughput is derived from ms_per_unit; whole-model steps
+        // read it, so one that disagrees (negative, subnormal, edited) is refused.
+        for (name, unit) in RESOURCES.iter().zip(RESOURCE_UNITS) {
+            let f = &p.fitted[*name];
+            let (want, want_unit) = throughput(unit, f.ms_per_unit);
+            let close = (f.throughput - want).abs() <= 1e-9 * want.abs().max(f.throughput.abs());
+            if !f.throughput.is_finite() || !close || f.unit != want_unit {
+                return Err(Error::input(
+                    place,
+                    format!(
+                        "`{name}.throughput` = {:?} {} does not match its `ms_per_unit` ({want:?} {want_unit})",
+                        f.throughput, f.unit
+                    ),
+                ));
+            }
+        }
         Ok(p)
     }
 }
@@ -806,6 +822,26 @@ mod tests {
     }
 
     #[test]
+    fn shown_throughputs_must_match_their_ms_per_unit() {
+        let (profile, _) = CalibrationProfile::fit(&synthetic(&truth()), &[], Some(test_limits())).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&profile.to_json().unwrap()).unwrap();
+        for bad in [
+            serde_json::json!(-700.0),
+            serde_json::json!(1e-310),
+            serde_json::json!(7000.0),
+        ] {
+            v["fitted"]["gemm_flops"]["throughput"] = bad;
+            let e = CalibrationProfile::from_json(&v.to_string(), "p.json")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("`gemm_flops.throughput` =") && e.contains("does not match its `ms_per_unit`"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn profiles_faster_than_the_hardware_are_rejected() {
         let (profile, _) = CalibrationProfile::fit(&synthetic(&truth()), &[], Some(test_limits())).unwrap();
         let mut v: serde_json::Value = serde_json::from_str(&profile.to_json().unwrap()).unwrap();
@@ -826,8 +862,10 @@ mod tests {
         assert!(e.contains("infinite GB/s"), "{e}");
         // without limits of its own, a profile of a known GPU is checked against its spec sheet
         v["fitted"]["elementwise_bytes"]["ms_per_unit"] = serde_json::json!(PER_BYTE(4000.0));
+        v["fitted"]["elementwise_bytes"]["throughput"] = serde_json::json!(4000.0);
         v.as_object_mut().unwrap().remove("limits");
-        assert!(CalibrationProfile::from_json(&v.to_string(), "p.json").is_ok());
+        let back = CalibrationProfile::from_json(&v.to_string(), "p.json");
+        assert!(back.is_ok(), "{back:?}");
         v["gpu"] = serde_json::json!("NVIDIA H100 80GB HBM3");
         let e = CalibrationProfile::from_json(&v.to_string(), "p.json")
             .unwrap_err()
