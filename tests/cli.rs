@@ -531,9 +531,20 @@ fn bench_prints_one_json_line() {
         (v["candidates"].as_u64(), v["hardware"].as_u64()),
         (Some(100_000), Some(2))
     );
-    for key in ["seconds", "evaluations_per_second", "valid_candidates"] {
+    for key in [
+        "seconds",
+        "valid_evaluations_per_second",
+        "combinations_per_second",
+        "valid_candidates",
+    ] {
         assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {text}");
     }
+    // The headline counts valid candidate x GPU evaluations only.
+    let (valid, seconds) = (v["valid_candidates"].as_f64().unwrap(), v["seconds"].as_f64().unwrap());
+    let headline = v["valid_evaluations_per_second"].as_f64().unwrap();
+    assert!((headline - valid * 2.0 / seconds).abs() <= 1e-9 * headline, "{text}");
+    assert!(valid < 100_000.0, "the bench family has invalid combinations");
+    assert_eq!(v["cost_models"], json!(["a100: seed", "h100: seed"]));
 }
 
 fn llama3_8b() -> Value {

@@ -48,6 +48,7 @@ fn streaming(c: &mut Criterion) {
         hardware: &gpus,
         constraints: &constraints,
         top_k: 25,
+        rank_by: nas_core::search::RankMetric::TotalMs,
     };
     let mut group = c.benchmark_group("stream");
     group.sample_size(10);

@@ -130,6 +130,8 @@ impl Validator<'_> {
         let mut constraints = Vec::new();
         let mut constraints_span = None;
         let mut rank_by = RankMetric::TotalMs;
+        let mut rank_by_ident = None;
+        let mut constraint_clauses: &[Clause] = &[];
         let mut calibration_db = None;
 
         // The cost model, then hardware: `fits(gpu, ...)` constraints need its memory.
@@ -183,12 +185,16 @@ impl Validator<'_> {
                 Item::Constraints { span, clauses } => {
                     single(self, "constraints", *span);
                     constraints_span = Some(*span);
+                    constraint_clauses = clauses;
                     constraints = self.constraints(clauses);
                 }
                 Item::RankBy { metric } => {
                     single(self, "rank_by", metric.span());
                     match RankMetric::from_name(&metric.to_string()) {
-                        Ok(m) => rank_by = m,
+                        Ok(m) => {
+                            rank_by = m;
+                            rank_by_ident = Some(metric);
+                        }
                         Err(e) => self.errors.at(metric, e),
                     }
                 }
@@ -219,6 +225,27 @@ impl Validator<'_> {
                 "a search needs at least one candidate (`known`, `seed`, `candidate`, `family` or `space`)",
             );
         }
+        // Latencies are whole-model metrics: they need a candidate with layers and a vocabulary.
+        let whole_models = candidates.iter().any(|c| nas_core::model::figures(&c.shape).is_some())
+            || space.as_ref().is_some_and(|(f, _): &(Family, usize)| {
+                f.field_axes(nas_core::shapes::ShapeField::NumLayers) != 0
+                    && f.field_axes(nas_core::shapes::ShapeField::VocabSize) != 0
+            });
+        if !whole_models && (!candidates.is_empty() || space.is_some()) {
+            let mut latency: Vec<&Ident> = rank_by_ident.filter(|_| rank_by.is_whole_model()).into_iter().collect();
+            latency_metrics(constraint_clauses, &mut latency);
+            for ident in latency {
+                self.errors.at(
+                    ident,
+                    format!(
+                        "`{ident}` is a whole-model latency: it needs candidates with `num_layers` and `vocab_size`, \
+                         and no candidate of this search has them"
+                    ),
+                );
+            }
+        }
+        // Latency clauses cannot be known at compile time: `report` assumes
+        // they hold, so this fires only when the other clauses fail everywhere.
         if let (Some(span), false) = (constraints_span, constraints.is_empty()) {
             self.satisfiable(span, &constraints, &candidates);
         }
@@ -1275,6 +1302,22 @@ impl Validator<'_> {
                 example.name
             ),
         );
+    }
+}
+
+/// The metric names of clauses on `prefill_ms`, `decode_ms` and `decode_tokens_per_s`.
+fn latency_metrics<'a>(clauses: &'a [Clause], out: &mut Vec<&'a Ident>) {
+    for c in clauses {
+        match c {
+            Clause::Compare { metric, .. } | Clause::Range { metric, .. } => {
+                let name = metric.to_string();
+                if Metric::from_name(&name).is_ok_and(Metric::is_latency) {
+                    out.push(metric);
+                }
+            }
+            Clause::All(parts, _) | Clause::Any(parts, _) => latency_metrics(parts, out),
+            Clause::Fits { .. } => {}
+        }
     }
 }
 

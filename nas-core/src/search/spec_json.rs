@@ -46,6 +46,8 @@ pub struct JsonSearch {
     pub family: Family,
     pub constraints: Constraints,
     pub top_k: usize,
+    /// What each GPU's constrained top is ordered by (default `total_ms`).
+    pub rank_by: crate::search::RankMetric,
 }
 
 fn err(place: &str, problem: impl Into<String>) -> Error {
@@ -103,6 +105,7 @@ impl JsonSearch {
                 "family",
                 "constraints",
                 "top_k",
+                "rank_by",
             ],
             "spec",
         )?;
@@ -169,6 +172,13 @@ impl JsonSearch {
             None => 25,
             Some(v) => positive(v, "top_k")? as usize,
         };
+        let rank_by = match top.get("rank_by") {
+            None => crate::search::RankMetric::TotalMs,
+            Some(Value::String(name)) => {
+                crate::search::RankMetric::from_name(name).map_err(|e| err("rank_by", e.to_string()))?
+            }
+            Some(other) => return Err(err("rank_by", format!("expected a string, got {other}"))),
+        };
         family.check().map_err(|e| err("family", e.to_string()))?;
         family
             .check_names_distinct()
@@ -179,6 +189,7 @@ impl JsonSearch {
             family,
             constraints,
             top_k,
+            rank_by,
         })
     }
 }
