@@ -716,3 +716,45 @@ fn decode_fit_is_reproducible_and_beats_the_seed_on_unfitted_models() {
     let (seed, fitted) = (cells[1], cells[2]);
     assert!(fitted < 15.0 && fitted < seed / 3.0, "{row}");
 }
+
+#[test]
+fn search_specs_rank_by_decode_under_a_per_gpu_prefill_bound() {
+    let dir = TempDir::new("search-latency");
+    let mut spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("examples/specs/decode-fit.json")).unwrap()).unwrap();
+    spec["rank_by"] = json!("decode_ms");
+    spec["top_k"] = json!(400);
+    spec["constraints"] = json!([{"metric": "prefill_ms", "op": "<=", "value": 365}]);
+    let path = dir.file("spec.json", &spec.to_string());
+    let run = nas(&["search", "--spec", &path, "--quiet"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let out: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(out["rank_by"], json!("decode_ms"));
+    assert_eq!(out["latency_constraints_per_gpu"], json!(true));
+    let valid = out["valid_candidates"].as_u64().unwrap();
+    // The GPU-independent count assumes the latency clause; each GPU applies its own.
+    assert_eq!(out["quality_constrained_candidates"].as_u64(), Some(valid));
+    for gpu in out["results"].as_array().unwrap() {
+        let top = gpu["quality_constrained_top"].as_array().unwrap();
+        let passing = gpu["quality_constrained_candidates"].as_u64().unwrap();
+        assert!(passing > 0 && passing < valid, "the bound bites: {passing} of {valid}");
+        assert_eq!(top.len() as u64, passing.min(400));
+        let decode: Vec<f64> = top.iter().map(|e| e["decode_ms"].as_f64().unwrap()).collect();
+        assert!(decode.windows(2).all(|w| w[0] <= w[1]), "by decode, fastest first");
+        for e in top {
+            assert!(e["prefill_ms"].as_f64().unwrap() <= 365.0, "{e}");
+            let tokens = e["decode_tokens_per_s"].as_f64().unwrap();
+            assert!((tokens - 8.0 / (e["decode_ms"].as_f64().unwrap() / 1e3)).abs() <= 1e-9 * tokens);
+        }
+    }
+    let counts: Vec<u64> = out["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["quality_constrained_candidates"].as_u64().unwrap())
+        .collect();
+    assert!(counts[0] < counts[1], "the bound is each GPU's own: {counts:?}");
+    // Deterministic: the same spec gives the same bytes.
+    let again = nas(&["search", "--spec", &path, "--quiet"]);
+    assert_eq!(run.stdout, again.stdout);
+}
