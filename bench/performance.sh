@@ -14,6 +14,8 @@ echo "== nas bench --candidates 20000000 (5 runs)"
 for _ in 1 2 3 4 5; do "$nas" bench --candidates 20000000 --quiet; done
 echo "== nas bench --candidates 100663296 (the whole family, 3 runs)"
 for _ in 1 2 3; do "$nas" bench --candidates 100663296 --quiet; done
+echo "== criterion: the engine on the measured model vs a plain scalar loop of the seed model"
+cargo bench -p nas-core --bench engine -- engine_vs_scalar --warm-up-time 1 --measurement-time 3 2>&1 | grep -E '^engine_vs_scalar|thrpt'
 echo "== nas search --spec examples/specs/bench-1e8.json (end to end, JSON out; /usr/bin/time -v)"
 for _ in 1 2 3; do
   /usr/bin/time -f 'wall %e s, peak RSS %M KiB' "$nas" search --spec examples/specs/bench-1e8.json --out /tmp/nas-bench-1e8.json --quiet

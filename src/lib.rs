@@ -101,6 +101,7 @@ pub mod __private {
         constraints: &'static [Constraint],
         space: Option<(Family, usize)>,
         workload: Workload,
+        rank_by: RankMetric,
     ) -> nas_core::Result<Option<nas_core::search::stream::StreamResult>> {
         let Some((family, top_k)) = space else {
             return Ok(None);
@@ -115,6 +116,7 @@ pub mod __private {
             hardware: &hardware,
             constraints: &constraints,
             top_k,
+            rank_by,
         };
         nas_core::search::stream::search(&spec, &|_| {}).map(Some)
     }

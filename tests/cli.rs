@@ -531,9 +531,20 @@ fn bench_prints_one_json_line() {
         (v["candidates"].as_u64(), v["hardware"].as_u64()),
         (Some(100_000), Some(2))
     );
-    for key in ["seconds", "evaluations_per_second", "valid_candidates"] {
+    for key in [
+        "seconds",
+        "valid_evaluations_per_second",
+        "combinations_per_second",
+        "valid_candidates",
+    ] {
         assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {text}");
     }
+    // The headline counts valid candidate x GPU evaluations only.
+    let (valid, seconds) = (v["valid_candidates"].as_f64().unwrap(), v["seconds"].as_f64().unwrap());
+    let headline = v["valid_evaluations_per_second"].as_f64().unwrap();
+    assert!((headline - valid * 2.0 / seconds).abs() <= 1e-9 * headline, "{text}");
+    assert!(valid < 100_000.0, "the bench family has invalid combinations");
+    assert_eq!(v["cost_models"], json!(["a100: seed", "h100: seed"]));
 }
 
 fn llama3_8b() -> Value {
@@ -737,4 +748,46 @@ fn search_specs_name_cost_models_and_profile_files() {
         err.contains("hardware[2]") && err.contains("is a measured profile, but the seed cost model was asked for"),
         "{err}"
     );
+}
+
+#[test]
+fn search_specs_rank_by_decode_under_a_per_gpu_prefill_bound() {
+    let dir = TempDir::new("search-latency");
+    let mut spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("examples/specs/decode-fit.json")).unwrap()).unwrap();
+    spec["rank_by"] = json!("decode_ms");
+    spec["top_k"] = json!(400);
+    spec["constraints"] = json!([{"metric": "prefill_ms", "op": "<=", "value": 365}]);
+    let path = dir.file("spec.json", &spec.to_string());
+    let run = nas(&["search", "--spec", &path, "--quiet"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let out: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(out["rank_by"], json!("decode_ms"));
+    assert_eq!(out["latency_constraints_per_gpu"], json!(true));
+    let valid = out["valid_candidates"].as_u64().unwrap();
+    // The GPU-independent count assumes the latency clause; each GPU applies its own.
+    assert_eq!(out["quality_constrained_candidates"].as_u64(), Some(valid));
+    for gpu in out["results"].as_array().unwrap() {
+        let top = gpu["quality_constrained_top"].as_array().unwrap();
+        let passing = gpu["quality_constrained_candidates"].as_u64().unwrap();
+        assert!(passing > 0 && passing < valid, "the bound bites: {passing} of {valid}");
+        assert_eq!(top.len() as u64, passing.min(400));
+        let decode: Vec<f64> = top.iter().map(|e| e["decode_ms"].as_f64().unwrap()).collect();
+        assert!(decode.windows(2).all(|w| w[0] <= w[1]), "by decode, fastest first");
+        for e in top {
+            assert!(e["prefill_ms"].as_f64().unwrap() <= 365.0, "{e}");
+            let tokens = e["decode_tokens_per_s"].as_f64().unwrap();
+            assert!((tokens - 8.0 / (e["decode_ms"].as_f64().unwrap() / 1e3)).abs() <= 1e-9 * tokens);
+        }
+    }
+    let counts: Vec<u64> = out["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["quality_constrained_candidates"].as_u64().unwrap())
+        .collect();
+    assert!(counts[0] < counts[1], "the bound is each GPU's own: {counts:?}");
+    // Deterministic: the same spec gives the same bytes.
+    let again = nas(&["search", "--spec", &path, "--quiet"]);
+    assert_eq!(run.stdout, again.stdout);
 }

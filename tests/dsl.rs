@@ -216,3 +216,60 @@ fn a_gpu_can_name_its_measured_profile_file() {
         "{e}"
     );
 }
+
+#[allow(dead_code)]
+mod measured_decode {
+    include!("../examples/measured_decode.rs");
+}
+
+/// The example's per-GPU whole-model ranking is brute force's: every
+/// candidate's prefill and decode on each measured GPU, the memory fit on
+/// the H200 and the prefill bound on the GPU itself, ordered by decode.
+#[test]
+fn measured_decode_ranks_whole_models_by_decode_under_per_gpu_constraints() {
+    use nas::gpu::{GpuTarget, Registry};
+    use nas::model::{self, GIB};
+    let pack = measured_decode::MeasuredDecode::evaluate().unwrap();
+    let gpus = Registry::builtin()
+        .resolve_all(&[GpuTarget::builtin("h100"), GpuTarget::builtin("h200")])
+        .unwrap();
+    let h200_bytes = gpus[1].memory_gib().unwrap() * GIB;
+    let mut passing_counts = Vec::new();
+    for gpu in &gpus {
+        let report = &pack.reports[gpu.key.as_ref()];
+        assert_eq!(report.environment.cost_model, "measured");
+        let step = gpu.step_throughputs().unwrap();
+        let mut want: Vec<(String, f64, f64)> = Vec::new();
+        for (c, cmp) in pack.candidate_catalog.iter().zip(&report.comparison) {
+            assert_eq!(c.name, cmp.name);
+            let latency = model::step_latency(&c.config, &step, cmp.total_ms);
+            let fits = model::fits(&c.config, h200_bytes, 16, 32768).unwrap();
+            if fits && latency.prefill_ms <= 200.0 {
+                want.push((c.name.clone(), latency.decode_ms, latency.prefill_ms));
+            }
+        }
+        want.sort_by(|a, b| a.1.total_cmp(&b.1)); // stable: ties in catalog order
+        let whole = report.whole_model.as_ref().unwrap();
+        assert_eq!(whole.rank_by, "decode_ms");
+        let got: Vec<(String, f64, f64)> = whole
+            .constrained_ranking
+            .iter()
+            .map(|r| (r.name.clone(), r.decode_ms, r.prefill_ms))
+            .collect();
+        assert_eq!(got, want, "{}", gpu.key);
+        assert_eq!(report.summary.quality_constrained_candidate_count, want.len());
+        passing_counts.push(want.len());
+    }
+    // Both constraints bite: some candidates do not fit, some fit but prefill too slowly,
+    // and the prefill bound is the GPU's own.
+    let fitting = pack.candidate_catalog.iter().filter(|c| c.constraints.passes).count();
+    assert!(fitting < pack.candidate_count, "the memory fit excludes some");
+    assert!(
+        passing_counts.iter().all(|&n| n > 0 && n < fitting),
+        "{passing_counts:?} of {fitting}"
+    );
+    assert_ne!(passing_counts[0], passing_counts[1], "the H100 and the H200 differ");
+    let md = pack.to_markdown();
+    assert!(md.contains("### H200: fastest decode among candidates that pass the constraints"));
+    assert!(md.contains("latency clauses use H100's own prefill and decode"));
+}

@@ -792,7 +792,16 @@ fn search_spec_with_an_unknown_key() {
     let dir = Dir::new("specKey");
     assert_eq!(
         search(&dir, &format!(r#"{{"hardware": ["h100"], "family": {{"axes": {AXES}, "name": "x"}}, "top": 3}}"#)),
-        "DIR/s.json: spec: unknown key `top` (did you mean `top_k`?); expected: hardware, cost_model, workload, training, family, constraints, top_k"
+        "DIR/s.json: spec: unknown key `top` (did you mean `top_k`?); expected: hardware, cost_model, workload, training, family, constraints, top_k, rank_by"
+    );
+}
+
+#[test]
+fn search_spec_with_an_unknown_rank_by() {
+    let dir = Dir::new("specRankBy");
+    assert_eq!(
+        search(&dir, &format!(r#"{{"hardware": ["h100"], "family": {{"axes": {AXES}, "name": "x"}}, "rank_by": "decode_msec"}}"#)),
+        "DIR/s.json: rank_by: unknown ranking metric `decode_msec` (did you mean `decode_ms`?); known: total_ms, ms_per_mparam_proxy, prefill_ms, decode_ms, decode_tokens_per_s"
     );
 }
 

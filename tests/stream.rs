@@ -3,11 +3,12 @@
 
 use nas::calibrate::CalibrationBlock;
 use nas::gpu::{CostModelKind, Gpu, GpuTarget, Latencies, Registry};
+use nas::model::StepLatency;
 use nas::search::constraints::{Bound, CmpOp, Constraint, Constraints, Metric, Proxies};
 use nas::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
-use nas::search::rank_order;
 use nas::search::seed::{self, SEARCH_FAMILY, WORKLOAD};
 use nas::search::stream::{search, Ranked, StreamSpec};
+use nas::search::{rank_order, RankMetric};
 use nas::shapes::Candidate;
 use proptest::prelude::*;
 
@@ -15,6 +16,8 @@ use proptest::prelude::*;
 struct Materialized {
     valid: u64,
     passing: u64,
+    /// Per GPU: candidates passing every clause on it.
+    passing_gpu: Vec<u64>,
     /// Per GPU: names by total, by ms per Mparam, constrained, Pareto front.
     per_gpu: Vec<[Vec<String>; 4]>,
 }
@@ -33,16 +36,36 @@ fn gpu_sets() -> [Vec<Gpu>; 2] {
     ]
 }
 
-fn materialize(gpus: &[Gpu], family: &Family, workload: Workload, constraints: &Constraints, k: usize) -> Materialized {
+/// Rankings computed the plain way, the constrained list by `rank_by`, latency clauses with each GPU's own latencies.
+fn materialize_by(
+    gpus: &[Gpu],
+    family: &Family,
+    workload: Workload,
+    constraints: &Constraints,
+    k: usize,
+    rank_by: RankMetric,
+) -> Materialized {
     let candidates: Vec<Candidate> = family.expand(workload).unwrap().candidates;
     let shapes: Vec<_> = candidates.iter().map(|c| c.shape).collect();
     let latency = Latencies::new(gpus, &shapes);
     let proxies: Vec<Proxies> = shapes.iter().map(Proxies::of).collect();
     let passes: Vec<bool> = shapes.iter().map(|s| constraints.report(s).passes).collect();
     let names = |order: Vec<usize>| -> Vec<String> { order.iter().map(|&i| candidates[i].name.to_string()).collect() };
+    let mut passing_gpu = Vec::new();
     let per_gpu = (0..gpus.len())
         .map(|g| {
             let total: Vec<f64> = (0..shapes.len()).map(|i| latency.total_ms(i, g)).collect();
+            let step = gpus[g].step_throughputs().unwrap();
+            let whole: Vec<StepLatency> = (0..shapes.len())
+                .map(|i| nas::model::step_latency(&shapes[i], &step, total[i]))
+                .collect();
+            let passes: Vec<bool> = (0..shapes.len())
+                .map(|i| constraints.report_on(&shapes[i], Some(&whole[i])).passes)
+                .collect();
+            passing_gpu.push(passes.iter().filter(|p| **p).count() as u64);
+            let key: Vec<f64> = (0..shapes.len())
+                .map(|i| rank_by.key(total[i], total[i] / proxies[i].param_proxy_raw, &whole[i]))
+                .collect();
             let efficiency: Vec<f64> = (0..shapes.len())
                 .map(|i| total[i] / proxies[i].param_proxy_raw)
                 .collect();
@@ -52,8 +75,8 @@ fn materialize(gpus: &[Gpu], family: &Family, workload: Workload, constraints: &
             by_efficiency.truncate(k);
             let mut constrained: Vec<usize> = (0..shapes.len()).filter(|&i| passes[i]).collect();
             constrained.sort_by(|&a, &b| {
-                total[a]
-                    .total_cmp(&total[b])
+                key[a]
+                    .total_cmp(&key[b])
                     .then(proxies[b].quality_proxy.total_cmp(&proxies[a].quality_proxy))
                     .then_with(|| candidates[a].name.cmp(&candidates[b].name))
             });
@@ -74,6 +97,7 @@ fn materialize(gpus: &[Gpu], family: &Family, workload: Workload, constraints: &
     Materialized {
         valid: candidates.len() as u64,
         passing: passes.iter().filter(|p| **p).count() as u64,
+        passing_gpu,
         per_gpu,
     }
 }
@@ -84,6 +108,7 @@ fn streamed(
     workload: Workload,
     constraints: &Constraints,
     k: usize,
+    rank_by: RankMetric,
 ) -> nas::search::stream::StreamResult {
     let spec = StreamSpec {
         family,
@@ -91,6 +116,7 @@ fn streamed(
         hardware: gpus,
         constraints,
         top_k: k,
+        rank_by,
     };
     search(&spec, &|_| {}).unwrap()
 }
@@ -102,9 +128,22 @@ fn assert_same(family: &Family, workload: Workload, constraints: &Constraints, k
 }
 
 fn assert_same_on(gpus: &[Gpu], family: &Family, workload: Workload, constraints: &Constraints, k: usize) {
-    let want = materialize(gpus, family, workload, constraints, k);
-    let got = streamed(gpus, family, workload, constraints, k);
+    assert_same_by(gpus, family, workload, constraints, k, RankMetric::TotalMs);
+}
+
+fn assert_same_by(
+    gpus: &[Gpu],
+    family: &Family,
+    workload: Workload,
+    constraints: &Constraints,
+    k: usize,
+    rank_by: RankMetric,
+) {
+    let want = materialize_by(gpus, family, workload, constraints, k, rank_by);
+    let got = streamed(gpus, family, workload, constraints, k, rank_by);
     assert_eq!((got.valid, got.passing), (want.valid, want.passing));
+    let passing: Vec<u64> = got.per_gpu.iter().map(|g| g.passing).collect();
+    assert_eq!(passing, want.passing_gpu, "passing per GPU");
     assert_eq!(got.per_gpu.len(), gpus.len());
     let names = |r: &[Ranked]| -> Vec<String> { r.iter().map(|e| e.name.clone()).collect() };
     for ((g, w), gpu) in got.per_gpu.iter().zip(&want.per_gpu).zip(gpus) {
@@ -196,5 +235,118 @@ proptest! {
             ].into()),
         ]).unwrap();
         assert_same(&family, Workload::layer(2048, 2), &constraints, k);
+    }
+}
+
+/// Whole models (layers, vocabulary, decode context and batch as axes) on the
+/// mixed seed + measured GPU set: ranked by decode latency and by decode
+/// tokens per second under a prefill bound and a clause mixing a latency with
+/// a shape, each GPU with its own latencies.
+#[test]
+fn whole_models_stream_by_decode_under_latency_constraints() {
+    let family = Family {
+        source: "generated_candidate".into(),
+        axes: vec![
+            ints(AxisKind::HiddenDim, vec![2048, 3072, 4096]),
+            ints(AxisKind::HeadDim, vec![128]),
+            ints(AxisKind::GqaGroup, vec![2, 4, 8]),
+            Axis {
+                kind: AxisKind::FfnRatio,
+                values: vec![Labeled::new(AxisValue::Ratio(3.5)), Labeled::new(AxisValue::Ratio(4.0))].into(),
+            },
+            ints(AxisKind::NumLayers, vec![16, 24, 32]),
+            ints(AxisKind::VocabSize, vec![32000, 128256]),
+            Axis {
+                kind: AxisKind::Window,
+                values: vec![Labeled::new(AxisValue::Window(Some(1024))), Labeled::new(AxisValue::Window(None))].into(),
+            },
+            ints(AxisKind::BatchSize, vec![1, 8]),
+            ints(AxisKind::ContextLen, vec![4096, 16384]),
+        ]
+        .into(),
+        ffn_rounding: FfnRounding {
+            multiple: 256,
+            rounding: Rounding::NearestEven,
+        },
+        template: "m_h{hidden_dim}_g{gqa_group}_f{ffn_ratio}_l{num_layers}_v{vocab_size}_w{window}_b{batch_size}_c{context_len}"
+            .into(),
+    };
+    let workload = Workload::layer(2048, 1);
+    let [_, mixed] = gpu_sets();
+    // Bounds midway between two neighbours around the median of the first GPU,
+    // so that both clauses bite and no candidate sits on a bound (where the
+    // streamed sum and the exact one may differ in the last bit).
+    let candidates = family.expand(workload).unwrap().candidates;
+    let shapes: Vec<_> = candidates.iter().map(|c| c.shape).collect();
+    let latency = Latencies::new(&mixed, &shapes);
+    let step = mixed[0].step_throughputs().unwrap();
+    let mut whole: Vec<StepLatency> = (0..shapes.len())
+        .map(|i| nas::model::step_latency(&shapes[i], &step, latency.total_ms(i, 0)))
+        .collect();
+    whole.sort_by(|a, b| a.prefill_ms.total_cmp(&b.prefill_ms));
+    let midway = |v: &[f64]| -> f64 {
+        let m = v.len() / 2;
+        let next = v[m..].iter().copied().find(|x| *x > v[m]).unwrap();
+        (v[m] + next) / 2.0
+    };
+    let prefill_bound = midway(&whole.iter().map(|w| w.prefill_ms).collect::<Vec<_>>());
+    whole.sort_by(|a, b| a.decode_tokens_per_s.total_cmp(&b.decode_tokens_per_s));
+    let tokens_bound = midway(&whole.iter().map(|w| w.decode_tokens_per_s).collect::<Vec<_>>());
+    let constraints = Constraints::new(vec![
+        Constraint::Compare {
+            metric: Metric::PrefillMs,
+            op: CmpOp::Le,
+            bound: Bound::Float(prefill_bound),
+        },
+        Constraint::Any(
+            vec![
+                Constraint::Compare {
+                    metric: Metric::DecodeTokensPerS,
+                    op: CmpOp::Ge,
+                    bound: Bound::Float(tokens_bound),
+                },
+                Constraint::Compare {
+                    metric: Metric::HiddenDim,
+                    op: CmpOp::Ge,
+                    bound: Bound::Int(4096),
+                },
+            ]
+            .into(),
+        ),
+        Constraint::Range {
+            metric: Metric::DecodeMs,
+            lo: Bound::Float(0.0),
+            hi: Bound::Float(1e6),
+            inclusive: true,
+        },
+    ])
+    .unwrap();
+    let want = materialize_by(&mixed, &family, workload, &constraints, 7, RankMetric::DecodeMs);
+    assert!(
+        want.passing_gpu.iter().all(|&p| p > 0 && p < want.passing),
+        "the latency clauses bite on every GPU: {:?} of {}",
+        want.passing_gpu,
+        want.passing
+    );
+    assert_ne!(want.passing_gpu[0], want.passing_gpu[2], "and differently per GPU");
+    for rank_by in [
+        RankMetric::DecodeMs,
+        RankMetric::PrefillMs,
+        RankMetric::DecodeTokensPerS,
+        RankMetric::TotalMs,
+    ] {
+        for k in [1, 7, 2000] {
+            assert_same_by(&mixed, &family, workload, &constraints, k, rank_by);
+        }
+    }
+    // The streamed entries carry each GPU's exact latencies.
+    let got = streamed(&mixed, &family, workload, &constraints, 3, RankMetric::DecodeMs);
+    for (g, result) in got.per_gpu.iter().enumerate() {
+        let step = mixed[g].step_throughputs().unwrap();
+        for r in &result.constrained_top {
+            let exact = nas::model::step_latency(&r.shape, &step, r.total_ms);
+            assert_eq!(r.latency, Some(exact));
+            assert!(r.passes && exact.prefill_ms <= prefill_bound);
+        }
     }
 }

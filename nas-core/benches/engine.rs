@@ -1,7 +1,11 @@
 //! criterion benchmarks of the engine's kernels: the seed model through
-//! nalgebra, the seed pack, the streaming search, the kernel-aware model.
+//! nalgebra, the seed pack, the streaming search, the kernel-aware model, and
+//! the streaming engine on the measured model against a plain scalar loop of
+//! the seed model (`engine_vs_scalar`, both counted in valid candidate-GPU
+//! evaluations per second).
 //!
 //!     cargo bench -p nas-core --bench engine
+//!     cargo bench -p nas-core --bench engine -- engine_vs_scalar --warm-up-time 1 --measurement-time 3
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
@@ -48,6 +52,7 @@ fn streaming(c: &mut Criterion) {
         hardware: &gpus,
         constraints: &constraints,
         top_k: 25,
+        rank_by: nas_core::search::RankMetric::TotalMs,
     };
     let mut group = c.benchmark_group("stream");
     group.sample_size(10);
@@ -76,5 +81,95 @@ fn kernel_aware(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, seed_model, seed_pack, streaming, kernel_aware);
+/// Candidates of the bench family the engine streams (table building included).
+const ENGINE_CANDIDATES: u64 = 10_000_000;
+/// Candidates the scalar loop walks (the same first ones; it is slower).
+const SCALAR_CANDIDATES: u64 = 1_000_000;
+
+/// A plain scalar loop, one thread: for each candidate build the shape, skip
+/// it if invalid, compute the seed model's latency on each GPU (work row x
+/// inverse throughputs), keep a top-25 per GPU. Returns the valid count.
+fn scalar_seed_loop(
+    family: &nas_core::search::family::Family,
+    gpus: &[nas_core::hardware::Throughputs],
+    n: u64,
+) -> u64 {
+    use nas_core::cost::{CostModel, LayerModel, SeedModel};
+    let model = LayerModel::Seed;
+    let columns = model.columns();
+    let inverse = SeedModel::inverse_throughputs(gpus);
+    let mut tops: Vec<Vec<(f64, u64)>> = vec![Vec::with_capacity(26); gpus.len()];
+    let mut row = [0.0; 16];
+    let mut valid = 0;
+    for i in 0..n {
+        let picks = family.decode(i as u128);
+        let Ok(shape) = family.build_shape(&picks, WORKLOAD) else {
+            continue;
+        };
+        if shape.validate().is_err() {
+            continue;
+        }
+        valid += 1;
+        model.work_row(&shape, &mut row);
+        for (g, top) in tops.iter_mut().enumerate() {
+            let total: f64 = columns.iter().zip(&row).map(|(&(_, r), w)| w * inverse[(r, g)]).sum();
+            if top.len() < 25 || total < top[top.len() - 1].0 {
+                let at = top.partition_point(|e| e.0 <= total);
+                top.insert(at, (total, i));
+                top.truncate(25);
+            }
+        }
+    }
+    black_box(&tops);
+    valid
+}
+
+fn engine_vs_scalar(c: &mut Criterion) {
+    use nas_core::gpu::{GpuTarget, Registry};
+    let family = bench_family();
+    let constraints = Constraints::new(CONSTRAINTS.to_vec()).unwrap();
+    let measured = Registry::builtin()
+        .resolve_all(&[GpuTarget::builtin("h100"), GpuTarget::builtin("h200")])
+        .unwrap();
+    let spec = StreamSpec {
+        family: &family,
+        workload: WORKLOAD,
+        hardware: &measured,
+        constraints: &constraints,
+        top_k: 25,
+        rank_by: nas_core::search::RankMetric::TotalMs,
+    };
+    // The seed's constants of two GPUs (the H200 has none): the same two evaluations per candidate.
+    let seed: Vec<_> = SEED_CONSTANTS
+        .iter()
+        .filter(|(k, _)| *k == "h100" || *k == "a100")
+        .map(|(_, t)| *t)
+        .collect();
+    let engine_valid = search_range(&spec, Some(ENGINE_CANDIDATES), &|_| {}).unwrap().valid;
+    let scalar_valid = scalar_seed_loop(&family, &seed, SCALAR_CANDIDATES);
+    let mut group = c.benchmark_group("engine_vs_scalar");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(engine_valid * 2));
+    group.bench_function(format!("measured_engine_h100_h200_first_{ENGINE_CANDIDATES}"), |b| {
+        b.iter(|| {
+            search_range(black_box(&spec), Some(ENGINE_CANDIDATES), &|_| {})
+                .unwrap()
+                .valid
+        })
+    });
+    group.throughput(Throughput::Elements(scalar_valid * 2));
+    group.bench_function(format!("scalar_seed_loop_h100_a100_first_{SCALAR_CANDIDATES}"), |b| {
+        b.iter(|| scalar_seed_loop(black_box(&family), black_box(&seed), SCALAR_CANDIDATES))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    seed_model,
+    seed_pack,
+    streaming,
+    kernel_aware,
+    engine_vs_scalar
+);
 criterion_main!(benches);

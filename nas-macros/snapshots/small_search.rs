@@ -155,6 +155,7 @@ impl Small {
             Self::CONSTRAINTS,
             Self::SPACE,
             Self::WORKLOAD,
+            Self::RANK_BY,
         )
     }
     /// Every candidate on every GPU, ranked: the pack, ready to `write`.

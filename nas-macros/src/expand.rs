@@ -81,7 +81,13 @@ pub fn expand(spec: &Spec, checked: &Checked) -> TokenStream {
                 ::core::option::Option<::nas::search::stream::StreamResult>,
                 ::nas::Error,
             > {
-                ::nas::__private::search_space(Self::HARDWARE, Self::CONSTRAINTS, Self::SPACE, Self::WORKLOAD)
+                ::nas::__private::search_space(
+                    Self::HARDWARE,
+                    Self::CONSTRAINTS,
+                    Self::SPACE,
+                    Self::WORKLOAD,
+                    Self::RANK_BY,
+                )
             }
 
             /// Every candidate on every GPU, ranked: the pack, ready to `write`.

@@ -707,21 +707,25 @@ fn bench(candidates: u64, hardware: &[Gpu], quiet: bool) -> Result<()> {
         hardware,
         constraints: &constraints,
         top_k: 25,
+        rank_by: nas::search::RankMetric::TotalMs,
     };
     let bar = progress_bar(candidates, candidates * hardware.len() as u64, quiet);
     let start = std::time::Instant::now();
     let result = nas::search::stream::search_range(&spec, Some(candidates), &|done| bar.set_position(done))?;
     let seconds = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let evaluations = candidates as f64 * hardware.len() as f64;
+    let gpus = hardware.len() as f64;
     say!(
         "{}",
         json!({
             "candidates": candidates,
             "valid_candidates": result.valid,
             "hardware": hardware.len(),
+            "cost_models": hardware.iter().map(|g| format!("{}: {}", g.key, g.cost_model().name())).collect::<Vec<_>>(),
             "seconds": seconds,
-            "evaluations_per_second": evaluations / seconds,
+            // The headline: valid candidate x GPU evaluations (invalid combinations are skipped, not evaluated).
+            "valid_evaluations_per_second": result.valid as f64 * gpus / seconds,
+            "combinations_per_second": candidates as f64 * gpus / seconds,
             "threads": rayon_threads(),
         })
     );
@@ -747,6 +751,7 @@ fn search(spec_path: &Path, cost_model: Option<CostModelKind>, out: Option<&Path
         hardware: &spec.hardware,
         constraints: &spec.constraints,
         top_k: spec.top_k,
+        rank_by: spec.rank_by,
     };
     let combinations = spec.family.combinations() as u64;
     let bar = progress_bar(
@@ -769,51 +774,7 @@ fn search(spec_path: &Path, cost_model: Option<CostModelKind>, out: Option<&Path
             start.elapsed().as_secs_f64()
         );
     }
-    let entries = |list: &[nas::search::stream::Ranked], step: &nas::model::StepThroughputs| -> Vec<Value> {
-        list.iter()
-            .enumerate()
-            .map(|(r, e)| {
-                let mut entry = json!({
-                    "rank": r + 1,
-                    "name": e.name,
-                    "config": e.shape,
-                    "total_ms": e.total_ms,
-                    "ms_per_mparam_proxy": e.ms_per_mparam_proxy,
-                    "quality_proxy": e.quality_proxy,
-                    "constraint_passes": e.passes,
-                    "bottleneck": e.bottleneck,
-                });
-                whole_model_keys(&mut entry, &e.shape, e.total_ms, Some(step));
-                entry
-            })
-            .collect()
-    };
-    let per_gpu: Vec<Value> = result
-        .per_gpu
-        .iter()
-        .zip(&spec.hardware)
-        .map(|(g, gpu)| -> Result<Value> {
-            let step = gpu.step_throughputs()?;
-            Ok(json!({
-                "hardware": g.hardware,
-                "cost_model": gpu.cost_model().name(),
-                "provenance": gpu.provenance(),
-                "total_ms_top": entries(&g.total_ms_top, &step),
-                "ms_per_mparam_proxy_top": entries(&g.ms_per_mparam_proxy_top, &step),
-                "quality_constrained_top": entries(&g.constrained_top, &step),
-                "pareto_front": entries(&g.pareto_front, &step),
-            }))
-        })
-        .collect::<Result<_>>()?;
-    let report = json!({
-        "combinations": result.combinations,
-        "valid_candidates": result.valid,
-        "quality_constrained_candidates": result.passing,
-        "top_k": spec.top_k,
-        "quality_constraints": Value::Object(spec.constraints.describe()),
-        "results": per_gpu,
-    });
-    let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Spec(e.to_string()))? + "\n";
+    let text = nas::search::stream::SearchReport::new(&stream, &result).to_json()?;
     match out {
         Some(path) => nas::report::write::write_atomic(path, text.as_bytes()),
         None => {

@@ -294,6 +294,63 @@ impl StepThroughputs {
     }
 }
 
+/// The shape fields each of [`DECODE_KERNELS`] reads at the shape's own
+/// batch and decode context (`batch_size`, `context_len` else `seq_len`).
+pub fn decode_kernel_fields(kernel: usize) -> &'static [crate::shapes::ShapeField] {
+    use crate::shapes::ShapeField::*;
+    match kernel {
+        0 => &[BatchSize, HiddenDim],
+        1 => &[BatchSize, HiddenDim, NumHeads, NumKvHeads, HeadDim],
+        2 => &[BatchSize, NumHeads, NumKvHeads, HeadDim, WindowSize, ContextLen, SeqLen],
+        3 => &[BatchSize, HiddenDim, NumHeads, HeadDim],
+        4 | 6 => &[BatchSize, HiddenDim, FfnDim],
+        5 => &[BatchSize, FfnDim],
+        7 => &[BatchSize, HiddenDim],
+        _ => &[BatchSize, HiddenDim, VocabSize],
+    }
+}
+
+/// Whether decode kernel `kernel` runs once per layer (else once per step).
+pub fn decode_kernel_per_layer(kernel: usize) -> bool {
+    kernel < 7
+}
+
+/// The time of decode kernel `kernel` (an index of [`DECODE_KERNELS`]) in
+/// one step: per layer for the first seven, per step for the embedding and
+/// the LM head. `None` without a vocabulary for the LM head.
+pub fn decode_kernel_ms(
+    shape: &LayerShape,
+    gpu: &StepThroughputs,
+    batch: u64,
+    context: u64,
+    kernel: usize,
+) -> Option<f64> {
+    let b = batch as f64;
+    let v = BYTES_PER_VALUE as f64;
+    let (d, f) = (shape.hidden_dim as f64, shape.ffn_dim as f64);
+    let (h, kv, hd) = (shape.num_heads as f64, shape.num_kv_heads as f64, shape.head_dim as f64);
+    // A GEMV-like matrix product: weights k x n read once, b rows in and out.
+    let gemm = |k: f64, n: f64| gpu.kernel_ms(v * (k * n + b * (k + n)), 2.0 * b * k * n, gpu.matmul_tflops);
+    Some(match kernel {
+        0 => 2.0 * gpu.kernel_ms(v * 2.0 * b * d, 0.0, gpu.matmul_tflops),
+        1 => gemm(d, (h + 2.0 * kv) * hd),
+        2 => {
+            let cached = cached_tokens(shape, context) as f64;
+            gpu.kernel_ms(
+                v * b * (2.0 * kv * hd * cached + 2.0 * h * hd),
+                4.0 * b * h * hd * cached,
+                gpu.attention_tflops,
+            )
+        }
+        3 => gemm(h * hd, d),
+        4 => gemm(d, 2.0 * f),
+        5 => gpu.kernel_ms(v * 3.0 * b * f, 0.0, gpu.matmul_tflops),
+        6 => gemm(f, d),
+        7 => gpu.kernel_ms(v * 2.0 * b * d, 0.0, gpu.matmul_tflops),
+        _ => gemm(d, shape.model.vocab_size? as f64),
+    })
+}
+
 /// One decode step: every sequence of `batch` generates one token with
 /// `context` tokens in its cache. Memory-bound: each kernel takes the longer
 /// of its bytes at the GPU's bandwidth and its FLOPs at its throughput
@@ -301,36 +358,62 @@ impl StepThroughputs {
 /// sequence. `None` for a plain layer.
 pub fn decode(shape: &LayerShape, gpu: &StepThroughputs, batch: u64, context: u64) -> Option<StepTime> {
     let layers = shape.model.num_layers? as f64;
-    let vocab = shape.model.vocab_size? as f64;
-    let b = batch as f64;
-    let v = BYTES_PER_VALUE as f64;
-    let (d, f) = (shape.hidden_dim as f64, shape.ffn_dim as f64);
-    let (h, kv, hd) = (shape.num_heads as f64, shape.num_kv_heads as f64, shape.head_dim as f64);
-    let cached = cached_tokens(shape, context) as f64;
-    // A GEMV-like matrix product: weights k x n read once, b rows in and out.
-    let gemm = |k: f64, n: f64| gpu.kernel_ms(v * (k * n + b * (k + n)), 2.0 * b * k * n, gpu.matmul_tflops);
-    let per_layer = [
-        ("norms", 2.0 * gpu.kernel_ms(v * 2.0 * b * d, 0.0, gpu.matmul_tflops)),
-        ("qkv_projection", gemm(d, (h + 2.0 * kv) * hd)),
-        (
-            "attention_over_context",
-            gpu.kernel_ms(
-                v * b * (2.0 * kv * hd * cached + 2.0 * h * hd),
-                4.0 * b * h * hd * cached,
-                gpu.attention_tflops,
-            ),
-        ),
-        ("output_projection", gemm(h * hd, d)),
-        ("mlp_gate_up", gemm(d, 2.0 * f)),
-        ("mlp_activation", gpu.kernel_ms(v * 3.0 * b * f, 0.0, gpu.matmul_tflops)),
-        ("mlp_down", gemm(f, d)),
-    ];
-    let mut per_kernel: std::collections::BTreeMap<&'static str, f64> =
-        per_layer.iter().map(|(k, ms)| (*k, ms * layers)).collect();
-    per_kernel.insert("embedding", gpu.kernel_ms(v * 2.0 * b * d, 0.0, gpu.matmul_tflops));
-    per_kernel.insert("lm_head", gemm(d, vocab));
+    shape.model.vocab_size?;
+    let mut per_kernel = std::collections::BTreeMap::new();
+    for (k, name) in DECODE_KERNELS.iter().enumerate() {
+        let ms = decode_kernel_ms(shape, gpu, batch, context, k)?;
+        per_kernel.insert(*name, if decode_kernel_per_layer(k) { ms * layers } else { ms });
+    }
     let total_ms = per_kernel.values().sum();
     Some(StepTime { total_ms, per_kernel })
+}
+
+/// A whole model's latencies on one GPU, at its own batch and decode context:
+/// what latency constraints and rankings read.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct StepLatency {
+    pub prefill_ms: f64,
+    pub decode_ms: f64,
+    /// `batch_size` tokens per decode step: batch / (decode_ms / 1000).
+    pub decode_tokens_per_s: f64,
+}
+
+impl StepLatency {
+    /// What a plain layer has: no whole-model latency (no comparison holds on NaN).
+    pub const UNAVAILABLE: StepLatency = StepLatency {
+        prefill_ms: f64::NAN,
+        decode_ms: f64::NAN,
+        decode_tokens_per_s: f64::NAN,
+    };
+
+    /// Tokens per second of a decode step of `decode_ms` at `batch`.
+    pub fn tokens_per_s(batch: u64, decode_ms: f64) -> f64 {
+        batch as f64 / (decode_ms / 1e3)
+    }
+}
+
+/// Prefill and decode of a whole model at its batch and decode context, its
+/// layer taking `layer_ms`; [`StepLatency::UNAVAILABLE`] for a plain layer.
+pub fn step_latency(shape: &LayerShape, gpu: &StepThroughputs, layer_ms: f64) -> StepLatency {
+    let batch = shape.batch_size;
+    match (
+        decode(shape, gpu, batch, context_of(shape)),
+        prefill(shape, gpu, layer_ms),
+    ) {
+        (Some(d), Some(p)) => StepLatency {
+            prefill_ms: p.total_ms,
+            decode_ms: d.total_ms,
+            decode_tokens_per_s: StepLatency::tokens_per_s(batch, d.total_ms),
+        },
+        _ => StepLatency::UNAVAILABLE,
+    }
+}
+
+/// The prefill's time outside its layers (embedding lookup and the LM head
+/// for the last token of each sequence); `None` for a plain layer.
+pub fn prefill_outside_layers_ms(shape: &LayerShape, gpu: &StepThroughputs) -> Option<f64> {
+    let p = prefill(shape, gpu, 0.0)?;
+    Some(p.per_kernel.get("embedding").copied().unwrap_or(0.0) + p.per_kernel.get("lm_head").copied().unwrap_or(0.0))
 }
 
 /// The whole prefill (time to first token): `num_layers` times the layer's

@@ -244,35 +244,62 @@ impl Pack {
             ]);
         }
         doc.table(&t);
+        let latency_clauses = self.constraints.reads_latency();
+        if latency_clauses {
+            doc.paragraph(
+                "Clauses on `prefill_ms`, `decode_ms` and `decode_tokens_per_s` hold per GPU: the constraints column \
+                 above shows the GPU-independent clauses (latency clauses assumed to hold); each GPU's ranking below \
+                 applies them with that GPU's latencies.",
+            );
+        }
         for key in &self.hardware_profiles {
             let Some(report) = self.reports.get(key).and_then(|r| r.whole_model.as_ref()) else {
                 continue;
             };
+            let by = match report.rank_by.as_str() {
+                "prefill_ms" => "fastest prefill",
+                "decode_tokens_per_s" => "most decode tokens per second",
+                _ => "fastest decode",
+            };
             doc.heading(
                 3,
                 &format!(
-                    "{}: fastest decode among candidates that pass the constraints",
+                    "{}: {by} among candidates that pass the constraints",
                     escape(&key.to_uppercase())
                 ),
             );
-            if report.quality_constrained_decode_ranking.is_empty() {
+            if report.constrained_ranking.is_empty() {
                 doc.paragraph("No whole-model candidate passes the constraints.");
                 continue;
             }
+            doc.paragraph(&format!(
+                "Ranked by `{}`{}.",
+                escape(&report.rank_by),
+                if latency_clauses {
+                    format!(
+                        "; latency clauses use {}'s own prefill and decode",
+                        escape(&key.to_uppercase())
+                    )
+                } else {
+                    String::new()
+                }
+            ));
             let mut t = Table::new(&[
                 ("rank", Align::Right),
                 ("candidate", Align::Left),
                 ("decode ms", Align::Right),
                 ("prefill ms", Align::Right),
+                ("decode tokens/s", Align::Right),
                 ("fits memory", Align::Left),
                 ("loss estimate", Align::Right),
             ]);
-            for r in &report.quality_constrained_decode_ranking {
+            for r in &report.constrained_ranking {
                 t.row(vec![
                     r.rank.to_string(),
                     escape(&r.name),
                     ms(r.decode_ms),
                     format!("{:.3}", r.prefill_ms),
+                    format!("{:.1}", r.decode_tokens_per_s),
                     r.fits_memory
                         .map_or("unknown", |f| if f { "yes" } else { "no" })
                         .to_string(),

@@ -90,8 +90,14 @@ pub struct WholeModelReport {
     pub decode_ms_ranking: Vec<WholeModelRank>,
     /// By prefill (time to first token), fastest first.
     pub prefill_ms_ranking: Vec<WholeModelRank>,
-    /// Candidates that pass every constraint, by decode latency.
+    /// Candidates that pass every constraint on this GPU (latency clauses
+    /// with this GPU's latencies), by decode latency.
     pub quality_constrained_decode_ranking: Vec<WholeModelRank>,
+    /// What `constrained_ranking` orders by: the spec's `rank_by` when it is
+    /// a whole-model metric (`prefill_ms`, `decode_ms`, `decode_tokens_per_s`), else `decode_ms`.
+    pub rank_by: String,
+    /// Candidates that pass every constraint on this GPU, by `rank_by`.
+    pub constrained_ranking: Vec<WholeModelRank>,
     /// Candidates no other beats on both decode latency and loss estimate,
     /// fastest first (empty without training tokens).
     pub loss_decode_pareto_front: Vec<WholeModelRank>,
@@ -121,6 +127,8 @@ pub struct WholeModelRank {
     pub name: String,
     pub decode_ms: f64,
     pub prefill_ms: f64,
+    /// batch / the decode step in seconds.
+    pub decode_tokens_per_s: f64,
     pub params: u64,
     pub loss_estimate: Option<f64>,
     pub fits_memory: Option<bool>,

@@ -10,6 +10,8 @@ use serde_json::{Map, Value};
 use crate::error::{hint, Error, Result};
 use crate::shapes::{LayerShape, ShapeField};
 
+pub use crate::model::StepLatency;
+
 /// Rounds like Python's `round(x, places)`: to the nearest decimal of the
 /// exact binary value, ties to even.
 pub fn round_places(x: f64, places: usize) -> f64 {
@@ -50,6 +52,13 @@ pub enum Metric {
     KvCacheGib,
     /// Scaling-law loss (needs training tokens).
     LossEstimate,
+    /// Whole-model latencies on a GPU: the prefill of `batch_size` sequences
+    /// of `seq_len` tokens (time to first token), one decode step at
+    /// `batch_size` with the decode context cached, and `batch_size` / that
+    /// step in seconds. They depend on the GPU: a clause on them holds per GPU.
+    PrefillMs,
+    DecodeMs,
+    DecodeTokensPerS,
 }
 
 /// What kind of value a metric has, so that `use_qk_norm >= 3` is caught.
@@ -71,7 +80,7 @@ impl fmt::Display for MetricType {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 20] = [
+    pub const ALL: [Metric; 23] = [
         Metric::HiddenDim,
         Metric::NumHeads,
         Metric::NumKvHeads,
@@ -92,6 +101,9 @@ impl Metric {
         Metric::WeightGib,
         Metric::KvCacheGib,
         Metric::LossEstimate,
+        Metric::PrefillMs,
+        Metric::DecodeMs,
+        Metric::DecodeTokensPerS,
     ];
 
     pub fn name(self) -> &'static str {
@@ -116,6 +128,9 @@ impl Metric {
             Metric::WeightGib => "weight_gib",
             Metric::KvCacheGib => "kv_cache_gib",
             Metric::LossEstimate => "loss_estimate",
+            Metric::PrefillMs => "prefill_ms",
+            Metric::DecodeMs => "decode_ms",
+            Metric::DecodeTokensPerS => "decode_tokens_per_s",
         }
     }
 
@@ -139,7 +154,10 @@ impl Metric {
             | Metric::NonEmbeddingParamsM
             | Metric::WeightGib
             | Metric::KvCacheGib
-            | Metric::LossEstimate => MetricType::Float,
+            | Metric::LossEstimate
+            | Metric::PrefillMs
+            | Metric::DecodeMs
+            | Metric::DecodeTokensPerS => MetricType::Float,
             _ => MetricType::Int,
         }
     }
@@ -175,6 +193,10 @@ impl Metric {
             Metric::KvCacheGib => &[
                 NumLayers, NumKvHeads, HeadDim, BatchSize, SeqLen, ContextLen, WindowSize,
             ],
+            Metric::PrefillMs | Metric::DecodeMs | Metric::DecodeTokensPerS => &[
+                HiddenDim, NumHeads, NumKvHeads, HeadDim, FfnDim, SeqLen, BatchSize, UseQkNorm, WindowSize, NumLayers,
+                VocabSize, ContextLen,
+            ],
         }
     }
 
@@ -197,7 +219,28 @@ impl Metric {
                 | Metric::WeightGib
                 | Metric::KvCacheGib
                 | Metric::LossEstimate
+                | Metric::PrefillMs
+                | Metric::DecodeMs
+                | Metric::DecodeTokensPerS
         )
+    }
+
+    /// Whether the metric is a latency on a GPU (`prefill_ms`, `decode_ms`,
+    /// `decode_tokens_per_s`): known only per GPU, never at compile time.
+    pub fn is_latency(self) -> bool {
+        matches!(self, Metric::PrefillMs | Metric::DecodeMs | Metric::DecodeTokensPerS)
+    }
+
+    /// The metric's value for a shape on a GPU whose whole-model latencies
+    /// are `latency` (latency metrics are unrounded; without `latency` they
+    /// are `Float(NaN)`).
+    pub fn value_on(self, s: &LayerShape, latency: Option<&StepLatency>) -> Bound {
+        match (self, latency) {
+            (Metric::PrefillMs, Some(l)) => Bound::Float(l.prefill_ms),
+            (Metric::DecodeMs, Some(l)) => Bound::Float(l.decode_ms),
+            (Metric::DecodeTokensPerS, Some(l)) => Bound::Float(l.decode_tokens_per_s),
+            _ => self.value(s),
+        }
     }
 
     /// The metric's value for a shape (derived metrics rounded to 6 places,
@@ -242,6 +285,8 @@ impl Metric {
                 crate::model::kv_cache_bytes(s, s.batch_size, crate::model::context_of(s)).map(|b| b as f64 / gib)
             }),
             Metric::LossEstimate => model(&|m| m.loss_estimate),
+            // Known per GPU only (`value_on`).
+            Metric::PrefillMs | Metric::DecodeMs | Metric::DecodeTokensPerS => Bound::Float(f64::NAN),
         }
     }
 }
@@ -289,7 +334,7 @@ impl Bound {
         }
     }
 
-    fn as_f64(self) -> Option<f64> {
+    pub fn as_f64(self) -> Option<f64> {
         match self {
             Bound::Int(v) => Some(v as f64),
             Bound::Float(v) => Some(v),
@@ -339,7 +384,7 @@ impl CmpOp {
         }
     }
 
-    fn holds(self, ord: std::cmp::Ordering) -> bool {
+    pub fn holds(self, ord: std::cmp::Ordering) -> bool {
         use std::cmp::Ordering::*;
         match self {
             CmpOp::Ge => ord != Less,
@@ -454,17 +499,40 @@ impl Constraint {
         }
     }
 
-    /// Whether a shape satisfies the clause.
+    /// Whether a shape satisfies the clause, GPU-independently: clauses on
+    /// latency metrics are assumed to hold (they are evaluated per GPU by
+    /// [`Constraint::holds_on`]). Since no clause negates another, this is
+    /// an upper bound: what fails here fails on every GPU.
     pub fn holds(&self, s: &LayerShape) -> bool {
+        self.holds_on(s, None)
+    }
+
+    /// Whether any clause reads a latency metric (and so holds per GPU).
+    pub fn reads_latency(&self) -> bool {
+        let mut metrics = Vec::new();
+        self.metrics(&mut metrics);
+        metrics.iter().any(|m| m.is_latency())
+    }
+
+    /// Whether a shape satisfies the clause on a GPU whose whole-model
+    /// latencies are `latency` (`None`: latency clauses are assumed to hold).
+    pub fn holds_on(&self, s: &LayerShape, latency: Option<&StepLatency>) -> bool {
         match self {
-            Constraint::Compare { metric, op, bound } => compare(metric.value(s), *bound).is_some_and(|o| op.holds(o)),
+            Constraint::Compare { metric, .. } | Constraint::Range { metric, .. }
+                if metric.is_latency() && latency.is_none() =>
+            {
+                true
+            }
+            Constraint::Compare { metric, op, bound } => {
+                compare(metric.value_on(s, latency), *bound).is_some_and(|o| op.holds(o))
+            }
             Constraint::Range {
                 metric,
                 lo,
                 hi,
                 inclusive,
             } => {
-                let v = metric.value(s);
+                let v = metric.value_on(s, latency);
                 let above_lo = compare(v, *lo).is_some_and(|o| CmpOp::Ge.holds(o));
                 let below_hi = compare(v, *hi).is_some_and(|o| {
                     if *inclusive {
@@ -475,8 +543,8 @@ impl Constraint {
                 });
                 above_lo && below_hi
             }
-            Constraint::All(cs) => cs.iter().all(|c| c.holds(s)),
-            Constraint::Any(cs) => cs.iter().any(|c| c.holds(s)),
+            Constraint::All(cs) => cs.iter().all(|c| c.holds_on(s, latency)),
+            Constraint::Any(cs) => cs.iter().any(|c| c.holds_on(s, latency)),
             Constraint::Fits {
                 memory_gib,
                 batch,
@@ -488,14 +556,15 @@ impl Constraint {
 
     /// Failure codes for a shape, in the seed's vocabulary where it has one
     /// (`hidden_dim_below_floor`, `ffn_ratio_above_ceiling`), else the clause.
-    fn failures(&self, s: &LayerShape, out: &mut Vec<String>) {
+    fn failures(&self, s: &LayerShape, latency: Option<&StepLatency>, out: &mut Vec<String>) {
+        let holds = self.holds_on(s, latency);
         match self {
             Constraint::Compare { metric, .. } | Constraint::Range { metric, .. }
-                if !self.holds(s) && metric.value(s).as_f64().is_some_and(f64::is_nan) =>
+                if !holds && metric.value_on(s, latency).as_f64().is_some_and(f64::is_nan) =>
             {
                 out.push(format!("{}_unavailable", metric.name()));
             }
-            Constraint::Compare { metric, op, .. } if !self.holds(s) => {
+            Constraint::Compare { metric, op, .. } if !holds => {
                 let stem = metric.failure_stem();
                 out.push(match op {
                     CmpOp::Ge | CmpOp::Gt => format!("{stem}_below_floor"),
@@ -504,13 +573,13 @@ impl Constraint {
                     CmpOp::Ne => format!("{stem}_excluded"),
                 });
             }
-            Constraint::Range { metric, lo, .. } if !self.holds(s) => {
-                let below = compare(metric.value(s), *lo).is_some_and(|o| o == std::cmp::Ordering::Less);
+            Constraint::Range { metric, lo, .. } if !holds => {
+                let below = compare(metric.value_on(s, latency), *lo).is_some_and(|o| o == std::cmp::Ordering::Less);
                 let side = if below { "below_floor" } else { "above_ceiling" };
                 out.push(format!("{}_{side}", metric.failure_stem()));
             }
-            Constraint::All(_) | Constraint::Any(_) if !self.holds(s) => out.push(format!("failed: {self}")),
-            Constraint::Fits { gpu, .. } if !self.holds(s) => out.push(format!("does_not_fit_{gpu}")),
+            Constraint::All(_) | Constraint::Any(_) if !holds => out.push(format!("failed: {self}")),
+            Constraint::Fits { gpu, .. } if !holds => out.push(format!("does_not_fit_{gpu}")),
             _ => {}
         }
     }
@@ -642,11 +711,28 @@ impl Constraints {
         self.clauses.iter().try_for_each(Constraint::check)
     }
 
+    /// Whether a shape passes every clause on a GPU (`None`: latency clauses assumed to hold).
+    pub fn passes_on(&self, s: &LayerShape, latency: Option<&StepLatency>) -> bool {
+        self.clauses.iter().all(|c| c.holds_on(s, latency))
+    }
+
+    /// Whether any clause reads a latency metric, so that passing depends on the GPU.
+    pub fn reads_latency(&self) -> bool {
+        self.clauses.iter().any(Constraint::reads_latency)
+    }
+
+    /// The GPU-independent report: clauses on latency metrics are assumed
+    /// to hold (they are evaluated per GPU, [`Constraints::report_on`]).
     pub fn report(&self, s: &LayerShape) -> ConstraintReport {
+        self.report_on(s, None)
+    }
+
+    /// The report on a GPU whose whole-model latencies are `latency`.
+    pub fn report_on(&self, s: &LayerShape, latency: Option<&StepLatency>) -> ConstraintReport {
         let p = Proxies::of(s);
         let mut failed = Vec::new();
         for c in self.clauses.iter() {
-            c.failures(s, &mut failed);
+            c.failures(s, latency, &mut failed);
         }
         ConstraintReport {
             passes: failed.is_empty(),

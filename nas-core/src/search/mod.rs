@@ -3,6 +3,7 @@
 
 pub mod constraints;
 pub mod family;
+pub mod search_report;
 pub mod seed;
 pub mod spec_builder;
 pub mod spec_json;
@@ -32,26 +33,68 @@ pub enum RankMetric {
     TotalMs,
     /// total_ms per million of D*F: latency per unit of size.
     MsPerMparamProxy,
+    /// Whole-model prefill on the GPU (time to first token), lower first.
+    PrefillMs,
+    /// One whole-model decode step on the GPU, lower first.
+    DecodeMs,
+    /// batch_size / the decode step in seconds, higher first.
+    DecodeTokensPerS,
 }
 
 impl RankMetric {
-    pub const ALL: [RankMetric; 2] = [RankMetric::TotalMs, RankMetric::MsPerMparamProxy];
+    pub const ALL: [RankMetric; 5] = [
+        RankMetric::TotalMs,
+        RankMetric::MsPerMparamProxy,
+        RankMetric::PrefillMs,
+        RankMetric::DecodeMs,
+        RankMetric::DecodeTokensPerS,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             RankMetric::TotalMs => "total_ms",
             RankMetric::MsPerMparamProxy => "ms_per_mparam_proxy",
+            RankMetric::PrefillMs => "prefill_ms",
+            RankMetric::DecodeMs => "decode_ms",
+            RankMetric::DecodeTokensPerS => "decode_tokens_per_s",
         }
     }
 
-    /// Only the seed's two metrics; anything else is an error.
+    /// One of [`RankMetric::ALL`]; anything else is an error with a hint.
     pub fn from_name(name: &str) -> Result<Self> {
         RankMetric::ALL.into_iter().find(|m| m.name() == name).ok_or_else(|| {
             Error::Spec(format!(
-                "unknown ranking metric `{name}`{}; known: total_ms, ms_per_mparam_proxy",
-                crate::error::hint(name, RankMetric::ALL.map(|m| m.name()))
+                "unknown ranking metric `{name}`{}; known: {}",
+                crate::error::hint(name, RankMetric::ALL.map(|m| m.name())),
+                RankMetric::ALL.map(|m| m.name()).join(", ")
             ))
         })
+    }
+
+    /// Whether the metric needs whole models (`num_layers` and `vocab_size`).
+    pub fn is_whole_model(self) -> bool {
+        matches!(
+            self,
+            RankMetric::PrefillMs | RankMetric::DecodeMs | RankMetric::DecodeTokensPerS
+        )
+    }
+
+    /// The key a ranking sorts ascending: the metric, negated where higher
+    /// is better (tokens per second). NaN (a plain layer's whole-model
+    /// latency) sorts after every number.
+    pub fn key(self, total_ms: f64, ms_per_mparam_proxy: f64, latency: &crate::model::StepLatency) -> f64 {
+        let k = match self {
+            RankMetric::TotalMs => total_ms,
+            RankMetric::MsPerMparamProxy => ms_per_mparam_proxy,
+            RankMetric::PrefillMs => latency.prefill_ms,
+            RankMetric::DecodeMs => latency.decode_ms,
+            RankMetric::DecodeTokensPerS => -latency.decode_tokens_per_s,
+        };
+        if k.is_nan() {
+            f64::INFINITY
+        } else {
+            k
+        }
     }
 }
 
@@ -245,6 +288,7 @@ impl SearchSpec {
                     hardware: &profiles,
                     constraints: &self.constraints,
                     top_k: g.top_k,
+                    rank_by: self.rank_by,
                 };
                 Some(stream::search(&spec, &|_| {})?)
             }
@@ -267,12 +311,34 @@ impl SearchSpec {
 
         let mut hardware_reports = BTreeMap::new();
         let mut summary = BTreeMap::new();
+        let any_whole_model = shapes.iter().any(|s| crate::model::figures(s).is_some());
         for (g, profile) in profiles.iter().enumerate() {
+            // Whole-model latencies on this GPU, and the constraints on it
+            // (latency clauses hold per GPU; the catalog's report assumes them).
+            let step_latency: Vec<crate::model::StepLatency> = if any_whole_model {
+                let step = profile.step_throughputs()?;
+                shapes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| crate::model::step_latency(s, &step, latency.total_ms(i, g)))
+                    .collect()
+            } else {
+                vec![crate::model::StepLatency::UNAVAILABLE; shapes.len()]
+            };
+            let gpu_reports: Vec<ConstraintReport> = if self.constraints.reads_latency() {
+                shapes
+                    .iter()
+                    .zip(&step_latency)
+                    .map(|(s, l)| self.constraints.report_on(s, Some(l)))
+                    .collect()
+            } else {
+                reports.clone()
+            };
             let ctx = GpuContext {
                 g,
                 candidates: &self.candidates,
                 latency: &latency,
-                reports: &reports,
+                reports: &gpu_reports,
                 proxies: &proxies,
             };
             let total = ctx.ranking(RankMetric::TotalMs);
@@ -322,7 +388,7 @@ impl SearchSpec {
                 },
                 schema_version: SCHEMA_VERSION,
                 summary: hardware_summary,
-                whole_model: whole_model::report(&self.candidates, &latency, &reports, profile, g)?,
+                whole_model: whole_model::report(&self.candidates, &latency, &gpu_reports, profile, g, self.rank_by)?,
             };
             hardware_reports.insert(profile.key.to_string(), report);
         }
@@ -368,8 +434,9 @@ impl GpuContext<'_> {
     fn metric(&self, i: usize, metric: RankMetric) -> f64 {
         let total = self.latency.total_ms(i, self.g);
         match metric {
-            RankMetric::TotalMs => total,
             RankMetric::MsPerMparamProxy => total / self.proxies[i].param_proxy_raw,
+            // The layer rankings; whole models are ranked in `whole_model.rs`.
+            _ => total,
         }
     }
 

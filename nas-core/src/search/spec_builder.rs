@@ -360,6 +360,8 @@ impl Builder {
         let mut constraints = Vec::new();
         let mut constraints_place = None;
         let mut rank_by = RankMetric::TotalMs;
+        let mut rank_by_word: Option<&Word> = None;
+        let mut constraint_clauses: &[ClauseInput] = &[];
         let mut calibration_db = None;
 
         // The cost model, then hardware: `fits(gpu, ...)` constraints need its memory.
@@ -431,12 +433,16 @@ impl Builder {
                 ItemInput::Constraints { place, clauses } => {
                     single(self, &mut singletons, "constraints", *place);
                     constraints_place = Some(*place);
+                    constraint_clauses = clauses;
                     constraints = self.constraints(clauses);
                 }
                 ItemInput::RankBy(metric) => {
                     single(self, &mut singletons, "rank_by", metric.place);
                     match RankMetric::from_name(&metric.text) {
-                        Ok(m) => rank_by = m,
+                        Ok(m) => {
+                            rank_by = m;
+                            rank_by_word = Some(metric);
+                        }
                         Err(e) => self.at(metric.place, e),
                     }
                 }
@@ -473,6 +479,28 @@ impl Builder {
                 "a search needs at least one candidate (`known`, `seed`, `candidate`, `family` or `space`)",
             );
         }
+        // Latencies are whole-model metrics: they need a candidate with layers and a vocabulary.
+        let whole_models = candidates.iter().any(|c| crate::model::figures(&c.shape).is_some())
+            || space.as_ref().is_some_and(|(f, _): &(Family, usize)| {
+                f.field_axes(crate::shapes::ShapeField::NumLayers) != 0
+                    && f.field_axes(crate::shapes::ShapeField::VocabSize) != 0
+            });
+        if !whole_models && (!candidates.is_empty() || space.is_some()) {
+            let mut latency: Vec<&Word> = rank_by_word.filter(|_| rank_by.is_whole_model()).into_iter().collect();
+            latency_metrics(constraint_clauses, &mut latency);
+            for word in latency {
+                self.at(
+                    word.place,
+                    format!(
+                        "`{}` is a whole-model latency: it needs candidates with `num_layers` and `vocab_size`, \
+                         and no candidate of this search has them",
+                        word.text
+                    ),
+                );
+            }
+        }
+        // Latency clauses cannot be known here: `report` assumes they hold,
+        // so this fires only when the other clauses fail everywhere.
         if let (Some(place), false) = (constraints_place, constraints.is_empty()) {
             self.satisfiable(place, &constraints, &candidates);
         }
@@ -1588,6 +1616,21 @@ impl Builder {
                 example.name
             ),
         );
+    }
+}
+
+/// The metric words of clauses on `prefill_ms`, `decode_ms` and `decode_tokens_per_s`.
+fn latency_metrics<'a>(clauses: &'a [ClauseInput], out: &mut Vec<&'a Word>) {
+    for c in clauses {
+        match c {
+            ClauseInput::Compare { metric, .. } | ClauseInput::Range { metric, .. } => {
+                if Metric::from_name(&metric.text).is_ok_and(Metric::is_latency) {
+                    out.push(metric);
+                }
+            }
+            ClauseInput::All(parts, _) | ClauseInput::Any(parts, _) => latency_metrics(parts, out),
+            ClauseInput::Fits { .. } => {}
+        }
     }
 }
 

@@ -43,10 +43,12 @@ pub struct JsonSearch {
     pub family: Family,
     pub constraints: Constraints,
     pub top_k: usize,
+    /// What each GPU's constrained top is ordered by (default `total_ms`).
+    pub rank_by: crate::search::RankMetric,
 }
 
 /// The keys of the top level (the JSON syntax; what they hold is the builder's).
-pub const TOP_KEYS: [&str; 7] = [
+pub const TOP_KEYS: [&str; 8] = [
     "hardware",
     "cost_model",
     "workload",
@@ -54,6 +56,7 @@ pub const TOP_KEYS: [&str; 7] = [
     "family",
     "constraints",
     "top_k",
+    "rank_by",
 ];
 
 impl JsonSearch {
@@ -101,6 +104,7 @@ impl JsonSearch {
                 clauses: built.constraints.into(),
             },
             top_k,
+            rank_by: built.rank_by,
         })
     }
 }
@@ -331,6 +335,15 @@ impl Translator {
                 }
             }
             None => self.error("spec", "missing key `family`"),
+        }
+
+        match top.get("rank_by") {
+            None => {}
+            Some(Value::String(name)) => {
+                let word = self.word(name.clone(), "rank_by");
+                items.push(b::ItemInput::RankBy(word));
+            }
+            Some(other) => self.error("rank_by", format!("expected a metric name, got {other}")),
         }
 
         match top.get("constraints") {

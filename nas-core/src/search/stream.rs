@@ -21,8 +21,10 @@ use rayon::prelude::*;
 use crate::cost::{CostModel, LayerModel};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Latencies};
-use crate::search::constraints::{Constraints, Metric, Proxies};
+use crate::model::{StepLatency, StepThroughputs};
+use crate::search::constraints::{CmpOp, Constraint, Constraints, Metric, Proxies};
 use crate::search::family::{AxisKind, AxisValue, Family, Labeled, Workload};
+use crate::search::RankMetric;
 use crate::shapes::{LayerShape, ShapeField};
 
 /// Largest family the engine accepts (about 4.6 * 10^18: index arithmetic stays in u64).
@@ -45,6 +47,8 @@ pub struct StreamSpec<'a> {
     pub hardware: &'a [Gpu],
     pub constraints: &'a Constraints,
     pub top_k: usize,
+    /// What the constrained top is ordered by (ties: higher quality proxy, then name).
+    pub rank_by: RankMetric,
 }
 
 /// One reported candidate.
@@ -58,8 +62,11 @@ pub struct Ranked {
     /// total_ms per million of D*F (unrounded), as the seed's rankings.
     pub ms_per_mparam_proxy: f64,
     pub quality_proxy: f64,
+    /// Whether it passes every constraint on this GPU.
     pub passes: bool,
     pub bottleneck: &'static str,
+    /// Whole-model prefill and decode on this GPU (a whole model on a GPU with step throughputs).
+    pub latency: Option<StepLatency>,
 }
 
 /// Everything the search found on one GPU.
@@ -68,8 +75,11 @@ pub struct GpuResult {
     pub hardware: String,
     pub total_ms_top: Vec<Ranked>,
     pub ms_per_mparam_proxy_top: Vec<Ranked>,
-    /// Passing candidates by (total_ms, -quality_proxy, name), as the seed's constrained ranking.
+    /// Candidates that pass the constraints on this GPU, by (the spec's
+    /// `rank_by`, -quality_proxy, name); with `total_ms`, the seed's constrained ranking.
     pub constrained_top: Vec<Ranked>,
+    /// How many valid candidates pass the constraints on this GPU.
+    pub passing: u64,
     /// Candidates no other beats on both latency and quality proxy, fastest first.
     pub pareto_front: Vec<Ranked>,
 }
@@ -79,6 +89,8 @@ pub struct GpuResult {
 pub struct StreamResult {
     pub combinations: u64,
     pub valid: u64,
+    /// Valid candidates that pass the GPU-independent clauses (latency
+    /// clauses, which hold per GPU, assumed to hold: `GpuResult::passing`).
     pub passing: u64,
     pub per_gpu: Vec<GpuResult>,
 }
@@ -115,14 +127,129 @@ struct Plan<'a> {
     valid: Table,
     /// (quality_proxy, 1 / (D*F/1e6)) per entry.
     quality: Table,
-    /// 1.0 where the constraints hold.
+    /// Where the constraints hold: a truth table over the latency clauses
+    /// (bit `a` set when they hold for assignment `a` of the latency atoms;
+    /// without latency clauses, 1.0 or 0.0).
     passes: Table,
     gpus: usize,
+    /// Whole-model prefill and decode tables, when the ranking or the constraints read them.
+    whole: Option<WholePlan>,
     /// How many of the innermost axes form a block, and the block's size.
     inner_axes: usize,
     inner: u64,
-    /// Per position in a block, every table's entry offset.
-    offsets: Vec<[u64; MAX_TABLES]>,
+    /// Per position in a block, every table's entry offset (`tables().len()` per position).
+    offsets: Vec<u64>,
+}
+
+/// The whole-model part of a plan: prefill = layers x layer + outside, decode
+/// = layers x per-layer kernels + per-step kernels, on each GPU.
+struct WholePlan {
+    /// (num_layers, batch_size) per entry (NaN for a plain layer).
+    layers: Table,
+    /// Per entry, per GPU the prefill outside its layers, then per GPU the
+    /// decode kernels run once per step (2G values).
+    outside: Table,
+    /// Per-layer decode kernel groups, G values per entry.
+    decode: Vec<Table>,
+    /// The latency clauses, in the order of the passes table's truth bits.
+    atoms: Vec<Atom>,
+}
+
+/// A comparison or range on a latency metric, evaluated per GPU in the hot loop.
+#[derive(Clone, Copy, Debug)]
+struct Atom {
+    /// 0 prefill_ms, 1 decode_ms, 2 decode_tokens_per_s.
+    metric: usize,
+    test: AtomTest,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum AtomTest {
+    Compare(CmpOp, f64),
+    Range(f64, f64, bool),
+}
+
+impl Atom {
+    /// As `Constraint::holds_on`: NaN satisfies nothing.
+    #[inline(always)]
+    fn holds(&self, latency: [f64; 3]) -> bool {
+        let v = latency[self.metric];
+        match self.test {
+            AtomTest::Compare(op, b) => v.partial_cmp(&b).is_some_and(|o| op.holds(o)),
+            AtomTest::Range(lo, hi, inclusive) => v >= lo && if inclusive { v <= hi } else { v < hi },
+        }
+    }
+}
+
+/// Most latency clauses a streamed search evaluates (its truth table has 2^5 bits).
+pub const MAX_LATENCY_CLAUSES: usize = 5;
+
+/// The latency clauses of `c`, in evaluation order.
+fn latency_atoms(c: &Constraint, out: &mut Vec<Atom>) {
+    let index = |m: Metric| match m {
+        Metric::PrefillMs => 0,
+        Metric::DecodeMs => 1,
+        _ => 2,
+    };
+    match c {
+        Constraint::Compare { metric, op, bound } if metric.is_latency() => out.push(Atom {
+            metric: index(*metric),
+            test: AtomTest::Compare(*op, bound.as_f64().unwrap_or(f64::NAN)),
+        }),
+        Constraint::Range {
+            metric,
+            lo,
+            hi,
+            inclusive,
+        } if metric.is_latency() => out.push(Atom {
+            metric: index(*metric),
+            test: AtomTest::Range(
+                lo.as_f64().unwrap_or(f64::NAN),
+                hi.as_f64().unwrap_or(f64::NAN),
+                *inclusive,
+            ),
+        }),
+        Constraint::All(cs) | Constraint::Any(cs) => cs.iter().for_each(|c| latency_atoms(c, out)),
+        _ => {}
+    }
+}
+
+/// Whether `c` holds on `s` when latency clause `i` (in `latency_atoms`
+/// order, counted by `next`) holds exactly when bit `i` of `bits` is set.
+fn holds_with(c: &Constraint, s: &LayerShape, bits: u64, next: &mut usize) -> bool {
+    match c {
+        Constraint::Compare { metric, .. } | Constraint::Range { metric, .. } if metric.is_latency() => {
+            let b = (bits >> *next) & 1 == 1;
+            *next += 1;
+            b
+        }
+        // No short cut: every atom below must be counted.
+        Constraint::All(cs) => all_with(cs, s, bits, next),
+        Constraint::Any(cs) => {
+            let mut any = false;
+            for c in cs.iter() {
+                any |= holds_with(c, s, bits, next);
+            }
+            any
+        }
+        other => other.holds(s),
+    }
+}
+
+/// Whether every clause holds, each visited (no short cut).
+fn all_with(clauses: &[Constraint], s: &LayerShape, bits: u64, next: &mut usize) -> bool {
+    let mut all = true;
+    for c in clauses {
+        all &= holds_with(c, s, bits, next);
+    }
+    all
+}
+
+/// The truth table of `clauses` on `s` over `atoms` latency clauses.
+fn truth_table(clauses: &[Constraint], s: &LayerShape, atoms: usize) -> u64 {
+    (0..1u64 << atoms)
+        .filter(|&bits| all_with(clauses, s, bits, &mut 0))
+        .fold(0, |t, bits| t | (1 << bits))
 }
 
 impl<'a> Plan<'a> {
@@ -199,11 +326,33 @@ impl<'a> Plan<'a> {
 
         let mut metrics: Vec<Metric> = Vec::new();
         spec.constraints.clauses.iter().for_each(|c| c.metrics(&mut metrics));
-        let pass_mask = metrics.iter().fold(0u64, |m, metric| m | fields(metric.fields()));
+        // Latency clauses are evaluated per GPU in the hot loop; the table holds the rest.
+        let pass_mask = metrics
+            .iter()
+            .filter(|m| !m.is_latency())
+            .fold(0u64, |m, metric| m | fields(metric.fields()));
+        let mut atoms = Vec::new();
+        spec.constraints
+            .clauses
+            .iter()
+            .for_each(|c| latency_atoms(c, &mut atoms));
+        if atoms.len() > MAX_LATENCY_CLAUSES {
+            return Err(Error::Spec(format!(
+                "the constraints have {} clauses on prefill_ms, decode_ms or decode_tokens_per_s; a streamed \
+                 search evaluates at most {MAX_LATENCY_CLAUSES}",
+                atoms.len()
+            )));
+        }
         let passes = reps.table(pass_mask, 1, |shape, out| {
-            let ok = shape.is_some_and(|s| spec.constraints.clauses.iter().all(|c| c.holds(s)));
-            out[0] = f64::from(u8::from(ok));
+            out[0] = shape.map_or(0.0, |s| truth_table(&spec.constraints.clauses, s, atoms.len()) as f64);
         });
+
+        let whole = if spec.rank_by.is_whole_model() || !atoms.is_empty() {
+            let steps: Vec<StepThroughputs> = spec.hardware.iter().map(Gpu::step_throughputs).collect::<Result<_>>()?;
+            Some(whole_plan(&reps, &radix, &fields, &steps, atoms)?)
+        } else {
+            None
+        };
 
         // Blocks: the innermost axes, up to about 4096 positions.
         let mut inner_axes = 1;
@@ -212,24 +361,26 @@ impl<'a> Plan<'a> {
             inner *= radix[radix.len() - 1 - inner_axes];
             inner_axes += 1;
         }
-        let all: Vec<&Table> = terms.iter().chain([&valid, &quality, &passes]).collect();
+        let mut all: Vec<&Table> = terms.iter().chain([&valid, &quality, &passes]).collect();
+        if let Some(w) = &whole {
+            all.extend([&w.layers, &w.outside]);
+            all.extend(&w.decode);
+        }
         if all.len() > MAX_TABLES {
             return Err(Error::Spec("internal: too many lookup tables".into()));
         }
         let first_inner = radix.len() - inner_axes;
         let offsets = (0..inner)
-            .map(|j| {
+            .flat_map(|j| {
                 let mut digits = vec![0u64; radix.len()];
                 let mut rest = j;
                 for a in (first_inner..radix.len()).rev() {
                     digits[a] = rest % radix[a];
                     rest /= radix[a];
                 }
-                std::array::from_fn(|t| {
-                    all.get(t).map_or(0, |tab| {
-                        (first_inner..radix.len()).map(|a| digits[a] * tab.strides[a]).sum()
-                    })
-                })
+                all.iter()
+                    .map(|tab| (first_inner..radix.len()).map(|a| digits[a] * tab.strides[a]).sum())
+                    .collect::<Vec<u64>>()
             })
             .collect();
         Ok(Plan {
@@ -241,6 +392,7 @@ impl<'a> Plan<'a> {
             quality,
             passes,
             gpus: inverse.len(),
+            whole,
             inner_axes,
             inner,
             offsets,
@@ -281,6 +433,101 @@ fn group_latency(
         strides: work.strides,
         values,
     }
+}
+
+/// The whole-model tables: decode kernels grouped by the axes they read
+/// (folded into groups that read a superset, as the layer's kernels are),
+/// each table holding the group's time on every GPU.
+fn whole_plan(
+    reps: &Representatives,
+    radix: &[u64],
+    fields: &dyn Fn(&[ShapeField]) -> u64,
+    steps: &[StepThroughputs],
+    atoms: Vec<Atom>,
+) -> Result<WholePlan> {
+    use crate::model::{self, decode_kernel_fields, decode_kernel_ms, decode_kernel_per_layer, DECODE_KERNELS};
+    let gpus = steps.len();
+    let layers = reps.table(
+        fields(&[ShapeField::NumLayers, ShapeField::BatchSize]),
+        2,
+        |shape, out| {
+            if let Some(s) = shape {
+                let whole = s.model.num_layers.is_some() && s.model.vocab_size.is_some();
+                out[0] = s.model.num_layers.filter(|_| whole).map_or(f64::NAN, |l| l as f64);
+                out[1] = s.batch_size as f64;
+            }
+        },
+    );
+    let step_kernels: Vec<usize> = (0..DECODE_KERNELS.len())
+        .filter(|&k| !decode_kernel_per_layer(k))
+        .collect();
+    let outside_fields = [
+        ShapeField::HiddenDim,
+        ShapeField::BatchSize,
+        ShapeField::SeqLen,
+        ShapeField::VocabSize,
+    ];
+    let outside_mask = step_kernels
+        .iter()
+        .fold(fields(&outside_fields), |m, &k| m | fields(decode_kernel_fields(k)));
+    let outside = reps.table(outside_mask, 2 * gpus, |shape, out| {
+        let Some(s) = shape else { return };
+        for (g, step) in steps.iter().enumerate() {
+            out[g] = model::prefill_outside_layers_ms(s, step).unwrap_or(f64::NAN);
+            let (batch, context) = (s.batch_size, model::context_of(s));
+            out[gpus + g] = step_kernels
+                .iter()
+                .map(|&k| decode_kernel_ms(s, step, batch, context, k).unwrap_or(f64::NAN))
+                .sum();
+        }
+    });
+    // Per-layer kernels: group by mask, fold into supersets while tables stay small.
+    let mut groups: Vec<(u64, Vec<usize>)> = Vec::new();
+    for k in (0..DECODE_KERNELS.len()).filter(|&k| decode_kernel_per_layer(k)) {
+        let mask = fields(decode_kernel_fields(k));
+        match groups.iter_mut().find(|(m, _)| *m == mask) {
+            Some((_, ks)) => ks.push(k),
+            None => groups.push((mask, vec![k])),
+        }
+    }
+    groups.sort_by_key(|(m, _)| std::cmp::Reverse(m.count_ones()));
+    let mut merged: Vec<(u64, Vec<usize>)> = Vec::new();
+    for (mask, kernels) in groups {
+        let host = merged
+            .iter_mut()
+            .filter(|(m, _)| m & mask == mask && layout(*m, radix).1 <= MAX_TABLE)
+            .min_by_key(|(m, _)| layout(*m, radix).1);
+        match host {
+            Some((_, ks)) => ks.extend(kernels),
+            None => merged.push((mask, kernels)),
+        }
+    }
+    let mut decode = Vec::new();
+    for (mask, kernels) in &merged {
+        if layout(*mask, radix).1 > MAX_TABLE * 4 {
+            return Err(Error::Spec(format!(
+                "the axes a decode kernel reads have {} combinations together; the streaming search handles at most {}",
+                layout(*mask, radix).1,
+                MAX_TABLE * 4
+            )));
+        }
+        decode.push(reps.table(*mask, gpus, |shape, out| {
+            let Some(s) = shape else { return };
+            let (batch, context) = (s.batch_size, model::context_of(s));
+            for (g, step) in steps.iter().enumerate() {
+                out[g] = kernels
+                    .iter()
+                    .map(|&k| decode_kernel_ms(s, step, batch, context, k).unwrap_or(f64::NAN))
+                    .sum();
+            }
+        }));
+    }
+    Ok(WholePlan {
+        layers,
+        outside,
+        decode,
+        atoms,
+    })
 }
 
 /// Digits of entry `entry` of a table over `mask`, in family-axis order (other axes 0).
@@ -540,6 +787,8 @@ impl TopK {
 struct Partial {
     valid: u64,
     passing: u64,
+    /// Per GPU: candidates passing every clause on it (latency clauses included).
+    passing_gpu: Vec<u64>,
     /// Per GPU: by total, by ms per Mparam, constrained by (total, -quality).
     tops: Vec<[TopK; 3]>,
     /// Per quality-table entry and GPU (entry * gpus + gpu): (fastest total, its index).
@@ -553,6 +802,7 @@ impl Partial {
         Partial {
             valid: 0,
             passing: 0,
+            passing_gpu: vec![0; plan.gpus],
             tops: (0..plan.gpus)
                 .map(|_| [TopK::new(k), TopK::new(k), TopK::new(k)])
                 .collect(),
@@ -563,6 +813,9 @@ impl Partial {
     fn merge(mut self, other: Partial) -> Partial {
         self.valid += other.valid;
         self.passing += other.passing;
+        for (m, t) in self.passing_gpu.iter_mut().zip(&other.passing_gpu) {
+            *m += t;
+        }
         for (mine, theirs) in self.tops.iter_mut().zip(other.tops) {
             for (m, t) in mine.iter_mut().zip(theirs) {
                 *m = std::mem::replace(m, TopK::new(0)).merge(t);
@@ -578,8 +831,8 @@ impl Partial {
 }
 
 /// Most lookup tables the hot loop walks: kernel groups (at most one per
-/// seed kernel) plus validity, quality and constraints.
-const MAX_TABLES: usize = 12;
+/// kernel) plus validity, quality and constraints, and the whole-model tables.
+const MAX_TABLES: usize = 40;
 
 /// Most GPUs one pass evaluates; more are searched in several passes.
 const MAX_GPUS: usize = 8;
@@ -587,15 +840,23 @@ const MAX_GPUS: usize = 8;
 impl Plan<'_> {
     /// Evaluates indices `start..end`.
     fn run_chunk(&self, start: u64, end: u64) -> Partial {
+        if self.whole.is_some() {
+            self.run_g::<true>(start, end)
+        } else {
+            self.run_g::<false>(start, end)
+        }
+    }
+
+    fn run_g<const W: bool>(&self, start: u64, end: u64) -> Partial {
         match self.gpus {
-            1 => self.run::<1>(start, end),
-            2 => self.run::<2>(start, end),
-            3 => self.run::<3>(start, end),
-            4 => self.run::<4>(start, end),
-            5 => self.run::<5>(start, end),
-            6 => self.run::<6>(start, end),
-            7 => self.run::<7>(start, end),
-            _ => self.run::<8>(start, end),
+            1 => self.run::<1, W>(start, end),
+            2 => self.run::<2, W>(start, end),
+            3 => self.run::<3, W>(start, end),
+            4 => self.run::<4, W>(start, end),
+            5 => self.run::<5, W>(start, end),
+            6 => self.run::<6, W>(start, end),
+            7 => self.run::<7, W>(start, end),
+            _ => self.run::<8, W>(start, end),
         }
     }
 
@@ -604,14 +865,22 @@ impl Plan<'_> {
     /// Candidates are walked in blocks over the innermost axes: each table's
     /// entry is the block's base plus a precomputed offset, and a block whose
     /// outer axes make an invalid shape is skipped whole.
-    fn run<const G: usize>(&self, start: u64, end: u64) -> Partial {
+    fn run<const G: usize, const W: bool>(&self, start: u64, end: u64) -> Partial {
         let mut out = Partial::new(self);
         let tables = self.tables();
         let count = tables.len();
         let terms = self.terms.len();
         let (valid_t, quality_t, passes_t) = (terms, terms + 1, terms + 2);
+        let (layers_t, outside_t, decode_t) = (terms + 3, terms + 4, terms + 5);
         let (inner, outer_axes) = (self.inner, self.radix.len() - self.inner_axes);
         let valid_per_block = (outer_axes..self.radix.len()).all(|a| self.valid.strides[a] == 0);
+        let empty = Vec::new();
+        let (whole_decode, atoms): (&[Table], &[Atom]) = match &self.whole {
+            Some(w) => (&w.decode, &w.atoms),
+            None => (&empty, &[]),
+        };
+        let by_efficiency = self.spec.rank_by == RankMetric::MsPerMparamProxy;
+        let rank_by = self.spec.rank_by;
 
         let mut block = start / inner;
         let mut digits = vec![0u64; outer_axes];
@@ -635,7 +904,7 @@ impl Plan<'_> {
             let j1 = inner.min(j0 + (end - index));
             if !valid_per_block || self.valid.values[base[valid_t] as usize] != 0.0 {
                 for j in j0..j1 {
-                    let offset = &self.offsets[j as usize];
+                    let offset = &self.offsets[j as usize * count..j as usize * count + count];
                     let at = |t: usize| (base[t] + offset[t]) as usize;
                     if !valid_per_block && self.valid.values[at(valid_t)] == 0.0 {
                         continue;
@@ -643,13 +912,39 @@ impl Plan<'_> {
                     out.valid += 1;
                     let q = at(quality_t);
                     let (quality, per_param) = (self.quality.values[2 * q], self.quality.values[2 * q + 1]);
-                    let passes = self.passes.values[at(passes_t)] != 0.0;
+                    let truth = self.passes.values[at(passes_t)];
+                    let passes = truth != 0.0;
                     out.passing += u64::from(passes);
                     let mut totals = [0.0f64; G];
                     for (t, term) in self.terms.iter().enumerate() {
                         let row = &term.values[at(t) * G..at(t) * G + G];
                         for g in 0..G {
                             totals[g] += row[g];
+                        }
+                    }
+                    // Whole-model prefill and decode on each GPU.
+                    let mut prefill = [0.0f64; G];
+                    let mut decode = [0.0f64; G];
+                    let mut batch = 0.0;
+                    if W {
+                        if let Some(w) = &self.whole {
+                            let l = at(layers_t);
+                            let layers = w.layers.values[2 * l];
+                            batch = w.layers.values[2 * l + 1];
+                            let o = at(outside_t) * 2 * G;
+                            let outside = &w.outside.values[o..o + 2 * G];
+                            let mut per_layer = [0.0f64; G];
+                            for (t, term) in whole_decode.iter().enumerate() {
+                                let e = at(decode_t + t) * G;
+                                let row = &term.values[e..e + G];
+                                for g in 0..G {
+                                    per_layer[g] += row[g];
+                                }
+                            }
+                            for g in 0..G {
+                                prefill[g] = layers * totals[g] + outside[g];
+                                decode[g] = layers * per_layer[g] + outside[G + g];
+                            }
                         }
                     }
                     let candidate = block * inner + j;
@@ -666,9 +961,31 @@ impl Plan<'_> {
                             top.insert(efficiency, 0.0, candidate);
                             worst[g][1] = refresh(top).map_or(f64::INFINITY, |w| w.0);
                         }
-                        if passes && (total < worst[g][2] || (total == worst[g][2] && -quality < worst_quality[g])) {
+                        let (key, passes_here) = if W {
+                            let tokens = batch * 1e3 / decode[g];
+                            let latency = [prefill[g], decode[g], tokens];
+                            let passes_here = passes && {
+                                let bits = atoms
+                                    .iter()
+                                    .enumerate()
+                                    .fold(0u64, |b, (i, a)| b | (u64::from(a.holds(latency)) << i));
+                                (truth as u64 >> bits) & 1 == 1
+                            };
+                            out.passing_gpu[g] += u64::from(passes_here);
+                            let key = match rank_by {
+                                RankMetric::TotalMs => total,
+                                RankMetric::MsPerMparamProxy => efficiency,
+                                RankMetric::PrefillMs => prefill[g],
+                                RankMetric::DecodeMs => decode[g],
+                                RankMetric::DecodeTokensPerS => -tokens,
+                            };
+                            (if key.is_nan() { f64::INFINITY } else { key }, passes_here)
+                        } else {
+                            (if by_efficiency { efficiency } else { total }, passes)
+                        };
+                        if passes_here && (key < worst[g][2] || (key == worst[g][2] && -quality < worst_quality[g])) {
                             let top = &mut out.tops[g][2];
-                            top.insert(total, -quality, candidate);
+                            top.insert(key, -quality, candidate);
                             let w = refresh(top);
                             worst[g][2] = w.map_or(f64::INFINITY, |w| w.0);
                             worst_quality[g] = w.map_or(f64::INFINITY, |w| w.1);
@@ -702,15 +1019,24 @@ impl Plan<'_> {
                 digits[a] = 0;
             }
         }
+        if !W || atoms.is_empty() {
+            out.passing_gpu.iter_mut().for_each(|p| *p = out.passing);
+        }
         out
     }
 
     /// Every table the hot loop reads: kernel groups, then validity, quality, constraints.
     fn tables(&self) -> Vec<&Table> {
-        self.terms
+        let mut all: Vec<&Table> = self
+            .terms
             .iter()
             .chain([&self.valid, &self.quality, &self.passes])
-            .collect()
+            .collect();
+        if let Some(w) = &self.whole {
+            all.extend([&w.layers, &w.outside]);
+            all.extend(&w.decode);
+        }
+        all
     }
 }
 
@@ -800,11 +1126,24 @@ fn finish(plan: &Plan, partial: Partial, combinations: u64) -> Result<StreamResu
         shapes.push(shape);
     }
     let latency = Latencies::new(spec.hardware, &shapes);
+    // Whole-model latencies where a GPU has step throughputs (required when
+    // the ranking or the constraints read them, and then checked by the plan).
+    let steps: Vec<Option<StepThroughputs>> = spec.hardware.iter().map(|g| g.step_throughputs().ok()).collect();
+    let reads_latency = spec.constraints.reads_latency();
     let ranked = |index: u64, g: usize| -> Ranked {
         let n = wanted.binary_search(&index).unwrap_or(0);
         let shape = shapes[n];
         let p = Proxies::of(&shape);
         let total_ms = latency.total_ms(n, g);
+        let whole = steps[g]
+            .as_ref()
+            .filter(|_| crate::model::figures(&shape).is_some())
+            .map(|step| crate::model::step_latency(&shape, step, total_ms));
+        let on_gpu = if reads_latency {
+            Some(whole.unwrap_or(StepLatency::UNAVAILABLE))
+        } else {
+            None
+        };
         Ranked {
             index,
             name: names[n].clone(),
@@ -812,9 +1151,17 @@ fn finish(plan: &Plan, partial: Partial, combinations: u64) -> Result<StreamResu
             total_ms,
             ms_per_mparam_proxy: total_ms / p.param_proxy_raw,
             quality_proxy: p.quality_proxy,
-            passes: spec.constraints.clauses.iter().all(|c| c.holds(&shape)),
+            passes: spec.constraints.passes_on(&shape, on_gpu.as_ref()),
             bottleneck: latency.kernels(n, g).bottleneck(),
+            latency: whole,
         }
+    };
+    let rank_key = |r: &Ranked| {
+        spec.rank_by.key(
+            r.total_ms,
+            r.ms_per_mparam_proxy,
+            &r.latency.unwrap_or(StepLatency::UNAVAILABLE),
+        )
     };
     let mut per_gpu = Vec::new();
     for (g, tops) in partial.tops.iter().enumerate() {
@@ -830,9 +1177,11 @@ fn finish(plan: &Plan, partial: Partial, combinations: u64) -> Result<StreamResu
         });
         by_efficiency.truncate(k);
         let mut constrained = ranked_list(&tops[2]);
+        // Streamed sums can differ from the exact ones by an ulp: the exact verdict decides.
+        constrained.retain(|r| r.passes);
         constrained.sort_by(|a, b| {
-            a.total_ms
-                .total_cmp(&b.total_ms)
+            rank_key(a)
+                .total_cmp(&rank_key(b))
                 .then(b.quality_proxy.total_cmp(&a.quality_proxy))
                 .then_with(|| a.name.cmp(&b.name))
         });
@@ -863,6 +1212,7 @@ fn finish(plan: &Plan, partial: Partial, combinations: u64) -> Result<StreamResu
             total_ms_top: by_total,
             ms_per_mparam_proxy_top: by_efficiency,
             constrained_top: constrained,
+            passing: partial.passing_gpu[g],
             pareto_front: front,
         });
     }
@@ -884,6 +1234,7 @@ pub fn count_valid(family: &Family, workload: Workload) -> Result<u64> {
         hardware: &[],
         constraints: &constraints,
         top_k: 0,
+        rank_by: RankMetric::TotalMs,
     };
     let radix: Vec<u64> = family.axes.iter().map(|a| a.values.len() as u64).collect();
     let mask = [
@@ -957,3 +1308,4 @@ pub fn bench_family() -> Family {
         template: "b_s{seq_len}_h{hidden_dim}_hd{head_dim}_kv{kv_heads}_f{ffn_ratio}_w{window}_{qk_norm}".into(),
     }
 }
+pub use crate::search::search_report::{GpuSearchResult, SearchEntry, SearchReport};

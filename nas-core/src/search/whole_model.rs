@@ -7,6 +7,7 @@ use crate::gpu::{Gpu, Latencies};
 use crate::model::{self, GIB};
 use crate::report::pack::{WholeModelEntry, WholeModelRank, WholeModelReport};
 use crate::search::constraints::ConstraintReport;
+use crate::search::RankMetric;
 use crate::shapes::Candidate;
 
 /// The report for GPU `g`, or `None` when no candidate is a whole model.
@@ -16,6 +17,7 @@ pub fn report(
     constraints: &[ConstraintReport],
     profile: &Gpu,
     g: usize,
+    rank_by: RankMetric,
 ) -> Result<Option<WholeModelReport>> {
     if !candidates.iter().any(|c| model::figures(&c.shape).is_some()) {
         return Ok(None);
@@ -42,6 +44,7 @@ pub fn report(
                 name: c.name.to_string(),
                 decode_ms: decode.total_ms,
                 prefill_ms: prefill.total_ms,
+                decode_tokens_per_s: model::StepLatency::tokens_per_s(batch, decode.total_ms),
                 params: figures.parameters.total,
                 loss_estimate: figures.loss_estimate,
                 fits_memory,
@@ -62,8 +65,14 @@ pub fn report(
     if entries.is_empty() {
         return Ok(None);
     }
+    // The spec's rank_by where it is a whole-model metric, else decode.
+    let whole_rank_by = if rank_by.is_whole_model() {
+        rank_by
+    } else {
+        RankMetric::DecodeMs
+    };
     // Stable sorts: ties keep catalog order.
-    let ranking = |key: fn(&WholeModelRank) -> f64, only_passing: bool| -> Vec<WholeModelRank> {
+    let ranking = |key: &dyn Fn(&WholeModelRank) -> f64, only_passing: bool| -> Vec<WholeModelRank> {
         let mut list: Vec<WholeModelRank> = rows
             .iter()
             .filter(|(_, passes)| !only_passing || *passes)
@@ -92,9 +101,21 @@ pub fn report(
     Ok(Some(WholeModelReport {
         candidates: entries,
         loss_decode_pareto_front,
-        decode_ms_ranking: ranking(|r| r.decode_ms, false),
-        prefill_ms_ranking: ranking(|r| r.prefill_ms, false),
-        quality_constrained_decode_ranking: ranking(|r| r.decode_ms, true),
+        decode_ms_ranking: ranking(&|r| r.decode_ms, false),
+        prefill_ms_ranking: ranking(&|r| r.prefill_ms, false),
+        quality_constrained_decode_ranking: ranking(&|r| r.decode_ms, true),
+        rank_by: whole_rank_by.name().to_string(),
+        constrained_ranking: ranking(
+            &|r| {
+                let latency = model::StepLatency {
+                    prefill_ms: r.prefill_ms,
+                    decode_ms: r.decode_ms,
+                    decode_tokens_per_s: r.decode_tokens_per_s,
+                };
+                whole_rank_by.key(r.decode_ms, r.decode_ms, &latency)
+            },
+            true,
+        ),
     }))
 }
 
