@@ -87,10 +87,16 @@ enum Command {
         /// Measurement sets left out of the fit (repeatable).
         #[arg(long = "exclude-set", default_values = ["validation"])]
         exclude_sets: Vec<String>,
-        /// Measured decode steps (`calibration/harness/decode.py`): also fit the
-        /// bandwidth and per-kernel cost of whole-model decode (`train` records only).
+        /// Measured decode steps: compiled ones (`calibration/harness/decode_compiled.py`,
+        /// `truth: compiled_graph`) fit the kernel-aware decode model; the older
+        /// eager ones (`decode.py`) a bandwidth and a per-kernel cost. `train` records only.
         #[arg(long, num_args = 1..)]
         decode: Vec<PathBuf>,
+        /// Carry the kernel-aware decode model of another GPU's profile over to
+        /// this one through the two spec sheets (for a GPU whose decode was not
+        /// measured; the profile says it was transferred).
+        #[arg(long, conflicts_with = "decode")]
+        transfer_decode_from: Option<PathBuf>,
         /// Peak HBM bandwidth (GB/s) bounding the fit, for a GPU with no built-in spec sheet.
         #[arg(long, requires = "dense_bf16_tflops")]
         hbm_gbps: Option<f64>,
@@ -237,6 +243,7 @@ fn run(command: Command) -> Result<()> {
             out,
             exclude_sets,
             decode,
+            transfer_decode_from,
             hbm_gbps,
             dense_bf16_tflops,
         } => {
@@ -248,7 +255,14 @@ fn run(command: Command) -> Result<()> {
                         dense_bf16_tflops,
                         source: "given to nas calibrate (--hbm-gbps, --dense-bf16-tflops)".into(),
                     });
-            calibrate(&measurements, &out, &exclude_sets, &decode, limits)
+            calibrate(
+                &measurements,
+                &out,
+                &exclude_sets,
+                &decode,
+                transfer_decode_from.as_deref(),
+                limits,
+            )
         }
         Command::Search {
             spec,
@@ -522,27 +536,74 @@ fn calibrate(
     out: &Path,
     exclude_sets: &[String],
     decode_files: &[PathBuf],
+    transfer_decode_from: Option<&Path>,
     limits: Option<nas::calibrate::PhysicalLimits>,
 ) -> Result<()> {
     let data = MeasurementSet::read(files)?;
     let excluded: Vec<&str> = exclude_sets.iter().map(String::as_str).collect();
     let (mut profile, rows) = CalibrationProfile::fit(&data, &excluded, limits)?;
+    let no_limits = || Error::Spec(format!("no physical limits known for `{}`", profile.gpu));
+    if let Some(from_path) = transfer_decode_from {
+        let from = read_profile(from_path)?;
+        let fit = from.decode_model.as_ref().ok_or_else(|| Error::Input {
+            place: from_path.display().to_string(),
+            problem: "the profile has no kernel-aware decode model to transfer".into(),
+        })?;
+        let (from_limits, to_limits) = (
+            from.physical_limits().ok_or_else(no_limits)?,
+            profile.physical_limits().ok_or_else(no_limits)?,
+        );
+        let source = format!("{} ({})", from.gpu, from_path.display());
+        let moved = fit.transfer(&from_limits, &to_limits, &source);
+        say!("decode: kernel-aware model transferred from {source}");
+        profile.decode_model = Some(moved);
+    }
+    let compiled = |r: &nas::calibrate::decode::DecodeRecord| r.truth.as_deref() == Some("compiled_graph");
     if !decode_files.is_empty() {
         let (records, sha) = nas::calibrate::decode::read(decode_files)?;
-        let layer = profile.step_throughputs().ok_or_else(|| {
-            Error::Spec("the layer fit has no bandwidth or GEMM throughput to start decode from".into())
-        })?;
-        let fit = nas::calibrate::decode::fit(&records, &sha, &layer)?;
-        say!(
-            "decode: {:.0} GB/s, {:.4} ms per kernel; MAPE {:.2}% on {} (train), {} on the rest",
-            fit.bandwidth_gbps,
-            fit.launch_ms,
-            fit.train_mape_pct,
-            fit.trained_on.join(", "),
-            fit.validation_mape_pct
-                .map_or("n/a".to_string(), |m| format!("{m:.2}%"))
-        );
-        profile.decode = Some(fit);
+        if records.iter().any(compiled) {
+            if !records.iter().all(compiled) {
+                return Err(Error::Spec(
+                    "the decode files mix compiled and eager steps: fit one kind of truth at a time".into(),
+                ));
+            }
+            let limits = profile.physical_limits().ok_or_else(no_limits)?;
+            let fit = nas::calibrate::decode_fit::fit(&records, &sha, &limits)?;
+            say!(
+                "decode: kernel-aware model, ramp {} MiB, fitted on {} ({} records)",
+                fit.ramp_bytes / 1048576.0,
+                fit.trained_on.join(", "),
+                records.len()
+            );
+            for (name, f) in &fit.fitted {
+                say!("  {name:<28} {:>12.3} {}", f.throughput, f.unit);
+            }
+            for (set, s) in &fit.residuals {
+                say!(
+                    "  decode {set:<20} {:>4} steps  MAPE {:>6.2}%  max {:>6.2}%  within10 {:>5.1}%",
+                    s.rows,
+                    s.mape_pct,
+                    s.max_abs_pct,
+                    s.within_10_pct
+                );
+            }
+            profile.decode_model = Some(fit);
+        } else {
+            let layer = profile.step_throughputs().ok_or_else(|| {
+                Error::Spec("the layer fit has no bandwidth or GEMM throughput to start decode from".into())
+            })?;
+            let fit = nas::calibrate::decode::fit(&records, &sha, &layer)?;
+            say!(
+                "decode: {:.0} GB/s, {:.4} ms per kernel; MAPE {:.2}% on {} (train), {} on the rest",
+                fit.bandwidth_gbps,
+                fit.launch_ms,
+                fit.train_mape_pct,
+                fit.trained_on.join(", "),
+                fit.validation_mape_pct
+                    .map_or("n/a".to_string(), |m| format!("{m:.2}%"))
+            );
+            profile.decode = Some(fit);
+        }
     }
     say!(
         "fitted {} ({} SMs) on {} records",

@@ -29,6 +29,10 @@ pub struct DecodeRecord {
     /// The whole model; `batch_size` sequences with `context_len` cached tokens.
     pub shape: LayerShape,
     pub median_ms: f64,
+    /// How the step was measured: `compiled_graph` (compiled layers, the
+    /// whole step one CUDA graph: what decode is fitted on), or `None` for
+    /// the older eager steps replayed in a graph.
+    pub truth: Option<String>,
 }
 
 /// The fitted decode throughputs and how well they predict.
@@ -91,8 +95,12 @@ pub fn read(paths: &[impl AsRef<Path>]) -> Result<(Vec<DecodeRecord>, String)> {
             let place = format!("{}:{}", path.display(), n + 1);
             let v: Value =
                 serde_json::from_str(line).map_err(|e| Error::input(&place, format!("invalid JSON: {e}")))?;
-            if v.get("kind").and_then(Value::as_str) != Some("decode") {
-                return Err(Error::input(&place, "expected a record with \"kind\": \"decode\""));
+            // `decode_stack`: a truncated stack of a larger model's layers and its head.
+            if !matches!(v.get("kind").and_then(Value::as_str), Some("decode" | "decode_stack")) {
+                return Err(Error::input(
+                    &place,
+                    "expected a record with \"kind\": \"decode\" or \"decode_stack\"",
+                ));
             }
             let text_of = |key: &str| -> Result<String> {
                 v.get(key)
@@ -116,6 +124,7 @@ pub fn read(paths: &[impl AsRef<Path>]) -> Result<(Vec<DecodeRecord>, String)> {
                 gpu: text_of("gpu")?,
                 shape,
                 median_ms,
+                truth: v.get("truth").and_then(Value::as_str).map(str::to_string),
             });
         }
     }
@@ -140,6 +149,7 @@ fn columns(shape: &LayerShape) -> Option<(f64, f64)> {
         matmul_tflops: f64::INFINITY,
         attention_tflops: f64::INFINITY,
         launch_ms: 0.0,
+        decode: None,
     };
     let launches_only = StepThroughputs {
         bandwidth_gbps: f64::INFINITY,

@@ -2,6 +2,7 @@
 //! least-squares fits of our own measurements (the kernel-aware model).
 
 pub mod decode;
+pub mod decode_fit;
 pub mod fit;
 pub mod measurements;
 pub mod profile;

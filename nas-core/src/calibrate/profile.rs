@@ -178,6 +178,11 @@ pub struct CalibrationProfile {
     /// Decode throughputs fitted to measured decode steps, when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decode: Option<super::decode::DecodeFit>,
+    /// The kernel-aware decode model fitted to compiled decode steps (or
+    /// carried over from another GPU's fit: `transferred_from` says so).
+    /// Whole-model decode uses it when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_model: Option<super::decode_fit::DecodeModelFit>,
 }
 
 /// A profile's error on layers it was never fitted on, as reports cite it.
@@ -191,7 +196,7 @@ pub struct HeldOut {
     pub max_abs_pct: f64,
 }
 
-fn throughput(unit: Unit, ms_per_unit: f64) -> (f64, &'static str) {
+pub(crate) fn throughput(unit: Unit, ms_per_unit: f64) -> (f64, &'static str) {
     if ms_per_unit <= 0.0 {
         return (0.0, unit_name(unit));
     }
@@ -256,10 +261,15 @@ impl CalibrationProfile {
             matmul_tflops: get("gemm_flops")?,
             attention_tflops: get("attention_flops")?,
             launch_ms: self.fitted.get("kernel_launch").map_or(0.0, |f| f.ms_per_unit),
+            decode: None,
         };
-        Some(match &self.decode {
-            Some(decode) => decode.step(&layer),
-            None => layer,
+        Some(match (&self.decode_model, &self.decode) {
+            (Some(model), _) => StepThroughputs {
+                decode: Some(model.constants()),
+                ..layer
+            },
+            (None, Some(decode)) => decode.step(&layer),
+            (None, None) => layer,
         })
     }
 
@@ -423,6 +433,7 @@ impl CalibrationProfile {
             cross_validation,
             validation,
             decode: None,
+            decode_model: None,
         };
         profile
             .check_own_limits()
@@ -588,6 +599,10 @@ impl CalibrationProfile {
         }
         if let Some(d) = &p.decode {
             d.check().map_err(|problem| Error::input(place, problem))?;
+        }
+        if let Some(d) = &p.decode_model {
+            d.check(p.physical_limits().as_ref())
+                .map_err(|problem| Error::input(place, problem))?;
         }
         if let Some(l) = &p.limits {
             l.check().map_err(|problem| Error::input(place, problem))?;

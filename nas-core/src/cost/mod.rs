@@ -7,6 +7,7 @@
 //! candidate on every GPU at once; a kernel's time is the row-wise product
 //! summed over that kernel's columns.
 
+pub mod decode;
 pub mod kernel_aware;
 pub mod seed;
 

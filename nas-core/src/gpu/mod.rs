@@ -181,15 +181,33 @@ impl Gpu {
             },
             GpuCost::Measured(m) => {
                 let p = &m.profile;
-                let decode = match &p.decode {
-                    Some(d) => format!(
-                        "bandwidth and cost per kernel fitted on measured decode steps of {} (validation MAPE {})",
+                let decode = match (&p.decode_model, &p.decode) {
+                    (Some(d), _) => {
+                        let held_out = d.residuals.get("validation").map_or_else(
+                            || "no held-out models".to_string(),
+                            |v| format!("held-out MAPE {:.2}% on {} steps", v.mape_pct, v.rows),
+                        );
+                        match &d.transferred_from {
+                            Some(from) => format!(
+                                "kernel-aware decode model transferred from {from} through the two spec sheets \
+                                 (bandwidth terms scaled by HBM, fixed latencies kept): not measured on this GPU; \
+                                 on its own GPU {held_out}"
+                            ),
+                            None => format!(
+                                "kernel-aware decode model fitted on compiled decode steps of {} ({held_out})",
+                                d.trained_on.join(", ")
+                            ),
+                        }
+                    }
+                    (None, Some(d)) => format!(
+                        "bandwidth and cost per kernel fitted on eager decode steps of {} (validation MAPE {}), \
+                         a slower truth than a compiled step",
                         d.trained_on.join(", "),
                         d.validation_mape_pct
                             .map_or_else(|| "not measured".to_string(), |v| format!("{v:.2}%"))
                     ),
-                    None => "no decode steps measured on this GPU: roofline of the layer fit's memory-bound bandwidth \
-                             and GEMM/attention throughputs (not validated on decode)"
+                    (None, None) => "no decode steps measured on this GPU: roofline of the layer fit's memory-bound \
+                                     bandwidth and GEMM/attention throughputs (not validated on decode)"
                         .to_string(),
                 };
                 CostProvenance {

@@ -272,6 +272,9 @@ pub struct StepThroughputs {
     pub matmul_tflops: f64,
     pub attention_tflops: f64,
     pub launch_ms: f64,
+    /// The kernel-aware decode model's constants, where a profile fitted
+    /// them: decode kernels then use it instead of the roofline above.
+    pub decode: Option<crate::cost::decode::DecodeConstants>,
 }
 
 impl StepThroughputs {
@@ -283,6 +286,7 @@ impl StepThroughputs {
             matmul_tflops: t.matmul_tflops,
             attention_tflops: t.attention_tflops,
             launch_ms: 0.0,
+            decode: None,
         }
     }
 
@@ -299,7 +303,8 @@ impl StepThroughputs {
 pub fn decode_kernel_fields(kernel: usize) -> &'static [crate::shapes::ShapeField] {
     use crate::shapes::ShapeField::*;
     match kernel {
-        0 => &[BatchSize, HiddenDim],
+        // norms, residuals, RoPE and the K/V write
+        0 => &[BatchSize, HiddenDim, NumHeads, NumKvHeads, HeadDim],
         1 => &[BatchSize, HiddenDim, NumHeads, NumKvHeads, HeadDim],
         2 => &[BatchSize, NumHeads, NumKvHeads, HeadDim, WindowSize, ContextLen, SeqLen],
         3 => &[BatchSize, HiddenDim, NumHeads, HeadDim],
@@ -325,6 +330,9 @@ pub fn decode_kernel_ms(
     context: u64,
     kernel: usize,
 ) -> Option<f64> {
+    if let Some(constants) = &gpu.decode {
+        return constants.kernel_ms(shape, batch, context, kernel);
+    }
     let b = batch as f64;
     let v = BYTES_PER_VALUE as f64;
     let (d, f) = (shape.hidden_dim as f64, shape.ffn_dim as f64);

@@ -1,0 +1,371 @@
+//! Fitting the kernel-aware decode model (`cost/decode.rs`) to decode steps
+//! measured as `DESIGN.md` defines them (compiled layers, the whole step one
+//! CUDA graph), with the same bounded, relative least squares as the layer
+//! model; and carrying a fit to another GPU through the two spec sheets.
+
+use std::collections::BTreeMap;
+
+use nalgebra::DMatrix;
+use serde::{Deserialize, Serialize};
+
+use crate::cost::decode::{self as dm, DecodeConstants, DecodeForm, COUNT, DECODE_RESOURCES};
+use crate::cost::kernel_aware::Unit;
+use crate::error::{Error, Result};
+use crate::gpu::PeakUnit;
+use crate::model;
+
+use super::decode::DecodeRecord;
+use super::profile::{throughput, FittedResource, PhysicalLimits, ResidualStats};
+
+/// Bytes per kernel at the ramp's extra cost that the fit chooses among, by
+/// leave-one-model-out error on the training models.
+pub const RAMP_CHOICES: [f64; 6] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
+
+/// The decode model fitted to one GPU (or carried over from another).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecodeModelFit {
+    /// Bytes per kernel billed at the ramp's extra cost.
+    pub ramp_bytes: f64,
+    /// Dense FLOPs per HBM byte where a decode GEMM turns compute-bound.
+    pub ridge_flops_per_byte: f64,
+    pub fitted: BTreeMap<String, FittedResource>,
+    /// The models whose steps were fitted on; the others are validation.
+    pub trained_on: Vec<String>,
+    /// Decode steps in the data (all sets).
+    pub records: usize,
+    pub data_sha256: String,
+    /// `train` (the fit's own rows), `leave_one_model_out` (each training
+    /// model predicted by a fit without it) and `validation` (models never
+    /// fitted on), in the GPU the data was measured on.
+    pub residuals: BTreeMap<String, ResidualStats>,
+    /// Set when these constants were carried over from another GPU's fit
+    /// (bandwidth terms scaled by the HBM ratio, compute by the dense-peak
+    /// ratio, fixed latencies kept): not measured on this GPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transferred_from: Option<String>,
+}
+
+impl DecodeModelFit {
+    /// The constants decode predictions multiply by.
+    pub fn constants(&self) -> DecodeConstants {
+        let mut ms_per_unit = [0.0; COUNT];
+        for (slot, (name, _, _)) in ms_per_unit.iter_mut().zip(DECODE_RESOURCES) {
+            *slot = self.fitted.get(name).map_or(0.0, |f| f.ms_per_unit);
+        }
+        DecodeConstants {
+            form: DecodeForm {
+                ramp_bytes: self.ramp_bytes,
+                ridge_flops_per_byte: self.ridge_flops_per_byte,
+            },
+            ms_per_unit,
+        }
+    }
+
+    /// Every resource present, finite, non-negative and not faster than its
+    /// physical peak; the form's numbers in range.
+    pub fn check(&self, limits: Option<&PhysicalLimits>) -> std::result::Result<(), String> {
+        if !(self.ramp_bytes.is_finite() && (0.0..=1e12).contains(&self.ramp_bytes)) {
+            return Err(format!(
+                "`decode_model.ramp_bytes` = {:?} is out of range",
+                self.ramp_bytes
+            ));
+        }
+        if !(self.ridge_flops_per_byte.is_finite() && (0.0..=1e6).contains(&self.ridge_flops_per_byte)) {
+            return Err(format!(
+                "`decode_model.ridge_flops_per_byte` = {:?} is out of range",
+                self.ridge_flops_per_byte
+            ));
+        }
+        for (name, unit, bound) in DECODE_RESOURCES {
+            let Some(f) = self.fitted.get(name) else {
+                return Err(format!("`decode_model` is missing `{name}`"));
+            };
+            if !(f.ms_per_unit.is_finite() && (0.0..=super::profile::MAX_MS_PER_UNIT).contains(&f.ms_per_unit)) {
+                return Err(format!(
+                    "`decode_model.{name}.ms_per_unit` must be finite, from 0 to {:e}, got {:?}",
+                    super::profile::MAX_MS_PER_UNIT,
+                    f.ms_per_unit
+                ));
+            }
+            if let (Some(limits), Some(peak)) = (limits, bound) {
+                let floor = limits.min_ms_per_unit(peak);
+                if f.ms_per_unit < floor * (1.0 - 1e-9) {
+                    let (value, shown) = throughput(unit, f.ms_per_unit);
+                    return Err(format!(
+                        "`decode_model.{name}` = {value:.1} {shown} is faster than the physical limit {:.1} {shown}",
+                        limits.limit(peak)
+                    ));
+                }
+            }
+        }
+        if let Some(extra) = self
+            .fitted
+            .keys()
+            .find(|k| !DECODE_RESOURCES.iter().any(|(n, _, _)| n == k))
+        {
+            return Err(format!("`decode_model` has an unknown resource `{extra}`"));
+        }
+        Ok(())
+    }
+
+    /// These constants carried to a GPU with limits `to` from the one they
+    /// were fitted on (`from`): every bandwidth term scales by the HBM ratio,
+    /// the GEMM rate by the dense-peak ratio; fixed latencies stay (the same
+    /// chip generation). `source` says where they came from.
+    pub fn transfer(&self, from: &PhysicalLimits, to: &PhysicalLimits, source: &str) -> DecodeModelFit {
+        let mut out = self.clone();
+        for (name, unit, bound) in DECODE_RESOURCES {
+            let Some(f) = out.fitted.get_mut(name) else { continue };
+            let scale = match (unit, bound) {
+                (Unit::Flops, _) => from.dense_bf16_tflops / to.dense_bf16_tflops,
+                (Unit::Bytes, _) => from.hbm_gbps / to.hbm_gbps,
+                (Unit::Launches, _) => 1.0,
+            };
+            f.ms_per_unit *= scale;
+            let (value, _) = throughput(unit, f.ms_per_unit);
+            f.throughput = value;
+        }
+        out.ridge_flops_per_byte = to.ridge_flops_per_byte();
+        out.transferred_from = Some(source.to_string());
+        out
+    }
+}
+
+/// The whole step's work of a record under `form`.
+fn row(record: &DecodeRecord, form: &DecodeForm) -> Option<[f64; COUNT]> {
+    let s = &record.shape;
+    dm::step_work(s, s.batch_size, model::context_of(s), form)
+}
+
+/// Fits on `train` records, bounded below by `limits`; returns the fitted ms per unit.
+fn solve(rows: &[[f64; COUNT]], y: &[f64], limits: &PhysicalLimits) -> Vec<f64> {
+    let x = DMatrix::from_fn(rows.len(), COUNT, |i, j| rows[i][j]);
+    let lower: Vec<f64> = DECODE_RESOURCES
+        .iter()
+        .map(|(_, _, b)| b.map_or(0.0, |p: PeakUnit| limits.min_ms_per_unit(p)))
+        .collect();
+    super::fit::fit_relative_bounded(&x, y, &lower)
+        .iter()
+        .copied()
+        .collect()
+}
+
+fn relative_errors(records: &[&DecodeRecord], rows: &[[f64; COUNT]], t: &[f64]) -> Vec<f64> {
+    records
+        .iter()
+        .zip(rows)
+        .map(|(r, w)| {
+            let p: f64 = w.iter().zip(t).map(|(a, b)| a * b).sum();
+            (p - r.median_ms) / r.median_ms
+        })
+        .collect()
+}
+
+/// Fits the decode model to compiled decode steps of one GPU: the `train`
+/// records only; `validation` models are predicted, never fitted on. The
+/// ramp is chosen by leave-one-model-out error on the training models.
+pub fn fit(records: &[DecodeRecord], data_sha256: &str, limits: &PhysicalLimits) -> Result<DecodeModelFit> {
+    let train: Vec<&DecodeRecord> = records.iter().filter(|r| r.set != "validation").collect();
+    let validation: Vec<&DecodeRecord> = records.iter().filter(|r| r.set == "validation").collect();
+    let mut models: Vec<String> = train.iter().map(|r| r.model.clone()).collect();
+    models.sort();
+    models.dedup();
+    if train.len() < 2 * COUNT || models.len() < 3 {
+        return Err(Error::Spec(format!(
+            "{} training decode steps of {} models to fit {COUNT} constants: measure more",
+            train.len(),
+            models.len()
+        )));
+    }
+    let y: Vec<f64> = train.iter().map(|r| r.median_ms).collect();
+    let rows_for = |form: &DecodeForm, list: &[&DecodeRecord]| -> Result<Vec<[f64; COUNT]>> {
+        list.iter()
+            .map(|r| {
+                row(r, form).ok_or_else(|| Error::Spec(format!("decode record of `{}` is not a whole model", r.model)))
+            })
+            .collect()
+    };
+    let leave_one_model_out = |form: &DecodeForm| -> Result<Vec<f64>> {
+        let rows = rows_for(form, &train)?;
+        let mut errors = Vec::with_capacity(train.len());
+        for m in &models {
+            let keep: Vec<usize> = (0..train.len()).filter(|&i| &train[i].model != m).collect();
+            let out: Vec<usize> = (0..train.len()).filter(|&i| &train[i].model == m).collect();
+            let t = solve(
+                &keep.iter().map(|&i| rows[i]).collect::<Vec<_>>(),
+                &keep.iter().map(|&i| y[i]).collect::<Vec<_>>(),
+                limits,
+            );
+            let held: Vec<&DecodeRecord> = out.iter().map(|&i| train[i]).collect();
+            errors.extend(relative_errors(
+                &held,
+                &out.iter().map(|&i| rows[i]).collect::<Vec<_>>(),
+                &t,
+            ));
+        }
+        Ok(errors)
+    };
+    let mut best: Option<(f64, DecodeForm, Vec<f64>)> = None;
+    for mib in RAMP_CHOICES {
+        let form = DecodeForm {
+            ramp_bytes: mib * 1024.0 * 1024.0,
+            ridge_flops_per_byte: limits.ridge_flops_per_byte(),
+        };
+        let errors = leave_one_model_out(&form)?;
+        let mape = ResidualStats::of(&errors).mape_pct;
+        if best.as_ref().is_none_or(|(m, _, _)| mape < *m) {
+            best = Some((mape, form, errors));
+        }
+    }
+    let Some((_, form, lomo)) = best else {
+        return Err(Error::Spec("no ramp to choose from".into()));
+    };
+    let rows = rows_for(&form, &train)?;
+    let t = solve(&rows, &y, limits);
+    let mut residuals = BTreeMap::new();
+    residuals.insert(
+        "train".to_string(),
+        ResidualStats::of(&relative_errors(&train, &rows, &t)),
+    );
+    residuals.insert("leave_one_model_out".to_string(), ResidualStats::of(&lomo));
+    if !validation.is_empty() {
+        let vrows = rows_for(&form, &validation)?;
+        residuals.insert(
+            "validation".to_string(),
+            ResidualStats::of(&relative_errors(&validation, &vrows, &t)),
+        );
+    }
+    let fitted = DECODE_RESOURCES
+        .iter()
+        .zip(&t)
+        .map(|((name, unit, _), &ms)| {
+            let (value, shown) = throughput(*unit, ms);
+            (
+                name.to_string(),
+                FittedResource {
+                    ms_per_unit: ms,
+                    throughput: value,
+                    unit: shown.to_string(),
+                },
+            )
+        })
+        .collect();
+    let fit = DecodeModelFit {
+        ramp_bytes: form.ramp_bytes,
+        ridge_flops_per_byte: form.ridge_flops_per_byte,
+        fitted,
+        trained_on: models,
+        records: records.len(),
+        data_sha256: data_sha256.to_string(),
+        residuals,
+        transferred_from: None,
+    };
+    fit.check(Some(limits))
+        .map_err(|e| Error::Spec(format!("the decode fit broke its own bounds (a bug): {e}")))?;
+    Ok(fit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shapes::LayerShape;
+
+    fn limits() -> PhysicalLimits {
+        PhysicalLimits {
+            hbm_gbps: 4800.0,
+            dense_bf16_tflops: 989.4,
+            source: "test".into(),
+        }
+    }
+
+    /// Decode steps of made-up models on a GPU whose every constant is known.
+    fn synthetic(truth: &[f64; COUNT], form: &DecodeForm) -> Vec<DecodeRecord> {
+        let mut out = Vec::new();
+        let dims = [
+            (1024u64, 8u64, 64u64, 4096u64, 16u64),
+            (2048, 16, 128, 8192, 24),
+            (3072, 24, 128, 8192, 28),
+            (4096, 32, 128, 14336, 32),
+            (896, 14, 64, 4864, 24),
+            (2560, 32, 128, 9728, 36),
+        ];
+        for (i, (d, h, hd, f, l)) in dims.into_iter().enumerate() {
+            for (batch, context) in [(1u64, 512u64), (4, 2048), (16, 8192), (64, 2048), (64, 8192)] {
+                let shape = LayerShape {
+                    hidden_dim: d,
+                    num_heads: h,
+                    num_kv_heads: (h / 4).max(1),
+                    head_dim: hd,
+                    ffn_dim: f,
+                    seq_len: context,
+                    batch_size: batch,
+                    use_qk_norm: i % 2 == 0,
+                    window_size: if i == 3 { Some(1024) } else { None },
+                    model: model::ModelDims {
+                        num_layers: Some(l),
+                        vocab_size: Some(32000 + 1000 * i as u64),
+                        context_len: Some(context),
+                        ..model::ModelDims::NONE
+                    },
+                };
+                let w = dm::step_work(&shape, batch, context, form).unwrap();
+                let ms = w.iter().zip(truth).map(|(a, b)| a * b).sum();
+                out.push(DecodeRecord {
+                    model: format!("m{i}"),
+                    set: if i == 5 { "validation".into() } else { "train".into() },
+                    gpu: "Test GPU".into(),
+                    shape,
+                    median_ms: ms,
+                    truth: Some("compiled_graph".into()),
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_fit_recovers_a_known_gpu_and_transfers_by_the_spec_sheets() {
+        let per_byte = |gbps: f64| 1.0 / (gbps * 1e6);
+        let truth = [
+            per_byte(4000.0),
+            per_byte(2000.0),
+            1.0 / (700.0 * 1e9),
+            per_byte(3500.0),
+            2e-6,
+            per_byte(3000.0),
+            4e-3,
+            6e-3,
+            2e-2,
+        ];
+        let form = DecodeForm {
+            ramp_bytes: 8.0 * 1024.0 * 1024.0,
+            ridge_flops_per_byte: limits().ridge_flops_per_byte(),
+        };
+        let records = synthetic(&truth, &form);
+        let fit = fit(&records, &"0".repeat(64), &limits()).unwrap();
+        assert_eq!(fit.ramp_bytes, form.ramp_bytes, "the true ramp cross-validates best");
+        assert!(fit.residuals["validation"].mape_pct < 1e-6, "{:?}", fit.residuals);
+        assert_eq!(fit.trained_on, ["m0", "m1", "m2", "m3", "m4"]);
+        fit.check(Some(&limits())).unwrap();
+        let h100 = PhysicalLimits {
+            hbm_gbps: 3350.0,
+            ..limits()
+        };
+        let moved = fit.transfer(&limits(), &h100, "test");
+        let bw = |f: &DecodeModelFit| f.fitted["decode_weight_bytes"].throughput;
+        assert!((bw(&moved) / bw(&fit) - 3350.0 / 4800.0).abs() < 1e-9);
+        assert_eq!(
+            moved.fitted["decode_kernel"].ms_per_unit,
+            fit.fitted["decode_kernel"].ms_per_unit
+        );
+        moved.check(Some(&h100)).unwrap();
+        // A fit faster than the HBM it is checked against is refused.
+        let e = fit
+            .check(Some(&PhysicalLimits {
+                hbm_gbps: 1000.0,
+                ..limits()
+            }))
+            .unwrap_err();
+        assert!(e.contains("is faster than the physical limit 1000.0 GB/s"), "{e}");
+    }
+}
