@@ -73,6 +73,25 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Predict single kernels (GEMMs, decode and prefill attention) on one GPU:
+    /// a JSON array of queries in, one answer per query out (latency, what
+    /// limits it, per resource, provenance).
+    Kernel {
+        /// GPU key (see `nas hardware`).
+        #[arg(long)]
+        hardware: String,
+        /// `measured` (default) or `seed`.
+        #[arg(long, value_name = "measured|seed")]
+        cost_model: Option<String>,
+        /// A measured profile of this GPU instead of the built-in one.
+        #[arg(long)]
+        calibration: Option<PathBuf>,
+        /// JSON array of queries: {"kernel": "gemm", "m", "n", "k"},
+        /// {"kernel": "decode_attention", "batch", "kv_len", "num_heads", "num_kv_heads", "head_dim", "window"?},
+        /// {"kernel": "prefill_attention", "batch", "seq_len", "num_heads", "num_kv_heads", "head_dim", "window"?}.
+        #[arg(long)]
+        queries: PathBuf,
+    },
     /// List the known GPUs: spec sheets, cost models, and where every number comes from.
     Hardware,
     /// Fit the kernel-aware model's throughputs to GPU measurements (JSON lines
@@ -294,6 +313,24 @@ fn run(command: Command) -> Result<()> {
             false => decode_fidelity(&calibration, &decode, &seed_hardware, &out),
         },
         Command::Hardware => list_hardware(),
+        Command::Kernel {
+            hardware,
+            cost_model,
+            calibration,
+            queries,
+        } => {
+            let cost_model = cost_model.as_deref().map(cost_model_kind).transpose()?;
+            let gpu = predict_gpu(&hardware, cost_model, calibration.as_deref(), &[])?;
+            let doc = read_json(&queries)?;
+            let list = nas::gpu::KernelQuery::list_from_json(&doc).map_err(|e| Error::Input {
+                place: queries.display().to_string(),
+                problem: e.to_string(),
+            })?;
+            let answers = list.iter().map(|q| gpu.kernel(q)).collect::<Result<Vec<_>>>()?;
+            let text = serde_json::to_string_pretty(&answers).map_err(|e| Error::Spec(e.to_string()))?;
+            say!("{text}");
+            Ok(())
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! measured model of a GPU without a measured profile is an error that names
 //! the GPU and the way out.
 
+pub mod kernel_query;
 pub mod registry;
 pub mod spec_sheet;
 
@@ -23,6 +24,7 @@ use crate::hardware::Throughputs;
 use crate::model::StepThroughputs;
 use crate::shapes::LayerShape;
 
+pub use kernel_query::{KernelAnswer, KernelQuery};
 pub use registry::{GpuTarget, OwnGpu, Registry, RegistryEntry};
 pub use spec_sheet::{PeakUnit, SpecSheet};
 

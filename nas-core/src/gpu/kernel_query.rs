@@ -1,0 +1,434 @@
+//! One kernel on one GPU: what `nas kernel` answers. A user asks how long a
+//! GEMM, a decode attention or a causal prefill attention takes, and what
+//! limits it, and checks the model kernel by kernel against their engine.
+//!
+//! On the measured model a GEMM with fewer rows than one 128-row tile (a
+//! decode GEMM) uses the decode model where the profile has one, every other
+//! GEMM and prefill attention the layer model, decode attention the decode
+//! model; on the seed model (and where a profile lacks the decode model) a
+//! roofline of the GPU's step throughputs answers.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cost::decode::{self as dm, DecodeConstants, DECODE_RESOURCES};
+use crate::cost::kernel_aware::{MicroKernel, Unit, BLOCK, RESOURCES, RESOURCE_UNITS};
+use crate::error::{Error, Result};
+use crate::model::{StepThroughputs, BYTES_PER_VALUE};
+use crate::shapes::{kind_of, MAX_DIM};
+
+use super::{Gpu, GpuCost};
+
+/// Most queries one file may hold.
+pub const MAX_QUERIES: usize = 100_000;
+
+/// One bf16 kernel to predict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelQuery {
+    /// `out[m, n] = a[m, k] @ w[n, k]^T`.
+    Gemm { m: u64, n: u64, k: u64 },
+    /// One new query token per sequence attending to `kv_len` cached tokens
+    /// (itself included; its K/V write into the cache counted).
+    DecodeAttention {
+        batch: u64,
+        kv_len: u64,
+        num_heads: u64,
+        num_kv_heads: u64,
+        head_dim: u64,
+        window: Option<u64>,
+    },
+    /// Causal attention over `seq_len` tokens per sequence.
+    PrefillAttention {
+        batch: u64,
+        seq_len: u64,
+        num_heads: u64,
+        num_kv_heads: u64,
+        head_dim: u64,
+        window: Option<u64>,
+    },
+}
+
+/// One resource's share of a kernel's time.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ResourceTime {
+    pub resource: String,
+    pub ms: f64,
+}
+
+/// What `nas kernel` prints for one query.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KernelAnswer {
+    pub kernel: &'static str,
+    pub latency_ms: f64,
+    /// What limits it: `compute`, `memory` or `latency` (the fixed cost of a launch).
+    pub bound: &'static str,
+    /// The model that answered: `prefill` (the layer model), `decode`, or `roofline`.
+    pub model: &'static str,
+    /// Milliseconds per fitted resource (those above zero), largest first.
+    pub per_resource: Vec<ResourceTime>,
+    /// `measured` or `seed`, and where the numbers come from in one line.
+    pub cost_model: &'static str,
+    pub source: String,
+}
+
+fn err(place: &str, problem: impl Into<String>) -> Error {
+    Error::Input {
+        place: place.to_string(),
+        problem: problem.into(),
+    }
+}
+
+fn size(obj: &serde_json::Map<String, Value>, key: &str, place: &str) -> Result<u64> {
+    let v = obj.get(key).ok_or_else(|| err(place, format!("missing `{key}`")))?;
+    let n = v
+        .as_u64()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| err(&format!("{place}.{key}"), format!("expected a positive integer, got {v}")))?;
+    if n > MAX_DIM {
+        return Err(err(
+            &format!("{place}.{key}"),
+            format!("{n} is absurdly large (the limit is {MAX_DIM})"),
+        ));
+    }
+    Ok(n)
+}
+
+fn window(obj: &serde_json::Map<String, Value>, place: &str) -> Result<Option<u64>> {
+    match obj.get("window") {
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => size(obj, "window", place).map(Some),
+    }
+}
+
+fn known(obj: &serde_json::Map<String, Value>, keys: &[&str], place: &str) -> Result<()> {
+    match obj.keys().find(|k| !keys.contains(&k.as_str()) && k.as_str() != "kernel") {
+        Some(k) => Err(err(
+            place,
+            format!(
+                "unknown key `{k}`{}; expected: kernel, {}",
+                crate::error::hint(k, keys.iter().copied()),
+                keys.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+impl KernelQuery {
+    /// Reads a JSON array of queries; every error names its place (`queries[2].m`).
+    pub fn list_from_json(v: &Value) -> Result<Vec<KernelQuery>> {
+        let items = v
+            .as_array()
+            .ok_or_else(|| err("queries", format!("expected an array of kernel queries, got {}", kind_of(v))))?;
+        if items.len() > MAX_QUERIES {
+            return Err(err(
+                "queries",
+                format!("{} queries; at most {MAX_QUERIES} per file", items.len()),
+            ));
+        }
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, q)| KernelQuery::from_json(q, &format!("queries[{i}]")))
+            .collect()
+    }
+
+    fn from_json(v: &Value, place: &str) -> Result<KernelQuery> {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| err(place, format!("expected an object, got {}", kind_of(v))))?;
+        let kinds = ["gemm", "decode_attention", "prefill_attention"];
+        let kind = match obj.get("kernel") {
+            Some(Value::String(k)) if kinds.contains(&k.as_str()) => k.as_str(),
+            Some(Value::String(k)) => {
+                return Err(err(
+                    &format!("{place}.kernel"),
+                    format!(
+                        "unknown kernel `{k}`{}; known: {}",
+                        crate::error::hint(k, kinds),
+                        kinds.join(", ")
+                    ),
+                ))
+            }
+            Some(other) => return Err(err(&format!("{place}.kernel"), format!("expected a string, got {other}"))),
+            None => return Err(err(place, "missing `kernel` (gemm, decode_attention or prefill_attention)")),
+        };
+        let heads = |obj: &serde_json::Map<String, Value>| -> Result<(u64, u64, u64)> {
+            let (h, kv, hd) = (
+                size(obj, "num_heads", place)?,
+                size(obj, "num_kv_heads", place)?,
+                size(obj, "head_dim", place)?,
+            );
+            if kv > h || h % kv != 0 {
+                return Err(err(
+                    place,
+                    format!("`num_kv_heads` = {kv} does not divide `num_heads` = {h}"),
+                ));
+            }
+            Ok((h, kv, hd))
+        };
+        Ok(match kind {
+            "gemm" => {
+                known(obj, &["m", "n", "k"], place)?;
+                KernelQuery::Gemm {
+                    m: size(obj, "m", place)?,
+                    n: size(obj, "n", place)?,
+                    k: size(obj, "k", place)?,
+                }
+            }
+            "decode_attention" => {
+                known(
+                    obj,
+                    &["batch", "kv_len", "num_heads", "num_kv_heads", "head_dim", "window"],
+                    place,
+                )?;
+                let (num_heads, num_kv_heads, head_dim) = heads(obj)?;
+                KernelQuery::DecodeAttention {
+                    batch: size(obj, "batch", place)?,
+                    kv_len: size(obj, "kv_len", place)?,
+                    num_heads,
+                    num_kv_heads,
+                    head_dim,
+                    window: window(obj, place)?,
+                }
+            }
+            _ => {
+                known(
+                    obj,
+                    &["batch", "seq_len", "num_heads", "num_kv_heads", "head_dim", "window"],
+                    place,
+                )?;
+                let (num_heads, num_kv_heads, head_dim) = heads(obj)?;
+                KernelQuery::PrefillAttention {
+                    batch: size(obj, "batch", place)?,
+                    seq_len: size(obj, "seq_len", place)?,
+                    num_heads,
+                    num_kv_heads,
+                    head_dim,
+                    window: window(obj, place)?,
+                }
+            }
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            KernelQuery::Gemm { .. } => "gemm",
+            KernelQuery::DecodeAttention { .. } => "decode_attention",
+            KernelQuery::PrefillAttention { .. } => "prefill_attention",
+        }
+    }
+}
+
+/// Which bound a unit of work stands for.
+fn bound_of(unit: Unit) -> &'static str {
+    match unit {
+        Unit::Flops => "compute",
+        Unit::Bytes => "memory",
+        Unit::Launches => "latency",
+    }
+}
+
+/// Names, units and milliseconds per resource -> the answer.
+fn answer(kernel: &'static str, model: &'static str, parts: Vec<(&str, Unit, f64)>) -> KernelAnswer {
+    let latency_ms = parts.iter().map(|(_, _, ms)| ms).sum();
+    let mut by_bound: [(&str, f64); 3] = [("compute", 0.0), ("memory", 0.0), ("latency", 0.0)];
+    for (_, unit, ms) in &parts {
+        if let Some(b) = by_bound.iter_mut().find(|(name, _)| *name == bound_of(*unit)) {
+            b.1 += ms;
+        }
+    }
+    let bound = by_bound
+        .iter()
+        .fold(by_bound[0], |best, b| if b.1 > best.1 { *b } else { best })
+        .0;
+    let mut per_resource: Vec<ResourceTime> = parts
+        .into_iter()
+        .filter(|(_, _, ms)| *ms > 0.0)
+        .map(|(name, _, ms)| ResourceTime {
+            resource: name.to_string(),
+            ms,
+        })
+        .collect();
+    per_resource.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+    KernelAnswer {
+        kernel,
+        latency_ms,
+        bound,
+        model,
+        per_resource,
+        cost_model: "",
+        source: String::new(),
+    }
+}
+
+fn decode_answer(kernel: &'static str, c: &DecodeConstants, work: &dm::Work) -> KernelAnswer {
+    let parts = DECODE_RESOURCES
+        .iter()
+        .zip(work)
+        .zip(&c.ms_per_unit)
+        .map(|(((name, unit, _), w), t)| (*name, *unit, w * t))
+        .collect();
+    answer(kernel, "decode", parts)
+}
+
+/// The roofline answer from step throughputs (seed GPUs; profiles without a decode model).
+fn roofline(kernel: &'static str, step: &StepThroughputs, bytes: f64, flops: f64, tflops: f64) -> KernelAnswer {
+    let memory = bytes / (step.bandwidth_gbps * 1e9) * 1e3;
+    let compute = flops / (tflops * 1e12) * 1e3;
+    let mut parts = vec![("launch", Unit::Launches, step.launch_ms)];
+    if memory >= compute {
+        parts.push(("bandwidth", Unit::Bytes, memory));
+    } else {
+        parts.push(("compute", Unit::Flops, compute));
+    }
+    answer(kernel, "roofline", parts)
+}
+
+impl Gpu {
+    /// The predicted time of one kernel on this GPU and what limits it.
+    pub fn kernel(&self, q: &KernelQuery) -> Result<KernelAnswer> {
+        let mut a = self.kernel_alone(q)?;
+        a.cost_model = self.cost_model().name();
+        a.source = self.provenance().summary();
+        Ok(a)
+    }
+
+    fn kernel_alone(&self, q: &KernelQuery) -> Result<KernelAnswer> {
+        let step = self.step_throughputs()?;
+        let v = BYTES_PER_VALUE as f64;
+        let kernel = q.name();
+        let profile = match &self.cost {
+            GpuCost::Measured(m) => Some(&m.profile),
+            GpuCost::Seed { .. } => None,
+        };
+        let layer = |micro: MicroKernel| -> Option<KernelAnswer> {
+            let p = profile?;
+            let work = p.model().micro_work(&micro);
+            let inverse = p.inverse_throughputs();
+            let parts = RESOURCES
+                .iter()
+                .zip(RESOURCE_UNITS)
+                .enumerate()
+                .map(|(r, (name, unit))| (*name, unit, work[r] * inverse[(r, 0)]))
+                .collect();
+            Some(answer(kernel, "prefill", parts))
+        };
+        let decode = step.decode.filter(|_| profile.is_some());
+        Ok(match *q {
+            KernelQuery::Gemm { m, n, k } => {
+                let (bytes, flops) = (v * (m * k + n * k + m * n) as f64, 2.0 * (m * n) as f64 * k as f64);
+                match (decode, m < BLOCK) {
+                    (Some(c), true) => decode_answer(kernel, &c, &dm::gemm_work(m, n, k, &c.form)),
+                    _ => layer(MicroKernel::Gemm { m, n, k })
+                        .unwrap_or_else(|| roofline(kernel, &step, bytes, flops, step.matmul_tflops)),
+                }
+            }
+            KernelQuery::DecodeAttention {
+                batch,
+                kv_len,
+                num_heads,
+                num_kv_heads,
+                head_dim,
+                window,
+            } => {
+                let cached = window.map_or(kv_len, |w| w.min(kv_len));
+                // In f64: sizes up to 2^24 each would overflow a u64 product.
+                let (b, h, kv, hd, c) = (batch as f64, num_heads as f64, num_kv_heads as f64, head_dim as f64, cached as f64);
+                let write = 2.0 * v * b * kv * hd;
+                match decode {
+                    Some(c) => {
+                        let mut work = dm::attention_work(batch, num_heads, num_kv_heads, head_dim, cached);
+                        work[5] += write; // decode_elementwise_bytes: the new token's K and V
+                        decode_answer(kernel, &c, &work)
+                    }
+                    None => {
+                        let bytes = v * b * 2.0 * kv * hd * c + write;
+                        let flops = 4.0 * b * h * hd * c;
+                        roofline(kernel, &step, bytes, flops, step.attention_tflops)
+                    }
+                }
+            }
+            KernelQuery::PrefillAttention {
+                batch,
+                seq_len,
+                num_heads,
+                num_kv_heads,
+                head_dim,
+                window,
+            } => {
+                let micro = MicroKernel::Attention {
+                    batch,
+                    heads: num_heads,
+                    seq: seq_len,
+                    head_dim,
+                    window,
+                };
+                layer(micro).unwrap_or_else(|| {
+                    let keys = window.map_or(seq_len, |w| w.min(seq_len)) as f64;
+                    let pairs = seq_len as f64 * keys - keys * (keys - 1.0) / 2.0;
+                    let (b, s, hd) = (batch as f64, seq_len as f64, head_dim as f64);
+                    let flops = 4.0 * b * num_heads as f64 * hd * pairs;
+                    let bytes = v * b * s * hd * 2.0 * (num_heads + num_kv_heads) as f64;
+                    roofline(kernel, &step, bytes, flops, step.attention_tflops)
+                })
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::{CostModelKind, GpuTarget, Registry};
+    use serde_json::json;
+
+    fn h200() -> Gpu {
+        Registry::builtin().resolve(&GpuTarget::builtin("h200")).unwrap()
+    }
+
+    #[test]
+    fn reads_queries_and_names_the_place_of_a_bad_one() {
+        let q = json!([{"kernel": "gemm", "m": 1, "n": 4096, "k": 4096},
+                       {"kernel": "decode_attention", "batch": 8, "kv_len": 8192, "num_heads": 32, "num_kv_heads": 8, "head_dim": 128},
+                       {"kernel": "prefill_attention", "batch": 1, "seq_len": 4096, "num_heads": 32, "num_kv_heads": 8, "head_dim": 128, "window": 1024}]);
+        assert_eq!(KernelQuery::list_from_json(&q).unwrap().len(), 3);
+        let bad = json!([{"kernel": "gemm", "m": 1, "n": 4096}]);
+        let e = KernelQuery::list_from_json(&bad).unwrap_err().to_string();
+        assert_eq!(e, "queries[0]: missing `k`");
+        let bad = json!([{"kernel": "gemv", "m": 1}]);
+        let e = KernelQuery::list_from_json(&bad).unwrap_err().to_string();
+        assert!(e.contains("queries[0].kernel: unknown kernel `gemv`"), "{e}");
+        let bad = json!([{"kernel": "decode_attention", "batch": 1, "kv_len": 1, "num_heads": 32, "num_kv_heads": 5, "head_dim": 128}]);
+        let e = KernelQuery::list_from_json(&bad).unwrap_err().to_string();
+        assert!(e.contains("does not divide"), "{e}");
+    }
+
+    #[test]
+    fn answers_grow_with_work_and_say_what_limits_them() {
+        let gpu = h200();
+        let gemm = |m| gpu.kernel(&KernelQuery::Gemm { m, n: 8192, k: 8192 }).unwrap();
+        let (small, big) = (gemm(1), gemm(16384));
+        assert!(big.latency_ms > 50.0 * small.latency_ms);
+        assert_eq!(big.bound, "compute");
+        assert_eq!(big.model, "prefill");
+        let attn = |kv_len| {
+            gpu.kernel(&KernelQuery::DecodeAttention {
+                batch: 16,
+                kv_len,
+                num_heads: 32,
+                num_kv_heads: 8,
+                head_dim: 128,
+                window: None,
+            })
+            .unwrap()
+        };
+        assert!(attn(32768).latency_ms > attn(1024).latency_ms);
+        let sum: f64 = big.per_resource.iter().map(|r| r.ms).sum();
+        assert!((sum - big.latency_ms).abs() < 1e-12 * big.latency_ms);
+        let seed = Registry::builtin()
+            .resolve(&GpuTarget::builtin("h100").with_cost_model(CostModelKind::Seed))
+            .unwrap();
+        assert_eq!(seed.kernel(&KernelQuery::Gemm { m: 1, n: 8192, k: 8192 }).unwrap().model, "roofline");
+    }
+}
