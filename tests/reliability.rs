@@ -958,11 +958,22 @@ fn whole_model_with_tie_embeddings_not_a_boolean() {
 }
 
 #[test]
-fn calibration_profile_with_a_zero_decode_bandwidth() {
+fn calibration_profile_with_a_negative_decode_constant() {
     let dir = Dir::new("profdecode");
     assert_eq!(
-        predict_with_profile(&dir, |p| p["decode"]["bandwidth_gbps"] = json!(0.0)),
-        "DIR/p.json: `decode.bandwidth_gbps` must be a finite number of at least 0.001, got 0.0"
+        predict_with_profile(&dir, |p| p["decode_model"]["fitted"]["decode_weight_bytes"]
+            ["ms_per_unit"] = json!(-1.0)),
+        "DIR/p.json: `decode_model.decode_weight_bytes.ms_per_unit` must be finite, from 0 to 1e3, got -1.0"
+    );
+}
+
+#[test]
+fn calibration_profile_with_decode_faster_than_hbm() {
+    let dir = Dir::new("profdecodefast");
+    assert_eq!(
+        predict_with_profile(&dir, |p| p["decode_model"]["fitted"]["decode_kv_bytes"]
+            ["ms_per_unit"] = json!(1e-10)),
+        "DIR/p.json: `decode_model.decode_kv_bytes` = 10000.0 GB/s is faster than the physical limit 3350.0 GB/s"
     );
 }
 

@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
         hardware: &spec.hardware,
         constraints: &spec.constraints,
         top_k: spec.top_k.min(8),
+        rank_by: spec.rank_by,
     };
     let Ok(result) = search_range(&stream, Some(64), &|_| {}) else {
         return;

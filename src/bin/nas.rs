@@ -111,6 +111,10 @@ enum Command {
         /// eager ones (`decode.py`) a bandwidth and a per-kernel cost. `train` records only.
         #[arg(long, num_args = 1..)]
         decode: Vec<PathBuf>,
+        /// Micro-benchmarks of decode kernels (`calibration/harness/decode_micro.py`),
+        /// fitted together with compiled decode steps: they pin single kernels' costs.
+        #[arg(long, num_args = 1.., requires = "decode")]
+        decode_micro: Vec<PathBuf>,
         /// Carry the kernel-aware decode model of another GPU's profile over to
         /// this one through the two spec sheets (for a GPU whose decode was not
         /// measured; the profile says it was transferred).
@@ -262,6 +266,7 @@ fn run(command: Command) -> Result<()> {
             out,
             exclude_sets,
             decode,
+            decode_micro,
             transfer_decode_from,
             hbm_gbps,
             dense_bf16_tflops,
@@ -279,6 +284,7 @@ fn run(command: Command) -> Result<()> {
                 &out,
                 &exclude_sets,
                 &decode,
+                &decode_micro,
                 transfer_decode_from.as_deref(),
                 limits,
             )
@@ -573,6 +579,7 @@ fn calibrate(
     out: &Path,
     exclude_sets: &[String],
     decode_files: &[PathBuf],
+    decode_micro_files: &[PathBuf],
     transfer_decode_from: Option<&Path>,
     limits: Option<nas::calibrate::PhysicalLimits>,
 ) -> Result<()> {
@@ -598,6 +605,11 @@ fn calibrate(
     let compiled = |r: &nas::calibrate::decode::DecodeRecord| r.truth.as_deref() == Some("compiled_graph");
     if !decode_files.is_empty() {
         let (records, sha) = nas::calibrate::decode::read(decode_files)?;
+        if !decode_micro_files.is_empty() && !records.iter().all(compiled) {
+            return Err(Error::Spec(
+                "--decode-micro goes with compiled decode steps (truth compiled_graph)".into(),
+            ));
+        }
         if records.iter().any(compiled) {
             if !records.iter().all(compiled) {
                 return Err(Error::Spec(
@@ -605,7 +617,14 @@ fn calibrate(
                 ));
             }
             let limits = profile.physical_limits().ok_or_else(no_limits)?;
-            let fit = nas::calibrate::decode_fit::fit(&records, &sha, &limits)?;
+            let (micro, skipped, _) = nas::calibrate::decode_fit::read_micro(decode_micro_files)?;
+            if !decode_micro_files.is_empty() {
+                say!(
+                    "decode micro-benchmarks: {} fitted on, {skipped} left out (failed or warm in L2)",
+                    micro.len()
+                );
+            }
+            let fit = nas::calibrate::decode_fit::fit(&records, &micro, &sha, &limits)?;
             say!(
                 "decode: kernel-aware model, ramp {} MiB, fitted on {} ({} records)",
                 fit.ramp_bytes / 1048576.0,
@@ -698,16 +717,51 @@ fn calibrate(
 
 fn decode_fidelity(profile_path: &Path, files: &[PathBuf], seed_hardware: &str, out: &Path) -> Result<()> {
     let profile = read_profile(profile_path)?;
-    let fit = profile.decode.as_ref().ok_or_else(|| Error::Input {
-        place: profile_path.display().to_string(),
-        problem: "the profile has no decode fit (run `nas calibrate ... --decode FILE`)".into(),
-    })?;
-    let (records, _) = nas::calibrate::decode::read(files)?;
+    let ours_described = match (&profile.decode_model, &profile.decode) {
+        (Some(d), _) => {
+            let origin = match &d.transferred_from {
+                Some(from) => format!("transferred from {from} through the two spec sheets (not fitted on this GPU)"),
+                None => format!("fitted on compiled steps of {} only", d.trained_on.join(", ")),
+            };
+            format!(
+                "the kernel-aware decode model of `{}` ({origin}; the other models are validation, never fitted on)",
+                profile_path.display()
+            )
+        }
+        (None, Some(d)) => format!(
+            "the bandwidth-and-cost-per-kernel decode fit of `{}` ({:.0} GB/s, {:.4} ms per kernel, fitted on {})",
+            profile_path.display(),
+            d.bandwidth_gbps,
+            d.launch_ms,
+            d.trained_on.join(", ")
+        ),
+        (None, None) => {
+            return Err(Error::Input {
+                place: profile_path.display().to_string(),
+                problem: "the profile has no decode fit (run `nas calibrate ... --decode FILE`)".into(),
+            })
+        }
+    };
+    let (records, sha) = nas::calibrate::decode::read(files)?;
+    let compiled = records.iter().all(|r| r.truth.as_deref() == Some("compiled_graph"));
+    let method = if compiled {
+        format!(
+            "One decode step of whole bf16 models (and 4-layer stacks of larger ones) with random weights, as \
+             `calibration/harness/decode_compiled.py` measures it: compiled layers, the whole step one CUDA graph, \
+             distinct weights and KV cache per layer; median of 5 rounds. Data SHA-256 `{sha}`."
+        )
+    } else {
+        format!(
+            "One decode step of whole bf16 models measured by `calibration/harness/decode.py` as CUDA-graph \
+             replays of an eager PyTorch step: a slower truth, with more kernels, than the compiled step a serving \
+             engine runs. Data SHA-256 `{sha}`."
+        )
+    };
     let seed = seed_gpu(seed_hardware)?.step_throughputs()?;
     let ours = profile
         .step_throughputs()
         .ok_or_else(|| Error::Spec("the profile has no decode throughputs".into()))?;
-    let md = nas::calibrate::decode::fidelity_markdown(&records, fit, &seed, &ours);
+    let md = nas::calibrate::decode::fidelity_markdown(&records, &method, &ours_described, &seed, &ours);
     let path = nas::report::write::with_suffix(out, "md");
     nas::report::write::write_atomic(&path, md.as_bytes())?;
     say!("wrote {}", path.display());

@@ -208,62 +208,132 @@ pub fn predict(record: &DecodeRecord, step: &StepThroughputs) -> Option<f64> {
     model::decode(shape, step, shape.batch_size, model::context_of(shape)).map(|d| d.total_ms)
 }
 
-/// Predicted vs measured decode steps, with the seed's roofline beside ours.
+/// Predicted vs measured decode steps, with the seed's roofline beside ours:
+/// per set MAPE, share within ±10% and Spearman, every step, and the
+/// per-kernel breakdown of the worst validation steps. `method` says how the
+/// steps were measured, `ours_described` what predicted them.
 pub fn fidelity_markdown(
     records: &[DecodeRecord],
-    fit: &DecodeFit,
+    method: &str,
+    ours_described: &str,
     seed: &StepThroughputs,
     ours: &StepThroughputs,
 ) -> String {
     let mut md = String::new();
     let gpu = records.first().map_or("unknown GPU", |r| r.gpu.as_str());
     let _ = writeln!(md, "# Decode fidelity: {gpu}\n");
+    let _ = writeln!(md, "{method}\n");
+    let _ = writeln!(md, "Predictions: {ours_described}. Beside them the seed's roofline (its H100 constants: 3350 GB/s, no cost per kernel).\n");
+    struct Row<'a> {
+        r: &'a DecodeRecord,
+        seed: f64,
+        ours: f64,
+    }
+    let rows: Vec<Row> = records
+        .iter()
+        .filter_map(|r| {
+            Some(Row {
+                r,
+                seed: predict(r, seed)?,
+                ours: predict(r, ours)?,
+            })
+        })
+        .collect();
+    let err = |p: f64, m: f64| (p - m) / m;
+    let mut sets: Vec<&str> = rows.iter().map(|x| x.r.set.as_str()).collect();
+    sets.sort_unstable();
+    sets.dedup();
     let _ = writeln!(
         md,
-        "One decode step of whole bf16 models (random weights, KV cache filled to the context), measured by \
-         `calibration/harness/decode.py` as CUDA-graph replays of an eager PyTorch step (median of 7 rounds of 20). \
-         Predictions: `model::decode` (per kernel the longer of bytes at the bandwidth and FLOPs at the throughput, \
-         plus a cost per kernel), with the seed's H100 constants (3350 GB/s, no launch cost) and with the fitted \
-         decode profile ({:.0} GB/s, {:.4} ms per kernel, fitted on {} only by weighted NNLS; the other models \
-         are validation). Data SHA-256 `{}`.\n",
-        fit.bandwidth_gbps,
-        fit.launch_ms,
-        fit.trained_on.join(", "),
-        fit.data_sha256
+        "| set | steps | ours MAPE | ours within ±10% | ours Spearman | seed MAPE | seed Spearman |"
     );
-    let mut by_set: std::collections::BTreeMap<&str, (Vec<f64>, Vec<f64>)> = Default::default();
-    let _ = writeln!(
-        md,
-        "| model | set | batch | context | measured ms | seed ms | seed error | fitted ms | fitted error |"
-    );
-    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
-    for r in records {
-        let (Some(s), Some(o)) = (predict(r, seed), predict(r, ours)) else {
-            continue;
-        };
-        let (es, eo) = ((s - r.median_ms) / r.median_ms, (o - r.median_ms) / r.median_ms);
-        let entry = by_set.entry(r.set.as_str()).or_default();
-        entry.0.push(es.abs());
-        entry.1.push(eo.abs());
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+    for set in &sets {
+        let of: Vec<&Row> = rows.iter().filter(|x| x.r.set == *set).collect();
+        let measured: Vec<f64> = of.iter().map(|x| x.r.median_ms).collect();
+        let o: Vec<f64> = of.iter().map(|x| err(x.ours, x.r.median_ms)).collect();
+        let s: Vec<f64> = of.iter().map(|x| err(x.seed, x.r.median_ms)).collect();
+        let (so, ss) = (
+            super::profile::ResidualStats::of(&o),
+            super::profile::ResidualStats::of(&s),
+        );
+        let rho = |p: Vec<f64>| crate::report::fidelity::spearman(&p, &measured);
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {:.3} | {:.3} | {:+.1}% | {:.3} | {:+.1}% |",
-            r.model,
-            r.set,
-            r.shape.batch_size,
-            model::context_of(&r.shape),
-            r.median_ms,
-            s,
-            100.0 * es,
-            o,
-            100.0 * eo
+            "| {set} | {} | {:.2}% | {:.1}% | {:.4} | {:.2}% | {:.4} |",
+            of.len(),
+            so.mape_pct,
+            so.within_10_pct,
+            rho(of.iter().map(|x| x.ours).collect()),
+            ss.mape_pct,
+            rho(of.iter().map(|x| x.seed).collect())
         );
     }
-    let _ = writeln!(md, "\n| set | records | seed MAPE | fitted MAPE |");
-    let _ = writeln!(md, "|---|---:|---:|---:|");
-    for (set, (s, o)) in &by_set {
-        let mean = |v: &[f64]| 100.0 * v.iter().sum::<f64>() / v.len() as f64;
-        let _ = writeln!(md, "| {set} | {} | {:.2}% | {:.2}% |", s.len(), mean(s), mean(o));
+    let mut worst: Vec<&Row> = rows.iter().filter(|x| x.r.set == "validation").collect();
+    worst.sort_by(|a, b| {
+        err(b.ours, b.r.median_ms)
+            .abs()
+            .total_cmp(&err(a.ours, a.r.median_ms).abs())
+    });
+    if !worst.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## Worst validation steps, kernel by kernel (ms per step, ours)\n"
+        );
+        let _ = writeln!(
+            md,
+            "| model | batch | context | measured | predicted | error | {} |",
+            model::DECODE_KERNELS.join(" | ")
+        );
+        let _ = writeln!(
+            md,
+            "|---|---:|---:|---:|---:|---:|{}",
+            "---:|".repeat(model::DECODE_KERNELS.len())
+        );
+        for x in worst.iter().take(5) {
+            let s = &x.r.shape;
+            let Some(d) = model::decode(s, ours, s.batch_size, model::context_of(s)) else {
+                continue;
+            };
+            let kernels: Vec<String> = model::DECODE_KERNELS
+                .iter()
+                .map(|k| format!("{:.3}", d.per_kernel[k]))
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.3} | {:.3} | {:+.1}% | {} |",
+                x.r.model,
+                s.batch_size,
+                model::context_of(s),
+                x.r.median_ms,
+                x.ours,
+                100.0 * err(x.ours, x.r.median_ms),
+                kernels.join(" | ")
+            );
+        }
+    }
+    let _ = writeln!(md, "\n## Every step\n");
+    let _ = writeln!(
+        md,
+        "| model | set | layers | batch | context | measured ms | seed ms | seed error | ours ms | ours error |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for x in &rows {
+        let s = &x.r.shape;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {:.3} | {:.3} | {:+.1}% | {:.3} | {:+.1}% |",
+            x.r.model,
+            x.r.set,
+            s.model.num_layers.unwrap_or(0),
+            s.batch_size,
+            model::context_of(s),
+            x.r.median_ms,
+            x.seed,
+            100.0 * err(x.seed, x.r.median_ms),
+            x.ours,
+            100.0 * err(x.ours, x.r.median_ms)
+        );
     }
     md
 }

@@ -131,6 +131,139 @@ impl DecodeModelFit {
     }
 }
 
+/// One micro-benchmarked decode kernel (`calibration/harness/decode_micro.py`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MicroDecode {
+    Gemm {
+        m: u64,
+        n: u64,
+        k: u64,
+    },
+    Attention {
+        batch: u64,
+        heads: u64,
+        kv_heads: u64,
+        head_dim: u64,
+        cached: u64,
+    },
+    Elementwise {
+        bytes: f64,
+    },
+}
+
+/// A measured micro kernel and its median time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MicroRecord {
+    pub kind: String,
+    pub kernel: MicroDecode,
+    pub median_ms: f64,
+}
+
+impl MicroDecode {
+    fn work(&self, form: &DecodeForm) -> [f64; COUNT] {
+        match *self {
+            MicroDecode::Gemm { m, n, k } => dm::gemm_work(m, n, k, form),
+            MicroDecode::Attention {
+                batch,
+                heads,
+                kv_heads,
+                head_dim,
+                cached,
+            } => dm::attention_work(batch, heads, kv_heads, head_dim, cached),
+            MicroDecode::Elementwise { bytes } => dm::elementwise_work(bytes),
+        }
+    }
+}
+
+/// Reads decode micro-benchmarks. Kept out of the fit (and counted in the
+/// second value): records that failed in the harness, and those that ran
+/// warm in L2 (`l2_resident`, or fewer bytes rotated than three L2s), since
+/// a decode step streams its weights and cache from HBM.
+pub fn read_micro(paths: &[impl AsRef<std::path::Path>]) -> Result<(Vec<MicroRecord>, usize, String)> {
+    use serde_json::Value;
+    let mut out = Vec::new();
+    let mut skipped = 0;
+    let mut all = Vec::new();
+    for path in paths {
+        let path = path.as_ref();
+        let bytes = crate::input::read_file(path)?;
+        all.extend_from_slice(&bytes);
+        let text = String::from_utf8(bytes).map_err(|_| Error::input(path.display().to_string(), "not UTF-8 text"))?;
+        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let place = format!("{}:{}", path.display(), n + 1);
+            let v: Value =
+                serde_json::from_str(line).map_err(|e| Error::input(&place, format!("invalid JSON: {e}")))?;
+            let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+            let Some(median_ms) = v
+                .get("median_ms")
+                .and_then(Value::as_f64)
+                .filter(|t| t.is_finite() && *t > 0.0)
+            else {
+                skipped += 1;
+                continue;
+            };
+            let warm = v.get("l2_resident").and_then(Value::as_bool).unwrap_or(false)
+                || match (
+                    v.get("rotated_bytes").and_then(Value::as_f64),
+                    v.get("l2_bytes").and_then(Value::as_f64),
+                ) {
+                    (Some(r), Some(l2)) => r < 3.0 * l2 && !is_elementwise(&kind),
+                    _ => false,
+                };
+            if warm {
+                skipped += 1;
+                continue;
+            }
+            let shape = v.get("shape").ok_or_else(|| Error::input(&place, "missing `shape`"))?;
+            let int = |key: &str| -> Result<u64> {
+                shape
+                    .get(key)
+                    .and_then(Value::as_u64)
+                    .filter(|x| (1..=crate::shapes::MAX_DIM).contains(x))
+                    .ok_or_else(|| Error::input(&place, format!("`shape.{key}` must be an integer from 1 to 2^24")))
+            };
+            let kernel = match kind.as_str() {
+                "skinny_gemm" | "lm_head" => MicroDecode::Gemm {
+                    m: int("M")?,
+                    n: int("N")?,
+                    k: int("K")?,
+                },
+                "decode_attention" => MicroDecode::Attention {
+                    batch: int("B")?,
+                    heads: int("H")?,
+                    kv_heads: int("Hkv")?,
+                    head_dim: int("Dh")?,
+                    cached: v
+                        .get("kv_tokens_attended")
+                        .and_then(Value::as_u64)
+                        .filter(|x| (1..=crate::shapes::MAX_DIM).contains(x))
+                        .ok_or_else(|| {
+                            Error::input(&place, "`kv_tokens_attended` must be an integer from 1 to 2^24")
+                        })?,
+                },
+                k if is_elementwise(k) => MicroDecode::Elementwise {
+                    bytes: v
+                        .get("bytes")
+                        .and_then(Value::as_f64)
+                        .filter(|b| b.is_finite() && *b > 0.0 && *b < 1e15)
+                        .ok_or_else(|| Error::input(&place, "`bytes` must be a positive number"))?,
+                },
+                other => return Err(Error::input(&place, format!("unknown decode micro kind `{other}`"))),
+            };
+            out.push(MicroRecord {
+                kind,
+                kernel,
+                median_ms,
+            });
+        }
+    }
+    Ok((out, skipped, crate::calibrate::seed_db::sha256_hex(&all)))
+}
+
+fn is_elementwise(kind: &str) -> bool {
+    matches!(kind, "rmsnorm" | "add_rmsnorm" | "residual_add" | "act_mul" | "rope")
+}
+
 /// The whole step's work of a record under `form`.
 fn row(record: &DecodeRecord, form: &DecodeForm) -> Option<[f64; COUNT]> {
     let s = &record.shape;
@@ -164,20 +297,31 @@ fn relative_errors(records: &[&DecodeRecord], rows: &[[f64; COUNT]], t: &[f64]) 
 /// Fits the decode model to compiled decode steps of one GPU: the `train`
 /// records only; `validation` models are predicted, never fitted on. The
 /// ramp is chosen by leave-one-model-out error on the training models.
-pub fn fit(records: &[DecodeRecord], data_sha256: &str, limits: &PhysicalLimits) -> Result<DecodeModelFit> {
+pub fn fit(
+    records: &[DecodeRecord],
+    micro: &[MicroRecord],
+    data_sha256: &str,
+    limits: &PhysicalLimits,
+) -> Result<DecodeModelFit> {
     let train: Vec<&DecodeRecord> = records.iter().filter(|r| r.set != "validation").collect();
     let validation: Vec<&DecodeRecord> = records.iter().filter(|r| r.set == "validation").collect();
     let mut models: Vec<String> = train.iter().map(|r| r.model.clone()).collect();
     models.sort();
     models.dedup();
-    if train.len() < 2 * COUNT || models.len() < 3 {
+    if train.len() + micro.len() <= COUNT || models.len() < 3 {
         return Err(Error::Spec(format!(
-            "{} training decode steps of {} models to fit {COUNT} constants: measure more",
+            "{} training decode steps of {} models and {} micro-benchmarks to fit {COUNT} constants: measure more",
             train.len(),
-            models.len()
+            models.len(),
+            micro.len()
         )));
     }
-    let y: Vec<f64> = train.iter().map(|r| r.median_ms).collect();
+    let y: Vec<f64> = train
+        .iter()
+        .map(|r| r.median_ms)
+        .chain(micro.iter().map(|m| m.median_ms))
+        .collect();
+    let micro_rows = |form: &DecodeForm| -> Vec<[f64; COUNT]> { micro.iter().map(|m| m.kernel.work(form)).collect() };
     let rows_for = |form: &DecodeForm, list: &[&DecodeRecord]| -> Result<Vec<[f64; COUNT]>> {
         list.iter()
             .map(|r| {
@@ -185,11 +329,19 @@ pub fn fit(records: &[DecodeRecord], data_sha256: &str, limits: &PhysicalLimits)
             })
             .collect()
     };
+    // Steps first, then micro kernels (always fitted on; only steps are held out).
+    let all_rows = |form: &DecodeForm| -> Result<Vec<[f64; COUNT]>> {
+        let mut rows = rows_for(form, &train)?;
+        rows.extend(micro_rows(form));
+        Ok(rows)
+    };
     let leave_one_model_out = |form: &DecodeForm| -> Result<Vec<f64>> {
-        let rows = rows_for(form, &train)?;
+        let rows = all_rows(form)?;
         let mut errors = Vec::with_capacity(train.len());
         for m in &models {
-            let keep: Vec<usize> = (0..train.len()).filter(|&i| &train[i].model != m).collect();
+            let keep: Vec<usize> = (0..rows.len())
+                .filter(|&i| i >= train.len() || &train[i].model != m)
+                .collect();
             let out: Vec<usize> = (0..train.len()).filter(|&i| &train[i].model == m).collect();
             let t = solve(
                 &keep.iter().map(|&i| rows[i]).collect::<Vec<_>>(),
@@ -220,13 +372,33 @@ pub fn fit(records: &[DecodeRecord], data_sha256: &str, limits: &PhysicalLimits)
     let Some((_, form, lomo)) = best else {
         return Err(Error::Spec("no ramp to choose from".into()));
     };
-    let rows = rows_for(&form, &train)?;
+    let rows = all_rows(&form)?;
     let t = solve(&rows, &y, limits);
     let mut residuals = BTreeMap::new();
     residuals.insert(
         "train".to_string(),
-        ResidualStats::of(&relative_errors(&train, &rows, &t)),
+        ResidualStats::of(&relative_errors(&train, &rows[..train.len()], &t)),
     );
+    if !micro.is_empty() {
+        let errors: Vec<f64> = micro
+            .iter()
+            .zip(&rows[train.len()..])
+            .map(|(m, w)| (w.iter().zip(&t).map(|(a, b)| a * b).sum::<f64>() - m.median_ms) / m.median_ms)
+            .collect();
+        residuals.insert("micro".to_string(), ResidualStats::of(&errors));
+        let mut kinds: Vec<&str> = micro.iter().map(|m| m.kind.as_str()).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        for kind in kinds {
+            let of_kind: Vec<f64> = micro
+                .iter()
+                .zip(&errors)
+                .filter(|(m, _)| m.kind == kind)
+                .map(|(_, e)| *e)
+                .collect();
+            residuals.insert(format!("micro_{kind}"), ResidualStats::of(&of_kind));
+        }
+    }
     residuals.insert("leave_one_model_out".to_string(), ResidualStats::of(&lomo));
     if !validation.is_empty() {
         let vrows = rows_for(&form, &validation)?;
@@ -328,11 +500,15 @@ mod tests {
         let per_byte = |gbps: f64| 1.0 / (gbps * 1e6);
         let truth = [
             per_byte(4000.0),
+            per_byte(3000.0),
             per_byte(2000.0),
             1.0 / (700.0 * 1e9),
             per_byte(3500.0),
+            per_byte(2500.0),
+            5e-3,
             2e-6,
             per_byte(3000.0),
+            3e-3,
             4e-3,
             6e-3,
             2e-2,
@@ -342,7 +518,7 @@ mod tests {
             ridge_flops_per_byte: limits().ridge_flops_per_byte(),
         };
         let records = synthetic(&truth, &form);
-        let fit = fit(&records, &"0".repeat(64), &limits()).unwrap();
+        let fit = fit(&records, &[], &"0".repeat(64), &limits()).unwrap();
         assert_eq!(fit.ramp_bytes, form.ramp_bytes, "the true ramp cross-validates best");
         assert!(fit.residuals["validation"].mape_pct < 1e-6, "{:?}", fit.residuals);
         assert_eq!(fit.trained_on, ["m0", "m1", "m2", "m3", "m4"]);

@@ -26,13 +26,17 @@ use super::kernel_aware::Unit;
 
 /// The decode model's fitted resources: name, unit of work, and the physical
 /// peak bounding it (`None`: a fixed cost, only non-negative).
-pub const DECODE_RESOURCES: [(&str, Unit, Option<PeakUnit>); 9] = [
+pub const DECODE_RESOURCES: [(&str, Unit, Option<PeakUnit>); 13] = [
     ("decode_weight_bytes", Unit::Bytes, Some(PeakUnit::HbmGbps)),
+    ("decode_misaligned_bytes", Unit::Bytes, Some(PeakUnit::HbmGbps)),
     ("decode_ramp_bytes", Unit::Bytes, None),
     ("decode_gemm_flops", Unit::Flops, Some(PeakUnit::DenseBf16Tflops)),
     ("decode_kv_bytes", Unit::Bytes, Some(PeakUnit::HbmGbps)),
+    ("decode_kv_bytes_wide_head", Unit::Bytes, Some(PeakUnit::HbmGbps)),
+    ("decode_attention", Unit::Launches, None),
     ("decode_query_heads", Unit::Launches, None),
     ("decode_elementwise_bytes", Unit::Bytes, Some(PeakUnit::HbmGbps)),
+    ("decode_gemm", Unit::Launches, None),
     ("decode_kernel", Unit::Launches, None),
     ("decode_layer", Unit::Launches, None),
     ("decode_step", Unit::Launches, None),
@@ -43,14 +47,18 @@ pub const COUNT: usize = DECODE_RESOURCES.len();
 
 mod r {
     pub const WEIGHT_BYTES: usize = 0;
-    pub const RAMP_BYTES: usize = 1;
-    pub const GEMM_FLOPS: usize = 2;
-    pub const KV_BYTES: usize = 3;
-    pub const QUERY_HEADS: usize = 4;
-    pub const ELEMENTWISE: usize = 5;
-    pub const KERNEL: usize = 6;
-    pub const LAYER: usize = 7;
-    pub const STEP: usize = 8;
+    pub const MISALIGNED_BYTES: usize = 1;
+    pub const RAMP_BYTES: usize = 2;
+    pub const GEMM_FLOPS: usize = 3;
+    pub const KV_BYTES: usize = 4;
+    pub const KV_BYTES_WIDE_HEAD: usize = 5;
+    pub const ATTENTION: usize = 6;
+    pub const QUERY_HEADS: usize = 7;
+    pub const ELEMENTWISE: usize = 8;
+    pub const GEMM: usize = 9;
+    pub const KERNEL: usize = 10;
+    pub const LAYER: usize = 11;
+    pub const STEP: usize = 12;
 }
 
 /// Bytes of every kernel that move at the ramp's extra cost (by default; a
@@ -78,8 +86,11 @@ pub struct DecodeConstants {
 pub type Work = [f64; COUNT];
 
 /// The work of a decode GEMM `out[b, n] = x[b, k] @ W[n, k]^T`: bytes (weights
-/// and activations) or FLOPs, whichever binds at the ridge point, and one kernel.
+/// and activations) or FLOPs, whichever binds at the ridge point, and one
+/// kernel. A GEMM whose N or K is not a multiple of 8 loses cuBLAS's aligned
+/// kernels (GPT-2's vocabulary of 50,257): its bytes have their own rate.
 pub fn gemm_work(b: u64, n: u64, k: u64, form: &DecodeForm) -> Work {
+    let aligned = n % 8 == 0 && k % 8 == 0;
     let (b, n, k) = (b as f64, n as f64, k as f64);
     let v = BYTES_PER_VALUE as f64;
     let bytes = v * (k * n + b * (k + n));
@@ -88,15 +99,18 @@ pub fn gemm_work(b: u64, n: u64, k: u64, form: &DecodeForm) -> Work {
     if form.ridge_flops_per_byte > 0.0 && flops > form.ridge_flops_per_byte * bytes {
         w[r::GEMM_FLOPS] = flops;
     } else {
-        w[r::WEIGHT_BYTES] = bytes;
+        w[if aligned { r::WEIGHT_BYTES } else { r::MISALIGNED_BYTES }] = bytes;
         w[r::RAMP_BYTES] = bytes.min(form.ramp_bytes);
     }
-    w[r::KERNEL] = 1.0;
+    // A GEMM's fixed latency is its own (cuBLAS's), not an elementwise kernel's.
+    w[r::GEMM] = 1.0;
     w
 }
 
 /// The work of attention of one query per sequence over `cached` tokens of
-/// K and V (`kv_heads` x `head_dim` each), `heads` query heads: one kernel.
+/// K and V (`kv_heads` x `head_dim` each), `heads` query heads: one kernel
+/// with a fixed cost of its own (a split over the cache and its reduction);
+/// head dims above 128 read the cache at a lower rate.
 pub fn attention_work(batch: u64, heads: u64, kv_heads: u64, head_dim: u64, cached: u64) -> Work {
     let v = BYTES_PER_VALUE as f64;
     let (b, h, kv, hd, c) = (
@@ -107,10 +121,24 @@ pub fn attention_work(batch: u64, heads: u64, kv_heads: u64, head_dim: u64, cach
         cached as f64,
     );
     let mut w = [0.0; COUNT];
-    w[r::KV_BYTES] = v * b * 2.0 * kv * hd * c;
+    let kv_bytes = v * b * 2.0 * kv * hd * c;
+    w[if head_dim > 128 {
+        r::KV_BYTES_WIDE_HEAD
+    } else {
+        r::KV_BYTES
+    }] = kv_bytes;
     w[r::ELEMENTWISE] = v * b * 2.0 * h * hd; // q read, output written
     w[r::QUERY_HEADS] = b * h;
-    w[r::KERNEL] = 1.0;
+    w[r::ATTENTION] = 1.0;
+    w
+}
+
+/// [`attention_work`] with the new token's K and V written into the cache
+/// (what a single decode-attention call does; a step counts the write with
+/// the layer's fused elementwise kernels).
+pub fn attention_with_write_work(batch: u64, heads: u64, kv_heads: u64, head_dim: u64, cached: u64) -> Work {
+    let mut w = attention_work(batch, heads, kv_heads, head_dim, cached);
+    w[r::ELEMENTWISE] += BYTES_PER_VALUE as f64 * 2.0 * batch as f64 * kv_heads as f64 * head_dim as f64;
     w
 }
 
@@ -208,7 +236,7 @@ mod tests {
         let gemv = gemm_work(1, 4096, 4096, &FORM);
         assert_eq!(gemv[r::WEIGHT_BYTES], 2.0 * (4096.0 * 4096.0 + 8192.0));
         assert_eq!(gemv[r::RAMP_BYTES], DEFAULT_RAMP_BYTES);
-        assert_eq!((gemv[r::GEMM_FLOPS], gemv[r::KERNEL]), (0.0, 1.0));
+        assert_eq!((gemv[r::GEMM_FLOPS], gemv[r::GEMM]), (0.0, 1.0));
         // 512 rows: 2*512 FLOPs per weight element, 1024 per 2 bytes, past the ridge.
         let wide = gemm_work(512, 4096, 4096, &FORM);
         assert_eq!(wide[r::GEMM_FLOPS], 2.0 * 512.0 * 4096.0 * 4096.0);
@@ -221,7 +249,7 @@ mod tests {
         s.window_size = Some(1024);
         let w = kernel_work(&s, 4, 8192, 2, &FORM).unwrap();
         assert_eq!(
-            w[r::KV_BYTES],
+            w[r::KV_BYTES] + w[r::KV_BYTES_WIDE_HEAD],
             2.0 * 4.0 * 2.0 * (s.num_kv_heads * s.head_dim) as f64 * 1024.0
         );
         assert_eq!(w[r::QUERY_HEADS], 4.0 * s.num_heads as f64);

@@ -80,10 +80,12 @@ fn err(place: &str, problem: impl Into<String>) -> Error {
 
 fn size(obj: &serde_json::Map<String, Value>, key: &str, place: &str) -> Result<u64> {
     let v = obj.get(key).ok_or_else(|| err(place, format!("missing `{key}`")))?;
-    let n = v
-        .as_u64()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| err(&format!("{place}.{key}"), format!("expected a positive integer, got {v}")))?;
+    let n = v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+        err(
+            &format!("{place}.{key}"),
+            format!("expected a positive integer, got {v}"),
+        )
+    })?;
     if n > MAX_DIM {
         return Err(err(
             &format!("{place}.{key}"),
@@ -101,7 +103,10 @@ fn window(obj: &serde_json::Map<String, Value>, place: &str) -> Result<Option<u6
 }
 
 fn known(obj: &serde_json::Map<String, Value>, keys: &[&str], place: &str) -> Result<()> {
-    match obj.keys().find(|k| !keys.contains(&k.as_str()) && k.as_str() != "kernel") {
+    match obj
+        .keys()
+        .find(|k| !keys.contains(&k.as_str()) && k.as_str() != "kernel")
+    {
         Some(k) => Err(err(
             place,
             format!(
@@ -117,9 +122,12 @@ fn known(obj: &serde_json::Map<String, Value>, keys: &[&str], place: &str) -> Re
 impl KernelQuery {
     /// Reads a JSON array of queries; every error names its place (`queries[2].m`).
     pub fn list_from_json(v: &Value) -> Result<Vec<KernelQuery>> {
-        let items = v
-            .as_array()
-            .ok_or_else(|| err("queries", format!("expected an array of kernel queries, got {}", kind_of(v))))?;
+        let items = v.as_array().ok_or_else(|| {
+            err(
+                "queries",
+                format!("expected an array of kernel queries, got {}", kind_of(v)),
+            )
+        })?;
         if items.len() > MAX_QUERIES {
             return Err(err(
                 "queries",
@@ -150,8 +158,18 @@ impl KernelQuery {
                     ),
                 ))
             }
-            Some(other) => return Err(err(&format!("{place}.kernel"), format!("expected a string, got {other}"))),
-            None => return Err(err(place, "missing `kernel` (gemm, decode_attention or prefill_attention)")),
+            Some(other) => {
+                return Err(err(
+                    &format!("{place}.kernel"),
+                    format!("expected a string, got {other}"),
+                ))
+            }
+            None => {
+                return Err(err(
+                    place,
+                    "missing `kernel` (gemm, decode_attention or prefill_attention)",
+                ))
+            }
         };
         let heads = |obj: &serde_json::Map<String, Value>| -> Result<(u64, u64, u64)> {
             let (h, kv, hd) = (
@@ -334,14 +352,20 @@ impl Gpu {
             } => {
                 let cached = window.map_or(kv_len, |w| w.min(kv_len));
                 // In f64: sizes up to 2^24 each would overflow a u64 product.
-                let (b, h, kv, hd, c) = (batch as f64, num_heads as f64, num_kv_heads as f64, head_dim as f64, cached as f64);
+                let (b, h, kv, hd, c) = (
+                    batch as f64,
+                    num_heads as f64,
+                    num_kv_heads as f64,
+                    head_dim as f64,
+                    cached as f64,
+                );
                 let write = 2.0 * v * b * kv * hd;
                 match decode {
-                    Some(c) => {
-                        let mut work = dm::attention_work(batch, num_heads, num_kv_heads, head_dim, cached);
-                        work[5] += write; // decode_elementwise_bytes: the new token's K and V
-                        decode_answer(kernel, &c, &work)
-                    }
+                    Some(c) => decode_answer(
+                        kernel,
+                        &c,
+                        &dm::attention_with_write_work(batch, num_heads, num_kv_heads, head_dim, cached),
+                    ),
                     None => {
                         let bytes = v * b * 2.0 * kv * hd * c + write;
                         let flops = 4.0 * b * h * hd * c;
@@ -429,6 +453,11 @@ mod tests {
         let seed = Registry::builtin()
             .resolve(&GpuTarget::builtin("h100").with_cost_model(CostModelKind::Seed))
             .unwrap();
-        assert_eq!(seed.kernel(&KernelQuery::Gemm { m: 1, n: 8192, k: 8192 }).unwrap().model, "roofline");
+        assert_eq!(
+            seed.kernel(&KernelQuery::Gemm { m: 1, n: 8192, k: 8192 })
+                .unwrap()
+                .model,
+            "roofline"
+        );
     }
 }

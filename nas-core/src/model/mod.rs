@@ -449,3 +449,129 @@ pub fn prefill(shape: &LayerShape, gpu: &StepThroughputs, layer_ms: f64) -> Opti
     let total_ms = per_kernel.values().sum();
     Some(StepTime { total_ms, per_kernel })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shapes::ShapeField;
+
+    /// Changing a field a decode kernel does not declare leaves its time
+    /// unchanged, on the roofline and on the kernel-aware decode model: the
+    /// streaming search builds its decode tables from the declarations.
+    #[test]
+    fn decode_kernels_read_only_the_fields_they_declare() {
+        let base = LayerShape {
+            hidden_dim: 2048,
+            num_heads: 16,
+            num_kv_heads: 4,
+            head_dim: 128,
+            ffn_dim: 8192,
+            seq_len: 1024,
+            batch_size: 4,
+            use_qk_norm: true,
+            window_size: Some(4096),
+            model: ModelDims {
+                num_layers: Some(24),
+                vocab_size: Some(32000),
+                tie_embeddings: Some(false),
+                context_len: Some(8192),
+                ..ModelDims::NONE
+            },
+        };
+        let with_model = |m: ModelDims| LayerShape { model: m, ..base };
+        let variants: Vec<(ShapeField, LayerShape)> = vec![
+            (
+                ShapeField::HiddenDim,
+                LayerShape {
+                    hidden_dim: 3072,
+                    ..base
+                },
+            ),
+            (ShapeField::NumHeads, LayerShape { num_heads: 32, ..base }),
+            (
+                ShapeField::NumKvHeads,
+                LayerShape {
+                    num_kv_heads: 8,
+                    ..base
+                },
+            ),
+            (ShapeField::HeadDim, LayerShape { head_dim: 256, ..base }),
+            (ShapeField::FfnDim, LayerShape { ffn_dim: 7001, ..base }),
+            (ShapeField::SeqLen, LayerShape { seq_len: 2048, ..base }),
+            (ShapeField::BatchSize, LayerShape { batch_size: 64, ..base }),
+            (
+                ShapeField::UseQkNorm,
+                LayerShape {
+                    use_qk_norm: false,
+                    ..base
+                },
+            ),
+            (
+                ShapeField::WindowSize,
+                LayerShape {
+                    window_size: Some(512),
+                    ..base
+                },
+            ),
+            (
+                ShapeField::NumLayers,
+                with_model(ModelDims {
+                    num_layers: Some(32),
+                    ..base.model
+                }),
+            ),
+            (
+                ShapeField::VocabSize,
+                with_model(ModelDims {
+                    vocab_size: Some(50257),
+                    ..base.model
+                }),
+            ),
+            (
+                ShapeField::TieEmbeddings,
+                with_model(ModelDims {
+                    tie_embeddings: Some(true),
+                    ..base.model
+                }),
+            ),
+            (
+                ShapeField::ContextLen,
+                with_model(ModelDims {
+                    context_len: Some(512),
+                    ..base.model
+                }),
+            ),
+        ];
+        let roofline = StepThroughputs {
+            bandwidth_gbps: 3000.0,
+            matmul_tflops: 700.0,
+            attention_tflops: 500.0,
+            launch_ms: 0.003,
+            decode: None,
+        };
+        let kernel_aware = StepThroughputs {
+            decode: Some(crate::cost::decode::DecodeConstants {
+                form: crate::cost::decode::DecodeForm {
+                    ramp_bytes: 4.0 * 1048576.0,
+                    ridge_flops_per_byte: 206.0,
+                },
+                ms_per_unit: [1e-9; crate::cost::decode::COUNT],
+            }),
+            ..roofline
+        };
+        for gpu in [roofline, kernel_aware] {
+            for (k, name) in DECODE_KERNELS.iter().enumerate() {
+                let time = |s: &LayerShape| decode_kernel_ms(s, &gpu, s.batch_size, context_of(s), k).unwrap();
+                for (field, changed) in &variants {
+                    if !decode_kernel_fields(k).contains(field) {
+                        assert_eq!(
+                            time(&base),
+                            time(changed),
+                            "`{name}` reads {field:?} but does not declare it"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
