@@ -814,3 +814,55 @@ fn search_specs_rank_by_decode_under_a_per_gpu_prefill_bound() {
     let again = nas(&["search", "--spec", &path, "--quiet"]);
     assert_eq!(run.stdout, again.stdout);
 }
+
+#[test]
+fn kernel_answers_single_kernels_in_input_order_with_provenance() {
+    let dir = TempDir::new("kernel");
+    let queries = dir.file(
+        "q.json",
+        &json!([
+            {"kernel": "gemm", "m": 1, "n": 4096, "k": 4096},
+            {"kernel": "gemm", "m": 16384, "n": 4096, "k": 4096},
+            {"kernel": "decode_attention", "batch": 16, "kv_len": 8192, "num_heads": 32, "num_kv_heads": 8, "head_dim": 128},
+            {"kernel": "decode_attention", "batch": 16, "kv_len": 8192, "num_heads": 32, "num_kv_heads": 8, "head_dim": 128, "window": 1024},
+            {"kernel": "prefill_attention", "batch": 1, "seq_len": 4096, "num_heads": 32, "num_kv_heads": 8, "head_dim": 128}
+        ])
+        .to_string(),
+    );
+    let run = nas(&["kernel", "--hardware", "h200", "--queries", &queries]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let out: Vec<Value> = serde_json::from_slice(&run.stdout).unwrap();
+    let field = |i: usize, k: &str| out[i][k].as_str().unwrap().to_string();
+    assert_eq!(out.len(), 5);
+    assert_eq!(
+        (field(0, "kernel"), field(0, "model"), field(0, "bound")),
+        ("gemm".into(), "decode".into(), "memory".into())
+    );
+    assert_eq!(
+        (field(1, "model"), field(1, "bound")),
+        ("prefill".into(), "compute".into())
+    );
+    assert_eq!(
+        (field(2, "model"), field(2, "bound")),
+        ("decode".into(), "memory".into())
+    );
+    assert_eq!(field(4, "model"), "prefill");
+    let ms = |i: usize| out[i]["latency_ms"].as_f64().unwrap();
+    assert!(ms(3) < ms(2) / 4.0, "a 1024-token window reads an eighth of the cache");
+    // A 4096 x 4096 GEMV streams 32 MiB: no faster than the H200's HBM.
+    assert!(ms(0) >= 32.0 * 1048576.0 / 4.8e12 * 1e3);
+    assert!(field(0, "source").contains("calibration/h200.json"));
+    let seed = nas(&[
+        "kernel",
+        "--hardware",
+        "h100",
+        "--cost-model",
+        "seed",
+        "--queries",
+        &queries,
+    ]);
+    let seed: Vec<Value> = serde_json::from_slice(&seed.stdout).unwrap();
+    assert!(seed
+        .iter()
+        .all(|a| a["model"] == "roofline" && a["cost_model"] == "seed"));
+}

@@ -1131,6 +1131,26 @@ fn profile_whose_shown_throughput_disagrees() {
 }
 
 #[test]
+fn kernel_query_with_a_missing_size() {
+    let dir = Dir::new("kernelq");
+    let q = dir.file("q.json", r#"[{"kernel": "gemm", "m": 1, "n": 4096}]"#);
+    assert_eq!(
+        dir.error(&["kernel", "--hardware", "h200", "--queries", &q]),
+        "DIR/q.json: queries[0]: missing `k`"
+    );
+}
+
+#[test]
+fn kernel_query_of_an_unknown_kernel() {
+    let dir = Dir::new("kernelk");
+    let q = dir.file("q.json", r#"[{"kernel": "gemv", "m": 1}]"#);
+    assert_eq!(
+        dir.error(&["kernel", "--hardware", "h200", "--queries", &q]),
+        "DIR/q.json: queries[0].kernel: unknown kernel `gemv` (did you mean `gemm`?); known: gemm, decode_attention, prefill_attention"
+    );
+}
+
+#[test]
 fn every_row_of_the_reliability_table_has_a_test() {
     let doc = std::fs::read_to_string(repo("docs/RELIABILITY.md")).unwrap();
     let source = std::fs::read_to_string(repo("tests/reliability.rs")).unwrap();
