@@ -111,9 +111,12 @@ enum Command {
         /// eager ones (`decode.py`) a bandwidth and a per-kernel cost. `train` records only.
         #[arg(long, num_args = 1..)]
         decode: Vec<PathBuf>,
-        /// Micro-benchmarks of decode kernels (`calibration/harness/decode_micro.py`),
-        /// fitted together with compiled decode steps: they pin single kernels' costs.
-        #[arg(long, num_args = 1.., requires = "decode")]
+        /// Micro-benchmarks of decode kernels (`calibration/harness/decode_micro.py`;
+        /// also `measure.py`'s GEMMs of at most 256 rows and its elementwise kernels):
+        /// fitted together with compiled decode steps, or, with
+        /// `--transfer-decode-from`, used to refit the transferred model's
+        /// single-kernel constants on this GPU's own measurements.
+        #[arg(long, num_args = 1..)]
         decode_micro: Vec<PathBuf>,
         /// Carry the kernel-aware decode model of another GPU's profile over to
         /// this one through the two spec sheets (for a GPU whose decode was not
@@ -598,11 +601,44 @@ fn calibrate(
             profile.physical_limits().ok_or_else(no_limits)?,
         );
         let source = format!("{} ({})", from.gpu, from_path.display());
-        let moved = fit.transfer(&from_limits, &to_limits, &source);
+        let mut moved = fit.transfer(&from_limits, &to_limits, &source);
         say!("decode: kernel-aware model transferred from {source}");
+        if !decode_micro_files.is_empty() {
+            let (micro, skipped, _) = nas::calibrate::decode_fit::read_micro(decode_micro_files)?;
+            let files: Vec<String> = decode_micro_files.iter().map(|f| f.display().to_string()).collect();
+            moved = moved.refine(
+                &micro,
+                &to_limits,
+                &format!(
+                    "{} micro-benchmarks of {} ({})",
+                    micro.len(),
+                    profile.gpu,
+                    files.join(", ")
+                ),
+            )?;
+            say!(
+                "decode: single-kernel constants refitted on {} micro-benchmarks ({skipped} left out)",
+                micro.len()
+            );
+            for (name, f) in &moved.fitted {
+                say!("  {name:<28} {:>12.3} {}", f.throughput, f.unit);
+            }
+            if let Some(s) = moved.residuals.get("refined_micro") {
+                say!(
+                    "  refined micro MAPE {:.2}% within10 {:.1}%",
+                    s.mape_pct,
+                    s.within_10_pct
+                );
+            }
+        }
         profile.decode_model = Some(moved);
     }
     let compiled = |r: &nas::calibrate::decode::DecodeRecord| r.truth.as_deref() == Some("compiled_graph");
+    if transfer_decode_from.is_none() && !decode_micro_files.is_empty() && decode_files.is_empty() {
+        return Err(Error::Spec(
+            "--decode-micro goes with --decode (compiled steps) or --transfer-decode-from".into(),
+        ));
+    }
     if !decode_files.is_empty() {
         let (records, sha) = nas::calibrate::decode::read(decode_files)?;
         if !decode_micro_files.is_empty() && !records.iter().all(compiled) {

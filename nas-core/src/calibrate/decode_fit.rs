@@ -222,8 +222,15 @@ pub fn read_micro(paths: &[impl AsRef<std::path::Path>]) -> Result<(Vec<MicroRec
                     .filter(|x| (1..=crate::shapes::MAX_DIM).contains(x))
                     .ok_or_else(|| Error::input(&place, format!("`shape.{key}` must be an integer from 1 to 2^24")))
             };
+            // The prefill harness's micro-benchmarks (`measure.py`) take the
+            // same readings: its GEMMs of at most 256 rows are decode-shaped.
+            // Its `attention` is causal prefill attention, not decode's.
+            if kind == "attention" || (kind == "gemm" && int("M")? > 256) {
+                skipped += 1;
+                continue;
+            }
             let kernel = match kind.as_str() {
-                "skinny_gemm" | "lm_head" => MicroDecode::Gemm {
+                "skinny_gemm" | "lm_head" | "gemm" => MicroDecode::Gemm {
                     m: int("M")?,
                     n: int("N")?,
                     k: int("K")?,
@@ -261,7 +268,68 @@ pub fn read_micro(paths: &[impl AsRef<std::path::Path>]) -> Result<(Vec<MicroRec
 }
 
 fn is_elementwise(kind: &str) -> bool {
-    matches!(kind, "rmsnorm" | "add_rmsnorm" | "residual_add" | "act_mul" | "rope")
+    matches!(
+        kind,
+        "rmsnorm" | "add_rmsnorm" | "residual_add" | "act_mul" | "rope" | "geglu" | "qk_norm_rope"
+    )
+}
+
+impl DecodeModelFit {
+    /// Refits the constants that single kernels measured on this GPU pin
+    /// (GEMM bytes, ramp, FLOPs and fixed cost; elementwise bytes and the
+    /// kernel cost) on `micro`, keeping the others (attention, layer and
+    /// step costs) as they are: a transferred model made to agree with the
+    /// target GPU's own micro-benchmarks. `source` names them.
+    pub fn refine(&self, micro: &[MicroRecord], limits: &PhysicalLimits, source: &str) -> Result<DecodeModelFit> {
+        let form = self.constants().form;
+        let rows: Vec<[f64; COUNT]> = micro.iter().map(|m| m.kernel.work(&form)).collect();
+        let free: Vec<usize> = (0..COUNT).filter(|&j| rows.iter().any(|r| r[j] != 0.0)).collect();
+        if micro.len() <= free.len() {
+            return Err(Error::Spec(format!(
+                "{} micro-benchmarks to refine {} decode constants: measure more",
+                micro.len(),
+                free.len()
+            )));
+        }
+        let x: Vec<[f64; COUNT]> = rows
+            .iter()
+            .map(|r| {
+                let mut only = [0.0; COUNT];
+                for &j in &free {
+                    only[j] = r[j];
+                }
+                only
+            })
+            .collect();
+        let y: Vec<f64> = micro.iter().map(|m| m.median_ms).collect();
+        let t = solve(&x, &y, limits);
+        let mut out = self.clone();
+        for &j in &free {
+            let (name, unit, _) = DECODE_RESOURCES[j];
+            let (value, shown) = throughput(unit, t[j]);
+            out.fitted.insert(
+                name.to_string(),
+                FittedResource {
+                    ms_per_unit: t[j],
+                    throughput: value,
+                    unit: shown.to_string(),
+                },
+            );
+        }
+        let errors: Vec<f64> = micro
+            .iter()
+            .zip(&rows)
+            .map(|(m, w)| (w.iter().zip(&t).map(|(a, b)| a * b).sum::<f64>() - m.median_ms) / m.median_ms)
+            .collect();
+        out.residuals
+            .insert("refined_micro".to_string(), ResidualStats::of(&errors));
+        out.transferred_from = out
+            .transferred_from
+            .map(|from| format!("{from}; single-kernel constants refitted on {source}"));
+        out.check(Some(limits))
+            .map_err(|e| Error::Spec(format!("the refined decode model broke its bounds (a bug): {e}")))?;
+        Ok(out)
+    }
 }
 
 /// The whole step's work of a record under `form`.
@@ -535,6 +603,34 @@ mod tests {
             fit.fitted["decode_kernel"].ms_per_unit
         );
         moved.check(Some(&h100)).unwrap();
+        // Single kernels measured on the target GPU pin its own GEMM and kernel costs.
+        let mut slow = moved.constants();
+        slow.ms_per_unit[0] *= 1.25; // decode_weight_bytes: 20% less bandwidth
+        let micro: Vec<MicroRecord> = [
+            (1u64, 4096u64, 4096u64),
+            (8, 8192, 8192),
+            (1, 1024, 1024),
+            (64, 14336, 4096),
+            (16, 2048, 2048),
+            (4, 28672, 8192),
+        ]
+        .into_iter()
+        .map(|(m, n, k)| MicroDecode::Gemm { m, n, k })
+        .chain([4096.0, 65536.0, 1e6].map(|bytes| MicroDecode::Elementwise { bytes }))
+        .map(|kernel| MicroRecord {
+            kind: "test".into(),
+            median_ms: slow.ms(&kernel.work(&slow.form)),
+            kernel,
+        })
+        .collect();
+        let refined = moved.refine(&micro, &h100, "test kernels").unwrap();
+        let ratio = refined.fitted["decode_weight_bytes"].ms_per_unit / moved.fitted["decode_weight_bytes"].ms_per_unit;
+        assert!((ratio - 1.25).abs() < 1e-3, "{ratio}");
+        assert_eq!(
+            refined.fitted["decode_attention"], moved.fitted["decode_attention"],
+            "attention is kept"
+        );
+        assert!(refined.transferred_from.unwrap().contains("refitted on test kernels"));
         // A fit faster than the HBM it is checked against is refused.
         let e = fit
             .check(Some(&PhysicalLimits {
