@@ -82,9 +82,12 @@ impl DecodeFit {
     }
 }
 
-/// Reads decode records (JSON lines with `"kind": "decode"`) from files.
-pub fn read(paths: &[impl AsRef<Path>]) -> Result<(Vec<DecodeRecord>, String)> {
-    let mut records = Vec::new();
+/// Calls `each` with the place (`FILE:LINE`) and value of every non-empty
+/// JSON line of `paths`; returns the SHA-256 of all their bytes, in order.
+pub fn for_each_json_line(
+    paths: &[impl AsRef<Path>],
+    mut each: impl FnMut(&str, Value) -> Result<()>,
+) -> Result<String> {
     let mut all = Vec::new();
     for path in paths {
         let path = path.as_ref();
@@ -95,10 +98,21 @@ pub fn read(paths: &[impl AsRef<Path>]) -> Result<(Vec<DecodeRecord>, String)> {
             let place = format!("{}:{}", path.display(), n + 1);
             let v: Value =
                 serde_json::from_str(line).map_err(|e| Error::input(&place, format!("invalid JSON: {e}")))?;
+            each(&place, v)?;
+        }
+    }
+    Ok(crate::calibrate::seed_db::sha256_hex(&all))
+}
+
+/// Reads decode records (JSON lines with `"kind": "decode"` or `"decode_stack"`) from files.
+pub fn read(paths: &[impl AsRef<Path>]) -> Result<(Vec<DecodeRecord>, String)> {
+    let mut records = Vec::new();
+    let sha = for_each_json_line(paths, |place, v| {
+        {
             // `decode_stack`: a truncated stack of a larger model's layers and its head.
             if !matches!(v.get("kind").and_then(Value::as_str), Some("decode" | "decode_stack")) {
                 return Err(Error::input(
-                    &place,
+                    place,
                     "expected a record with \"kind\": \"decode\" or \"decode_stack\"",
                 ));
             }
@@ -106,18 +120,18 @@ pub fn read(paths: &[impl AsRef<Path>]) -> Result<(Vec<DecodeRecord>, String)> {
                 v.get(key)
                     .and_then(Value::as_str)
                     .map(str::to_string)
-                    .ok_or_else(|| Error::input(&place, format!("missing string `{key}`")))
+                    .ok_or_else(|| Error::input(place, format!("missing string `{key}`")))
             };
-            let shape_json = v.get("shape").ok_or_else(|| Error::input(&place, "missing `shape`"))?;
+            let shape_json = v.get("shape").ok_or_else(|| Error::input(place, "missing `shape`"))?;
             let (_, shape) = LayerShape::from_json(shape_json, &format!("{place}: shape"))?;
             if model::figures(&shape).is_none() {
-                return Err(Error::input(&place, "the shape needs `num_layers` and `vocab_size`"));
+                return Err(Error::input(place, "the shape needs `num_layers` and `vocab_size`"));
             }
             let median_ms = v
                 .get("median_ms")
                 .and_then(Value::as_f64)
                 .filter(|t| t.is_finite() && *t > 0.0)
-                .ok_or_else(|| Error::input(&place, "`median_ms` must be a positive number"))?;
+                .ok_or_else(|| Error::input(place, "`median_ms` must be a positive number"))?;
             records.push(DecodeRecord {
                 model: text_of("model")?,
                 set: text_of("set").unwrap_or_else(|_| "train".into()),
@@ -127,7 +141,8 @@ pub fn read(paths: &[impl AsRef<Path>]) -> Result<(Vec<DecodeRecord>, String)> {
                 truth: v.get("truth").and_then(Value::as_str).map(str::to_string),
             });
         }
-    }
+        Ok(())
+    })?;
     if let Some(other) = records.iter().find(|r| r.gpu != records[0].gpu) {
         return Err(Error::Spec(format!(
             "decode records of two GPUs (`{}` and `{}`): fit one GPU at a time",
@@ -137,7 +152,7 @@ pub fn read(paths: &[impl AsRef<Path>]) -> Result<(Vec<DecodeRecord>, String)> {
     if records.is_empty() {
         return Err(Error::Spec("no decode records in the given files".into()));
     }
-    Ok((records, crate::calibrate::seed_db::sha256_hex(&all)))
+    Ok((records, sha))
 }
 
 /// (bytes read, kernels) of one decode step: the two columns of the fit.

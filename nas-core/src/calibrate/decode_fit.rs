@@ -183,16 +183,8 @@ pub fn read_micro(paths: &[impl AsRef<std::path::Path>]) -> Result<(Vec<MicroRec
     use serde_json::Value;
     let mut out = Vec::new();
     let mut skipped = 0;
-    let mut all = Vec::new();
-    for path in paths {
-        let path = path.as_ref();
-        let bytes = crate::input::read_file(path)?;
-        all.extend_from_slice(&bytes);
-        let text = String::from_utf8(bytes).map_err(|_| Error::input(path.display().to_string(), "not UTF-8 text"))?;
-        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let place = format!("{}:{}", path.display(), n + 1);
-            let v: Value =
-                serde_json::from_str(line).map_err(|e| Error::input(&place, format!("invalid JSON: {e}")))?;
+    let sha = super::decode::for_each_json_line(paths, |place, v| {
+        {
             let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
             let Some(median_ms) = v
                 .get("median_ms")
@@ -200,7 +192,7 @@ pub fn read_micro(paths: &[impl AsRef<std::path::Path>]) -> Result<(Vec<MicroRec
                 .filter(|t| t.is_finite() && *t > 0.0)
             else {
                 skipped += 1;
-                continue;
+                return Ok(());
             };
             let warm = v.get("l2_resident").and_then(Value::as_bool).unwrap_or(false)
                 || match (
@@ -212,22 +204,22 @@ pub fn read_micro(paths: &[impl AsRef<std::path::Path>]) -> Result<(Vec<MicroRec
                 };
             if warm {
                 skipped += 1;
-                continue;
+                return Ok(());
             }
-            let shape = v.get("shape").ok_or_else(|| Error::input(&place, "missing `shape`"))?;
+            let shape = v.get("shape").ok_or_else(|| Error::input(place, "missing `shape`"))?;
             let int = |key: &str| -> Result<u64> {
                 shape
                     .get(key)
                     .and_then(Value::as_u64)
                     .filter(|x| (1..=crate::shapes::MAX_DIM).contains(x))
-                    .ok_or_else(|| Error::input(&place, format!("`shape.{key}` must be an integer from 1 to 2^24")))
+                    .ok_or_else(|| Error::input(place, format!("`shape.{key}` must be an integer from 1 to 2^24")))
             };
             // The prefill harness's micro-benchmarks (`measure.py`) take the
             // same readings: its GEMMs of at most 256 rows are decode-shaped.
             // Its `attention` is causal prefill attention, not decode's.
             if kind == "attention" || (kind == "gemm" && int("M")? > 256) {
                 skipped += 1;
-                continue;
+                return Ok(());
             }
             let kernel = match kind.as_str() {
                 "skinny_gemm" | "lm_head" | "gemm" => MicroDecode::Gemm {
@@ -244,18 +236,16 @@ pub fn read_micro(paths: &[impl AsRef<std::path::Path>]) -> Result<(Vec<MicroRec
                         .get("kv_tokens_attended")
                         .and_then(Value::as_u64)
                         .filter(|x| (1..=crate::shapes::MAX_DIM).contains(x))
-                        .ok_or_else(|| {
-                            Error::input(&place, "`kv_tokens_attended` must be an integer from 1 to 2^24")
-                        })?,
+                        .ok_or_else(|| Error::input(place, "`kv_tokens_attended` must be an integer from 1 to 2^24"))?,
                 },
                 k if is_elementwise(k) => MicroDecode::Elementwise {
                     bytes: v
                         .get("bytes")
                         .and_then(Value::as_f64)
                         .filter(|b| b.is_finite() && *b > 0.0 && *b < 1e15)
-                        .ok_or_else(|| Error::input(&place, "`bytes` must be a positive number"))?,
+                        .ok_or_else(|| Error::input(place, "`bytes` must be a positive number"))?,
                 },
-                other => return Err(Error::input(&place, format!("unknown decode micro kind `{other}`"))),
+                other => return Err(Error::input(place, format!("unknown decode micro kind `{other}`"))),
             };
             out.push(MicroRecord {
                 kind,
@@ -263,8 +253,9 @@ pub fn read_micro(paths: &[impl AsRef<std::path::Path>]) -> Result<(Vec<MicroRec
                 median_ms,
             });
         }
-    }
-    Ok((out, skipped, crate::calibrate::seed_db::sha256_hex(&all)))
+        Ok(())
+    })?;
+    Ok((out, skipped, sha))
 }
 
 fn is_elementwise(kind: &str) -> bool {
