@@ -85,7 +85,8 @@ impl AxisKind {
         };
         AxisKind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| {
             Error::Spec(format!(
-                "unknown axis `{name}`{}",
+                "unknown axis `{}`{}",
+                shown(name),
                 hint(name, AxisKind::ALL.iter().map(|k| k.name()))
             ))
         })
@@ -214,6 +215,27 @@ pub struct Family {
 /// ([`Family::expand`]); larger ones are streamed.
 pub const MAX_MATERIALIZED: u128 = 1_000_000;
 
+/// Most values one axis may take (an axis's table lookups and the streaming
+/// search's block offsets scale with it).
+pub const MAX_AXIS_VALUES: usize = 1 << 16;
+
+/// Longest candidate name, in bytes: a name template's text plus its longest
+/// labels must fit (checked before any name is built), and so must every
+/// declared candidate's name.
+pub const MAX_NAME_LEN: usize = 256;
+
+/// Longest text a derived (non-axis) part of a name template shows: a u64
+/// has at most 20 digits, a ratio's shortest form at most 24 characters.
+const MAX_DERIVED_LABEL: usize = 24;
+
+/// A template as error messages show it: at most 60 characters.
+pub fn shown(template: &str) -> Cow<'_, str> {
+    match template.char_indices().nth(60) {
+        Some((end, _)) => Cow::Owned(format!("{}...", &template[..end])),
+        None => Cow::Borrowed(template),
+    }
+}
+
 /// Candidates a family produced, and the combinations it skipped with why.
 #[derive(Clone, Debug, Default)]
 pub struct Expansion {
@@ -235,7 +257,8 @@ pub fn parse_template(template: &str) -> Result<Vec<TemplatePart>> {
     while let Some(open) = rest.find(['{', '}']) {
         if rest.as_bytes()[open] == b'}' {
             return Err(Error::Spec(format!(
-                "name template `{template}` has a `}}` without `{{`"
+                "name template `{}` has a `}}` without `{{`",
+                shown(template)
             )));
         }
         if open > 0 {
@@ -243,9 +266,10 @@ pub fn parse_template(template: &str) -> Result<Vec<TemplatePart>> {
         }
         let close = rest[open..]
             .find('}')
-            .ok_or_else(|| Error::Spec(format!("name template `{template}` has a `{{` without `}}`")))?;
+            .ok_or_else(|| Error::Spec(format!("name template `{}` has a `{{` without `}}`", shown(template))))?;
         let name = &rest[open + 1..open + close];
-        let kind = AxisKind::from_name(name).map_err(|e| Error::Spec(format!("name template `{template}`: {e}")))?;
+        let kind =
+            AxisKind::from_name(name).map_err(|e| Error::Spec(format!("name template `{}`: {e}", shown(template))))?;
         parts.push(TemplatePart::Axis(kind));
         rest = &rest[open + close + 1..];
     }
@@ -303,6 +327,13 @@ impl Family {
             if axis.values.is_empty() {
                 return Err(Error::Spec(format!("axis `{}` has no values", axis.kind.name())));
             }
+            if axis.values.len() > MAX_AXIS_VALUES {
+                return Err(Error::Spec(format!(
+                    "axis `{}` has {} values; an axis takes at most {MAX_AXIS_VALUES}",
+                    axis.kind.name(),
+                    axis.values.len()
+                )));
+            }
         }
         for required in [AxisKind::HiddenDim, AxisKind::HeadDim] {
             if !seen.contains_key(&required) {
@@ -323,7 +354,29 @@ impl Family {
         if self.ffn_rounding.multiple == 0 {
             return Err(Error::Spec("the ffn rounding multiple must be at least 1".into()));
         }
-        parse_template(&self.template).map(|_| ())
+        let longest = self.longest_name()?;
+        if longest > MAX_NAME_LEN {
+            return Err(Error::Spec(format!(
+                "name template `{}` makes names of up to {longest} bytes; a candidate name has at most {MAX_NAME_LEN}",
+                shown(&self.template)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The longest name the template can make (text plus each part's longest
+    /// label), without building one.
+    fn longest_name(&self) -> Result<usize> {
+        let parts = parse_template(&self.template)?;
+        Ok(parts.iter().fold(0usize, |n, part| {
+            n.saturating_add(match part {
+                TemplatePart::Text(t) => t.len(),
+                TemplatePart::Axis(kind) => match self.axes.iter().find(|a| a.kind == *kind) {
+                    Some(axis) => axis.values.iter().map(|v| v.label().len()).max().unwrap_or(0),
+                    None => MAX_DERIVED_LABEL,
+                },
+            })
+        }))
     }
 
     /// Enumerates every combination, builds and validates its shape, names it.

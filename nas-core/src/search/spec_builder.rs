@@ -406,7 +406,7 @@ impl Builder {
                             single(self, &mut singletons, "space", def.name.place);
                             let k = match top {
                                 None => Some(DEFAULT_TOP_K),
-                                Some(t) => self.positive_int("top_k", t).map(|k| k.min(usize::MAX as u64) as usize),
+                                Some(t) => self.top_k(t),
                             };
                             if let (Some(family), Some(k)) = (family, k) {
                                 if self.space(def, &family) {
@@ -415,6 +415,23 @@ impl Builder {
                             }
                         }
                         FamilyMode::Listed => {
+                            let limit = crate::search::family::MAX_MATERIALIZED;
+                            let family = family.filter(|f| {
+                                let total = f.combinations().saturating_add(candidates.len() as u128);
+                                let fits = f.combinations() > limit || total <= limit;
+                                if !fits {
+                                    self.at(
+                                        def.name.place,
+                                        format!(
+                                            "this family's {} combinations and the {} candidates before it are more \
+                                             than the {limit} a search lists one by one; make it a `space` (streamed)",
+                                            f.combinations(),
+                                            candidates.len()
+                                        ),
+                                    );
+                                }
+                                fits
+                            });
                             if let Some(members) = family.and_then(|f| self.members(def, &f)) {
                                 for c in members {
                                     self.add_candidate(
@@ -525,6 +542,18 @@ impl Builder {
         place: Place,
         family: Option<&Word>,
     ) {
+        let limit = crate::search::family::MAX_NAME_LEN;
+        if c.name.len() > limit {
+            self.at(
+                place,
+                format!(
+                    "the candidate name `{}` is {} bytes long; a candidate name has at most {limit}",
+                    crate::search::family::shown(&c.name),
+                    c.name.len()
+                ),
+            );
+            return;
+        }
         if let Some(first) = first_seen(origins, &c.name, place) {
             let message = match family {
                 Some(f) => format!(
@@ -1101,6 +1130,20 @@ impl Builder {
             },
         };
         ok.then_some(FfnRounding { multiple, rounding })
+    }
+
+    /// `top_k`: from 1 to [`crate::search::stream::MAX_TOP_K`] (each list is held in full).
+    fn top_k(&mut self, t: &Atom) -> Option<usize> {
+        let k = self.positive_int("top_k", t)?;
+        let limit = crate::search::stream::MAX_TOP_K;
+        if k > limit as u64 {
+            self.at(
+                t.place,
+                format!("`top_k` = {k} is more than a search reports (the limit is {limit})"),
+            );
+            return None;
+        }
+        Some(k as usize)
     }
 
     fn family(&mut self, def: &FamilyInput) -> Option<Family> {
