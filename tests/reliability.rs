@@ -1289,3 +1289,15 @@ fn search_spec_with_an_axis_of_too_many_values() {
         "DIR/s.json: family: axis `seq_len` has 65537 values; an axis takes at most 65536"
     );
 }
+
+#[test]
+fn search_spec_whose_labels_run_together_into_one_name() {
+    let dir = Dir::new("specRunTogether");
+    assert_eq!(
+        search(
+            &dir,
+            r#"{"hardware": ["h100"], "family": {"axes": [{"axis": "hidden_dim", "values": [{"value": 2048, "label": "a_b"}, {"value": 4096, "label": "a"}]}, {"axis": "head_dim", "values": [128]}, {"axis": "ffn_dim", "values": [{"value": 8192, "label": "c"}, {"value": 16384, "label": "b_c"}]}], "name": "m_{hidden_dim}_{ffn_dim}"}}"#
+        ),
+        "DIR/s.json: family.name: name template `m_{hidden_dim}_{ffn_dim}` gives `m_a_b_c` to two candidates (hidden_dim=a_b, ffn_dim=c; hidden_dim=a, ffn_dim=b_c): their labels run into each other; separate the placeholders or change the labels"
+    );
+}
