@@ -1301,3 +1301,27 @@ fn search_spec_whose_labels_run_together_into_one_name() {
         "DIR/s.json: family.name: name template `m_{hidden_dim}_{ffn_dim}` gives `m_a_b_c` to two candidates (hidden_dim=a_b, ffn_dim=c; hidden_dim=a, ffn_dim=b_c): their labels run into each other; separate the placeholders or change the labels"
     );
 }
+
+#[test]
+fn search_spec_axis_with_a_hugging_face_name() {
+    let dir = Dir::new("specHf");
+    assert_eq!(
+        search(
+            &dir,
+            r#"{"hardware": ["h100"], "family": {"axes": [{"axis": "hidden_dim", "values": [2048]}, {"axis": "head_dim", "values": [128]}, {"axis": "intermediate_size", "values": [8192]}], "name": "x"}}"#
+        ),
+        "DIR/s.json: family.axes[2]: unknown field `intermediate_size` (did you mean `ffn_dim`?); a family takes the axes hidden_dim, head_dim, num_heads, kv_heads, gqa_group, ffn_dim, ffn_ratio, window, qk_norm, seq_len, batch_size, num_layers, vocab_size, tie_embeddings, context_len and `name`, `source`"
+    );
+}
+
+#[test]
+fn search_spec_window_full_as_a_string() {
+    let dir = Dir::new("specWinFull");
+    assert_eq!(
+        search(
+            &dir,
+            r#"{"hardware": ["h100"], "family": {"axes": [{"axis": "hidden_dim", "values": [2048]}, {"axis": "head_dim", "values": [128]}, {"axis": "ffn_dim", "values": [8192]}, {"axis": "window", "values": [512, "full"]}], "name": "x{window}"}}"#
+        ),
+        "DIR/s.json: family.axes[3].values[1]: `window` = \"full\" is a string: write bare `full` (no quotes; `null` in a JSON spec) for full attention, or a positive integer"
+    );
+}

@@ -351,6 +351,14 @@ impl Builder {
                 _ => None,
             })
             .collect();
+        // A `gpu` declared twice: the second must not be silently dropped.
+        let mut declared: BTreeMap<String, Place> = BTreeMap::new();
+        for g in &gpus {
+            if let Some(first) = first_seen(&mut declared, &g.name.text, g.name.place) {
+                self.at(g.name.place, format!("gpu `{}` is declared twice", g.name.text));
+                self.at(first, format!("gpu `{}` is first declared here", g.name.text));
+            }
+        }
         let mut hardware = Vec::new();
         let mut listed: Vec<&Word> = Vec::new();
         let mut candidates = Vec::new();
@@ -851,6 +859,25 @@ impl Builder {
         }
     }
 
+    /// A window size (full attention is `Scalar::Full`, handled by the caller);
+    /// the string `"full"` is pointed at the bare word.
+    fn window(&mut self, value: &Atom) -> Option<u64> {
+        if let Scalar::Str(text) = &value.value {
+            if text.trim().eq_ignore_ascii_case("full") {
+                self.at(
+                    value.place,
+                    format!(
+                        "`window` = {} is a string: write bare `full` (no quotes; `null` in a JSON spec) for full \
+                         attention, or a positive integer",
+                        value.value
+                    ),
+                );
+                return None;
+            }
+        }
+        self.size("window", value)
+    }
+
     /// A positive integer of at most [`MAX_DIM`] (a size of a layer).
     fn size(&mut self, key: &str, value: &Atom) -> Option<u64> {
         let n = self.positive_int(key, value)?;
@@ -1004,7 +1031,7 @@ impl Builder {
                 value: Scalar::Full, ..
             })) => None,
             Some(Value::Scalar(s)) => {
-                let w = self.positive_int("window", s);
+                let w = self.window(s);
                 ok &= w.is_some();
                 w
             }
@@ -1332,7 +1359,7 @@ impl Builder {
                     None
                 }
                 (AxisKind::Window, Scalar::Full) => Some(AxisValue::Window(None)),
-                (AxisKind::Window, _) => self.size("window", atom).map(|w| AxisValue::Window(Some(w))),
+                (AxisKind::Window, _) => self.window(atom).map(|w| AxisValue::Window(Some(w))),
                 (AxisKind::FfnRatio, Scalar::Int(_) | Scalar::Float(_)) => {
                     let r = atom.value.as_f64().unwrap_or(f64::NAN);
                     if r.is_finite() && r > MAX_DIM as f64 {
