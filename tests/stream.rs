@@ -355,7 +355,7 @@ fn whole_models_stream_by_decode_under_latency_constraints() {
 /// paths (docs/SEARCH.md, docs/DSL.md): it is priced as a sliding-window kernel
 /// attending to every earlier token.
 #[test]
-fn windows_not_below_the_sequence_length_are_kept_and_cost_as_full() {
+fn windows_not_below_the_sequence_length_are_kept() {
     let int = |kind, v: &[u64]| Axis {
         kind,
         values: v
