@@ -154,3 +154,17 @@ fn cli_pack_matches_the_seed_and_is_deterministic() {
     assert_eq!(html, std::fs::read_to_string(dir.join("b.html")).unwrap());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The library's `Pack::write` creates the folder it writes into (a new
+/// user's `pack.write("out/seed")`); the CLI's `--out` does not (RELIABILITY row 10).
+#[test]
+fn pack_write_creates_its_folder() {
+    let dir = std::env::temp_dir().join(format!("nas-pack-write-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pack = seed_pack(CalibrationBlock::load(Path::new("missing-calibration.json")).unwrap());
+    pack.write(dir.join("a/b/seed")).unwrap();
+    for ext in ["json", "md", "html"] {
+        assert!(dir.join(format!("a/b/seed.{ext}")).is_file(), "{ext}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

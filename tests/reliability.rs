@@ -1196,3 +1196,132 @@ fn every_row_of_the_reliability_table_has_a_test() {
         }
     }
 }
+
+#[test]
+fn search_spec_with_a_huge_top_k() {
+    let dir = Dir::new("specTopK");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h100"], "top_k": 1000000000000000000, "family": {{"axes": {AXES}, "name": "x"}}}}"#
+            )
+        ),
+        "DIR/s.json: top_k: `top_k` = 1000000000000000000 is more than a search reports (the limit is 10000)"
+    );
+}
+
+#[test]
+fn search_spec_with_a_name_template_of_a_million_characters() {
+    let dir = Dir::new("specLongName");
+    let template = format!("{}{{hidden_dim}}", "n".repeat(1_000_000));
+    assert_eq!(
+        search(
+            &dir,
+            &format!(r#"{{"hardware": ["h100"], "family": {{"axes": {AXES}, "name": "{template}"}}}}"#)
+        ),
+        "DIR/s.json: family: name template `nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn...` makes names of up to 1000004 bytes; a candidate name has at most 256"
+    );
+}
+
+#[test]
+fn search_spec_whose_labels_make_names_too_long() {
+    let dir = Dir::new("specLongLabels");
+    // Twelve axes of 40-byte labels: each name 480 bytes, from a 2 KiB spec.
+    let label = "l".repeat(40);
+    let axes: Vec<String> = ["seq_len", "batch_size", "num_layers", "vocab_size", "context_len"]
+        .iter()
+        .map(|a| format!(r#"{{"axis": "{a}", "values": [{{"value": 64, "label": "{label}"}}, 128]}}"#))
+        .collect();
+    let template: String = ["seq_len", "batch_size", "num_layers", "vocab_size", "context_len"]
+        .iter()
+        .map(|a| format!("{{{a}}}{label}"))
+        .collect();
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h100"], "family": {{"axes": [{{"axis": "hidden_dim", "values": [2048]}}, {{"axis": "head_dim", "values": [128]}}, {{"axis": "ffn_dim", "values": [8192]}}, {}], "name": "{template}"}}}}"#,
+                axes.join(", ")
+            )
+        ),
+        "DIR/s.json: family: name template `{seq_len}llllllllllllllllllllllllllllllllllllllll{batch_size...` makes names of up to 400 bytes; a candidate name has at most 256"
+    );
+}
+
+#[test]
+fn search_spec_of_2_30_combinations_whose_tables_would_not_fit() {
+    let dir = Dir::new("spec2e30");
+    // 1024 widths x 1024 sequence lengths x 1024 windows: attention reads all
+    // three, so its table would hold 2^30 entries per GPU (16 GiB).
+    let list = |step: u64| {
+        (1..=1024)
+            .map(|i| (i * step).to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h100"], "family": {{"axes": [{{"axis": "hidden_dim", "values": [{}]}}, {{"axis": "head_dim", "values": [128]}}, {{"axis": "ffn_ratio", "values": [4]}}, {{"axis": "seq_len", "values": [{}]}}, {{"axis": "window", "values": [{}]}}], "name": "x{{hidden_dim}}_{{seq_len}}_{{window}}"}}}}"#,
+                list(128),
+                list(1),
+                list(1)
+            )
+        ),
+        "DIR/s.json: the streaming search's lookup tables would hold more than 67108864 values (the axes `hidden_dim` (1024), `head_dim` (1), `seq_len` (1024), `window` (1024) are read together): give these axes fewer values"
+    );
+}
+
+#[test]
+fn search_spec_with_an_axis_of_too_many_values() {
+    let dir = Dir::new("specAxis");
+    let values: Vec<String> = (1..=65_537).map(|i| i.to_string()).collect();
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h100"], "family": {{"axes": [{{"axis": "hidden_dim", "values": [2048]}}, {{"axis": "head_dim", "values": [128]}}, {{"axis": "ffn_dim", "values": [8192]}}, {{"axis": "seq_len", "values": [{}]}}], "name": "x{{seq_len}}"}}}}"#,
+                values.join(", ")
+            )
+        ),
+        "DIR/s.json: family: axis `seq_len` has 65537 values; an axis takes at most 65536"
+    );
+}
+
+#[test]
+fn search_spec_whose_labels_run_together_into_one_name() {
+    let dir = Dir::new("specRunTogether");
+    assert_eq!(
+        search(
+            &dir,
+            r#"{"hardware": ["h100"], "family": {"axes": [{"axis": "hidden_dim", "values": [{"value": 2048, "label": "a_b"}, {"value": 4096, "label": "a"}]}, {"axis": "head_dim", "values": [128]}, {"axis": "ffn_dim", "values": [{"value": 8192, "label": "c"}, {"value": 16384, "label": "b_c"}]}], "name": "m_{hidden_dim}_{ffn_dim}"}}"#
+        ),
+        "DIR/s.json: family.name: name template `m_{hidden_dim}_{ffn_dim}` gives `m_a_b_c` to two candidates (hidden_dim=a_b, ffn_dim=c; hidden_dim=a, ffn_dim=b_c): their labels run into each other; separate the placeholders or change the labels"
+    );
+}
+
+#[test]
+fn search_spec_axis_with_a_hugging_face_name() {
+    let dir = Dir::new("specHf");
+    assert_eq!(
+        search(
+            &dir,
+            r#"{"hardware": ["h100"], "family": {"axes": [{"axis": "hidden_dim", "values": [2048]}, {"axis": "head_dim", "values": [128]}, {"axis": "intermediate_size", "values": [8192]}], "name": "x"}}"#
+        ),
+        "DIR/s.json: family.axes[2]: unknown field `intermediate_size` (did you mean `ffn_dim`?); a family takes the axes hidden_dim, head_dim, num_heads, kv_heads, gqa_group, ffn_dim, ffn_ratio, window, qk_norm, seq_len, batch_size, num_layers, vocab_size, tie_embeddings, context_len and `name`, `source`"
+    );
+}
+
+#[test]
+fn search_spec_window_full_as_a_string() {
+    let dir = Dir::new("specWinFull");
+    assert_eq!(
+        search(
+            &dir,
+            r#"{"hardware": ["h100"], "family": {"axes": [{"axis": "hidden_dim", "values": [2048]}, {"axis": "head_dim", "values": [128]}, {"axis": "ffn_dim", "values": [8192]}, {"axis": "window", "values": [512, "full"]}], "name": "x{window}"}}"#
+        ),
+        "DIR/s.json: family.axes[3].values[1]: `window` = \"full\" is a string: write bare `full` (no quotes; `null` in a JSON spec) for full attention, or a positive integer"
+    );
+}

@@ -383,7 +383,10 @@ fn pack_write_puts_three_files_beside_each_other() {
         pack.to_json().unwrap()
     );
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3, "no temporary file left");
-    let e = pack.write(dir.join("missing/p")).unwrap_err().to_string();
+    let e = pack
+        .write_into_existing_folder(dir.join("missing/p"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("does not exist"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -350,3 +350,63 @@ fn whole_models_stream_by_decode_under_latency_constraints() {
         }
     }
 }
+
+/// A window not below the sequence length is kept, not skipped, in both
+/// paths (docs/SEARCH.md, docs/DSL.md): it is priced as a sliding-window kernel
+/// attending to every earlier token.
+#[test]
+fn windows_not_below_the_sequence_length_are_kept() {
+    let int = |kind, v: &[u64]| Axis {
+        kind,
+        values: v
+            .iter()
+            .map(|&x| Labeled::new(AxisValue::Int(x)))
+            .collect::<Vec<_>>()
+            .into(),
+    };
+    let family = Family {
+        source: "generated_candidate".into(),
+        axes: vec![
+            int(AxisKind::HiddenDim, &[2048]),
+            int(AxisKind::HeadDim, &[128]),
+            int(AxisKind::FfnDim, &[8192]),
+            Axis {
+                kind: AxisKind::Window,
+                values: vec![
+                    Labeled::new(AxisValue::Window(Some(2048))),
+                    Labeled::new(AxisValue::Window(Some(8192))),
+                    Labeled::new(AxisValue::Window(None)),
+                ]
+                .into(),
+            },
+        ]
+        .into(),
+        ffn_rounding: FfnRounding {
+            multiple: 128,
+            rounding: Rounding::NearestEven,
+        },
+        template: "w{window}".into(),
+    };
+    let workload = Workload::layer(2048, 1);
+    let listed = family.expand(workload).unwrap();
+    assert_eq!(listed.candidates.len(), 3, "none skipped: {:?}", listed.skipped);
+    let gpus = Registry::builtin().resolve_all(&[GpuTarget::builtin("h100")]).unwrap();
+    let constraints = Constraints::default();
+    let spec = StreamSpec {
+        family: &family,
+        workload,
+        hardware: &gpus,
+        constraints: &constraints,
+        top_k: 3,
+        rank_by: RankMetric::TotalMs,
+    };
+    let streamed = search(&spec, &|_| {}).unwrap();
+    assert_eq!((streamed.combinations, streamed.valid), (3, 3));
+    let mut names: Vec<&str> = streamed.per_gpu[0]
+        .total_ms_top
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["w2048", "w8192", "wfull"]);
+}

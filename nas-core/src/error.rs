@@ -65,8 +65,40 @@ impl std::fmt::Debug for Error {
 /// Result alias used throughout nas-core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Closest name in `known` to `name` by edit distance, for "did you mean" hints.
+/// Other tools' names for our fields (Hugging Face `config.json`, GPT-2),
+/// each with our names for it, preferred first: the one `known` has is suggested.
+pub const FIELD_ALIASES: &[(&str, &[&str])] = &[
+    ("num_attention_heads", &["heads", "num_heads"]),
+    ("n_head", &["heads", "num_heads"]),
+    ("num_key_value_heads", &["kv_heads", "num_kv_heads"]),
+    ("n_kv_heads", &["kv_heads", "num_kv_heads"]),
+    ("intermediate_size", &["ffn_dim"]),
+    ("n_inner", &["ffn_dim"]),
+    ("num_hidden_layers", &["num_layers"]),
+    ("n_layer", &["num_layers"]),
+    ("hidden_size", &["hidden_dim"]),
+    ("n_embd", &["hidden_dim"]),
+    ("d_model", &["hidden_dim"]),
+    ("head_size", &["head_dim"]),
+    ("attention_head_size", &["head_dim"]),
+    ("sliding_window", &["window", "window_size"]),
+    ("max_position_embeddings", &["context_len"]),
+    ("tie_word_embeddings", &["tie_embeddings"]),
+];
+
+/// Closest name in `known` to `name`, for "did you mean" hints: another
+/// tool's name for a field first ([`FIELD_ALIASES`]), else by edit distance.
 pub fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // No known name is this long: skip the quadratic distance on hostile input.
+    if name.len() > 64 {
+        return None;
+    }
+    let known: Vec<&'a str> = known.into_iter().collect();
+    if let Some((_, ours)) = FIELD_ALIASES.iter().find(|(theirs, _)| *theirs == name) {
+        if let Some(k) = ours.iter().find_map(|o| known.iter().find(|k| *k == o)) {
+            return Some(k);
+        }
+    }
     known
         .into_iter()
         .map(|k| (edit_distance(name, k), k))

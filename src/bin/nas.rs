@@ -260,7 +260,7 @@ fn run(command: Command) -> Result<()> {
                 spec.limitations = nas::search::limitations_for(&spec.hardware);
             }
             let pack = spec.evaluate()?;
-            pack.write(&out)?;
+            pack.write_into_existing_folder(&out)?;
             eprintln!("wrote {0}.json, {0}.md and {0}.html", out.display());
             Ok(())
         }

@@ -285,7 +285,19 @@ impl Pack {
     /// Writes `PREFIX.json`, `PREFIX.md` and `PREFIX.html`, each through a
     /// temporary file renamed into place, so a failure never leaves half a
     /// report. Everything is rendered before the first file is written.
+    ///
+    /// The folder of `prefix` is created when it does not exist (the CLI,
+    /// which refuses a missing `--out` folder, calls [`Pack::write_into_existing_folder`]).
     pub fn write(&self, prefix: impl AsRef<std::path::Path>) -> Result<()> {
+        let prefix = prefix.as_ref();
+        if let Some(folder) = prefix.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder).map_err(|e| crate::error::Error::io(folder, e))?;
+        }
+        self.write_into_existing_folder(prefix)
+    }
+
+    /// As [`Pack::write`], but a folder that does not exist is an error.
+    pub fn write_into_existing_folder(&self, prefix: impl AsRef<std::path::Path>) -> Result<()> {
         let prefix = prefix.as_ref();
         let json = self.to_json()?;
         let md = self.to_markdown();

@@ -85,7 +85,8 @@ impl AxisKind {
         };
         AxisKind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| {
             Error::Spec(format!(
-                "unknown axis `{name}`{}",
+                "unknown axis `{}`{}",
+                shown(name),
                 hint(name, AxisKind::ALL.iter().map(|k| k.name()))
             ))
         })
@@ -214,6 +215,30 @@ pub struct Family {
 /// ([`Family::expand`]); larger ones are streamed.
 pub const MAX_MATERIALIZED: u128 = 1_000_000;
 
+/// Most values one axis may take (an axis's table lookups and the streaming
+/// search's block offsets scale with it).
+pub const MAX_AXIS_VALUES: usize = 1 << 16;
+
+/// Longest candidate name, in bytes: a name template's text plus its longest
+/// labels must fit (checked before any name is built), and so must every
+/// declared candidate's name.
+pub const MAX_NAME_LEN: usize = 256;
+
+/// Longest text a derived (non-axis) part of a name template shows: a u64
+/// has at most 20 digits, a ratio's shortest form at most 24 characters.
+const MAX_DERIVED_LABEL: usize = 24;
+
+/// Most states the check that labels do not run together explores.
+pub const MAX_NAME_STATES: usize = 100_000;
+
+/// A template as error messages show it: at most 60 characters.
+pub fn shown(template: &str) -> Cow<'_, str> {
+    match template.char_indices().nth(60) {
+        Some((end, _)) => Cow::Owned(format!("{}...", &template[..end])),
+        None => Cow::Borrowed(template),
+    }
+}
+
 /// Candidates a family produced, and the combinations it skipped with why.
 #[derive(Clone, Debug, Default)]
 pub struct Expansion {
@@ -235,7 +260,8 @@ pub fn parse_template(template: &str) -> Result<Vec<TemplatePart>> {
     while let Some(open) = rest.find(['{', '}']) {
         if rest.as_bytes()[open] == b'}' {
             return Err(Error::Spec(format!(
-                "name template `{template}` has a `}}` without `{{`"
+                "name template `{}` has a `}}` without `{{`",
+                shown(template)
             )));
         }
         if open > 0 {
@@ -243,9 +269,10 @@ pub fn parse_template(template: &str) -> Result<Vec<TemplatePart>> {
         }
         let close = rest[open..]
             .find('}')
-            .ok_or_else(|| Error::Spec(format!("name template `{template}` has a `{{` without `}}`")))?;
+            .ok_or_else(|| Error::Spec(format!("name template `{}` has a `{{` without `}}`", shown(template))))?;
         let name = &rest[open + 1..open + close];
-        let kind = AxisKind::from_name(name).map_err(|e| Error::Spec(format!("name template `{template}`: {e}")))?;
+        let kind =
+            AxisKind::from_name(name).map_err(|e| Error::Spec(format!("name template `{}`: {e}", shown(template))))?;
         parts.push(TemplatePart::Axis(kind));
         rest = &rest[open + close + 1..];
     }
@@ -280,7 +307,147 @@ impl Family {
                 )));
             }
         }
+        self.check_labels_do_not_run_together(&parts)
+    }
+
+    /// Checks, without enumerating, that no two label choices concatenate to
+    /// the same name (`a_b` + `c` and `a` + `b_c` under `{x}_{y}`): a search
+    /// over pairs of partial names, one ahead of the other by a suffix (the
+    /// Sardinas-Patterson idea over the template's parts). Templates with a
+    /// derived placeholder (not an axis of the family) are not analysed; at
+    /// most [`MAX_NAME_STATES`] states are explored.
+    fn check_labels_do_not_run_together(&self, template: &[TemplatePart]) -> Result<()> {
+        use std::collections::{HashSet, VecDeque};
+        // Each part's strings: a text, or an axis's labels.
+        let mut parts: Vec<Vec<String>> = Vec::new();
+        let mut axis_of: Vec<Option<AxisKind>> = Vec::new();
+        for part in template {
+            match part {
+                TemplatePart::Text(t) => {
+                    parts.push(vec![t.clone()]);
+                    axis_of.push(None);
+                }
+                TemplatePart::Axis(kind) => match self.axes.iter().find(|a| a.kind == *kind) {
+                    Some(axis) => {
+                        parts.push(axis.values.iter().map(|v| v.label().into_owned()).collect());
+                        axis_of.push(Some(*kind));
+                    }
+                    None => return Ok(()),
+                },
+            }
+        }
+        let n = parts.len();
+        let sets: Vec<HashSet<&str>> = parts.iter().map(|p| p.iter().map(String::as_str).collect()).collect();
+        let sorted: Vec<Vec<(&str, usize)>> = parts
+            .iter()
+            .map(|p| {
+                let mut v: Vec<(&str, usize)> = p.iter().enumerate().map(|(i, w)| (w.as_str(), i)).collect();
+                v.sort();
+                v
+            })
+            .collect();
+        let index_of = |part: usize, w: &str| parts[part].iter().position(|x| x == w);
+        // (ahead's choices, behind's choices, ahead's surplus): each list of
+        // choices is one index per part consumed.
+        type State = (Vec<usize>, Vec<usize>, String);
+        let mut queue: VecDeque<State> = VecDeque::new();
+        for k in 0..n {
+            for (long, w) in parts[k].iter().enumerate() {
+                for cut in 0..w.len() {
+                    if !w.is_char_boundary(cut) {
+                        continue;
+                    }
+                    if let Some(short) = sets[k].get(&w[..cut]).and_then(|p| index_of(k, p)) {
+                        let mut a = vec![0; k];
+                        let mut b = a.clone();
+                        a.push(long);
+                        b.push(short);
+                        queue.push_back((a, b, w[cut..].to_string()));
+                    }
+                }
+            }
+        }
+        let mut seen: HashSet<(usize, usize, String)> = HashSet::new();
+        while let Some((ahead, behind, surplus)) = queue.pop_front() {
+            if surplus.is_empty() && ahead.len() == behind.len() {
+                return Err(self.run_together_error(&parts, &axis_of, ahead, behind));
+            }
+            // With nothing left over, the party fewer parts in consumes next.
+            let (ahead, behind) = if surplus.is_empty() && ahead.len() < behind.len() {
+                (behind, ahead)
+            } else {
+                (ahead, behind)
+            };
+            if !seen.insert((ahead.len(), behind.len(), surplus.clone())) {
+                continue;
+            }
+            if seen.len() > MAX_NAME_STATES {
+                return Ok(());
+            }
+            let b = behind.len();
+            if b == n {
+                continue;
+            }
+            // A string of the next part that the surplus begins with...
+            for cut in 0..=surplus.len() {
+                if !surplus.is_char_boundary(cut) {
+                    continue;
+                }
+                if let Some(i) = sets[b].get(&surplus[..cut]).and_then(|w| index_of(b, w)) {
+                    let mut next = behind.clone();
+                    next.push(i);
+                    queue.push_back((ahead.clone(), next, surplus[cut..].to_string()));
+                }
+            }
+            // ...or one that begins with the surplus and goes beyond it.
+            let from = sorted[b].partition_point(|(w, _)| *w < surplus.as_str());
+            for &(w, i) in sorted[b][from..]
+                .iter()
+                .take_while(|(w, _)| w.starts_with(surplus.as_str()))
+            {
+                if w.len() > surplus.len() {
+                    let mut next = behind.clone();
+                    next.push(i);
+                    queue.push_back((next, ahead.clone(), w[surplus.len()..].to_string()));
+                }
+            }
+        }
         Ok(())
+    }
+
+    fn run_together_error(
+        &self,
+        parts: &[Vec<String>],
+        axis_of: &[Option<AxisKind>],
+        mut a: Vec<usize>,
+        mut b: Vec<usize>,
+    ) -> Error {
+        a.resize(parts.len(), 0);
+        b.resize(parts.len(), 0);
+        // The one enumerated first, first.
+        if b < a {
+            std::mem::swap(&mut a, &mut b);
+        }
+        let name: String = a.iter().enumerate().map(|(p, &i)| parts[p][i].as_str()).collect();
+        let describe = |choices: &[usize]| {
+            choices
+                .iter()
+                .enumerate()
+                .filter_map(|(p, &i)| {
+                    axis_of[p]
+                        .filter(|_| parts[p].len() > 1)
+                        .map(|k| format!("{}={}", k.name(), parts[p][i]))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Error::Spec(format!(
+            "name template `{}` gives `{name}` to two candidates ({}; {}): their labels run into each other; \
+             separate the placeholders or change the labels",
+            shown(&self.template),
+            describe(&a),
+            describe(&b)
+        ))
     }
 
     /// Number of combinations (before skipping invalid ones).
@@ -303,6 +470,13 @@ impl Family {
             if axis.values.is_empty() {
                 return Err(Error::Spec(format!("axis `{}` has no values", axis.kind.name())));
             }
+            if axis.values.len() > MAX_AXIS_VALUES {
+                return Err(Error::Spec(format!(
+                    "axis `{}` has {} values; an axis takes at most {MAX_AXIS_VALUES}",
+                    axis.kind.name(),
+                    axis.values.len()
+                )));
+            }
         }
         for required in [AxisKind::HiddenDim, AxisKind::HeadDim] {
             if !seen.contains_key(&required) {
@@ -323,7 +497,29 @@ impl Family {
         if self.ffn_rounding.multiple == 0 {
             return Err(Error::Spec("the ffn rounding multiple must be at least 1".into()));
         }
-        parse_template(&self.template).map(|_| ())
+        let longest = self.longest_name()?;
+        if longest > MAX_NAME_LEN {
+            return Err(Error::Spec(format!(
+                "name template `{}` makes names of up to {longest} bytes; a candidate name has at most {MAX_NAME_LEN}",
+                shown(&self.template)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The longest name the template can make (text plus each part's longest
+    /// label), without building one.
+    fn longest_name(&self) -> Result<usize> {
+        let parts = parse_template(&self.template)?;
+        Ok(parts.iter().fold(0usize, |n, part| {
+            n.saturating_add(match part {
+                TemplatePart::Text(t) => t.len(),
+                TemplatePart::Axis(kind) => match self.axes.iter().find(|a| a.kind == *kind) {
+                    Some(axis) => axis.values.iter().map(|v| v.label().len()).max().unwrap_or(0),
+                    None => MAX_DERIVED_LABEL,
+                },
+            })
+        }))
     }
 
     /// Enumerates every combination, builds and validates its shape, names it.
@@ -632,6 +828,26 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("gives `same` to two candidates"));
+    }
+
+    #[test]
+    fn labels_that_run_together_are_an_error() {
+        // `h{hidden_dim}{head_dim}`: 1 + 23 and 12 + 3 both give `h123`.
+        let f = family(
+            vec![ints(AxisKind::HiddenDim, &[1, 12]), ints(AxisKind::HeadDim, &[23, 3])],
+            "h{hidden_dim}{head_dim}",
+        );
+        let e = f.check_names_distinct().unwrap_err().to_string();
+        assert!(
+            e.contains("gives `h123` to two candidates (hidden_dim=1, head_dim=23; hidden_dim=12, head_dim=3)"),
+            "{e}"
+        );
+        // A separator that no label holds keeps them apart.
+        let f = family(
+            vec![ints(AxisKind::HiddenDim, &[1, 12]), ints(AxisKind::HeadDim, &[23, 3])],
+            "h{hidden_dim}_{head_dim}",
+        );
+        assert!(f.check_names_distinct().is_ok());
     }
 
     #[test]

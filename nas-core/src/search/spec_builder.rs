@@ -351,6 +351,14 @@ impl Builder {
                 _ => None,
             })
             .collect();
+        // A `gpu` declared twice: the second must not be silently dropped.
+        let mut declared: BTreeMap<String, Place> = BTreeMap::new();
+        for g in &gpus {
+            if let Some(first) = first_seen(&mut declared, &g.name.text, g.name.place) {
+                self.at(g.name.place, format!("gpu `{}` is declared twice", g.name.text));
+                self.at(first, format!("gpu `{}` is first declared here", g.name.text));
+            }
+        }
         let mut hardware = Vec::new();
         let mut listed: Vec<&Word> = Vec::new();
         let mut candidates = Vec::new();
@@ -406,7 +414,7 @@ impl Builder {
                             single(self, &mut singletons, "space", def.name.place);
                             let k = match top {
                                 None => Some(DEFAULT_TOP_K),
-                                Some(t) => self.positive_int("top_k", t).map(|k| k.min(usize::MAX as u64) as usize),
+                                Some(t) => self.top_k(t),
                             };
                             if let (Some(family), Some(k)) = (family, k) {
                                 if self.space(def, &family) {
@@ -415,6 +423,23 @@ impl Builder {
                             }
                         }
                         FamilyMode::Listed => {
+                            let limit = crate::search::family::MAX_MATERIALIZED;
+                            let family = family.filter(|f| {
+                                let total = f.combinations().saturating_add(candidates.len() as u128);
+                                let fits = f.combinations() > limit || total <= limit;
+                                if !fits {
+                                    self.at(
+                                        def.name.place,
+                                        format!(
+                                            "this family's {} combinations and the {} candidates before it are more \
+                                             than the {limit} a search lists one by one; make it a `space` (streamed)",
+                                            f.combinations(),
+                                            candidates.len()
+                                        ),
+                                    );
+                                }
+                                fits
+                            });
                             if let Some(members) = family.and_then(|f| self.members(def, &f)) {
                                 for c in members {
                                     self.add_candidate(
@@ -525,6 +550,18 @@ impl Builder {
         place: Place,
         family: Option<&Word>,
     ) {
+        let limit = crate::search::family::MAX_NAME_LEN;
+        if c.name.len() > limit {
+            self.at(
+                place,
+                format!(
+                    "the candidate name `{}` is {} bytes long; a candidate name has at most {limit}",
+                    crate::search::family::shown(&c.name),
+                    c.name.len()
+                ),
+            );
+            return;
+        }
         if let Some(first) = first_seen(origins, &c.name, place) {
             let message = match family {
                 Some(f) => format!(
@@ -822,6 +859,25 @@ impl Builder {
         }
     }
 
+    /// A window size (full attention is `Scalar::Full`, handled by the caller);
+    /// the string `"full"` is pointed at the bare word.
+    fn window(&mut self, value: &Atom) -> Option<u64> {
+        if let Scalar::Str(text) = &value.value {
+            if text.trim().eq_ignore_ascii_case("full") {
+                self.at(
+                    value.place,
+                    format!(
+                        "`window` = {} is a string: write bare `full` (no quotes; `null` in a JSON spec) for full \
+                         attention, or a positive integer",
+                        value.value
+                    ),
+                );
+                return None;
+            }
+        }
+        self.size("window", value)
+    }
+
     /// A positive integer of at most [`MAX_DIM`] (a size of a layer).
     fn size(&mut self, key: &str, value: &Atom) -> Option<u64> {
         let n = self.positive_int(key, value)?;
@@ -975,7 +1031,7 @@ impl Builder {
                 value: Scalar::Full, ..
             })) => None,
             Some(Value::Scalar(s)) => {
-                let w = self.positive_int("window", s);
+                let w = self.window(s);
                 ok &= w.is_some();
                 w
             }
@@ -1101,6 +1157,20 @@ impl Builder {
             },
         };
         ok.then_some(FfnRounding { multiple, rounding })
+    }
+
+    /// `top_k`: from 1 to [`crate::search::stream::MAX_TOP_K`] (each list is held in full).
+    fn top_k(&mut self, t: &Atom) -> Option<usize> {
+        let k = self.positive_int("top_k", t)?;
+        let limit = crate::search::stream::MAX_TOP_K;
+        if k > limit as u64 {
+            self.at(
+                t.place,
+                format!("`top_k` = {k} is more than a search reports (the limit is {limit})"),
+            );
+            return None;
+        }
+        Some(k as usize)
     }
 
     fn family(&mut self, def: &FamilyInput) -> Option<Family> {
@@ -1289,7 +1359,7 @@ impl Builder {
                     None
                 }
                 (AxisKind::Window, Scalar::Full) => Some(AxisValue::Window(None)),
-                (AxisKind::Window, _) => self.size("window", atom).map(|w| AxisValue::Window(Some(w))),
+                (AxisKind::Window, _) => self.window(atom).map(|w| AxisValue::Window(Some(w))),
                 (AxisKind::FfnRatio, Scalar::Int(_) | Scalar::Float(_)) => {
                     let r = atom.value.as_f64().unwrap_or(f64::NAN);
                     if r.is_finite() && r > MAX_DIM as f64 {

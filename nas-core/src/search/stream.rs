@@ -33,6 +33,17 @@ pub const MAX_COMBINATIONS: u64 = 1 << 62;
 /// Lookup tables larger than this many entries are not merged further.
 const MAX_TABLE: u64 = 1 << 22;
 
+/// Most values (f64) all lookup tables of one search hold together, work
+/// tables included (2^26: 512 MiB). Checked before each table is allocated.
+pub const MAX_TABLE_VALUES: u64 = 1 << 26;
+
+/// Most (quality-table entry, GPU) pairs the Pareto front tracks per chunk
+/// of the search (2^17: 2 MiB per chunk in flight).
+pub const MAX_PARETO_SLOTS: u64 = 1 << 17;
+
+/// Most entries a streamed search reports per list (`top_k`).
+pub const MAX_TOP_K: usize = 10_000;
+
 /// Extra entries kept beyond k until the exact re-evaluation, so that values
 /// an ulp apart in the streamed sums cannot push a true top-k entry out.
 const MARGIN: usize = 16;
@@ -259,6 +270,12 @@ impl<'a> Plan<'a> {
         if spec.hardware.is_empty() {
             return Err(Error::Spec("a search needs at least one hardware target".into()));
         }
+        if spec.top_k > MAX_TOP_K {
+            return Err(Error::Spec(format!(
+                "`top_k` = {} is more than a search reports (the limit is {MAX_TOP_K})",
+                spec.top_k
+            )));
+        }
         let radix: Vec<u64> = spec.family.axes.iter().map(|a| a.values.len() as u64).collect();
         if radix.len() > 63 {
             return Err(Error::Spec("a family has at most 63 axes".into()));
@@ -307,12 +324,12 @@ impl<'a> Plan<'a> {
         let reps = Representatives::new(spec, &radix, shape_mask)?;
         let valid = reps.table(shape_mask, 1, |shape, out| {
             out[0] = f64::from(u8::from(shape.is_some()))
-        });
+        })?;
 
         let inverse: Vec<nalgebra::DMatrix<f64>> = spec.hardware.iter().map(Gpu::inverse_throughputs).collect();
         let mut terms = Vec::new();
         for (mask, kernels) in &merged {
-            terms.push(group_latency(&reps, *mask, kernels, &model, &inverse));
+            terms.push(group_latency(&reps, *mask, kernels, &model, &inverse)?);
         }
 
         let quality_mask = fields(&[ShapeField::HiddenDim, ShapeField::FfnDim]);
@@ -322,7 +339,18 @@ impl<'a> Plan<'a> {
                 let p = Proxies::of(s);
                 out.copy_from_slice(&[p.quality_proxy, 1.0 / p.param_proxy_raw]);
             }
-        });
+        })?;
+        // The Pareto front keeps one slot per quality entry and GPU in every chunk in flight.
+        let slots = (quality.values.len() as u64 / 2).saturating_mul(spec.hardware.len().min(MAX_GPUS) as u64);
+        if slots > MAX_PARETO_SLOTS {
+            return Err(Error::Spec(format!(
+                "the axes that decide the quality proxy (`hidden_dim` and the FFN size) have {} combinations \
+                 together, on {} GPUs; the streaming search's Pareto front tracks at most {MAX_PARETO_SLOTS} \
+                 (combinations x GPUs): give these axes fewer values",
+                quality.values.len() / 2,
+                spec.hardware.len().min(MAX_GPUS)
+            )));
+        }
 
         let mut metrics: Vec<Metric> = Vec::new();
         spec.constraints.clauses.iter().for_each(|c| c.metrics(&mut metrics));
@@ -345,7 +373,7 @@ impl<'a> Plan<'a> {
         }
         let passes = reps.table(pass_mask, 1, |shape, out| {
             out[0] = shape.map_or(0.0, |s| truth_table(&spec.constraints.clauses, s, atoms.len()) as f64);
-        });
+        })?;
 
         let whole = if spec.rank_by.is_whole_model() || !atoms.is_empty() {
             let steps: Vec<StepThroughputs> = spec.hardware.iter().map(Gpu::step_throughputs).collect::<Result<_>>()?;
@@ -410,7 +438,7 @@ fn group_latency(
     kernels: &[usize],
     model: &LayerModel,
     inverse: &[nalgebra::DMatrix<f64>],
-) -> Table {
+) -> Result<Table> {
     use nalgebra::DMatrix;
     let all = model.columns();
     let columns: Vec<usize> = (0..all.len()).filter(|&c| kernels.contains(&all[c].0)).collect();
@@ -423,16 +451,20 @@ fn group_latency(
                 *o = row[c];
             }
         }
-    });
+    })?;
     let entries = work.values.len() / columns.len().max(1);
+    let (gpus, width) = (inverse.len() as u64, columns.len() as u64);
+    // The work's copy, the product, its transpose and the result, while the work table is still held.
+    reps.charge(mask, (entries as u64).saturating_mul(width + 3 * gpus))?;
     let inverse = DMatrix::from_fn(columns.len(), inverse.len(), |c, g| inverse[g][(all[columns[c]].1, 0)]);
     let product = DMatrix::from_row_slice(entries, columns.len(), &work.values) * inverse;
     // Row-major, as the hot loop reads it.
     let values = product.transpose().as_slice().to_vec();
-    Table {
+    reps.refund(entries as u64 * (2 * width + 2 * gpus));
+    Ok(Table {
         strides: work.strides,
         values,
-    }
+    })
 }
 
 /// The whole-model tables: decode kernels grouped by the axes they read
@@ -457,7 +489,7 @@ fn whole_plan(
                 out[1] = s.batch_size as f64;
             }
         },
-    );
+    )?;
     let step_kernels: Vec<usize> = (0..DECODE_KERNELS.len())
         .filter(|&k| !decode_kernel_per_layer(k))
         .collect();
@@ -480,7 +512,7 @@ fn whole_plan(
                 .map(|&k| decode_kernel_ms(s, step, batch, context, k).unwrap_or(f64::NAN))
                 .sum();
         }
-    });
+    })?;
     // Per-layer kernels: group by mask, fold into supersets while tables stay small.
     let mut groups: Vec<(u64, Vec<usize>)> = Vec::new();
     for k in (0..DECODE_KERNELS.len()).filter(|&k| decode_kernel_per_layer(k)) {
@@ -520,7 +552,7 @@ fn whole_plan(
                     .map(|&k| decode_kernel_ms(s, step, batch, context, k).unwrap_or(f64::NAN))
                     .sum();
             }
-        }));
+        })?);
     }
     Ok(WholePlan {
         layers,
@@ -553,6 +585,8 @@ struct Representatives<'a> {
     base: Vec<u64>,
     /// Every valid combination of the shape axes, as an entry of their layout.
     valid: Vec<u64>,
+    /// Table values allocated so far (at most [`MAX_TABLE_VALUES`]).
+    used: AtomicU64,
 }
 
 impl<'a> Representatives<'a> {
@@ -634,6 +668,7 @@ impl<'a> Representatives<'a> {
             shape_mask,
             base,
             valid,
+            used: AtomicU64::new(0),
         })
     }
 
@@ -646,8 +681,9 @@ impl<'a> Representatives<'a> {
     /// the largest corner too. The shape axes of `mask` pick one of a few
     /// distinct partial shapes, built once; the other axes (sequence, batch,
     /// window, QK-norm, whole-model sizes) each set one field of it.
-    fn table(&self, mask: u64, width: usize, value: impl Fn(Option<&LayerShape>, &mut [f64]) + Sync) -> Table {
+    fn table(&self, mask: u64, width: usize, value: impl Fn(Option<&LayerShape>, &mut [f64]) + Sync) -> Result<Table> {
         let (strides, size) = layout(mask, &self.radix);
+        self.charge(mask, size.saturating_mul(width as u64))?;
         let family = self.spec.family;
         let axes = self.radix.len();
         let (part_strides, part_count) = layout(mask & self.shape_mask, &self.radix);
@@ -703,7 +739,34 @@ impl<'a> Representatives<'a> {
                 });
                 value(shape.as_ref(), out);
             });
-        Table { strides, values }
+        Ok(Table { strides, values })
+    }
+
+    /// Takes `values` from the search's table budget ([`MAX_TABLE_VALUES`]),
+    /// or says which axes make a table too large, before anything is allocated.
+    fn charge(&self, mask: u64, values: u64) -> Result<()> {
+        let used = self.used.load(Ordering::Relaxed).saturating_add(values);
+        if used > MAX_TABLE_VALUES {
+            let axes: Vec<String> = (0..self.radix.len())
+                .filter(|a| mask & (1 << a) != 0)
+                .map(|a| format!("`{}` ({})", self.spec.family.axes[a].kind.name(), self.radix[a]))
+                .collect();
+            return Err(Error::Spec(format!(
+                "the streaming search's lookup tables would hold more than {MAX_TABLE_VALUES} values (the axes {} \
+                 are read together): give these axes fewer values",
+                axes.join(", ")
+            )));
+        }
+        self.used.store(used, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Gives back `values` to the table budget (a work table no longer held).
+    fn refund(&self, values: u64) {
+        self.used.store(
+            self.used.load(Ordering::Relaxed).saturating_sub(values),
+            Ordering::Relaxed,
+        );
     }
 }
 
@@ -749,9 +812,10 @@ struct TopK {
 
 impl TopK {
     fn new(k: usize) -> Self {
+        // The plan refuses k above MAX_TOP_K; the capacity never trusts it.
         TopK {
-            cap: k + MARGIN,
-            items: Vec::with_capacity(k + MARGIN + 1),
+            cap: k.saturating_add(MARGIN),
+            items: Vec::with_capacity(k.min(MAX_TOP_K) + MARGIN + 1),
         }
     }
 
