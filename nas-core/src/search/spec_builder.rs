@@ -484,7 +484,7 @@ impl Builder {
         if !singletons.contains_key("hardware") {
             self.at(
                 spec.place,
-                "a search needs its hardware targets: add `hardware: [a100, t4, h100]`",
+                "a search needs its hardware targets: add `hardware: [h100, h200]` (`nas hardware` lists them all)",
             );
         }
         for gpu in &gpus {
