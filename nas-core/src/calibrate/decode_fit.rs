@@ -114,16 +114,14 @@ impl DecodeModelFit {
     /// chip generation). `source` says where they came from.
     pub fn transfer(&self, from: &PhysicalLimits, to: &PhysicalLimits, source: &str) -> DecodeModelFit {
         let mut out = self.clone();
-        for (name, unit, bound) in DECODE_RESOURCES {
+        for (name, unit, _) in DECODE_RESOURCES {
             let Some(f) = out.fitted.get_mut(name) else { continue };
-            let scale = match (unit, bound) {
-                (Unit::Flops, _) => from.dense_bf16_tflops / to.dense_bf16_tflops,
-                (Unit::Bytes, _) => from.hbm_gbps / to.hbm_gbps,
-                (Unit::Launches, _) => 1.0,
+            let scale = match unit {
+                Unit::Flops => from.dense_bf16_tflops / to.dense_bf16_tflops,
+                Unit::Bytes => from.hbm_gbps / to.hbm_gbps,
+                Unit::Launches => 1.0,
             };
-            f.ms_per_unit *= scale;
-            let (value, _) = throughput(unit, f.ms_per_unit);
-            f.throughput = value;
+            *f = FittedResource::of(unit, f.ms_per_unit * scale);
         }
         out.ridge_flops_per_byte = to.ridge_flops_per_byte();
         out.transferred_from = Some(source.to_string());
@@ -297,15 +295,7 @@ impl DecodeModelFit {
         let mut out = self.clone();
         for &j in &free {
             let (name, unit, _) = DECODE_RESOURCES[j];
-            let (value, shown) = throughput(unit, t[j]);
-            out.fitted.insert(
-                name.to_string(),
-                FittedResource {
-                    ms_per_unit: t[j],
-                    throughput: value,
-                    unit: shown.to_string(),
-                },
-            );
+            out.fitted.insert(name.to_string(), FittedResource::of(unit, t[j]));
         }
         let errors: Vec<f64> = micro
             .iter()
@@ -469,17 +459,7 @@ pub fn fit(
     let fitted = DECODE_RESOURCES
         .iter()
         .zip(&t)
-        .map(|((name, unit, _), &ms)| {
-            let (value, shown) = throughput(*unit, ms);
-            (
-                name.to_string(),
-                FittedResource {
-                    ms_per_unit: ms,
-                    throughput: value,
-                    unit: shown.to_string(),
-                },
-            )
-        })
+        .map(|((name, unit, _), &ms)| (name.to_string(), FittedResource::of(*unit, ms)))
         .collect();
     let fit = DecodeModelFit {
         ramp_bytes: form.ramp_bytes,

@@ -111,6 +111,18 @@ pub struct FittedResource {
     pub unit: String,
 }
 
+impl FittedResource {
+    /// A resource of `unit` costing `ms_per_unit`, with its throughput shown.
+    pub fn of(unit: Unit, ms_per_unit: f64) -> Self {
+        let (throughput, shown) = throughput(unit, ms_per_unit);
+        FittedResource {
+            ms_per_unit,
+            throughput,
+            unit: shown.to_string(),
+        }
+    }
+}
+
 /// How well a model matches measurements.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResidualStats {
@@ -399,17 +411,7 @@ impl CalibrationProfile {
             .iter()
             .zip(RESOURCE_UNITS)
             .zip(&values)
-            .map(|((name, unit), &ms)| {
-                let (value, unit) = throughput(unit, ms);
-                (
-                    name.to_string(),
-                    FittedResource {
-                        ms_per_unit: ms,
-                        throughput: value,
-                        unit: unit.to_string(),
-                    },
-                )
-            })
+            .map(|((name, unit), &ms)| (name.to_string(), FittedResource::of(unit, ms)))
             .collect();
         let mut sets: Vec<String> = used.iter().map(|m| m.set.clone()).collect();
         sets.sort();

@@ -61,10 +61,6 @@ mod r {
     pub const STEP: usize = 12;
 }
 
-/// Bytes of every kernel that move at the ramp's extra cost (by default; a
-/// profile records the value it was fitted with).
-pub const DEFAULT_RAMP_BYTES: f64 = 8.0 * 1024.0 * 1024.0;
-
 /// The shape-side parameters of the decode model: what the work depends on
 /// besides the shape (fixed per profile, not fitted by least squares).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -226,8 +222,9 @@ impl DecodeConstants {
 mod tests {
     use super::*;
 
+    const RAMP_BYTES: f64 = 8.0 * 1024.0 * 1024.0;
     const FORM: DecodeForm = DecodeForm {
-        ramp_bytes: DEFAULT_RAMP_BYTES,
+        ramp_bytes: RAMP_BYTES,
         ridge_flops_per_byte: 206.0,
     };
 
@@ -235,7 +232,7 @@ mod tests {
     fn gemvs_stream_bytes_and_large_batches_turn_compute_bound() {
         let gemv = gemm_work(1, 4096, 4096, &FORM);
         assert_eq!(gemv[r::WEIGHT_BYTES], 2.0 * (4096.0 * 4096.0 + 8192.0));
-        assert_eq!(gemv[r::RAMP_BYTES], DEFAULT_RAMP_BYTES);
+        assert_eq!(gemv[r::RAMP_BYTES], RAMP_BYTES);
         assert_eq!((gemv[r::GEMM_FLOPS], gemv[r::GEMM]), (0.0, 1.0));
         // 512 rows: 2*512 FLOPs per weight element, 1024 per 2 bytes, past the ridge.
         let wide = gemm_work(512, 4096, 4096, &FORM);

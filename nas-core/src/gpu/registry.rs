@@ -265,7 +265,9 @@ impl GpuTarget {
     pub fn builtin_owned(key: &str) -> Self {
         GpuTarget {
             key: Cow::Owned(key.to_string()),
-            ..GpuTarget::builtin("")
+            cost_model: None,
+            profile: None,
+            own: None,
         }
     }
 

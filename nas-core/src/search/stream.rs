@@ -289,30 +289,12 @@ impl<'a> Plan<'a> {
         let family = spec.family;
         let fields = |fs: &[ShapeField]| fs.iter().fold(0u64, |m, f| m | family.field_axes(*f));
 
-        // Group kernels by the axes they read; fold a group into another that
-        // reads a superset of its axes, while tables stay small.
-        let mut groups: Vec<(u64, Vec<usize>)> = Vec::new();
         // One plan evaluates GPUs of one layer model (`search_range` splits the rest).
         let model = spec.hardware[0].layer_model();
-        for k in 0..model.kernels().len() {
-            let mask = fields(model.kernel_fields(k));
-            match groups.iter_mut().find(|(m, _)| *m == mask) {
-                Some((_, ks)) => ks.push(k),
-                None => groups.push((mask, vec![k])),
-            }
-        }
-        groups.sort_by_key(|(m, _)| std::cmp::Reverse(m.count_ones()));
-        let mut merged: Vec<(u64, Vec<usize>)> = Vec::new();
-        for (mask, kernels) in groups {
-            let host = merged
-                .iter_mut()
-                .filter(|(m, _)| m & mask == mask && layout(*m, &radix).1 <= MAX_TABLE)
-                .min_by_key(|(m, _)| layout(*m, &radix).1);
-            match host {
-                Some((_, ks)) => ks.extend(kernels),
-                None => merged.push((mask, kernels)),
-            }
-        }
+        let merged = group_kernels(
+            (0..model.kernels().len()).map(|k| (k, fields(model.kernel_fields(k)))),
+            &radix,
+        );
 
         let shape_mask = fields(&[
             ShapeField::HiddenDim,
@@ -513,27 +495,13 @@ fn whole_plan(
                 .sum();
         }
     })?;
-    // Per-layer kernels: group by mask, fold into supersets while tables stay small.
-    let mut groups: Vec<(u64, Vec<usize>)> = Vec::new();
-    for k in (0..DECODE_KERNELS.len()).filter(|&k| decode_kernel_per_layer(k)) {
-        let mask = fields(decode_kernel_fields(k));
-        match groups.iter_mut().find(|(m, _)| *m == mask) {
-            Some((_, ks)) => ks.push(k),
-            None => groups.push((mask, vec![k])),
-        }
-    }
-    groups.sort_by_key(|(m, _)| std::cmp::Reverse(m.count_ones()));
-    let mut merged: Vec<(u64, Vec<usize>)> = Vec::new();
-    for (mask, kernels) in groups {
-        let host = merged
-            .iter_mut()
-            .filter(|(m, _)| m & mask == mask && layout(*m, radix).1 <= MAX_TABLE)
-            .min_by_key(|(m, _)| layout(*m, radix).1);
-        match host {
-            Some((_, ks)) => ks.extend(kernels),
-            None => merged.push((mask, kernels)),
-        }
-    }
+    // Per-layer kernels, grouped as the layer model's are.
+    let merged = group_kernels(
+        (0..DECODE_KERNELS.len())
+            .filter(|&k| decode_kernel_per_layer(k))
+            .map(|k| (k, fields(decode_kernel_fields(k)))),
+        radix,
+    );
     let mut decode = Vec::new();
     for (mask, kernels) in &merged {
         if layout(*mask, radix).1 > MAX_TABLE * 4 {
@@ -560,6 +528,32 @@ fn whole_plan(
         decode,
         atoms,
     })
+}
+
+/// Kernels grouped by the axes they read (`(kernel, axis mask)` pairs): a
+/// group folds into one that reads a superset of its axes while that
+/// group's table stays small. Returns `(mask, kernels)` per table.
+fn group_kernels(kernels: impl Iterator<Item = (usize, u64)>, radix: &[u64]) -> Vec<(u64, Vec<usize>)> {
+    let mut groups: Vec<(u64, Vec<usize>)> = Vec::new();
+    for (k, mask) in kernels {
+        match groups.iter_mut().find(|(m, _)| *m == mask) {
+            Some((_, ks)) => ks.push(k),
+            None => groups.push((mask, vec![k])),
+        }
+    }
+    groups.sort_by_key(|(m, _)| std::cmp::Reverse(m.count_ones()));
+    let mut merged: Vec<(u64, Vec<usize>)> = Vec::new();
+    for (mask, kernels) in groups {
+        let host = merged
+            .iter_mut()
+            .filter(|(m, _)| m & mask == mask && layout(*m, radix).1 <= MAX_TABLE)
+            .min_by_key(|(m, _)| layout(*m, radix).1);
+        match host {
+            Some((_, ks)) => ks.extend(kernels),
+            None => merged.push((mask, kernels)),
+        }
+    }
+    merged
 }
 
 /// Digits of entry `entry` of a table over `mask`, in family-axis order (other axes 0).
