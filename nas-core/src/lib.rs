@@ -17,5 +17,6 @@ pub mod model;
 pub mod report;
 pub mod search;
 pub mod shapes;
+pub mod stack;
 
 pub use error::{Error, Result};

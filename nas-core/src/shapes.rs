@@ -65,6 +65,10 @@ pub const MODEL_KEYS: [&str; 5] = [
 /// Most layers a model may have.
 pub const MAX_LAYERS: u64 = 1 << 16;
 
+/// Most experts a mixture-of-experts layer may have (the largest released
+/// models have a few hundred).
+pub const MAX_EXPERTS: u64 = 1 << 16;
+
 /// Most training tokens a loss estimate accepts (10^16, far beyond any run so far).
 pub const MAX_TRAINING_TOKENS: u64 = 10_000_000_000_000_000;
 

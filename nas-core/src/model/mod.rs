@@ -290,6 +290,11 @@ impl StepThroughputs {
         }
     }
 
+    /// An elementwise kernel moving `bytes`: at the bandwidth, plus the launch cost.
+    pub fn elementwise_ms(&self, bytes: f64) -> f64 {
+        self.kernel_ms(bytes, 0.0, self.matmul_tflops)
+    }
+
     /// Roofline time of a kernel moving `bytes` and doing `flops`.
     fn kernel_ms(&self, bytes: f64, flops: f64, tflops: f64) -> f64 {
         let memory = bytes / (self.bandwidth_gbps * 1e9) * 1e3;
