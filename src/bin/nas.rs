@@ -28,14 +28,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Predict the latency of each layer shape in a JSON file on one GPU.
+    /// Predict the latency of each layer shape or model in a JSON file on one GPU.
     Predict {
         /// GPU key (see `nas hardware`).
         #[arg(long)]
         hardware: String,
-        /// JSON array of shapes in the seed's keys.
+        /// A Hugging Face `config.json` (an object with `model_type`; named by
+        /// the file's stem), a JSON array of shapes in the seed's keys, or an
+        /// array mixing both (a config in an array is named by its `name` or
+        /// `_name_or_path`).
         #[arg(long)]
         configs: PathBuf,
+        /// Prompt tokens per sequence, for configs (default 2048) and shapes that set no `seq_len`.
+        #[arg(long)]
+        seq_len: Option<u64>,
+        /// Sequences per step, for configs (default 1) and shapes that set no `batch_size`.
+        #[arg(long)]
+        batch: Option<u64>,
+        /// Tokens in the KV cache at a decode step, for configs (default: the
+        /// sequence length) and whole-model shapes that set no `context_len`.
+        #[arg(long)]
+        context: Option<u64>,
+        /// Training tokens of the loss estimate, for dense configs and whole-model
+        /// shapes that set no `training_tokens`.
+        #[arg(long)]
+        training_tokens: Option<u64>,
         /// `measured` (the kernel-aware model on the GPU's measured profile) or
         /// `seed` (the seed tool's formula and constants). Default: measured.
         #[arg(long, value_name = "measured|seed")]
@@ -94,6 +111,17 @@ enum Command {
     },
     /// List the known GPUs: spec sheets, cost models, and where every number comes from.
     Hardware,
+    /// Print Hugging Face configs as the DSL's `known` block (with a comment on
+    /// what the DSL cannot express yet) and as JSON shapes, to start a search
+    /// from a real model.
+    Import {
+        /// `config.json` files (each an object with `model_type`).
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// The `seq_len` of the JSON shape.
+        #[arg(long, default_value_t = 2048)]
+        seq_len: u64,
+    },
     /// Fit the kernel-aware model's throughputs to GPU measurements (JSON lines
     /// from calibration/harness/measure.py) and write a calibration profile.
     Calibrate {
@@ -225,6 +253,10 @@ fn run(command: Command) -> Result<()> {
         Command::Predict {
             hardware,
             configs,
+            seq_len,
+            batch,
+            context,
+            training_tokens,
             cost_model,
             calibration,
             overrides,
@@ -236,8 +268,18 @@ fn run(command: Command) -> Result<()> {
                 count: nas::model::ParamCount::from_name(&loss_params).unwrap_or_default(),
             };
             let cost_model = cost_model.as_deref().map(cost_model_kind).transpose()?;
-            predict(&hardware, &configs, cost_model, calibration.as_deref(), &overrides, fit)
+            let flags = WorkloadFlags::checked(seq_len, batch, context, training_tokens)?;
+            predict(
+                &hardware,
+                &configs,
+                cost_model,
+                calibration.as_deref(),
+                &overrides,
+                fit,
+                &flags,
+            )
         }
+        Command::Import { files, seq_len } => import(&files, seq_len),
         Command::Pack {
             seed: _,
             cost_model,
@@ -504,6 +546,99 @@ fn predict_gpu(
     Ok(gpu.with_overrides(&overrides))
 }
 
+/// `--seq-len`, `--batch`, `--context`, `--training-tokens`: the workload of
+/// configs, and of shapes that set none.
+struct WorkloadFlags {
+    seq_len: Option<u64>,
+    batch: Option<u64>,
+    context: Option<u64>,
+    training_tokens: Option<u64>,
+}
+
+impl WorkloadFlags {
+    fn checked(
+        seq_len: Option<u64>,
+        batch: Option<u64>,
+        context: Option<u64>,
+        training_tokens: Option<u64>,
+    ) -> Result<Self> {
+        let limits = [
+            ("--seq-len", seq_len, nas::shapes::MAX_DIM),
+            ("--batch", batch, nas::shapes::MAX_DIM),
+            ("--context", context, nas::shapes::MAX_DIM),
+            ("--training-tokens", training_tokens, nas::shapes::MAX_TRAINING_TOKENS),
+        ];
+        for (flag, value, limit) in limits {
+            if let Some(v) = value {
+                if v == 0 || v > limit {
+                    return Err(Error::Spec(format!("{flag}: must be between 1 and {limit}, got {v}")));
+                }
+            }
+        }
+        Ok(WorkloadFlags {
+            seq_len,
+            batch,
+            context,
+            training_tokens,
+        })
+    }
+
+    /// A config's workload: the flags, else 2048 tokens, batch 1, context = seq_len.
+    fn workload(&self) -> nas::stack::StackWorkload {
+        let seq_len = self.seq_len.unwrap_or(2048);
+        nas::stack::StackWorkload {
+            seq_len,
+            batch: self.batch.unwrap_or(1),
+            context: self.context.unwrap_or(seq_len),
+        }
+    }
+
+    /// Sets the keys a shape object leaves out (the whole-model ones only on
+    /// whole-model shapes).
+    fn fill(&self, item: &Value) -> Value {
+        let mut item = item.clone();
+        if let Value::Object(obj) = &mut item {
+            let whole = obj.contains_key("num_layers");
+            let keys = [
+                ("seq_len", self.seq_len, true),
+                ("batch_size", self.batch, true),
+                ("context_len", self.context, whole),
+                ("training_tokens", self.training_tokens, whole),
+            ];
+            for (key, value, applies) in keys {
+                if let (Some(v), true, false) = (value, applies, obj.contains_key(key)) {
+                    obj.insert(key.into(), json!(v));
+                }
+            }
+        }
+        item
+    }
+}
+
+/// One entry of `predict`'s input: a shape (its index among the shapes) or
+/// a Hugging Face config read into a stack.
+enum PredictItem {
+    Shape(usize),
+    Config(String, nas::stack::ModelStack),
+}
+
+/// The name of a Hugging Face config inside an array: `name`, else `_name_or_path`, else its place.
+fn config_name(item: &Value, place: &str, i: usize) -> Result<String> {
+    for key in ["name", "_name_or_path"] {
+        match item.get(key) {
+            Some(Value::String(s)) if !s.is_empty() => return Ok(s.clone()),
+            None | Some(Value::Null) | Some(Value::String(_)) => {}
+            Some(_) => {
+                return Err(Error::Input {
+                    place: format!("{place}: configs[{i}]"),
+                    problem: format!("{key}: must be a string"),
+                })
+            }
+        }
+    }
+    Ok(format!("configs[{i}]"))
+}
+
 fn predict(
     hardware_key: &str,
     configs: &Path,
@@ -511,40 +646,119 @@ fn predict(
     calibration: Option<&Path>,
     overrides: &[String],
     loss_fit: nas::model::LossFit,
+    flags: &WorkloadFlags,
 ) -> Result<()> {
     let gpu = predict_gpu(hardware_key, cost_model, calibration, overrides)?;
     let doc = read_json(configs)?;
-    let (names, mut shapes): (Vec<String>, Vec<LayerShape>) =
-        nas::shapes::configs_from_json(&doc, &configs.display().to_string())?
-            .into_iter()
-            .unzip();
+    let place = configs.display().to_string();
+    let mut items = Vec::new();
+    let mut names = Vec::new();
+    let mut shapes: Vec<LayerShape> = Vec::new();
+    let mut warnings = Vec::new();
+    let mut add_config = |name: String, value: &Value, at: &str, items: &mut Vec<PredictItem>| -> Result<()> {
+        let imported = nas::stack::hf::from_config(value, at)?;
+        warnings.extend(imported.warnings);
+        items.push(PredictItem::Config(name, imported.stack));
+        Ok(())
+    };
+    match &doc {
+        Value::Object(_) if nas::stack::hf::is_hf_config(&doc) => {
+            let stem = configs
+                .file_stem()
+                .map_or("config".into(), |s| s.to_string_lossy().into_owned());
+            add_config(stem, &doc, &place, &mut items)?;
+        }
+        Value::Array(list) => {
+            for (i, item) in list.iter().enumerate() {
+                let at = format!("{place}: configs[{i}]");
+                if nas::stack::hf::is_hf_config(item) {
+                    add_config(config_name(item, &place, i)?, item, &at, &mut items)?;
+                } else {
+                    let (name, shape) = LayerShape::from_json(&flags.fill(item), &at)?;
+                    let name = name.ok_or_else(|| Error::Input {
+                        place: at.clone(),
+                        problem: "missing key `name`".into(),
+                    })?;
+                    items.push(PredictItem::Shape(shapes.len()));
+                    names.push(name);
+                    shapes.push(shape);
+                }
+            }
+        }
+        // The shapes' reader names what it expected.
+        _ => {
+            nas::shapes::configs_from_json(&doc, &place)?;
+        }
+    }
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     for shape in &mut shapes {
         shape.model.loss_fit = loss_fit;
     }
     let latency = Latencies::new(std::slice::from_ref(&gpu), &shapes);
     let step = gpu.step_throughputs()?;
     let source = gpu.provenance().summary();
-    let out: Vec<Value> = names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let kernels = latency.kernels(i, 0);
-            let per_kernel: Map<String, Value> = kernels.named().map(|(k, v)| (k.to_string(), json!(v))).collect();
-            let mut out = json!({
-                "name": name,
-                "total_ms": latency.total_ms(i, 0),
-                "per_kernel": per_kernel,
-                "bottleneck": kernels.bottleneck(),
-                "tile_penalties": TilePenalties::of(&shapes[i]),
-                "cost_model": gpu.cost_model().name(),
-                "source": source,
-            });
-            whole_model_keys(&mut out, &shapes[i], latency.total_ms(i, 0), Some(&step));
-            out
-        })
-        .collect();
+    let workload = flags.workload();
+    let training = flags.training_tokens.map(|t| (loss_fit, t));
+    let mut out: Vec<Value> = Vec::with_capacity(items.len());
+    for item in &items {
+        match item {
+            PredictItem::Shape(i) => {
+                let i = *i;
+                let kernels = latency.kernels(i, 0);
+                let per_kernel: Map<String, Value> = kernels.named().map(|(k, v)| (k.to_string(), json!(v))).collect();
+                let mut o = json!({
+                    "name": names[i],
+                    "total_ms": latency.total_ms(i, 0),
+                    "per_kernel": per_kernel,
+                    "bottleneck": kernels.bottleneck(),
+                    "tile_penalties": TilePenalties::of(&shapes[i]),
+                    "cost_model": gpu.cost_model().name(),
+                    "source": source,
+                });
+                whole_model_keys(&mut o, &shapes[i], latency.total_ms(i, 0), Some(&step));
+                out.push(o);
+            }
+            PredictItem::Config(name, stack) => {
+                let p = nas::stack::report::predict(name, stack, &gpu, &workload, training)?;
+                out.push(serde_json::to_value(&p).map_err(|e| Error::Spec(e.to_string()))?);
+            }
+        }
+    }
     let text = serde_json::to_string_pretty(&out).map_err(|e| Error::Spec(e.to_string()))?;
     say!("{text}");
+    Ok(())
+}
+
+/// `nas import`: each config as the DSL's `known` block and as a JSON shape.
+fn import(files: &[PathBuf], seq_len: u64) -> Result<()> {
+    if seq_len == 0 || seq_len > nas::shapes::MAX_DIM {
+        return Err(Error::Spec(format!(
+            "--seq-len: must be between 1 and {}, got {seq_len}",
+            nas::shapes::MAX_DIM
+        )));
+    }
+    let mut texts = Vec::with_capacity(files.len());
+    for file in files {
+        let doc = read_json(file)?;
+        let place = file.display().to_string();
+        if !nas::stack::hf::is_hf_config(&doc) {
+            return Err(Error::Input {
+                place,
+                problem: "expected a Hugging Face config (a JSON object with `model_type`)".into(),
+            });
+        }
+        let imported = nas::stack::hf::from_config(&doc, &place)?;
+        for w in &imported.warnings {
+            eprintln!("warning: {w}");
+        }
+        let stem = file
+            .file_stem()
+            .map_or("config".into(), |s| s.to_string_lossy().into_owned());
+        texts.push(nas::stack::report::import(&stem, &place, &imported.stack, seq_len)?);
+    }
+    say!("{}", texts.join("\n").trim_end());
     Ok(())
 }
 

@@ -84,7 +84,10 @@ pub fn moe_mlp_ms(gpu: &Gpu, shape: &MoeMlpShape, phase: Phase) -> Result<Vec<(&
         Phase::Decode => 0.0,
     };
     Ok(vec![
-        ("moe_router", roofline_ms(ELEM * (d * e + t * d + t * e), 2.0 * t * d * e, p)),
+        (
+            "moe_router",
+            roofline_ms(ELEM * (d * e + t * d + t * e), 2.0 * t * d * e, p),
+        ),
         ("moe_topk", roofline_ms(ELEM * t * e + 8.0 * rows, 0.0, p)),
         ("moe_grouping", grouping),
         (

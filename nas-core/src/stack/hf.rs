@@ -196,7 +196,10 @@ impl<'a> Config<'a> {
         match (self.get(key), default) {
             (Some(v), _) => self.bounded(key, v, limit),
             (None, Some(d)) => Ok(d),
-            (None, None) => Err(self.err(key, "missing (no default: transformers cannot build the model without it)")),
+            (None, None) => Err(self.err(
+                key,
+                "missing (no default: transformers cannot build the model without it)",
+            )),
         }
     }
 
@@ -268,10 +271,7 @@ impl<'a> Config<'a> {
             return Ok(None);
         };
         let Value::Array(items) = v else {
-            return Err(self.err(
-                "layer_types",
-                format!("must be a list of strings, got {}", kind_of(v)),
-            ));
+            return Err(self.err("layer_types", format!("must be a list of strings, got {}", kind_of(v))));
         };
         if items.len() as u64 != layers {
             return Err(self.err(
@@ -734,7 +734,11 @@ fn qwen2(c: &Config, qwen3: bool) -> Result<Built> {
         layers: 32,
         heads: 32,
         kv_heads: Default::Fixed(32),
-        head_dim: if qwen3 { Default::Fixed(128) } else { Default::HiddenOverHeads },
+        head_dim: if qwen3 {
+            Default::Fixed(128)
+        } else {
+            Default::HiddenOverHeads
+        },
         tie: false,
     })?;
     let window = qwen_window(c)?;
@@ -868,7 +872,11 @@ fn gemma(c: &Config, gemma3: bool) -> Result<Built> {
                 None => (i + 1) % pattern != 0,
             };
             let w = if sliding { window } else { None };
-            rms(common.attention([bias; 4], qk_norm, w), gated(common.ffn, false, act), 4)
+            rms(
+                common.attention([bias; 4], qk_norm, w),
+                gated(common.ffn, false, act),
+                4,
+            )
         })
         .collect();
     Ok(Built::rms(&common, layers))

@@ -397,10 +397,7 @@ pub fn predict(stack: &ModelStack, gpu: &Gpu, w: &StackWorkload) -> Result<Stack
         let ms = model::decode_kernel_ms(first, &step, w.batch, w.context, k).unwrap_or(0.0);
         decode_per_kernel.insert(DECODE_KERNELS[k].to_string(), ms);
     }
-    decode_per_kernel.insert(
-        "final_norm".into(),
-        step.elementwise_ms(2.0 * v * w.batch as f64 * d),
-    );
+    decode_per_kernel.insert("final_norm".into(), step.elementwise_ms(2.0 * v * w.batch as f64 * d));
     let decode_ms = decode_per_kernel.values().sum();
     estimated.sort();
     Ok(StackLatency {

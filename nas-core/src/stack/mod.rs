@@ -11,7 +11,8 @@
 //! - `params.rs`: exact parameter counts (as transformers counts them),
 //!   active parameters, weight and KV-cache bytes, memory fit;
 //! - `hf.rs`: a Hugging Face `config.json` read into a stack;
-//! - `latency.rs`: prefill and decode of a stack on a GPU, kind by kind.
+//! - `latency.rs`: prefill and decode of a stack on a GPU, kind by kind;
+//! - `report.rs`: what `nas predict` and `nas import` print for a stack.
 //!
 //! Today's uniform dense [`LayerShape`] with [`crate::model::ModelDims`] is a
 //! stack of one kind ([`ModelStack::from_layer_shape`]); its counts through
@@ -20,6 +21,7 @@
 pub mod hf;
 pub mod latency;
 pub mod params;
+pub mod report;
 
 use serde::Serialize;
 
@@ -252,7 +254,11 @@ impl ModelStack {
                 k_bias: false,
                 v_bias: false,
                 o_bias: false,
-                qk_norm: if shape.use_qk_norm { QkNorm::PerHead } else { QkNorm::None },
+                qk_norm: if shape.use_qk_norm {
+                    QkNorm::PerHead
+                } else {
+                    QkNorm::None
+                },
                 window: shape.window_size,
                 sinks: false,
             }),
@@ -371,14 +377,20 @@ impl ModelStack {
                 }
             }
             if kind.norms > 8 {
-                return bad("norms", format!("{} norms per layer is more than any model has (8)", kind.norms));
+                return bad(
+                    "norms",
+                    format!("{} norms per layer is more than any model has (8)", kind.norms),
+                );
             }
         }
         // Every count and byte figure must fit in a u64: counts saturate, so
         // a saturated total is an overflow.
         let total = params::count(self).total;
         if total >= u64::MAX / 64 {
-            return bad("layers", "these sizes make the parameter count overflow a 64-bit integer".into());
+            return bad(
+                "layers",
+                "these sizes make the parameter count overflow a 64-bit integer".into(),
+            );
         }
         Ok(())
     }

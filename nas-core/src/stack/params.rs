@@ -114,7 +114,11 @@ pub fn attention_params(hidden: u64, attention: &Attention) -> u64 {
 
 /// One routed expert of a mixture: gate, up and down (and their biases).
 fn expert_params(hidden: u64, ffn: u64, with_bias: bool) -> u64 {
-    sum(&[mul(&[3, hidden, ffn]), bias(with_bias, mul(&[2, ffn])), bias(with_bias, hidden)])
+    sum(&[
+        mul(&[3, hidden, ffn]),
+        bias(with_bias, mul(&[2, ffn])),
+        bias(with_bias, hidden),
+    ])
 }
 
 /// MLP parameters of one layer, and those a token does not touch.
@@ -231,10 +235,7 @@ pub struct KvCache {
 pub fn kv_bytes_per_token(kind: &LayerKind) -> u64 {
     match &kind.attention {
         Attention::Standard(a) => mul(&[2, a.kv_heads, a.head_dim, BYTES_PER_VALUE]),
-        Attention::Latent(a) => mul(&[
-            a.kv_lora_rank.saturating_add(a.qk_rope_head_dim),
-            BYTES_PER_VALUE,
-        ]),
+        Attention::Latent(a) => mul(&[a.kv_lora_rank.saturating_add(a.qk_rope_head_dim), BYTES_PER_VALUE]),
     }
 }
 
@@ -265,9 +266,9 @@ pub fn kv_cache(stack: &ModelStack, context: u64) -> KvCache {
             }
         })
         .collect();
-    let bytes_per_token = per_kind
-        .iter()
-        .fold(0u64, |acc, k| acc.saturating_add(mul(&[k.layers, k.bytes_per_token_per_layer])));
+    let bytes_per_token = per_kind.iter().fold(0u64, |acc, k| {
+        acc.saturating_add(mul(&[k.layers, k.bytes_per_token_per_layer]))
+    });
     let bytes_per_sequence = per_kind
         .iter()
         .fold(0u64, |acc, k| acc.saturating_add(k.bytes_per_sequence));
