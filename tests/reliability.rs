@@ -1325,3 +1325,293 @@ fn search_spec_window_full_as_a_string() {
         "DIR/s.json: family.axes[3].values[1]: `window` = \"full\" is a string: write bare `full` (no quotes; `null` in a JSON spec) for full attention, or a positive integer"
     );
 }
+
+// ---------------------------------------------------------------- Hugging Face configs (nas predict --configs, nas import)
+
+#[test]
+fn hf_config_with_an_unsupported_model_type() {
+    let dir = Dir::new("hf_config_with_an_unsupported_model_type");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "bert"}"#),
+        "DIR/c.json: model_type: `bert` is not supported; supported: llama, mistral, qwen2, qwen3, qwen3_moe, gemma2, gemma3_text, phi3, mixtral, deepseek_v2, deepseek_v3, gpt_oss, olmo2, gpt2"
+    );
+}
+
+#[test]
+fn hf_config_of_multimodal_gemma3() {
+    let dir = Dir::new("hf_config_of_multimodal_gemma3");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "gemma3"}"#),
+        "DIR/c.json: model_type: `gemma3` is not supported (a multimodal Gemma-3 config: give its `text_config`, model_type gemma3_text); supported: llama, mistral, qwen2, qwen3, qwen3_moe, gemma2, gemma3_text, phi3, mixtral, deepseek_v2, deepseek_v3, gpt_oss, olmo2, gpt2"
+    );
+}
+
+#[test]
+fn hf_config_with_model_type_not_a_string() {
+    let dir = Dir::new("hf_config_with_model_type_not_a_string");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": 3}"#),
+        "DIR/c.json: model_type: must be a string, got a number"
+    );
+}
+
+#[test]
+fn hf_config_with_kv_heads_not_dividing_heads() {
+    let dir = Dir::new("hf_config_with_kv_heads_not_dividing_heads");
+    assert_eq!(
+        predict_file(
+            &dir,
+            r#"{"model_type": "llama", "num_attention_heads": 32, "num_key_value_heads": 3}"#
+        ),
+        "DIR/c.json: num_key_value_heads: 3 does not divide num_attention_heads = 32"
+    );
+}
+
+#[test]
+fn hf_config_with_an_absurd_hidden_size() {
+    let dir = Dir::new("hf_config_with_an_absurd_hidden_size");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "llama", "hidden_size": 1000000000000}"#),
+        "DIR/c.json: hidden_size: 1000000000000 is absurdly large (the limit is 16777216)"
+    );
+}
+
+#[test]
+fn hf_config_with_an_absurd_layer_count() {
+    let dir = Dir::new("hf_config_with_an_absurd_layer_count");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "qwen3", "num_hidden_layers": 1000000000}"#),
+        "DIR/c.json: num_hidden_layers: 1000000000 is absurdly large (the limit is 65536)"
+    );
+}
+
+#[test]
+fn hf_config_whose_parameter_count_overflows() {
+    let dir = Dir::new("hf_config_whose_parameter_count_overflows");
+    assert_eq!(
+        predict_file(
+            &dir,
+            r#"{"model_type": "llama", "hidden_size": 16777216, "intermediate_size": 16777216, "num_hidden_layers": 65536, "num_attention_heads": 1}"#
+        ),
+        "DIR/c.json: num_hidden_layers: these sizes make the parameter count overflow a 64-bit integer"
+    );
+}
+
+#[test]
+fn hf_config_with_a_size_as_a_string() {
+    let dir = Dir::new("hf_config_with_a_size_as_a_string");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "mistral", "hidden_size": "4096"}"#),
+        "DIR/c.json: hidden_size: must be a positive integer, got a string"
+    );
+}
+
+#[test]
+fn hf_config_with_a_negative_size() {
+    let dir = Dir::new("hf_config_with_a_negative_size");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "qwen2", "intermediate_size": -1}"#),
+        "DIR/c.json: intermediate_size: must be a positive integer, got -1"
+    );
+}
+
+#[test]
+fn hf_config_with_a_fractional_size() {
+    let dir = Dir::new("hf_config_with_a_fractional_size");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "qwen2", "intermediate_size": 2.5}"#),
+        "DIR/c.json: intermediate_size: must be a positive integer, got 2.5"
+    );
+}
+
+#[test]
+fn hf_config_with_a_zero_vocabulary() {
+    let dir = Dir::new("hf_config_with_a_zero_vocabulary");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "olmo2", "vocab_size": 0}"#),
+        "DIR/c.json: vocab_size: must be at least 1, got 0"
+    );
+}
+
+#[test]
+fn hf_config_with_nan() {
+    let dir = Dir::new("hf_config_with_nan");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "qwen2", "intermediate_size": NaN}"#),
+        "DIR/c.json: invalid JSON: expected value at line 1 column 46"
+    );
+}
+
+#[test]
+fn hf_config_with_a_boolean_as_a_string() {
+    let dir = Dir::new("hf_config_with_a_boolean_as_a_string");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "gpt2", "tie_word_embeddings": "no"}"#),
+        "DIR/c.json: tie_word_embeddings: must be true or false, got a string"
+    );
+}
+
+#[test]
+fn hf_config_with_a_huge_layer_types_list() {
+    let dir = Dir::new("hf_config_with_a_huge_layer_types_list");
+    let list = vec!["full_attention"; 1_000_000];
+    let path = dir.file(
+        "c.json",
+        &json!({"model_type": "gemma2", "layer_types": list}).to_string(),
+    );
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h100", "--configs", &path]),
+        "DIR/c.json: layer_types: has 1000000 entries, but num_hidden_layers is 26 (one entry per layer)"
+    );
+}
+
+#[test]
+fn hf_config_with_an_unknown_layer_type() {
+    let dir = Dir::new("hf_config_with_an_unknown_layer_type");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "gpt_oss", "num_hidden_layers": 2, "layer_types": ["sliding_attention", "chunked_attention"]}"#),
+        "DIR/c.json: layer_types: entry 1 is `chunked_attention`, a layer kind nas cannot build; known: sliding_attention, full_attention"
+    );
+}
+
+#[test]
+fn hf_config_missing_a_key_without_default() {
+    let dir = Dir::new("hf_config_missing_a_key_without_default");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "deepseek_v2"}"#),
+        "DIR/c.json: num_experts_per_tok: missing (DeepSeek-V2's default is None, which routes no token)"
+    );
+}
+
+#[test]
+fn hf_config_with_top_k_above_experts() {
+    let dir = Dir::new("hf_config_with_top_k_above_experts");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "mixtral", "num_experts_per_tok": 9}"#),
+        "DIR/c.json: num_experts_per_tok: 9 is above num_local_experts = 8"
+    );
+}
+
+#[test]
+fn hf_config_with_an_unknown_activation() {
+    let dir = Dir::new("hf_config_with_an_unknown_activation");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "llama", "hidden_act": "swiglu"}"#),
+        "DIR/c.json: hidden_act: `swiglu` is not an activation transformers knows (did you mean `silu`?); known: gelu, gelu_10, gelu_accurate, gelu_fast, gelu_new, gelu_python, gelu_python_tanh, gelu_pytorch_tanh, hardswish, laplace, leaky_relu, linear, mish, prelu, quick_gelu, relu, relu2, relu6, sigmoid, silu, sqrtsoftplus, swish, tanh, xielu"
+    );
+}
+
+#[test]
+fn hf_config_with_a_quantization_nas_cannot_honour() {
+    let dir = Dir::new("hf_config_with_a_quantization_nas_cannot_honour");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "llama", "quantization_config": {"quant_method": "gptq", "bits": 4}}"#),
+        "DIR/c.json: quantization_config: quant_method `gptq` is not one nas can honour (fp8 and mxfp4 are counted as bf16 weights; remove quantization_config to count the bf16 model)"
+    );
+}
+
+#[test]
+fn hf_config_with_moe_layer_freq_transformers_ignores() {
+    let dir = Dir::new("hf_config_with_moe_layer_freq_transformers_ignores");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "deepseek_v3", "moe_layer_freq": 2}"#),
+        "DIR/c.json: moe_layer_freq: 2 is not what transformers builds: its DeepSeek classes ignore this key and put a mixture in every layer from first_k_dense_replace on"
+    );
+}
+
+#[test]
+fn hf_config_of_a_bidirectional_embedding_model() {
+    let dir = Dir::new("hf_config_of_a_bidirectional_embedding_model");
+    assert_eq!(
+        predict_file(
+            &dir,
+            r#"{"model_type": "gemma3_text", "use_bidirectional_attention": true}"#
+        ),
+        "DIR/c.json: use_bidirectional_attention: true makes an embedding model, not a causal language model"
+    );
+}
+
+#[test]
+fn hf_config_with_a_zero_sliding_window_pattern() {
+    let dir = Dir::new("hf_config_with_a_zero_sliding_window_pattern");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "gemma3_text", "sliding_window_pattern": 0}"#),
+        "DIR/c.json: sliding_window_pattern: must be at least 1, got 0"
+    );
+}
+
+#[test]
+fn hf_config_gpt2_with_heads_not_dividing_width() {
+    let dir = Dir::new("hf_config_gpt2_with_heads_not_dividing_width");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "gpt2", "n_head": 7}"#),
+        "DIR/c.json: n_head: 7 does not divide n_embd = 768 (transformers' GPT-2 refuses it)"
+    );
+}
+
+#[test]
+fn hf_config_gpt2_with_cross_attention() {
+    let dir = Dir::new("hf_config_gpt2_with_cross_attention");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "gpt2", "add_cross_attention": true}"#),
+        "DIR/c.json: add_cross_attention: true adds encoder-decoder cross-attention layers, which a decoder-only stack does not have"
+    );
+}
+
+#[test]
+fn hf_config_in_an_array_with_a_bad_key() {
+    let dir = Dir::new("hf_config_in_an_array_with_a_bad_key");
+    assert_eq!(
+        predict_file(&dir, r#"[{"model_type": "llama", "num_key_value_heads": 5}]"#),
+        "DIR/c.json: configs[0]: num_key_value_heads: 5 does not divide num_attention_heads = 32"
+    );
+}
+
+#[test]
+fn hf_config_in_an_array_with_a_name_not_a_string() {
+    let dir = Dir::new("hf_config_in_an_array_with_a_name_not_a_string");
+    assert_eq!(
+        predict_file(&dir, r#"[{"model_type": "llama", "name": 5}]"#),
+        "DIR/c.json: configs[0]: name: must be a string"
+    );
+}
+
+#[test]
+fn predict_with_a_zero_batch() {
+    let dir = Dir::new("predict_with_a_zero_batch");
+    let cfg = dir.file("cfg.json", r#"{"model_type": "llama", "num_hidden_layers": 1}"#);
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h100", "--configs", &cfg, "--batch", "0"]),
+        "--batch: must be between 1 and 16777216, got 0"
+    );
+}
+
+#[test]
+fn predict_of_a_config_whose_workload_overflows() {
+    let dir = Dir::new("predict_of_a_config_whose_workload_overflows");
+    let cfg = dir.file("cfg.json", r#"{"model_type": "llama", "num_hidden_layers": 1}"#);
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h100", "--configs", &cfg, "--seq-len", "16777216", "--batch", "16777216"]),
+        "`cfg`: layer kind `full_dense`: its dense stand-in at this workload is not a valid layer: these sizes make FLOP or byte counts overflow a 64-bit integer"
+    );
+}
+
+#[test]
+fn import_of_a_file_that_is_not_a_config() {
+    let dir = Dir::new("import_of_a_file_that_is_not_a_config");
+    let arr = dir.file("arr.json", r#"[1]"#);
+    assert_eq!(
+        dir.error(&["import", &arr]),
+        "DIR/arr.json: expected a Hugging Face config (a JSON object with `model_type`)"
+    );
+}
+
+#[test]
+fn import_of_a_bad_config() {
+    let dir = Dir::new("import_of_a_bad_config");
+    let bad = dir.file("bad.json", r#"{"model_type": "qwen2", "num_key_value_heads": 5}"#);
+    assert_eq!(
+        dir.error(&["import", &bad]),
+        "DIR/bad.json: num_key_value_heads: 5 does not divide num_attention_heads = 32"
+    );
+}

@@ -980,8 +980,8 @@ fn deepseek(c: &Config, v3: bool) -> Result<Built> {
         return Err(c.err(
             "moe_layer_freq",
             format!(
-                "{freq}: transformers' DeepSeek classes put a mixture in every layer from first_k_dense_replace \
-                 on (they ignore this key), so a model that alternates cannot be built as released"
+                "{freq} is not what transformers builds: its DeepSeek classes ignore this key and put a mixture \
+                 in every layer from first_k_dense_replace on"
             ),
         ));
     }

@@ -100,7 +100,10 @@ pub fn predict(
 ) -> Result<StackPrediction> {
     let counts = params::count(stack);
     let cache = params::kv_cache(stack, workload.context);
-    let time = latency::predict(stack, gpu, workload)?;
+    let time = latency::predict(stack, gpu, workload).map_err(|e| match e {
+        crate::error::Error::Spec(m) => crate::error::Error::Spec(format!("`{name}`: {m}")),
+        other => other,
+    })?;
     let first_layer = |k: usize| stack.layers.iter().position(|&l| l == k).unwrap_or(0);
     let layer_kinds = stack
         .kinds
