@@ -267,14 +267,23 @@ fn import_prints_a_known_block_and_a_json_shape_predict_reads() {
 
 #[test]
 fn the_known_blocks_import_prints_compile_as_dsl() {
-    let case = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/pass/imported_known_blocks.rs"),
-    )
-    .unwrap();
-    let names = ["gemma-2-9b", "deepseek-v3", "gpt2", "qwen3-30b-a3b", "gpt-oss-20b", "olmo-2-1124-7b"];
+    let case =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/pass/imported_known_blocks.rs"))
+            .unwrap();
+    let names = [
+        "gemma-2-9b",
+        "deepseek-v3",
+        "gpt2",
+        "qwen3-30b-a3b",
+        "gpt-oss-20b",
+        "olmo-2-1124-7b",
+    ];
     for name in names {
         let (text, _) = ok(&["import", &fixture(name)]);
         let known = text.lines().find(|l| l.starts_with("known ")).unwrap();
-        assert!(case.contains(known), "tests/ui/pass/imported_known_blocks.rs lacks `{known}`");
+        assert!(
+            case.contains(known),
+            "tests/ui/pass/imported_known_blocks.rs lacks `{known}`"
+        );
     }
 }

@@ -429,3 +429,22 @@ fn no_json_value_in_any_key_of_any_fixture_panics() {
     }
     assert!(errors > 1000, "hostile values are refused: {errors}");
 }
+
+#[test]
+fn long_lists_and_many_unknown_keys_stay_linear_and_bounded() {
+    // Two million layer indices (every layer, many times over, and past the last).
+    let base = read(&fixtures().join("qwen3-30b-a3b.json"));
+    let indices: Vec<u64> = (0..2_000_000u64).map(|i| i % 60).collect();
+    let q = changed(&base, json!({ "mlp_only_layers": indices })).unwrap();
+    assert!(pattern(&q.stack).iter().all(|p| !p.1), "every layer dense");
+    assert_eq!(params::count(&q.stack).active, params::count(&q.stack).total);
+    // A hundred unknown keys: the first sixteen named, the rest counted.
+    let mut v = base.clone();
+    for i in 0..100 {
+        v[format!("unknown_{i:03}")] = json!(i);
+    }
+    let warnings = import("many", &v).unwrap().warnings;
+    assert_eq!(warnings.len(), hf::MAX_KEY_WARNINGS + 1);
+    assert!(warnings[0].contains("unknown_000"), "{}", warnings[0]);
+    assert_eq!(warnings[16], "many.json: and 84 more unknown keys, ignored");
+}

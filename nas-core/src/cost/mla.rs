@@ -105,3 +105,36 @@ pub fn mla_decode_ms(gpu: &Gpu, a: &MlaShape, batch: u64, context: u64) -> Resul
         ("mla_output_projection", roofline_ms(o.0, o.1, p)),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// DeepSeek-V3's attention: the absorbed decode reads the latent cache,
+    /// so its attention time grows with the context; the prefill's grows
+    /// with the square of the sequence.
+    #[test]
+    fn decode_reads_the_latent_cache_and_prefill_is_quadratic() {
+        let gpu = crate::gpu::Registry::builtin()
+            .resolve(&crate::gpu::GpuTarget::builtin("h200"))
+            .unwrap();
+        let a = MlaShape {
+            hidden: 7168,
+            heads: 128,
+            q_lora_rank: Some(1536),
+            kv_lora_rank: 512,
+            qk_nope_head_dim: 128,
+            qk_rope_head_dim: 64,
+            v_head_dim: 128,
+        };
+        let attention = |v: Vec<(&'static str, f64)>| v.iter().find(|(k, _)| *k == "mla_attention").unwrap().1;
+        let short = attention(mla_decode_ms(&gpu, &a, 64, 4096).unwrap());
+        let long = attention(mla_decode_ms(&gpu, &a, 64, 32768).unwrap());
+        assert!(long > 6.0 * short, "{short} {long}");
+        // 64 sequences x 32768 tokens x 576 values x 2 bytes at 4.8 TB/s is at least this long.
+        assert!(long >= 64.0 * 32768.0 * 576.0 * 2.0 / 4.8e12 * 1e3);
+        let p1 = attention(mla_prefill_ms(&gpu, &a, 1, 4096).unwrap());
+        let p2 = attention(mla_prefill_ms(&gpu, &a, 1, 8192).unwrap());
+        assert!((p2 / p1 - 4.0).abs() < 0.2, "{p1} {p2}");
+    }
+}

@@ -43,6 +43,9 @@ pub const SUPPORTED: [&str; 14] = [
     "gpt2",
 ];
 
+/// Unknown keys named one by one in warnings; the rest are counted.
+pub const MAX_KEY_WARNINGS: usize = 16;
+
 /// Activations transformers knows (`ACT2FN`); they all cost the same here.
 const ACTIVATIONS: [&str; 24] = [
     "gelu",
@@ -397,18 +400,28 @@ impl<'a> Config<'a> {
         }
     }
 
-    /// Warnings for the keys neither read nor allowed.
+    /// Warnings for the keys neither read nor allowed (the first
+    /// [`MAX_KEY_WARNINGS`], then how many more).
     fn unknown_keys(&self, model_type: &str, allowed: &[&str], warnings: &mut Vec<String>) {
         let read = self.read.borrow();
-        for key in self.obj.keys() {
-            let k = key.as_str();
-            if k == "model_type" || read.contains(&k) || COMMON_ALLOWED.contains(&k) || allowed.contains(&k) {
-                continue;
-            }
+        let unknown: Vec<&str> = self
+            .obj
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "model_type" && !read.contains(k) && !COMMON_ALLOWED.contains(k) && !allowed.contains(k))
+            .collect();
+        for k in unknown.iter().take(MAX_KEY_WARNINGS) {
             warnings.push(format!(
                 "{}: {}: not a key nas reads or knows to be irrelevant for `{model_type}`; ignored",
                 self.file,
                 short(k)
+            ));
+        }
+        if unknown.len() > MAX_KEY_WARNINGS {
+            warnings.push(format!(
+                "{}: and {} more unknown keys, ignored",
+                self.file,
+                unknown.len() - MAX_KEY_WARNINGS
             ));
         }
     }
@@ -810,7 +823,7 @@ fn qwen3_moe(c: &Config) -> Result<Built> {
     });
     let layers = (0..common.layers)
         .map(|i| {
-            let sparse = !dense_only.contains(&i) && (i + 1) % step == 0;
+            let sparse = !dense_only[i as usize] && (i + 1) % step == 0;
             let mlp = if sparse { moe } else { gated(common.ffn, false, act) };
             rms(attention, mlp, 2)
         })
@@ -818,19 +831,21 @@ fn qwen3_moe(c: &Config) -> Result<Built> {
     Ok(Built::rms(&common, layers))
 }
 
-/// A list of layer indices (`mlp_only_layers`): the ones below `layers`.
-fn layer_set(c: &Config, key: &'static str, layers: u64) -> Result<Vec<u64>> {
+/// A list of layer indices (`mlp_only_layers`), as one flag per layer
+/// (indices past the last layer name no layer, as in transformers).
+fn layer_set(c: &Config, key: &'static str, layers: u64) -> Result<Vec<bool>> {
+    // `layers` was bounded by MAX_LAYERS.
+    let mut out = vec![false; layers as usize];
     let Some(v) = c.get(key) else {
-        return Ok(Vec::new());
+        return Ok(out);
     };
     let Value::Array(items) = v else {
         return Err(c.err(key, format!("must be a list of layer indices, got {}", kind_of(v))));
     };
-    let mut out = Vec::new();
     for item in items {
         let i = c.integer(key, item)?;
-        if i < layers && !out.contains(&i) {
-            out.push(i);
+        if let Some(flag) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
+            *flag = true;
         }
     }
     Ok(out)

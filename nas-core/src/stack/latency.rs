@@ -330,6 +330,7 @@ pub fn predict(stack: &ModelStack, gpu: &Gpu, w: &StackWorkload) -> Result<Stack
             };
             for (name, ms) in moe_mlp_ms(gpu, &routed, Phase::Decode)? {
                 *decode.entry(name.to_string()).or_default() += ms;
+                estimate(name);
             }
             if let Some(s) = shared_at[i] {
                 for (k, name) in DECODE_KERNELS.iter().enumerate().take(7) {
@@ -343,6 +344,7 @@ pub fn predict(stack: &ModelStack, gpu: &Gpu, w: &StackWorkload) -> Result<Stack
         if let Some(a) = &latent {
             for (name, ms) in mla_decode_ms(gpu, a, w.batch, w.context)? {
                 *decode.entry(name.to_string()).or_default() += ms;
+                estimate(name);
             }
         }
         if kind.norms > 2 {
