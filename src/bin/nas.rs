@@ -54,6 +54,10 @@ enum Command {
         /// What N counts in the loss estimate.
         #[arg(long, value_parser = ["all", "non_embedding"], default_value = "all")]
         loss_params: String,
+        /// Tensor-parallel GPUs: adds `tensor_parallel` (one GPU's shard, its
+        /// memory fit, prefill and decode with the all-reduces) to every whole model.
+        #[arg(long, value_name = "N")]
+        tp: Option<u64>,
     },
     /// Write a multi-hardware pack (PREFIX.json, PREFIX.md and PREFIX.html).
     Pack {
@@ -230,13 +234,22 @@ fn run(command: Command) -> Result<()> {
             overrides,
             scaling_law,
             loss_params,
+            tp,
         } => {
             let fit = nas::model::LossFit {
                 law: nas::model::ScalingLaw::from_name(&scaling_law).unwrap_or_default(),
                 count: nas::model::ParamCount::from_name(&loss_params).unwrap_or_default(),
             };
             let cost_model = cost_model.as_deref().map(cost_model_kind).transpose()?;
-            predict(&hardware, &configs, cost_model, calibration.as_deref(), &overrides, fit)
+            predict(
+                &hardware,
+                &configs,
+                cost_model,
+                calibration.as_deref(),
+                &overrides,
+                fit,
+                tp,
+            )
         }
         Command::Pack {
             seed: _,
@@ -511,6 +524,7 @@ fn predict(
     calibration: Option<&Path>,
     overrides: &[String],
     loss_fit: nas::model::LossFit,
+    tp: Option<u64>,
 ) -> Result<()> {
     let gpu = predict_gpu(hardware_key, cost_model, calibration, overrides)?;
     let doc = read_json(configs)?;
@@ -540,9 +554,16 @@ fn predict(
                 "source": source,
             });
             whole_model_keys(&mut out, &shapes[i], latency.total_ms(i, 0), Some(&step));
-            out
+            if let (Some(tp), Value::Object(obj)) = (tp, &mut out) {
+                let figures = nas::parallel::figures(&shapes[i], &gpu, tp)
+                    .map_err(|e| Error::Spec(format!("{}: `{name}`: {e}", configs.display())))?;
+                if let Some(figures) = figures {
+                    obj.insert("tensor_parallel".into(), json!(figures));
+                }
+            }
+            Ok(out)
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let text = serde_json::to_string_pretty(&out).map_err(|e| Error::Spec(e.to_string()))?;
     say!("{text}");
     Ok(())
