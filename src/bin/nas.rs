@@ -71,6 +71,10 @@ enum Command {
         /// What N counts in the loss estimate.
         #[arg(long, value_parser = ["all", "non_embedding"], default_value = "all")]
         loss_params: String,
+        /// Tensor-parallel GPUs: adds `tensor_parallel` (one GPU's shard, its
+        /// memory fit, prefill and decode with the all-reduces) to every whole model.
+        #[arg(long, value_name = "N")]
+        tp: Option<u64>,
     },
     /// Write a multi-hardware pack (PREFIX.json, PREFIX.md and PREFIX.html).
     Pack {
@@ -262,6 +266,7 @@ fn run(command: Command) -> Result<()> {
             overrides,
             scaling_law,
             loss_params,
+            tp,
         } => {
             let fit = nas::model::LossFit {
                 law: nas::model::ScalingLaw::from_name(&scaling_law).unwrap_or_default(),
@@ -277,6 +282,7 @@ fn run(command: Command) -> Result<()> {
                 &overrides,
                 fit,
                 &flags,
+                tp,
             )
         }
         Command::Import { files, seq_len } => import(&files, seq_len),
@@ -647,6 +653,7 @@ fn predict(
     overrides: &[String],
     loss_fit: nas::model::LossFit,
     flags: &WorkloadFlags,
+    tp: Option<u64>,
 ) -> Result<()> {
     let gpu = predict_gpu(hardware_key, cost_model, calibration, overrides)?;
     let doc = read_json(configs)?;
@@ -718,9 +725,22 @@ fn predict(
                     "source": source,
                 });
                 whole_model_keys(&mut o, &shapes[i], latency.total_ms(i, 0), Some(&step));
+                if let (Some(tp), Value::Object(obj)) = (tp, &mut o) {
+                    let figures = nas::parallel::figures(&shapes[i], &gpu, tp)
+                        .map_err(|e| Error::Spec(format!("{place}: `{}`: {e}", names[i])))?;
+                    if let Some(figures) = figures {
+                        obj.insert("tensor_parallel".into(), json!(figures));
+                    }
+                }
                 out.push(o);
             }
             PredictItem::Config(name, stack) => {
+                if tp.is_some() {
+                    return Err(Error::Spec(format!(
+                        "{place}: `{name}`: --tp applies to whole-model shapes so far, not to Hugging Face configs \
+                         (write the model as a shape: `nas import` prints it)"
+                    )));
+                }
                 let p = nas::stack::report::predict(name, stack, &gpu, &workload, training)?;
                 out.push(serde_json::to_value(&p).map_err(|e| Error::Spec(e.to_string()))?);
             }

@@ -117,6 +117,43 @@ pub const H200: SpecSheet = SpecSheet {
     ),
 };
 
+/// A GPU's link to the other GPUs of its host: what a collective's bytes
+/// cross. Bandwidth is per direction, per GPU (half the data sheet's
+/// bidirectional figure).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Interconnect {
+    pub name: &'static str,
+    /// GB/s (10^9 B/s) each way: no fitted bus bandwidth may exceed it.
+    pub gbps_per_direction: f64,
+    pub source: &'static str,
+}
+
+/// The link of a built-in GPU, by registry key (`h100`, `h200`, `a100`,
+/// `t4`); `None` for a GPU whose link is not known.
+pub fn interconnect(gpu_key: &str) -> Option<&'static Interconnect> {
+    const NVLINK4: Interconnect = Interconnect {
+        name: "NVLink 4",
+        gbps_per_direction: 450.0,
+        source: "NVIDIA H100/H200 SXM datasheets: NVLink 900 GB/s per GPU (bidirectional)",
+    };
+    const NVLINK3: Interconnect = Interconnect {
+        name: "NVLink 3",
+        gbps_per_direction: 300.0,
+        source: "NVIDIA A100 SXM4 datasheet: NVLink 600 GB/s per GPU (bidirectional)",
+    };
+    const PCIE3: Interconnect = Interconnect {
+        name: "PCIe Gen3 x16",
+        gbps_per_direction: 16.0,
+        source: "NVIDIA T4 datasheet: PCIe Gen3 x16, 32 GB/s (bidirectional)",
+    };
+    match gpu_key {
+        "h100" | "h200" => Some(&NVLINK4),
+        "a100" => Some(&NVLINK3),
+        "t4" => Some(&PCIE3),
+        _ => None,
+    }
+}
+
 /// Largest GPU memory accepted, in GiB (a pebibyte): far above any GPU, and
 /// small enough that byte counts stay exact in an f64.
 pub const MAX_MEMORY_GIB: f64 = (1u64 << 20) as f64;
