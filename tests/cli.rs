@@ -908,3 +908,34 @@ fn predict_tensor_parallel_reports_one_gpus_share() {
         assert!(err.contains(says) && err.lines().count() == 1, "{err}");
     }
 }
+
+/// `--tp` and `--ep` on a Hugging Face MoE config: expert parallelism puts
+/// all-to-alls in the step; an `--ep` that is neither 1 nor `--tp` is exit 2.
+#[test]
+fn predict_tensor_and_expert_parallel_configs() {
+    let mixtral = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-configs/mixtral-8x7b-v0.1.json");
+    let mixtral = mixtral.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["predict", "--hardware", "h200", "--configs", mixtral, "--batch", "8"];
+        args.extend_from_slice(extra);
+        nas(&args)
+    };
+    let figures = |out: Output| -> Value {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()[0]["tensor_parallel"].clone()
+    };
+    let tp = figures(run(&["--tp", "4"]));
+    let ep = figures(run(&["--tp", "4", "--ep", "4"]));
+    assert!(tp["decode_per_kernel"].get("ep_all_to_all").is_none());
+    assert!(ep["decode_per_kernel"]["ep_all_to_all"].as_f64().unwrap() > 0.0);
+    // Mixtral-8x7B: 46,702,792,704 parameters; a quarter of every matrix but the
+    // norms and (under expert parallelism) the router on each GPU.
+    let per_gpu = tp["weight_bytes_per_gpu"].as_u64().unwrap();
+    assert!(
+        per_gpu > 2 * 46_702_792_704 / 4 && per_gpu < 2 * 46_702_792_704 / 4 + 10_000_000,
+        "{per_gpu}"
+    );
+    let out = run(&["--tp", "4", "--ep", "2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`ep` = 2 must be 1"));
+}

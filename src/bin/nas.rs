@@ -75,6 +75,10 @@ enum Command {
         /// memory fit, prefill and decode with the all-reduces) to every whole model.
         #[arg(long, value_name = "N")]
         tp: Option<u64>,
+        /// Expert parallelism for MoE configs: 1 (each expert's FFN split over
+        /// the `--tp` GPUs, the default) or equal to `--tp` (experts spread whole).
+        #[arg(long, value_name = "N", requires = "tp")]
+        ep: Option<u64>,
     },
     /// Write a multi-hardware pack (PREFIX.json, PREFIX.md and PREFIX.html).
     Pack {
@@ -267,6 +271,7 @@ fn run(command: Command) -> Result<()> {
             scaling_law,
             loss_params,
             tp,
+            ep,
         } => {
             let fit = nas::model::LossFit {
                 law: nas::model::ScalingLaw::from_name(&scaling_law).unwrap_or_default(),
@@ -282,7 +287,10 @@ fn run(command: Command) -> Result<()> {
                 &overrides,
                 fit,
                 &flags,
-                tp,
+                tp.map(|tp| nas::parallel::stack::Deployment {
+                    tp,
+                    ep: ep.unwrap_or(1),
+                }),
             )
         }
         Command::Import { files, seq_len } => import(&files, seq_len),
@@ -653,7 +661,7 @@ fn predict(
     overrides: &[String],
     loss_fit: nas::model::LossFit,
     flags: &WorkloadFlags,
-    tp: Option<u64>,
+    deployment: Option<nas::parallel::stack::Deployment>,
 ) -> Result<()> {
     let gpu = predict_gpu(hardware_key, cost_model, calibration, overrides)?;
     let doc = read_json(configs)?;
@@ -725,8 +733,14 @@ fn predict(
                     "source": source,
                 });
                 whole_model_keys(&mut o, &shapes[i], latency.total_ms(i, 0), Some(&step));
-                if let (Some(tp), Value::Object(obj)) = (tp, &mut o) {
-                    let figures = nas::parallel::figures(&shapes[i], &gpu, tp)
+                if let (Some(deployment), Value::Object(obj)) = (deployment, &mut o) {
+                    if deployment.ep != 1 {
+                        return Err(Error::Spec(format!(
+                            "{place}: `{}`: --ep needs a mixture of experts; a shape has none",
+                            names[i]
+                        )));
+                    }
+                    let figures = nas::parallel::figures(&shapes[i], &gpu, deployment.tp)
                         .map_err(|e| Error::Spec(format!("{place}: `{}`: {e}", names[i])))?;
                     if let Some(figures) = figures {
                         obj.insert("tensor_parallel".into(), json!(figures));
@@ -735,14 +749,14 @@ fn predict(
                 out.push(o);
             }
             PredictItem::Config(name, stack) => {
-                if tp.is_some() {
-                    return Err(Error::Spec(format!(
-                        "{place}: `{name}`: --tp applies to whole-model shapes so far, not to Hugging Face configs \
-                         (write the model as a shape: `nas import` prints it)"
-                    )));
-                }
                 let p = nas::stack::report::predict(name, stack, &gpu, &workload, training)?;
-                out.push(serde_json::to_value(&p).map_err(|e| Error::Spec(e.to_string()))?);
+                let mut o = serde_json::to_value(&p).map_err(|e| Error::Spec(e.to_string()))?;
+                if let (Some(deployment), Value::Object(obj)) = (deployment, &mut o) {
+                    let figures = nas::parallel::stack::stack_figures(stack, &gpu, &workload, deployment)
+                        .map_err(|e| Error::Spec(format!("{place}: `{name}`: {e}")))?;
+                    obj.insert("tensor_parallel".into(), json!(figures));
+                }
+                out.push(o);
             }
         }
     }

@@ -16,6 +16,7 @@
 //! figure applies to it unchanged; the collectives are added on top.
 
 pub mod collective;
+pub mod stack;
 
 use serde::Serialize;
 
