@@ -279,12 +279,10 @@ fn run(command: Command) -> Result<()> {
             };
             let cost_model = cost_model.as_deref().map(cost_model_kind).transpose()?;
             let flags = WorkloadFlags::checked(seq_len, batch, context, training_tokens)?;
+            let gpu = predict_gpu(&hardware, cost_model, calibration.as_deref(), &overrides)?;
             predict(
-                &hardware,
+                gpu,
                 &configs,
-                cost_model,
-                calibration.as_deref(),
-                &overrides,
                 fit,
                 &flags,
                 tp.map(|tp| nas::parallel::stack::Deployment {
@@ -654,16 +652,12 @@ fn config_name(item: &Value, place: &str, i: usize) -> Result<String> {
 }
 
 fn predict(
-    hardware_key: &str,
+    gpu: Gpu,
     configs: &Path,
-    cost_model: Option<CostModelKind>,
-    calibration: Option<&Path>,
-    overrides: &[String],
     loss_fit: nas::model::LossFit,
     flags: &WorkloadFlags,
     deployment: Option<nas::parallel::stack::Deployment>,
 ) -> Result<()> {
-    let gpu = predict_gpu(hardware_key, cost_model, calibration, overrides)?;
     let doc = read_json(configs)?;
     let place = configs.display().to_string();
     let mut items = Vec::new();
