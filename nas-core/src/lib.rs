@@ -14,6 +14,7 @@ pub mod gpu;
 pub mod hardware;
 pub mod input;
 pub mod model;
+pub mod precision;
 pub mod report;
 pub mod search;
 pub mod shapes;

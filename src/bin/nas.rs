@@ -123,6 +123,17 @@ enum Command {
         /// measured; the profile says it was transferred).
         #[arg(long, conflicts_with = "decode")]
         transfer_decode_from: Option<PathBuf>,
+        /// fp8 and int4 measurements of this GPU (`calibration/harness/precision_micro.py`:
+        /// fp8 layers, fp8 and int4 decode steps, fp8 and int4 GEMMs): fits the
+        /// profile's precision section with its bf16 constants fixed. Needs the
+        /// bf16 decode model (`--decode` or `--transfer-decode-from`).
+        #[arg(long, num_args = 1..)]
+        precision: Vec<PathBuf>,
+        /// Carry another GPU's precision section over to this one through the two
+        /// spec sheets (for a GPU whose fp8 and int4 kernels were not measured;
+        /// the profile says it was transferred).
+        #[arg(long, conflicts_with = "precision")]
+        transfer_precision_from: Option<PathBuf>,
         /// Peak HBM bandwidth (GB/s) bounding the fit, for a GPU with no built-in spec sheet.
         #[arg(long, requires = "dense_bf16_tflops")]
         hbm_gbps: Option<f64>,
@@ -271,6 +282,8 @@ fn run(command: Command) -> Result<()> {
             decode,
             decode_micro,
             transfer_decode_from,
+            precision,
+            transfer_precision_from,
             hbm_gbps,
             dense_bf16_tflops,
         } => {
@@ -280,17 +293,23 @@ fn run(command: Command) -> Result<()> {
                     .map(|(hbm_gbps, dense_bf16_tflops)| nas::calibrate::PhysicalLimits {
                         hbm_gbps,
                         dense_bf16_tflops,
+                        dense_fp8_tflops: None,
                         source: "given to nas calibrate (--hbm-gbps, --dense-bf16-tflops)".into(),
                     });
             calibrate(
                 &measurements,
-                &out,
                 &exclude_sets,
                 &decode,
                 &decode_micro,
                 transfer_decode_from.as_deref(),
                 limits,
             )
+            .and_then(|(profile, data)| {
+                let profile = calibrate_precision(profile, &data, &exclude_sets, &precision, transfer_precision_from.as_deref())?;
+                nas::report::write::write_atomic(&out, profile.to_json()?.as_bytes())?;
+                say!("wrote {}", out.display());
+                Ok(())
+            })
         }
         Command::Search {
             spec,
@@ -579,13 +598,12 @@ fn whole_model_keys(out: &mut Value, shape: &LayerShape, layer_ms: f64, step: Op
 
 fn calibrate(
     files: &[PathBuf],
-    out: &Path,
     exclude_sets: &[String],
     decode_files: &[PathBuf],
     decode_micro_files: &[PathBuf],
     transfer_decode_from: Option<&Path>,
     limits: Option<nas::calibrate::PhysicalLimits>,
-) -> Result<()> {
+) -> Result<(CalibrationProfile, MeasurementSet)> {
     let data = MeasurementSet::read(files)?;
     let excluded: Vec<&str> = exclude_sets.iter().map(String::as_str).collect();
     let (mut profile, rows) = CalibrationProfile::fit(&data, &excluded, limits)?;
@@ -746,9 +764,94 @@ fn calibrate(
             r.origin
         );
     }
-    nas::report::write::write_atomic(out, profile.to_json()?.as_bytes())?;
-    say!("wrote {}", out.display());
-    Ok(())
+    Ok((profile, data))
+}
+
+/// The precision section: fitted on this GPU's fp8 / int4 measurements
+/// (`--precision`), or carried over from another profile (`--transfer-precision-from`).
+fn calibrate_precision(
+    mut profile: CalibrationProfile,
+    data: &MeasurementSet,
+    exclude_sets: &[String],
+    files: &[PathBuf],
+    transfer_from: Option<&Path>,
+) -> Result<CalibrationProfile> {
+    use nas::calibrate::precision_fit;
+    let no_limits = || Error::Spec(format!("no physical limits known for `{}`", profile.gpu));
+    if let Some(from_path) = transfer_from {
+        let from = read_profile(from_path)?;
+        let fit = from.precision.as_ref().ok_or_else(|| Error::Input {
+            place: from_path.display().to_string(),
+            problem: "the profile has no precision section to transfer".into(),
+        })?;
+        if profile.decode_model.is_none() {
+            return Err(Error::Spec(
+                "--transfer-precision-from needs this profile's bf16 decode model (--decode or --transfer-decode-from)".into(),
+            ));
+        }
+        let (from_limits, to_limits) = (
+            from.physical_limits().ok_or_else(no_limits)?,
+            profile.physical_limits().ok_or_else(no_limits)?,
+        );
+        let source = format!("{} ({})", from.gpu, from_path.display());
+        profile.precision = Some(fit.transfer(&from_limits, &to_limits, &source));
+        say!("precision: fp8 / int4 constants transferred from {source} (not measured on this GPU)");
+        return Ok(profile);
+    }
+    if files.is_empty() {
+        return Ok(profile);
+    }
+    let set = precision_fit::read(files)?;
+    if set.gpu != profile.gpu {
+        return Err(Error::Spec(format!(
+            "the precision files were measured on `{}`, the layers on `{}`: calibrate one GPU at a time",
+            set.gpu, profile.gpu
+        )));
+    }
+    let validation: Vec<LayerShape> = data
+        .measurements
+        .iter()
+        .filter(|m| exclude_sets.contains(&m.set))
+        .filter_map(|m| match &m.subject {
+            nas::calibrate::Subject::Layer(s) => Some(*s),
+            _ => None,
+        })
+        .collect();
+    let limits = profile.physical_limits().ok_or_else(no_limits)?;
+    let (fit, rows) = precision_fit::fit(&profile, &set, &validation, &limits)?;
+    say!(
+        "precision: fitted on {} records ({} skipped: bf16 twins, bare GEMMs, probes)",
+        fit.data.records.values().sum::<usize>(),
+        fit.data.skipped
+    );
+    for (section, map) in [("layer", &fit.layer), ("kernel", &fit.kernel), ("decode", &fit.decode)] {
+        for (name, f) in map {
+            say!("  {section:<7} {name:<28} {:>12.3} {}", f.throughput, f.unit);
+        }
+    }
+    for (key, s) in &fit.residuals {
+        say!(
+            "  {key:<34} {:>4} rows  MAPE {:>6.2}%  max {:>6.2}%  within10 {:>5.1}%",
+            s.rows,
+            s.mape_pct,
+            s.max_abs_pct,
+            s.within_10_pct
+        );
+    }
+    let mut worst: Vec<_> = rows.iter().filter(|r| r.set == "validation").collect();
+    worst.sort_by(|a, b| b.relative_error().abs().total_cmp(&a.relative_error().abs()));
+    for r in worst.iter().take(6) {
+        say!(
+            "  worst held-out {:+7.1}%  {:<18} {}  measured {:.4} ms, predicted {:.4} ms",
+            r.relative_error() * 100.0,
+            r.group,
+            r.name,
+            r.measured_ms,
+            r.predicted_ms
+        );
+    }
+    profile.precision = Some(fit);
+    Ok(profile)
 }
 
 fn decode_fidelity(profile_path: &Path, files: &[PathBuf], seed_hardware: &str, out: &Path) -> Result<()> {

@@ -24,7 +24,7 @@ use crate::hardware::Throughputs;
 use crate::model::StepThroughputs;
 use crate::shapes::LayerShape;
 
-pub use kernel_query::{KernelAnswer, KernelQuery};
+pub use kernel_query::{GemmDtype, KernelAnswer, KernelQuery};
 pub use registry::{GpuTarget, OwnGpu, Registry, RegistryEntry};
 pub use spec_sheet::{PeakUnit, SpecSheet};
 
@@ -138,6 +138,70 @@ impl Gpu {
                 ))
             }),
         }
+    }
+
+    /// Whether this GPU runs and prices `precision`: its tensor cores must
+    /// support it ([`crate::precision::check_supported`]), and its cost model
+    /// must price it (the seed's formula is bf16 only; a measured profile
+    /// needs its precision section for fp8 or int4 weights).
+    pub fn check_precision(&self, precision: &crate::precision::Precision) -> Result<()> {
+        if precision.is_bf16() {
+            return Ok(());
+        }
+        crate::precision::check_supported(&self.spec, &self.key, precision).map_err(Error::Hardware)?;
+        match &self.cost {
+            GpuCost::Seed { .. } => Err(Error::Hardware(format!(
+                "hardware `{}` under the seed cost model prices bf16 only (the seed tool's formula has no \
+                 precision): ask for the measured cost model (`cost_model: measured`, `--cost-model measured`) \
+                 to price {}",
+                self.key,
+                precision.label()
+            ))),
+            GpuCost::Measured(m) => m
+                .profile
+                .precision_ready(precision)
+                .map_err(|e| Error::Hardware(format!("hardware `{}`: the measured profile {}: {e}", self.key, m.source))),
+        }
+    }
+
+    /// Where this GPU's prices for `precision` come from, in one line (for
+    /// reports): measured, transferred, or estimated.
+    pub fn precision_provenance(&self, precision: &crate::precision::Precision) -> Option<String> {
+        if precision.is_bf16() {
+            return None;
+        }
+        let GpuCost::Measured(m) = &self.cost else {
+            return None;
+        };
+        let p = m.profile.precision.as_ref()?;
+        let mut parts = Vec::new();
+        if !precision.weights.is_bf16() {
+            let how = match &p.transferred_from {
+                Some(from) => format!(
+                    "{} weights: transferred from {from} through the two spec sheets, not measured on this GPU",
+                    precision.weights
+                ),
+                None => {
+                    let v = |k: &str| p.residuals.get(k).map_or("n/a".to_string(), |r| format!("{:.2}%", r.mape_pct));
+                    format!(
+                        "{} weights: fitted on {} (held-out MAPE: fp8 layers {}, fp8 decode {}, int4 decode {})",
+                        precision.weights,
+                        m.profile.gpu,
+                        v("layer_validation"),
+                        v("decode_fp8_validation"),
+                        v("decode_int4_validation")
+                    )
+                }
+            };
+            parts.push(how);
+            if precision.weights == crate::precision::WeightPrecision::Int4 {
+                parts.push(format!("int4 prefill {}", p.int4_prefill));
+            }
+        }
+        if !precision.kv_cache.is_bf16() {
+            parts.push(format!("fp8 KV cache {}", p.kv_cache_fp8));
+        }
+        Some(parts.join("; "))
     }
 
     /// The seed throughputs, for the seed's calibration DB overrides; `None`

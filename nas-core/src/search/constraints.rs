@@ -769,6 +769,7 @@ mod tests {
             use_qk_norm: true,
             window_size: Some(512),
             model: crate::model::ModelDims::NONE,
+            precision: crate::precision::Precision::BF16,
         }
     }
 

@@ -777,6 +777,8 @@ fn set_field(shape: &mut LayerShape, kind: AxisKind, value: AxisValue) {
         (AxisKind::VocabSize, AxisValue::Int(v)) => shape.model.vocab_size = Some(v),
         (AxisKind::TieEmbeddings, AxisValue::Bool(b)) => shape.model.tie_embeddings = Some(b),
         (AxisKind::ContextLen, AxisValue::Int(v)) => shape.model.context_len = Some(v),
+        (AxisKind::Weights, AxisValue::Weights(p)) => shape.precision.weights = p,
+        (AxisKind::KvCache, AxisValue::KvCache(p)) => shape.precision.kv_cache = p,
         _ => {}
     }
 }
@@ -794,6 +796,13 @@ fn size_key(l: &Labeled) -> f64 {
         AxisValue::Ratio(r) => r,
         AxisValue::Window(w) => w.map_or(f64::INFINITY, |w| w as f64),
         AxisValue::Bool(_) => 0.0,
+        // fp8 and int4 count fewer bytes than bf16: bf16 is the largest
+        AxisValue::Weights(p) => match p {
+            crate::precision::WeightPrecision::Bf16 => 2.0,
+            crate::precision::WeightPrecision::Fp8 => 1.0,
+            crate::precision::WeightPrecision::Int4 => 0.0,
+        },
+        AxisValue::KvCache(p) => p.bytes_per_value() as f64,
     }
 }
 
