@@ -251,8 +251,16 @@ impl SearchSpec {
         if self.hardware.is_empty() {
             return Err(Error::Spec("a search needs at least one hardware target".into()));
         }
+        // Every precision a candidate asks for must run on every GPU.
+        for c in &self.candidates {
+            for h in &self.hardware {
+                h.check_precision(&c.shape.precision)
+                    .map_err(|e| Error::Spec(format!("candidate `{}`: {e}", c.name)))?;
+            }
+        }
         if let Some(g) = &self.generated_search {
             g.family.check()?;
+            stream::check_precisions(&g.family, g.workload, &self.hardware)?;
         }
         for sweep in &self.cliffs {
             for &v in sweep.values.iter() {
