@@ -179,6 +179,11 @@ impl Precision {
         self.weights.is_bf16() && self.kv_cache.is_bf16()
     }
 
+    /// The label a report row carries: `None` for bf16 (the seed's schema has no such key).
+    pub fn report_label(&self) -> Option<String> {
+        (!self.is_bf16()).then(|| self.label())
+    }
+
     /// A short label for report rows: `bf16`, `fp8`, `int4`, `fp8 + fp8 KV`, `bf16 + fp8 KV`.
     pub fn label(&self) -> String {
         match self.kv_cache {

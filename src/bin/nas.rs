@@ -54,6 +54,14 @@ enum Command {
         /// What N counts in the loss estimate.
         #[arg(long, value_parser = ["all", "non_embedding"], default_value = "all")]
         loss_params: String,
+        /// Weight precision of every shape that does not set `weights` itself:
+        /// bf16, fp8 (e4m3, per-tensor scales, dynamic activation quantization)
+        /// or int4 (weight-only, bf16 scales and zeros per group of 128).
+        #[arg(long, value_name = "bf16|fp8|int4")]
+        weights: Option<String>,
+        /// KV-cache precision of every shape that does not set `kv_cache` itself: bf16 or fp8 (e4m3).
+        #[arg(long = "kv-cache", value_name = "bf16|fp8")]
+        kv_cache: Option<String>,
     },
     /// Write a multi-hardware pack (PREFIX.json, PREFIX.md and PREFIX.html).
     Pack {
@@ -72,6 +80,14 @@ enum Command {
         /// Output prefix: writes PREFIX.json, PREFIX.md and PREFIX.html.
         #[arg(long)]
         out: PathBuf,
+        /// Weight precision of every candidate of the seed's search:
+        /// bf16, fp8 (e4m3, per-tensor scales, dynamic activation quantization)
+        /// or int4 (weight-only, bf16 scales and zeros per group of 128).
+        #[arg(long, value_name = "bf16|fp8|int4")]
+        weights: Option<String>,
+        /// KV-cache precision of every candidate: bf16 or fp8 (e4m3).
+        #[arg(long = "kv-cache", value_name = "bf16|fp8")]
+        kv_cache: Option<String>,
     },
     /// Predict single kernels (GEMMs, decode and prefill attention) on one GPU:
     /// a JSON array of queries in, one answer per query out (latency, what
@@ -157,6 +173,14 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Weight precision of the spec's workload (candidates without a `weights` axis or field):
+        /// bf16, fp8 (e4m3, per-tensor scales, dynamic activation quantization)
+        /// or int4 (weight-only, bf16 scales and zeros per group of 128).
+        #[arg(long, value_name = "bf16|fp8|int4")]
+        weights: Option<String>,
+        /// KV-cache precision of the spec's workload: bf16 or fp8 (e4m3).
+        #[arg(long = "kv-cache", value_name = "bf16|fp8")]
+        kv_cache: Option<String>,
     },
     /// Measure the streaming engine: evaluate the first N candidates of a
     /// 10^8-candidate family, and print one JSON line.
@@ -241,13 +265,16 @@ fn run(command: Command) -> Result<()> {
             overrides,
             scaling_law,
             loss_params,
+            weights,
+            kv_cache,
         } => {
             let fit = nas::model::LossFit {
                 law: nas::model::ScalingLaw::from_name(&scaling_law).unwrap_or_default(),
                 count: nas::model::ParamCount::from_name(&loss_params).unwrap_or_default(),
             };
             let cost_model = cost_model.as_deref().map(cost_model_kind).transpose()?;
-            predict(&hardware, &configs, cost_model, calibration.as_deref(), &overrides, fit)
+            let precision = precision_flags(weights.as_deref(), kv_cache.as_deref())?;
+            predict(&hardware, &configs, cost_model, calibration.as_deref(), &overrides, fit, precision)
         }
         Command::Pack {
             seed: _,
@@ -255,7 +282,10 @@ fn run(command: Command) -> Result<()> {
             hardware,
             calibration_db,
             out,
+            weights,
+            kv_cache,
         } => {
+            let precision = precision_flags(weights.as_deref(), kv_cache.as_deref())?;
             let calibration = match calibration_db {
                 Some(path) => CalibrationBlock::load(&path)?,
                 None => CalibrationBlock::disabled(),
@@ -269,6 +299,20 @@ fn run(command: Command) -> Result<()> {
                 };
                 spec.hardware = resolve_keys(&keys, Some(kind))?;
                 spec.limitations = nas::search::limitations_for(&spec.hardware);
+            }
+            if let Some((w, k)) = precision {
+                let set = |p: &mut nas::precision::Precision| {
+                    if let Some(w) = w {
+                        p.weights = w;
+                    }
+                    if let Some(k) = k {
+                        p.kv_cache = k;
+                    }
+                };
+                spec.candidates.iter_mut().for_each(|c| set(&mut c.shape.precision));
+                if let Some(g) = &mut spec.generated_search {
+                    set(&mut g.workload.precision);
+                }
             }
             let pack = spec.evaluate()?;
             pack.write_into_existing_folder(&out)?;
@@ -316,9 +360,12 @@ fn run(command: Command) -> Result<()> {
             cost_model,
             out,
             quiet,
+            weights,
+            kv_cache,
         } => {
             let cost_model = cost_model.as_deref().map(cost_model_kind).transpose()?;
-            search(&spec, cost_model, out.as_deref(), quiet)
+            precision_flags(weights.as_deref(), kv_cache.as_deref())?;
+            search(&spec, cost_model, out.as_deref(), quiet, weights.as_deref(), kv_cache.as_deref())
         }
         Command::Bench {
             candidates,
@@ -523,6 +570,20 @@ fn predict_gpu(
     Ok(gpu.with_overrides(&overrides))
 }
 
+/// `--weights` and `--kv-cache`, checked: each `None` when not given.
+type PrecisionFlags = Option<(Option<nas::precision::WeightPrecision>, Option<nas::precision::KvCachePrecision>)>;
+
+fn precision_flags(weights: Option<&str>, kv_cache: Option<&str>) -> Result<PrecisionFlags> {
+    use nas::precision::{KvCachePrecision, WeightPrecision};
+    let w = weights
+        .map(|w| WeightPrecision::from_name(w).map_err(|e| Error::Spec(format!("--weights: {e}"))))
+        .transpose()?;
+    let k = kv_cache
+        .map(|k| KvCachePrecision::from_name(k).map_err(|e| Error::Spec(format!("--kv-cache: {e}"))))
+        .transpose()?;
+    Ok((w.is_some() || k.is_some()).then_some((w, k)))
+}
+
 fn predict(
     hardware_key: &str,
     configs: &Path,
@@ -530,15 +591,31 @@ fn predict(
     calibration: Option<&Path>,
     overrides: &[String],
     loss_fit: nas::model::LossFit,
+    precision: PrecisionFlags,
 ) -> Result<()> {
     let gpu = predict_gpu(hardware_key, cost_model, calibration, overrides)?;
-    let doc = read_json(configs)?;
+    let mut doc = read_json(configs)?;
+    // The flags are the default of every shape that does not set its own.
+    if let (Some((w, k)), Value::Array(items)) = (precision, &mut doc) {
+        for item in items.iter_mut() {
+            if let Value::Object(obj) = item {
+                if let Some(w) = w {
+                    obj.entry("weights").or_insert_with(|| json!(w.name()));
+                }
+                if let Some(k) = k {
+                    obj.entry("kv_cache").or_insert_with(|| json!(k.name()));
+                }
+            }
+        }
+    }
     let (names, mut shapes): (Vec<String>, Vec<LayerShape>) =
         nas::shapes::configs_from_json(&doc, &configs.display().to_string())?
             .into_iter()
             .unzip();
-    for shape in &mut shapes {
+    for (name, shape) in names.iter().zip(&mut shapes) {
         shape.model.loss_fit = loss_fit;
+        gpu.check_precision(&shape.precision)
+            .map_err(|e| Error::Spec(format!("{}: `{name}`: {e}", configs.display())))?;
     }
     let latency = Latencies::new(std::slice::from_ref(&gpu), &shapes);
     let step = gpu.step_throughputs()?;
@@ -558,6 +635,12 @@ fn predict(
                 "cost_model": gpu.cost_model().name(),
                 "source": source,
             });
+            if let (Value::Object(obj), Some(label)) = (&mut out, shapes[i].precision.report_label()) {
+                obj.insert("precision".into(), json!(label));
+                if let Some(p) = gpu.precision_provenance(&shapes[i].precision) {
+                    obj.insert("precision_source".into(), json!(p));
+                }
+            }
             whole_model_keys(&mut out, &shapes[i], latency.total_ms(i, 0), Some(&step));
             out
         })
@@ -1027,10 +1110,27 @@ fn rayon_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn search(spec_path: &Path, cost_model: Option<CostModelKind>, out: Option<&Path>, quiet: bool) -> Result<()> {
+fn search(
+    spec_path: &Path,
+    cost_model: Option<CostModelKind>,
+    out: Option<&Path>,
+    quiet: bool,
+    weights: Option<&str>,
+    kv_cache: Option<&str>,
+) -> Result<()> {
     let mut doc = read_json(spec_path)?;
     if let (Some(kind), Value::Object(top)) = (cost_model, &mut doc) {
         top.insert("cost_model".into(), json!(kind.name()));
+    }
+    // The flags set the workload's precision (replacing the spec's, as --cost-model does).
+    if let Value::Object(top) = &mut doc {
+        for (key, value) in [("weights", weights), ("kv_cache", kv_cache)] {
+            let Some(value) = value else { continue };
+            let workload = top.entry("workload").or_insert_with(|| json!({}));
+            if let Value::Object(w) = workload {
+                w.insert(key.into(), json!(value));
+            }
+        }
     }
     let spec = nas::search::spec_json::JsonSearch::from_json(&doc).map_err(|e| Error::Input {
         place: spec_path.display().to_string(),

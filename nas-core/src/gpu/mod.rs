@@ -244,6 +244,7 @@ impl Gpu {
                 decode: "roofline of the seed's constants: bytes at hbm_bandwidth_gbps, FLOPs at \
                          matmul/attention throughput, no cost per kernel; not measured"
                     .into(),
+                precision: None,
             },
             GpuCost::Measured(m) => {
                 let p = &m.profile;
@@ -290,6 +291,29 @@ impl Gpu {
                     data_sha256: Some(p.data.sha256.clone()),
                     validation: p.held_out(),
                     decode,
+                    precision: p.precision.as_ref().map(|x| match &x.transferred_from {
+                        Some(from) => format!(
+                            "fp8 and int4 weights: transferred from {from} through the two spec sheets (bytes by HBM, \
+                             FLOPs by the dense peaks, fixed costs kept), not measured on this GPU; fp8 KV cache {}",
+                            x.kv_cache_fp8
+                        ),
+                        None => {
+                            let v = |k: &str| {
+                                x.residuals.get(k).map_or("n/a".to_string(), |r| format!("{:.2}%", r.mape_pct))
+                            };
+                            format!(
+                                "fp8 and int4 weights: fitted on {}'s fp8 layers, fp8/int4 decode steps and GEMMs with the \
+                                 bf16 constants fixed (held-out MAPE: fp8 layers {}, fp8 decode {}, int4 decode {}); \
+                                 int4 prefill {}; fp8 KV cache {}",
+                                p.gpu,
+                                v("layer_validation"),
+                                v("decode_fp8_validation"),
+                                v("decode_int4_validation"),
+                                x.int4_prefill,
+                                x.kv_cache_fp8
+                            )
+                        }
+                    }),
                 }
             }
         }
@@ -319,6 +343,10 @@ pub struct CostProvenance {
     pub validation: Option<crate::calibrate::profile::HeldOut>,
     /// How whole-model decode steps are predicted.
     pub decode: String,
+    /// How fp8 and int4 weights and an fp8 KV cache are priced (measured,
+    /// transferred or estimated); absent where only bf16 is priced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
 }
 
 impl CostProvenance {
