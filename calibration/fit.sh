@@ -35,6 +35,10 @@ h200=calibration/data/h200
   "$h200/precision-decode-stack.jsonl"
 "$nas" fidelity --calibration calibration/h200.json --decode "$h200/decode.jsonl" "$h200/decode-stack.jsonl" \
   --seed-hardware h100 --out docs/results/decode-fidelity-h200
+h200p=("$h200/fp8-micro.jsonl" "$h200/int4-micro.jsonl" "$h200/fp8-layers.jsonl" "$h200/precision-layers.jsonl"
+        "$h200/precision-micro.jsonl" "$h200/precision-decode.jsonl" "$h200/precision-decode-stack.jsonl")
+"$nas" fidelity --calibration calibration/h200.json --precision "${h200p[@]}" \
+  --measurements "$h200/layers.jsonl" --out docs/results/precision-fidelity-h200
 # Decode, H100: no H100 was lent for compiled decode steps, so the H200's
 # decode model is carried over through the two spec sheets (transferred, not
 # measured). The H100's eager decode steps (a slower truth) are compared only

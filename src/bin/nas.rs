@@ -205,9 +205,14 @@ enum Command {
         /// The calibration profile (from `nas calibrate`).
         #[arg(long)]
         calibration: PathBuf,
-        /// Measurement files with the layers to compare.
-        #[arg(long, num_args = 1.., required_unless_present = "decode")]
+        /// Measurement files with the layers to compare (with `--precision`: the
+        /// bf16 layers whose validation shapes mark fp8 layers as held out).
+        #[arg(long, num_args = 1.., required_unless_present_any = ["decode", "precision"])]
         measurements: Vec<PathBuf>,
+        /// Instead of layers, compare fp8 / int4 measurements (`precision_micro.py`)
+        /// with the profile's precision section (writes PREFIX.md).
+        #[arg(long, num_args = 1.., conflicts_with = "decode")]
+        precision: Vec<PathBuf>,
         /// Instead of layers, compare measured decode steps with the profile's
         /// decode fit and the seed's roofline (writes PREFIX.md).
         #[arg(long, num_args = 1.., conflicts_with = "measurements")]
@@ -340,6 +345,11 @@ fn run(command: Command) -> Result<()> {
                         dense_fp8_tflops: None,
                         source: "given to nas calibrate (--hbm-gbps, --dense-bf16-tflops)".into(),
                     });
+            // Read first: a bad precision file fails before anything is fitted or printed.
+            let precision_set = match precision.is_empty() {
+                true => None,
+                false => Some(nas::calibrate::precision_fit::read(&precision)?),
+            };
             calibrate(
                 &measurements,
                 &exclude_sets,
@@ -349,7 +359,13 @@ fn run(command: Command) -> Result<()> {
                 limits,
             )
             .and_then(|(profile, data)| {
-                let profile = calibrate_precision(profile, &data, &exclude_sets, &precision, transfer_precision_from.as_deref())?;
+                let profile = calibrate_precision(
+                    profile,
+                    &data,
+                    &exclude_sets,
+                    precision_set,
+                    transfer_precision_from.as_deref(),
+                )?;
                 nas::report::write::write_atomic(&out, profile.to_json()?.as_bytes())?;
                 say!("wrote {}", out.display());
                 Ok(())
@@ -383,9 +399,11 @@ fn run(command: Command) -> Result<()> {
             seed_hardware,
             out,
             decode,
-        } => match decode.is_empty() {
-            true => fidelity(&calibration, &measurements, &set, &seed_hardware, &out),
-            false => decode_fidelity(&calibration, &decode, &seed_hardware, &out),
+            precision,
+        } => match (decode.is_empty(), precision.is_empty()) {
+            (true, true) => fidelity(&calibration, &measurements, &set, &seed_hardware, &out),
+            (false, _) => decode_fidelity(&calibration, &decode, &seed_hardware, &out),
+            (true, false) => precision_fidelity(&calibration, &precision, &measurements, &set, &out),
         },
         Command::Hardware => list_hardware(),
         Command::Kernel {
@@ -401,7 +419,16 @@ fn run(command: Command) -> Result<()> {
                 place: queries.display().to_string(),
                 problem: e.to_string(),
             })?;
-            let answers = list.iter().map(|q| gpu.kernel(q)).collect::<Result<Vec<_>>>()?;
+            let answers = list
+                .iter()
+                .enumerate()
+                .map(|(i, q)| {
+                    gpu.kernel(q).map_err(|e| Error::Input {
+                        place: format!("{}: queries[{i}]", queries.display()),
+                        problem: e.to_string(),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
             let text = serde_json::to_string_pretty(&answers).map_err(|e| Error::Spec(e.to_string()))?;
             say!("{text}");
             Ok(())
@@ -856,7 +883,7 @@ fn calibrate_precision(
     mut profile: CalibrationProfile,
     data: &MeasurementSet,
     exclude_sets: &[String],
-    files: &[PathBuf],
+    set: Option<nas::calibrate::precision_fit::PrecisionSet>,
     transfer_from: Option<&Path>,
 ) -> Result<CalibrationProfile> {
     use nas::calibrate::precision_fit;
@@ -881,10 +908,9 @@ fn calibrate_precision(
         say!("precision: fp8 / int4 constants transferred from {source} (not measured on this GPU)");
         return Ok(profile);
     }
-    if files.is_empty() {
+    let Some(set) = set else {
         return Ok(profile);
-    }
-    let set = precision_fit::read(files)?;
+    };
     if set.gpu != profile.gpu {
         return Err(Error::Spec(format!(
             "the precision files were measured on `{}`, the layers on `{}`: calibrate one GPU at a time",
@@ -935,6 +961,36 @@ fn calibrate_precision(
     }
     profile.precision = Some(fit);
     Ok(profile)
+}
+
+fn precision_fidelity(profile_path: &Path, files: &[PathBuf], layers: &[PathBuf], set: &str, out: &Path) -> Result<()> {
+    let profile = read_profile(profile_path)?;
+    let data = nas::calibrate::precision_fit::read(files)?;
+    let validation: Vec<LayerShape> = match layers.is_empty() {
+        true => Vec::new(),
+        false => MeasurementSet::read(layers)?
+            .measurements
+            .into_iter()
+            .filter(|m| m.set == set)
+            .filter_map(|m| match m.subject {
+                nas::calibrate::Subject::Layer(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
+    };
+    let rows = nas::calibrate::precision_fit::predict_rows(&profile, &data, &validation)?;
+    let command = format!(
+        "nas fidelity --calibration {} --precision {} --measurements {} --out {}",
+        profile_path.display(),
+        files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" "),
+        layers.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" "),
+        out.display()
+    );
+    let md = nas::report::precision_fidelity::markdown(&profile, &profile_path.display().to_string(), &data, &rows, &command);
+    let path = nas::report::write::with_suffix(out, "md");
+    nas::report::write::write_atomic(&path, md.as_bytes())?;
+    say!("wrote {}", path.display());
+    Ok(())
 }
 
 fn decode_fidelity(profile_path: &Path, files: &[PathBuf], seed_hardware: &str, out: &Path) -> Result<()> {

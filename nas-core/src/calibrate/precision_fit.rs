@@ -23,12 +23,12 @@ use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::cost::decode::{self as dm, DecodeConstants, Work, COUNT, DECODE_PRECISION_RESOURCES, TOTAL};
+use crate::cost::decode::{self as dm, DecodeConstants, Work, COUNT, DECODE_PRECISION_RESOURCES};
 use crate::cost::kernel_aware::{self as ka, Unit, BLOCK, PRECISION_RESOURCE_TABLE, RESOURCES};
 use crate::error::{Error, Result};
 use crate::gpu::PeakUnit;
 use crate::model;
-use crate::precision::{KvCachePrecision, WeightPrecision};
+use crate::precision::WeightPrecision;
 use crate::shapes::LayerShape;
 
 use super::decode::{for_each_json_line, DecodeRecord};
@@ -447,23 +447,20 @@ impl PrecisionFit {
     }
 }
 
-/// Fits the precision section on `data` with `base`'s bf16 constants fixed.
-/// `validation_shapes` are the bf16 fit's validation layers: an fp8 layer of
-/// one of those shapes (or of set `validation`) is predicted, never fitted
-/// on; decode steps of `validation` models and GEMMs of set
-/// `micro_validation` likewise. Returns the fit and every row.
-pub fn fit(
+/// The design rows of `data` under `base`'s bf16 constants: layer, kernel and decode rows.
+struct Rows {
+    layer: Vec<Row>,
+    kernel: Vec<Row>,
+    decode: Vec<Row>,
+    counts: BTreeMap<String, usize>,
+}
+
+fn build_rows(
     base: &CalibrationProfile,
     data: &PrecisionSet,
     validation_shapes: &[LayerShape],
     limits: &PhysicalLimits,
-) -> Result<(PrecisionFit, Vec<PrecisionRow>)> {
-    if limits.dense_fp8_tflops.is_none() {
-        return Err(Error::Spec(format!(
-            "no dense fp8 peak is known for `{}`: the fp8 fit is bounded by it",
-            base.gpu
-        )));
-    }
+) -> Result<Rows> {
     let decode_base = base.decode_model.as_ref().ok_or_else(|| {
         Error::Spec("the precision fit needs the profile's bf16 decode model (--decode or --transfer-decode-from)".into())
     })?;
@@ -570,6 +567,37 @@ pub fn fit(
             }
         }
     }
+    Ok(Rows {
+        layer: layer_rows,
+        kernel: kernel_rows,
+        decode: decode_rows,
+        counts,
+    })
+}
+
+/// Fits the precision section on `data` with `base`'s bf16 constants fixed.
+/// `validation_shapes` are the bf16 fit's validation layers: an fp8 layer of
+/// one of those shapes (or of set `validation`) is predicted, never fitted
+/// on; decode steps of `validation` models and GEMMs of set
+/// `micro_validation` likewise. Returns the fit and every row.
+pub fn fit(
+    base: &CalibrationProfile,
+    data: &PrecisionSet,
+    validation_shapes: &[LayerShape],
+    limits: &PhysicalLimits,
+) -> Result<(PrecisionFit, Vec<PrecisionRow>)> {
+    if limits.dense_fp8_tflops.is_none() {
+        return Err(Error::Spec(format!(
+            "no dense fp8 peak is known for `{}`: the fp8 fit is bounded by it",
+            base.gpu
+        )));
+    }
+    let Rows {
+        layer: layer_rows,
+        kernel: kernel_rows,
+        decode: decode_rows,
+        counts,
+    } = build_rows(base, data, validation_shapes, limits)?;
     let train = |rows: &[Row]| -> Vec<usize> { (0..rows.len()).filter(|&i| !rows[i].validation).collect() };
     let need = |what: &str, n: usize, of: usize| -> Result<()> {
         if n <= of {
@@ -649,7 +677,12 @@ pub fn fit(
     fit.check(Some(limits))
         .map_err(|e| Error::Spec(format!("the precision fit broke its own bounds (a bug): {e}")))?;
 
-    let names_layer: Vec<String> = ka::ALL_RESOURCES.iter().map(|s| s.to_string()).collect();
+    let out = report_rows(&layer_rows, &kernel_rows, &decode_rows, &t_layer, &t_kernel, &t_decode);
+    Ok((fit, out))
+}
+
+/// Every row of the three designs as reports show it, predicted with the given constants.
+fn report_rows(layer: &[Row], kernel: &[Row], decode: &[Row], tl: &[f64], tk: &[f64], td: &[f64]) -> Vec<PrecisionRow> {
     let mut out = Vec::new();
     let mut push = |rows: &[Row], t: &[f64], names: &dyn Fn(usize) -> String| {
         for r in rows {
@@ -671,20 +704,36 @@ pub fn fit(
             });
         }
     };
-    push(&layer_rows, &t_layer, &|j| names_layer[RESOURCES.len() + j].clone());
-    push(&kernel_rows, &t_kernel, &|j| names_layer[RESOURCES.len() + j].clone());
-    push(&decode_rows, &t_decode, &|j| dm::resource(COUNT + j).0.to_string());
-    Ok((fit, out))
+    push(layer, tl, &|j| ka::PRECISION_RESOURCES[j].to_string());
+    push(kernel, tk, &|j| ka::PRECISION_RESOURCES[j].to_string());
+    push(decode, td, &|j| dm::resource(COUNT + j).0.to_string());
+    out
 }
 
-/// Whether `kv` needs nothing fitted (the bytes model of the bf16 decode fit).
-pub fn kv_cache_is_estimated(kv: KvCachePrecision) -> bool {
-    kv == KvCachePrecision::Fp8
-}
-
-/// Every decode resource's name (bf16 then precision), for breakdowns.
-pub fn decode_resource_names() -> Vec<&'static str> {
-    (0..TOTAL).map(|j| dm::resource(j).0).collect()
+/// Every record of `data` predicted by `profile`'s own precision section
+/// (no refit): what the precision fidelity report shows. The rows' sets are
+/// those of [`fit`] (`validation_shapes` as there).
+pub fn predict_rows(
+    profile: &CalibrationProfile,
+    data: &PrecisionSet,
+    validation_shapes: &[LayerShape],
+) -> Result<Vec<PrecisionRow>> {
+    let fit = profile
+        .precision
+        .as_ref()
+        .ok_or_else(|| Error::Spec("the profile has no precision section".into()))?;
+    let limits = profile
+        .physical_limits()
+        .ok_or_else(|| Error::Spec(format!("no physical limits known for `{}`", profile.gpu)))?;
+    let rows = build_rows(profile, data, validation_shapes, &limits)?;
+    Ok(report_rows(
+        &rows.layer,
+        &rows.kernel,
+        &rows.decode,
+        &fit.layer_values(),
+        &fit.kernel_values(),
+        &values(&DECODE_PRECISION_RESOURCES, &fit.decode),
+    ))
 }
 
 #[cfg(test)]
