@@ -471,6 +471,12 @@ fn list_hardware() -> Result<()> {
             show(s.memory_gib.map(|m| (m * 100.0).round() / 100.0), "GiB"),
         );
         say!("    source: {}", s.source);
+        let names = |v: Vec<&str>| v.join(", ");
+        say!(
+            "  precisions its kernels run: weights {}; KV cache {}",
+            names(nas::precision::supported_weights(s).iter().map(|p| p.name()).collect()),
+            names(nas::precision::supported_kv_cache(s).iter().map(|p| p.name()).collect())
+        );
         for kind in CostModelKind::ALL {
             match registry.resolve(&GpuTarget::builtin(e.key).with_cost_model(kind)) {
                 Ok(gpu) => {
@@ -508,6 +514,13 @@ fn list_hardware() -> Result<()> {
                         say!("    {}", values.join(" "));
                     }
                     say!("    decode: {}", p.decode);
+                    match &p.precision {
+                        Some(x) => say!("    precision: {x}"),
+                        None if kind == CostModelKind::Seed => {
+                            say!("    precision: bf16 only (the seed's formula has no precision)")
+                        }
+                        None => say!("    precision: bf16 only (no precision section)"),
+                    }
                 }
                 Err(err) => say!("  cost model `{}`: not available ({err})", kind.name()),
             }
