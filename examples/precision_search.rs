@@ -52,7 +52,10 @@ nas::nas_search! {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pack = PrecisionSearch::evaluate()?;
-    let report = pack.reports["h200"].whole_model.as_ref().expect("whole-model candidates");
+    let report = pack.reports["h200"]
+        .whole_model
+        .as_ref()
+        .expect("whole-model candidates");
     // Each architecture's rank among the passing bf16 candidates and among the fp8 ones.
     let mut ranks: BTreeMap<String, [Option<(usize, f64, f64)>; 2]> = BTreeMap::new();
     let mut seen = [0usize; 2];
@@ -62,17 +65,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             None => (r.name.trim_end_matches("_bf16").to_string(), 0),
         };
         seen[p] += 1;
-        let entry = report.candidates.iter().find(|c| c.name == r.name).expect("a candidate");
+        let entry = report
+            .candidates
+            .iter()
+            .find(|c| c.name == r.name)
+            .expect("a candidate");
         let kv = entry.decode.per_kernel["attention_over_context"] / entry.decode.total_ms;
         ranks.entry(arch).or_default()[p] = Some((seen[p], r.decode_ms, kv));
     }
-    let mut rows: Vec<(&String, (usize, f64, f64), (usize, f64, f64))> = ranks
-        .iter()
-        .filter_map(|(a, [b, f])| Some((a, (*b)?, (*f)?)))
-        .collect();
+    let mut rows: Vec<(&String, (usize, f64, f64), (usize, f64, f64))> =
+        ranks.iter().filter_map(|(a, [b, f])| Some((a, (*b)?, (*f)?))).collect();
     rows.sort_by_key(|(_, b, _)| b.0);
     let mut md = String::new();
-    writeln!(md, "# The same search in bf16 and fp8 on the H200: where the ranking changes\n")?;
+    writeln!(
+        md,
+        "# The same search in bf16 and fp8 on the H200: where the ranking changes\n"
+    )?;
     writeln!(
         md,
         "From `cargo run --release --example precision_search` (the pack: `precision-search-h200.md`). Each \

@@ -50,10 +50,7 @@ fn bytes_follow_the_format_exactly_and_parameters_do_not_move() {
     let layer_params: u64 = mats.iter().map(|(n, k)| n * k).sum();
     assert_eq!(f.memory.weight_bytes, 2 * 32 * layer_params + bf16_rest);
     let fp8: u64 = mats.iter().map(|(n, k)| n * k + 4).sum();
-    let int4: u64 = mats
-        .iter()
-        .map(|(n, k)| n * k / 2 + (k / INT4_GROUP) * n * 2 * 2)
-        .sum();
+    let int4: u64 = mats.iter().map(|(n, k)| n * k / 2 + (k / INT4_GROUP) * n * 2 * 2).sum();
     for (weights, per_layer) in [(WeightPrecision::Fp8, fp8), (WeightPrecision::Int4, int4)] {
         let s = llama3_8b(weights, KvCachePrecision::Bf16);
         let g = model::figures(&s).unwrap();
@@ -90,10 +87,22 @@ fn the_breakdowns_change_where_the_format_says() {
     let fp8 = decode(&llama3_8b(WeightPrecision::Fp8, KvCachePrecision::Bf16));
     let kv8 = decode(&llama3_8b(WeightPrecision::Fp8, KvCachePrecision::Fp8));
     for gemm in ["qkv_projection", "output_projection", "mlp_gate_up", "mlp_down"] {
-        assert!(fp8.per_kernel[gemm] < bf16.per_kernel[gemm], "{gemm} reads fewer bytes in fp8");
+        assert!(
+            fp8.per_kernel[gemm] < bf16.per_kernel[gemm],
+            "{gemm} reads fewer bytes in fp8"
+        );
     }
-    for same in ["attention_over_context", "lm_head", "embedding", "mlp_activation", "norms"] {
-        assert_eq!(fp8.per_kernel[same], bf16.per_kernel[same], "{same} does not read the weights");
+    for same in [
+        "attention_over_context",
+        "lm_head",
+        "embedding",
+        "mlp_activation",
+        "norms",
+    ] {
+        assert_eq!(
+            fp8.per_kernel[same], bf16.per_kernel[same],
+            "{same} does not read the weights"
+        );
     }
     // An fp8 cache halves what attention reads; the projections do not change.
     assert!(kv8.per_kernel["attention_over_context"] < 0.6 * fp8.per_kernel["attention_over_context"]);
@@ -131,18 +140,35 @@ fn nas_kernel_answers_fp8_gemms_and_the_h100_says_it_is_transferred() {
             h200.kernel(&gemm(m, GemmDtype::Bf16)).unwrap(),
             h200.kernel(&gemm(m, GemmDtype::Fp8)).unwrap(),
         );
-        assert!(f.latency_ms < b.latency_ms, "fp8 is faster at M = {m}: {} vs {}", f.latency_ms, b.latency_ms);
+        assert!(
+            f.latency_ms < b.latency_ms,
+            "fp8 is faster at M = {m}: {} vs {}",
+            f.latency_ms,
+            b.latency_ms
+        );
         let sum: f64 = f.per_resource.iter().map(|p| p.ms).sum();
         assert!((sum - f.latency_ms).abs() < 1e-12 * f.latency_ms);
-        assert!(f.per_resource.iter().any(|p| p.resource.contains("fp8")), "{:?}", f.per_resource);
+        assert!(
+            f.per_resource.iter().any(|p| p.resource.contains("fp8")),
+            "{:?}",
+            f.per_resource
+        );
     }
     let big = h200.kernel(&gemm(32768, GemmDtype::Fp8)).unwrap();
     assert_eq!(big.bound, "compute");
     // The quantization of the activation is part of the answer.
     assert!(big.per_resource.iter().any(|p| p.resource == "fp8_quant_bytes"));
     let moved = h100.kernel(&gemm(4096, GemmDtype::Fp8)).unwrap();
-    assert!(moved.source.contains("transferred from NVIDIA H200"), "{}", moved.source);
-    assert!(!h200.kernel(&gemm(4096, GemmDtype::Fp8)).unwrap().source.contains("transferred"));
+    assert!(
+        moved.source.contains("transferred from NVIDIA H200"),
+        "{}",
+        moved.source
+    );
+    assert!(!h200
+        .kernel(&gemm(4096, GemmDtype::Fp8))
+        .unwrap()
+        .source
+        .contains("transferred"));
 }
 
 #[test]
@@ -160,9 +186,11 @@ fn the_committed_precision_fidelity_report_is_what_the_code_writes() {
     ]
     .map(h200)
     .to_vec();
-    let profile =
-        nas::calibrate::CalibrationProfile::from_json(&std::fs::read_to_string(repo("calibration/h200.json")).unwrap(), "p")
-            .unwrap();
+    let profile = nas::calibrate::CalibrationProfile::from_json(
+        &std::fs::read_to_string(repo("calibration/h200.json")).unwrap(),
+        "p",
+    )
+    .unwrap();
     let data = precision_fit::read(&files).unwrap();
     let layers = nas::calibrate::MeasurementSet::read(&[h200("layers.jsonl")]).unwrap();
     let validation: Vec<LayerShape> = layers
@@ -183,7 +211,9 @@ fn the_committed_precision_fidelity_report_is_what_the_code_writes() {
     assert!(held("decode_int4") <= 15.0, "{mape:?}");
     // Validation rows were never fitted on: 23 fp8 layers of this run and one of the first.
     assert_eq!(
-        rows.iter().filter(|r| r.group == "prefill_layer" && r.set == "validation").count(),
+        rows.iter()
+            .filter(|r| r.group == "prefill_layer" && r.set == "validation")
+            .count(),
         24
     );
     // The committed report, from these files with the command fit.sh runs.

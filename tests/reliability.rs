@@ -1329,10 +1329,7 @@ fn search_spec_window_full_as_a_string() {
 #[test]
 fn search_spec_with_an_unknown_weight_precision() {
     let dir = Dir::new("specPrecUnknown");
-    let axes = AXES.replace(
-        "]}]",
-        r#"]}, {"axis": "weights", "values": ["bf16", "fp16"]}]"#,
-    );
+    let axes = AXES.replace("]}]", r#"]}, {"axis": "weights", "values": ["bf16", "fp16"]}]"#);
     assert_eq!(
         search(
             &dir,
@@ -1442,7 +1439,10 @@ fn pack_of_the_seed_in_fp8_on_its_gpus() {
 #[test]
 fn kernel_query_with_an_unknown_dtype() {
     let dir = Dir::new("kernelDtype");
-    let q = dir.file("q.json", r#"[{"kernel": "gemm", "m": 16, "n": 4096, "k": 4096, "dtype": "int8"}]"#);
+    let q = dir.file(
+        "q.json",
+        r#"[{"kernel": "gemm", "m": 16, "n": 4096, "k": 4096, "dtype": "int8"}]"#,
+    );
     assert_eq!(
         dir.error(&["kernel", "--hardware", "h200", "--queries", &q]),
         "DIR/q.json: queries[0].dtype: unknown GEMM dtype `int8`; known: bf16, fp8 (e4m3, per-tensor scales, the activation's dynamic quantization included)"
@@ -1452,7 +1452,10 @@ fn kernel_query_with_an_unknown_dtype() {
 #[test]
 fn kernel_query_in_fp8_on_an_a100() {
     let dir = Dir::new("kernelFp8A100");
-    let q = dir.file("q.json", r#"[{"kernel": "gemm", "m": 16, "n": 4096, "k": 4096, "dtype": "fp8"}]"#);
+    let q = dir.file(
+        "q.json",
+        r#"[{"kernel": "gemm", "m": 16, "n": 4096, "k": 4096, "dtype": "fp8"}]"#,
+    );
     assert_eq!(
         dir.error(&["kernel", "--hardware", "a100", "--cost-model", "seed", "--queries", &q]),
         "DIR/q.json: queries[0]: hardware `a100` cannot run fp8 weights: it has no fp8 tensor cores (its kernels run bf16, int4 weights)"
@@ -1464,7 +1467,8 @@ fn profile_whose_fp8_gemm_rate_beats_the_fp8_peak() {
     let dir = Dir::new("profileFp8Peak");
     let mut v: Value = serde_json::from_str(&std::fs::read_to_string(repo("calibration/h200.json")).unwrap()).unwrap();
     // 4000 TFLOP/s on a GPU whose dense fp8 peak is 1978.9
-    v["precision"]["layer"]["gemm_fp8_flops"] = json!({"ms_per_unit": 1.0 / 4e12, "throughput": 4000.0, "unit": "TFLOP/s"});
+    v["precision"]["layer"]["gemm_fp8_flops"] =
+        json!({"ms_per_unit": 1.0 / 4e12, "throughput": 4000.0, "unit": "TFLOP/s"});
     let p = dir.file("p.json", &v.to_string());
     let c = dir.file("c.json", &json!([good_shape()]).to_string());
     assert_eq!(
@@ -1501,8 +1505,17 @@ fn calibrate_precision_with_a_bf16_decode_step() {
     let (layers, decode, micro) = (h200("layers.jsonl"), h200("decode.jsonl"), h200("decode-micro.jsonl"));
     assert_eq!(
         dir.error(&[
-            "calibrate", "--out", &out, "--measurements", &layers, "--decode", &decode, "--decode-micro", &micro,
-            "--precision", &f
+            "calibrate",
+            "--out",
+            &out,
+            "--measurements",
+            &layers,
+            "--decode",
+            &decode,
+            "--decode-micro",
+            &micro,
+            "--precision",
+            &f
         ]),
         "DIR/p.jsonl:1: a bf16 decode step: those fit the bf16 decode model (`--decode`), not the precision section"
     );

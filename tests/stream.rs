@@ -476,7 +476,9 @@ fn precision_axes_stream_to_the_materialized_result() {
             .unwrap();
         nas::model::step_latency(&shapes[i], &step, latency.total_ms(i, 0)).decode_ms
     };
-    assert!(decode(WeightPrecision::Fp8, KvCachePrecision::Bf16) < decode(WeightPrecision::Bf16, KvCachePrecision::Bf16));
+    assert!(
+        decode(WeightPrecision::Fp8, KvCachePrecision::Bf16) < decode(WeightPrecision::Bf16, KvCachePrecision::Bf16)
+    );
     assert!(decode(WeightPrecision::Fp8, KvCachePrecision::Fp8) < decode(WeightPrecision::Fp8, KvCachePrecision::Bf16));
     for rank_by in [RankMetric::DecodeMs, RankMetric::PrefillMs, RankMetric::TotalMs] {
         for k in [1, 5, 500] {

@@ -73,9 +73,7 @@ impl WeightPrecision {
     pub fn describe(self) -> &'static str {
         match self {
             WeightPrecision::Bf16 => "bf16 weights",
-            WeightPrecision::Fp8 => {
-                "fp8 weights (e4m3, per-tensor scales, dynamic per-tensor activation quantization)"
-            }
+            WeightPrecision::Fp8 => "fp8 weights (e4m3, per-tensor scales, dynamic per-tensor activation quantization)",
             WeightPrecision::Int4 => "int4 weights (weight-only, group 128, bf16 scales and zeros)",
         }
     }
@@ -222,11 +220,7 @@ pub fn supported_kv_cache(sheet: &crate::gpu::SpecSheet) -> Vec<KvCachePrecision
 
 /// Whether a GPU with this spec sheet runs `precision`; the error names the
 /// GPU (`who`), the format and what the GPU does support.
-pub fn check_supported(
-    sheet: &crate::gpu::SpecSheet,
-    who: &str,
-    precision: &Precision,
-) -> Result<(), String> {
+pub fn check_supported(sheet: &crate::gpu::SpecSheet, who: &str, precision: &Precision) -> Result<(), String> {
     let weights = supported_weights(sheet);
     if !weights.contains(&precision.weights) {
         let why = match precision.weights {
@@ -281,7 +275,10 @@ mod tests {
             assert_eq!(WeightPrecision::from_name(p.name()), Ok(p));
         }
         let e = WeightPrecision::from_name("fp16").unwrap_err();
-        assert!(e.contains("unknown weight precision `fp16`") && e.contains("did you mean"), "{e}");
+        assert!(
+            e.contains("unknown weight precision `fp16`") && e.contains("did you mean"),
+            "{e}"
+        );
         let e = KvCachePrecision::from_name("int4").unwrap_err();
         assert!(e.contains("unknown KV-cache precision `int4`"), "{e}");
         let p = Precision::new(WeightPrecision::Fp8, KvCachePrecision::Fp8);
@@ -309,7 +306,10 @@ mod tests {
             "hardware `t4` cannot run fp8 weights: it has no fp8 tensor cores (its kernels run bf16 weights)"
         );
         let e = check_supported(&T4, "t4", &int4).unwrap_err();
-        assert!(e.contains("cannot run int4 weights: it has no bf16 tensor cores"), "{e}");
+        assert!(
+            e.contains("cannot run int4 weights: it has no bf16 tensor cores"),
+            "{e}"
+        );
         let e = check_supported(&A100, "a100", &fp8).unwrap_err();
         assert!(e.contains("(its kernels run bf16, int4 weights)"), "{e}");
         assert_eq!(check_supported(&A100, "a100", &int4), Ok(()));

@@ -252,7 +252,10 @@ impl LayerShape {
                     place,
                     format!(
                         "unknown key `{key}`{}",
-                        hint(key, SHAPE_KEYS.iter().chain(&MODEL_KEYS).chain(&PRECISION_KEYS).copied())
+                        hint(
+                            key,
+                            SHAPE_KEYS.iter().chain(&MODEL_KEYS).chain(&PRECISION_KEYS).copied()
+                        )
                     ),
                 ));
             }

@@ -279,7 +279,15 @@ fn run(command: Command) -> Result<()> {
             };
             let cost_model = cost_model.as_deref().map(cost_model_kind).transpose()?;
             let precision = precision_flags(weights.as_deref(), kv_cache.as_deref())?;
-            predict(&hardware, &configs, cost_model, calibration.as_deref(), &overrides, fit, precision)
+            predict(
+                &hardware,
+                &configs,
+                cost_model,
+                calibration.as_deref(),
+                &overrides,
+                fit,
+                precision,
+            )
         }
         Command::Pack {
             seed: _,
@@ -381,7 +389,14 @@ fn run(command: Command) -> Result<()> {
         } => {
             let cost_model = cost_model.as_deref().map(cost_model_kind).transpose()?;
             precision_flags(weights.as_deref(), kv_cache.as_deref())?;
-            search(&spec, cost_model, out.as_deref(), quiet, weights.as_deref(), kv_cache.as_deref())
+            search(
+                &spec,
+                cost_model,
+                out.as_deref(),
+                quiet,
+                weights.as_deref(),
+                kv_cache.as_deref(),
+            )
         }
         Command::Bench {
             candidates,
@@ -611,7 +626,10 @@ fn predict_gpu(
 }
 
 /// `--weights` and `--kv-cache`, checked: each `None` when not given.
-type PrecisionFlags = Option<(Option<nas::precision::WeightPrecision>, Option<nas::precision::KvCachePrecision>)>;
+type PrecisionFlags = Option<(
+    Option<nas::precision::WeightPrecision>,
+    Option<nas::precision::KvCachePrecision>,
+)>;
 
 fn precision_flags(weights: Option<&str>, kv_cache: Option<&str>) -> Result<PrecisionFlags> {
     use nas::precision::{KvCachePrecision, WeightPrecision};
@@ -909,7 +927,8 @@ fn calibrate_precision(
         })?;
         if profile.decode_model.is_none() {
             return Err(Error::Spec(
-                "--transfer-precision-from needs this profile's bf16 decode model (--decode or --transfer-decode-from)".into(),
+                "--transfer-precision-from needs this profile's bf16 decode model (--decode or --transfer-decode-from)"
+                    .into(),
             ));
         }
         let (from_limits, to_limits) = (
@@ -995,11 +1014,25 @@ fn precision_fidelity(profile_path: &Path, files: &[PathBuf], layers: &[PathBuf]
     let command = format!(
         "nas fidelity --calibration {} --precision {} --measurements {} --out {}",
         profile_path.display(),
-        files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" "),
-        layers.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" "),
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
+        layers
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
         out.display()
     );
-    let md = nas::report::precision_fidelity::markdown(&profile, &profile_path.display().to_string(), &data, &rows, &command);
+    let md = nas::report::precision_fidelity::markdown(
+        &profile,
+        &profile_path.display().to_string(),
+        &data,
+        &rows,
+        &command,
+    );
     let path = nas::report::write::with_suffix(out, "md");
     nas::report::write::write_atomic(&path, md.as_bytes())?;
     say!("wrote {}", path.display());

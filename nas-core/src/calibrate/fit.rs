@@ -95,7 +95,8 @@ pub fn fit_relative_with_fixed(x: &DMatrix<f64>, y: &[f64], fixed: &[f64], lower
     });
     // relative residual (fixed + X (lower + s) - y) / y = weighted s - (1 - fixed/y - weighted lower)
     let rest = DVector::from_fn(x.nrows(), |i, _| {
-        1.0 - fixed.get(i).copied().unwrap_or(0.0) / y[i] - (0..x.ncols()).map(|j| weighted[(i, j)] * lower[j]).sum::<f64>()
+        1.0 - fixed.get(i).copied().unwrap_or(0.0) / y[i]
+            - (0..x.ncols()).map(|j| weighted[(i, j)] * lower[j]).sum::<f64>()
     });
     let s = nnls(&scaled, &rest);
     DVector::from_fn(x.ncols(), |j, _| {

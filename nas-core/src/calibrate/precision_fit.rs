@@ -119,7 +119,14 @@ pub struct PrecisionSet {
 
 /// Kinds the harness writes that no precision fit uses (bf16 baselines,
 /// bare GEMMs, the quantizer alone, KV-cache probes).
-const UNUSED_KINDS: [&str; 6] = ["bf16_gemm", "fp8_gemm_bare", "fp8_quant", "fp8_kv_probe", "flex_kv", "probe"];
+const UNUSED_KINDS: [&str; 6] = [
+    "bf16_gemm",
+    "fp8_gemm_bare",
+    "fp8_quant",
+    "fp8_kv_probe",
+    "flex_kv",
+    "probe",
+];
 
 /// Reads `calibration/harness/precision_micro.py`'s JSON lines: fp8 layers
 /// (`kind: layer`, `precision: fp8`), fp8 and int4 decode steps (`decode`,
@@ -133,13 +140,15 @@ pub fn read(paths: &[impl AsRef<Path>]) -> Result<PrecisionSet> {
         let text = |key: &str| -> Option<String> { v.get(key).and_then(Value::as_str).map(str::to_string) };
         let kind = text("kind").ok_or_else(|| Error::input(place, "missing string `kind`"))?;
         let failed = v.get("error").is_some_and(|e| !e.is_null());
-        let median_ms = v.get("median_ms").and_then(Value::as_f64).filter(|t| t.is_finite() && *t > 0.0);
+        let median_ms = v
+            .get("median_ms")
+            .and_then(Value::as_f64)
+            .filter(|t| t.is_finite() && *t > 0.0);
         if UNUSED_KINDS.contains(&kind.as_str()) || failed {
             skipped += 1;
             return Ok(());
         }
-        let median_ms =
-            median_ms.ok_or_else(|| Error::input(place, "`median_ms` must be a finite positive number"))?;
+        let median_ms = median_ms.ok_or_else(|| Error::input(place, "`median_ms` must be a finite positive number"))?;
         let gpu = text("gpu").ok_or_else(|| Error::input(place, "missing string `gpu`"))?;
         gpus.push((gpu, place.to_string()));
         let set = text("set").unwrap_or_else(|| "train".into());
@@ -366,7 +375,10 @@ impl PrecisionFit {
     /// `base` (a bf16 decode model's constants) with the precision resources filled and the fp8 ridge point set.
     pub fn decode_constants(&self, base: &DecodeConstants, limits: Option<&PhysicalLimits>) -> DecodeConstants {
         let mut c = *base;
-        for (j, v) in values(&DECODE_PRECISION_RESOURCES, &self.decode).into_iter().enumerate() {
+        for (j, v) in values(&DECODE_PRECISION_RESOURCES, &self.decode)
+            .into_iter()
+            .enumerate()
+        {
             c.ms_per_unit[COUNT + j] = v;
         }
         c.form.fp8_ridge_flops_per_byte = limits.map_or(0.0, |l| l.fp8_ridge_flops_per_byte());
@@ -376,7 +388,11 @@ impl PrecisionFit {
     /// Every resource present, finite, non-negative and no faster than its
     /// physical peak; no unknown resource.
     pub fn check(&self, limits: Option<&PhysicalLimits>) -> std::result::Result<(), String> {
-        let sections: [(&str, &BTreeMap<String, FittedResource>, &[(&str, Unit, Option<PeakUnit>)]); 3] = [
+        let sections: [(
+            &str,
+            &BTreeMap<String, FittedResource>,
+            &[(&str, Unit, Option<PeakUnit>)],
+        ); 3] = [
             ("layer", &self.layer, &PRECISION_RESOURCE_TABLE),
             ("kernel", &self.kernel, &PRECISION_RESOURCE_TABLE),
             ("decode", &self.decode, &DECODE_PRECISION_RESOURCES),
@@ -462,7 +478,9 @@ fn build_rows(
     limits: &PhysicalLimits,
 ) -> Result<Rows> {
     let decode_base = base.decode_model.as_ref().ok_or_else(|| {
-        Error::Spec("the precision fit needs the profile's bf16 decode model (--decode or --transfer-decode-from)".into())
+        Error::Spec(
+            "the precision fit needs the profile's bf16 decode model (--decode or --transfer-decode-from)".into(),
+        )
     })?;
     let model = base.model().with_fp8_ridge(limits.fp8_ridge_flops_per_byte());
     let inverse = base.inverse_throughputs();
@@ -629,18 +647,42 @@ pub fn fit(
             .filter(|&i| rows[i].validation == validation && group.is_none_or(|g| rows[i].group == g))
             .collect()
     };
-    stats("layer_train", refs(&layer_rows, &of(&layer_rows, None, false)), &t_layer);
-    stats("layer_validation", refs(&layer_rows, &of(&layer_rows, None, true)), &t_layer);
-    stats("kernel_train", refs(&kernel_rows, &of(&kernel_rows, None, false)), &t_kernel);
-    stats("kernel_validation", refs(&kernel_rows, &of(&kernel_rows, None, true)), &t_kernel);
+    stats(
+        "layer_train",
+        refs(&layer_rows, &of(&layer_rows, None, false)),
+        &t_layer,
+    );
+    stats(
+        "layer_validation",
+        refs(&layer_rows, &of(&layer_rows, None, true)),
+        &t_layer,
+    );
+    stats(
+        "kernel_train",
+        refs(&kernel_rows, &of(&kernel_rows, None, false)),
+        &t_kernel,
+    );
+    stats(
+        "kernel_validation",
+        refs(&kernel_rows, &of(&kernel_rows, None, true)),
+        &t_kernel,
+    );
     for (key, group) in [
         ("decode_fp8", "decode_fp8"),
         ("decode_int4", "decode_int4"),
         ("decode_micro_fp8", "decode_kernel_fp8"),
         ("decode_micro_int4", "decode_kernel_int4"),
     ] {
-        stats(&format!("{key}_train"), refs(&decode_rows, &of(&decode_rows, Some(group), false)), &t_decode);
-        stats(&format!("{key}_validation"), refs(&decode_rows, &of(&decode_rows, Some(group), true)), &t_decode);
+        stats(
+            &format!("{key}_train"),
+            refs(&decode_rows, &of(&decode_rows, Some(group), false)),
+            &t_decode,
+        );
+        stats(
+            &format!("{key}_validation"),
+            refs(&decode_rows, &of(&decode_rows, Some(group), true)),
+            &t_decode,
+        );
     }
     residuals.insert(
         "layer_leave_one_out".into(),
@@ -648,7 +690,11 @@ pub fn fit(
     );
     // Leave one decode model out (its steps), the micro-benchmarks always kept.
     let steps: Vec<&Row> = refs(&decode_rows, &dt);
-    let mut models: Vec<&str> = steps.iter().filter(|r| r.key != "micro").map(|r| r.key.as_str()).collect();
+    let mut models: Vec<&str> = steps
+        .iter()
+        .filter(|r| r.key != "micro")
+        .map(|r| r.key.as_str())
+        .collect();
     models.sort_unstable();
     models.dedup();
     let mut lomo = Vec::new();
@@ -761,9 +807,16 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        std::fs::write(&path, r#"{"kind": "fp16_gemm", "gpu": "x", "shape": {}, "median_ms": 1.0}"#).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"kind": "fp16_gemm", "gpu": "x", "shape": {}, "median_ms": 1.0}"#,
+        )
+        .unwrap();
         let e = read(&[&path]).unwrap_err().to_string();
-        assert!(e.contains("p.jsonl:1: unknown precision record kind `fp16_gemm`"), "{e}");
+        assert!(
+            e.contains("p.jsonl:1: unknown precision record kind `fp16_gemm`"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

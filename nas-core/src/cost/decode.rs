@@ -169,7 +169,9 @@ pub fn gemm_work_in(b: u64, n: u64, k: u64, weights: WeightPrecision, form: &Dec
             w[r::FP8_GEMM] = 1.0;
         }
         WeightPrecision::Int4 => {
-            let weight = WeightPrecision::Int4.matrix_bytes(n, k).map_or(f64::INFINITY, |x| x as f64);
+            let weight = WeightPrecision::Int4
+                .matrix_bytes(n, k)
+                .map_or(f64::INFINITY, |x| x as f64);
             let bytes = weight + 2.0 * bf * (kf + nf);
             w[r::INT4_BYTES] = bytes;
             w[r::RAMP_BYTES] = bytes.min(form.ramp_bytes);
@@ -265,9 +267,7 @@ pub fn kernel_work(shape: &LayerShape, batch: u64, context: u64, kernel: usize, 
             let mut w = [0.0; TOTAL];
             let qk = ((h + kv) * hd) as f64;
             w[r::ELEMENTWISE] = match shape.precision.kv_cache {
-                KvCachePrecision::Bf16 => {
-                    v * b * (2.0 * 2.0 * df + 2.0 * 3.0 * df + 2.0 * qk + 2.0 * (kv * hd) as f64)
-                }
+                KvCachePrecision::Bf16 => v * b * (2.0 * 2.0 * df + 2.0 * 3.0 * df + 2.0 * qk + 2.0 * (kv * hd) as f64),
                 // the K/V write in the cache's own bytes (its quantization fused into it)
                 p => {
                     v * b * (2.0 * 2.0 * df + 2.0 * 3.0 * df + 2.0 * qk)
@@ -367,7 +367,10 @@ mod tests {
         let weight = n * k / 2 + (k / 128) * n * 4;
         assert_eq!(int4[r::INT4_BYTES], weight as f64 + 2.0 * 4.0 * (k + n) as f64);
         assert_eq!(int4[r::INT4_FLOPS], 2.0 * 4.0 * (n * k) as f64);
-        assert_eq!(gemm_work_in(3, n, k, WeightPrecision::Bf16, &FORM), gemm_work(3, n, k, &FORM));
+        assert_eq!(
+            gemm_work_in(3, n, k, WeightPrecision::Bf16, &FORM),
+            gemm_work(3, n, k, &FORM)
+        );
         // 1024 rows of fp8: past the fp8 ridge point, billed FLOPs
         let wide = gemm_work_in(1024, n, k, WeightPrecision::Fp8, &FORM);
         assert!(wide[r::FP8_FLOPS] > 0.0 && wide[r::FP8_BYTES] == 0.0);

@@ -337,7 +337,13 @@ pub fn fp8_gemm_work(m: u64, n: u64, k: u64, sm_count: u64, fp8_ridge: f64) -> [
 
 /// One layer GEMM's work in all its columns (bf16 resources, then fp8 ones)
 /// for weights in `weights`.
-fn layer_gemm_work(model: &KernelAwareModel, m: u64, n: u64, k: u64, weights: WeightPrecision) -> [f64; GEMM_RESOURCES] {
+fn layer_gemm_work(
+    model: &KernelAwareModel,
+    m: u64,
+    n: u64,
+    k: u64,
+    weights: WeightPrecision,
+) -> [f64; GEMM_RESOURCES] {
     let mut out = [0.0; GEMM_RESOURCES];
     match weights {
         WeightPrecision::Bf16 => {
@@ -349,7 +355,9 @@ fn layer_gemm_work(model: &KernelAwareModel, m: u64, n: u64, k: u64, weights: We
         WeightPrecision::Int4 => {
             // Estimated: bf16 tensor-core work (the weights dequantized), reading int4 weight bytes.
             let bf16 = gemm_work(m, n, k, model.sm_count, model.ridge_flops_per_byte);
-            let weight = WeightPrecision::Int4.matrix_bytes(n, k).map_or(f64::INFINITY, |x| x as f64);
+            let weight = WeightPrecision::Int4
+                .matrix_bytes(n, k)
+                .map_or(f64::INFINITY, |x| x as f64);
             let bytes = ELEM * (m as f64 * k as f64 + m as f64 * n as f64) + weight;
             // memory-bound: the bytes the GEMM really reads
             out[..3].copy_from_slice(&if bf16[2] > 0.0 { [0.0, 0.0, bytes] } else { bf16 });
@@ -474,13 +482,7 @@ impl CostModel for KernelAwareModel {
         let (d, h, hkv, dh, f) = (s.hidden_dim, s.num_heads, s.num_kv_heads, s.head_dim, s.ffn_dim);
         let gemms = [((h + 2 * hkv) * dh, d), (d, h * dh), (2 * f, d), (d, f)];
         for (slot, (n, kdim)) in GEMM_SLOTS.iter().zip(gemms) {
-            row[*slot..*slot + GEMM_RESOURCES].copy_from_slice(&layer_gemm_work(
-                self,
-                m,
-                n,
-                kdim,
-                s.precision.weights,
-            ));
+            row[*slot..*slot + GEMM_RESOURCES].copy_from_slice(&layer_gemm_work(self, m, n, kdim, s.precision.weights));
         }
         let (resource, flops) = attention_work(s.batch_size, h, s.seq_len, dh, s.window_size);
         row[ATTN_SLOT + resource - r::ATTN] = flops;

@@ -296,9 +296,18 @@ mod tests {
             ..base
         };
         let variants: [(ShapeField, LayerShape); 12] = [
-            (ShapeField::Weights, in_precision(WeightPrecision::Fp8, KvCachePrecision::Bf16)),
-            (ShapeField::Weights, in_precision(WeightPrecision::Int4, KvCachePrecision::Bf16)),
-            (ShapeField::KvCache, in_precision(WeightPrecision::Bf16, KvCachePrecision::Fp8)),
+            (
+                ShapeField::Weights,
+                in_precision(WeightPrecision::Fp8, KvCachePrecision::Bf16),
+            ),
+            (
+                ShapeField::Weights,
+                in_precision(WeightPrecision::Int4, KvCachePrecision::Bf16),
+            ),
+            (
+                ShapeField::KvCache,
+                in_precision(WeightPrecision::Bf16, KvCachePrecision::Fp8),
+            ),
             (
                 ShapeField::HiddenDim,
                 LayerShape {

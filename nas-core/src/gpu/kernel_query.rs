@@ -12,10 +12,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cost::decode::{self as dm, DecodeConstants};
-use crate::cost::kernel_aware::{self as ka, MicroKernel, Unit, BLOCK, PRECISION_RESOURCE_TABLE, RESOURCES, RESOURCE_UNITS};
-use crate::precision::{KvCachePrecision, Precision, WeightPrecision};
+use crate::cost::kernel_aware::{
+    self as ka, MicroKernel, Unit, BLOCK, PRECISION_RESOURCE_TABLE, RESOURCES, RESOURCE_UNITS,
+};
 use crate::error::{Error, Result};
 use crate::model::{StepThroughputs, BYTES_PER_VALUE};
+use crate::precision::{KvCachePrecision, Precision, WeightPrecision};
 use crate::shapes::{kind_of, MAX_DIM};
 
 use super::{Gpu, GpuCost};
@@ -226,7 +228,9 @@ impl KernelQuery {
                             format!(
                                 "unknown GEMM dtype {shown}{}; known: bf16, fp8 (e4m3, per-tensor scales, the \
                                  activation's dynamic quantization included)",
-                                other.as_str().map_or(String::new(), |d| crate::error::hint(d, ["bf16", "fp8"]))
+                                other
+                                    .as_str()
+                                    .map_or(String::new(), |d| crate::error::hint(d, ["bf16", "fp8"]))
                             ),
                         ));
                     }
@@ -370,12 +374,16 @@ impl Gpu {
     fn fp8_gemm(&self, m: u64, n: u64, k: u64) -> Result<KernelAnswer> {
         self.check_precision(&FP8)?;
         let GpuCost::Measured(mp) = &self.cost else {
-            return Err(Error::Hardware(format!("hardware `{}`: fp8 needs the measured cost model", self.key)));
+            return Err(Error::Hardware(format!(
+                "hardware `{}`: fp8 needs the measured cost model",
+                self.key
+            )));
         };
         let p = &mp.profile;
-        let fit = p.precision.as_ref().ok_or_else(|| {
-            Error::Hardware(format!("hardware `{}`: the profile has no precision section", self.key))
-        })?;
+        let fit = p
+            .precision
+            .as_ref()
+            .ok_or_else(|| Error::Hardware(format!("hardware `{}`: the profile has no precision section", self.key)))?;
         if m < BLOCK {
             if let Some(c) = self.step_throughputs()?.decode {
                 return Ok(decode_answer(
@@ -523,12 +531,15 @@ mod tests {
     #[test]
     fn answers_grow_with_work_and_say_what_limits_them() {
         let gpu = h200();
-        let gemm = |m| gpu.kernel(&KernelQuery::Gemm {
-            m,
-            n: 8192,
-            k: 8192,
-            dtype: GemmDtype::Bf16,
-        }).unwrap();
+        let gemm = |m| {
+            gpu.kernel(&KernelQuery::Gemm {
+                m,
+                n: 8192,
+                k: 8192,
+                dtype: GemmDtype::Bf16,
+            })
+            .unwrap()
+        };
         let (small, big) = (gemm(1), gemm(16384));
         assert!(big.latency_ms > 50.0 * small.latency_ms);
         assert_eq!(big.bound, "compute");
@@ -557,8 +568,8 @@ mod tests {
                 k: 8192,
                 dtype: GemmDtype::Bf16,
             })
-                .unwrap()
-                .model,
+            .unwrap()
+            .model,
             "roofline"
         );
     }

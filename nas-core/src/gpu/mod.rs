@@ -157,10 +157,12 @@ impl Gpu {
                 self.key,
                 precision.label()
             ))),
-            GpuCost::Measured(m) => m
-                .profile
-                .precision_ready(precision)
-                .map_err(|e| Error::Hardware(format!("hardware `{}`: the measured profile {}: {e}", self.key, m.source))),
+            GpuCost::Measured(m) => m.profile.precision_ready(precision).map_err(|e| {
+                Error::Hardware(format!(
+                    "hardware `{}`: the measured profile {}: {e}",
+                    self.key, m.source
+                ))
+            }),
         }
     }
 
@@ -182,7 +184,11 @@ impl Gpu {
                     precision.weights
                 ),
                 None => {
-                    let v = |k: &str| p.residuals.get(k).map_or("n/a".to_string(), |r| format!("{:.2}%", r.mape_pct));
+                    let v = |k: &str| {
+                        p.residuals
+                            .get(k)
+                            .map_or("n/a".to_string(), |r| format!("{:.2}%", r.mape_pct))
+                    };
                     format!(
                         "{} weights: fitted on {} (held-out MAPE: fp8 layers {}, fp8 decode {}, int4 decode {})",
                         precision.weights,

@@ -120,7 +120,11 @@ impl Registry {
     /// file is checked when it is read ([`Registry::resolve`] callers check
     /// again). A target that does not resolve passes here (its own error is
     /// reported where it is listed).
-    pub fn check_precision(&self, target: &GpuTarget, precision: &crate::precision::Precision) -> std::result::Result<(), String> {
+    pub fn check_precision(
+        &self,
+        target: &GpuTarget,
+        precision: &crate::precision::Precision,
+    ) -> std::result::Result<(), String> {
         if precision.is_bf16() {
             return Ok(());
         }

@@ -346,7 +346,9 @@ pub fn decode_kernel_fields(kernel: usize) -> &'static [crate::shapes::ShapeFiel
         // norms, residuals, RoPE and the K/V write (in the cache's format)
         0 => &[BatchSize, HiddenDim, NumHeads, NumKvHeads, HeadDim, KvCache],
         1 => &[BatchSize, HiddenDim, NumHeads, NumKvHeads, HeadDim, Weights],
-        2 => &[BatchSize, NumHeads, NumKvHeads, HeadDim, WindowSize, ContextLen, SeqLen, KvCache],
+        2 => &[
+            BatchSize, NumHeads, NumKvHeads, HeadDim, WindowSize, ContextLen, SeqLen, KvCache,
+        ],
         3 => &[BatchSize, HiddenDim, NumHeads, HeadDim, Weights],
         4 | 6 => &[BatchSize, HiddenDim, FfnDim, Weights],
         5 => &[BatchSize, FfnDim],
@@ -537,9 +539,18 @@ mod tests {
             ..base
         };
         let variants: Vec<(ShapeField, LayerShape)> = vec![
-            (ShapeField::Weights, in_precision(WeightPrecision::Fp8, KvCachePrecision::Bf16)),
-            (ShapeField::Weights, in_precision(WeightPrecision::Int4, KvCachePrecision::Bf16)),
-            (ShapeField::KvCache, in_precision(WeightPrecision::Bf16, KvCachePrecision::Fp8)),
+            (
+                ShapeField::Weights,
+                in_precision(WeightPrecision::Fp8, KvCachePrecision::Bf16),
+            ),
+            (
+                ShapeField::Weights,
+                in_precision(WeightPrecision::Int4, KvCachePrecision::Bf16),
+            ),
+            (
+                ShapeField::KvCache,
+                in_precision(WeightPrecision::Bf16, KvCachePrecision::Fp8),
+            ),
             (
                 ShapeField::HiddenDim,
                 LayerShape {

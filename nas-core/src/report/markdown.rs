@@ -230,19 +230,23 @@ impl Pack {
         for c in &self.candidate_catalog {
             let Some(m) = &c.model else { continue };
             let label = c.config.precision.label();
-            t.row(self.cells(vec![
-                escape(&c.name),
-                m.parameters.total.to_string(),
-                m.parameters.non_embedding.to_string(),
-                format!("{:.2}", m.memory.weight_bytes as f64 / crate::model::GIB),
-                m.memory.kv_cache_bytes_per_token.to_string(),
-                m.loss_estimate.map_or("n/a".to_string(), |l| format!("{l:.4}")),
-                if c.constraints.passes {
-                    "pass".to_string()
-                } else {
-                    escape(&c.constraints.failed.join(", "))
-                },
-            ], 0, Some(&label)));
+            t.row(self.cells(
+                vec![
+                    escape(&c.name),
+                    m.parameters.total.to_string(),
+                    m.parameters.non_embedding.to_string(),
+                    format!("{:.2}", m.memory.weight_bytes as f64 / crate::model::GIB),
+                    m.memory.kv_cache_bytes_per_token.to_string(),
+                    m.loss_estimate.map_or("n/a".to_string(), |l| format!("{l:.4}")),
+                    if c.constraints.passes {
+                        "pass".to_string()
+                    } else {
+                        escape(&c.constraints.failed.join(", "))
+                    },
+                ],
+                0,
+                Some(&label),
+            ));
         }
         doc.table(&t);
         let latency_clauses = self.constraints.reads_latency();
@@ -295,7 +299,8 @@ impl Pack {
                 ("loss estimate", Align::Right),
             ]));
             for r in &report.constrained_ranking {
-                t.row(self.cells(vec![
+                t.row(self.cells(
+                    vec![
                     r.rank.to_string(),
                     escape(&r.name),
                     ms(r.decode_ms),
@@ -305,7 +310,10 @@ impl Pack {
                         .map_or("unknown", |f| if f { "yes" } else { "no" })
                         .to_string(),
                     r.loss_estimate.map_or("n/a".to_string(), |l| format!("{l:.4}")),
-                ], 1, r.precision.as_deref()));
+                ],
+                    1,
+                    r.precision.as_deref(),
+                ));
             }
             doc.table(&t);
             if self.precisioned() {
@@ -503,20 +511,24 @@ impl Pack {
         ]));
         for e in report.rankings.total_ms.iter().take(TOP_ROWS) {
             let c = by_name.get(e.name.as_str());
-            t.row(self.cells(vec![
-                e.rank.to_string(),
-                escape(&e.name),
-                escape(&e.source),
-                ms(e.total_ms),
-                escape(&e.bottleneck),
-                c.map_or_else(String::new, |c| format!("{:.1}", c.constraints.param_proxy_m)),
-                c.map_or_else(String::new, |c| format!("{:.3}", c.quality_proxy)),
-                match e.constraint_passes {
-                    Some(true) => "yes".into(),
-                    Some(false) => "no".into(),
-                    None => String::new(),
-                },
-            ], 1, e.precision.as_deref()));
+            t.row(self.cells(
+                vec![
+                    e.rank.to_string(),
+                    escape(&e.name),
+                    escape(&e.source),
+                    ms(e.total_ms),
+                    escape(&e.bottleneck),
+                    c.map_or_else(String::new, |c| format!("{:.1}", c.constraints.param_proxy_m)),
+                    c.map_or_else(String::new, |c| format!("{:.3}", c.quality_proxy)),
+                    match e.constraint_passes {
+                        Some(true) => "yes".into(),
+                        Some(false) => "no".into(),
+                        None => String::new(),
+                    },
+                ],
+                1,
+                e.precision.as_deref(),
+            ));
         }
         doc.table(&t);
 
@@ -535,15 +547,19 @@ impl Pack {
                 ("quality proxy", Align::Right),
             ]));
             for e in constrained.iter().take(TOP_ROWS) {
-                t.row(self.cells(vec![
-                    e.rank.to_string(),
-                    escape(&e.name),
-                    escape(&e.source),
-                    ms(e.total_ms),
-                    escape(&e.bottleneck),
-                    format!("{:.1}", e.param_proxy_m),
-                    format!("{:.3}", e.quality_proxy),
-                ], 1, e.precision.as_deref()));
+                t.row(self.cells(
+                    vec![
+                        e.rank.to_string(),
+                        escape(&e.name),
+                        escape(&e.source),
+                        ms(e.total_ms),
+                        escape(&e.bottleneck),
+                        format!("{:.1}", e.param_proxy_m),
+                        format!("{:.3}", e.quality_proxy),
+                    ],
+                    1,
+                    e.precision.as_deref(),
+                ));
             }
             doc.table(&t);
         }
@@ -647,18 +663,22 @@ impl Pack {
                 ("bottleneck", Align::Left),
             ]));
             for e in generated {
-                t.row(self.cells(vec![
-                    e.rank.to_string(),
-                    escape(&e.name),
-                    ms(e.total_ms),
-                    e.quality_proxy.map_or_else(String::new, |q| format!("{q:.3}")),
-                    match e.constraint_passes {
-                        Some(true) => "yes".into(),
-                        Some(false) => "no".into(),
-                        None => String::new(),
-                    },
-                    escape(&e.bottleneck),
-                ], 1, e.precision.as_deref()));
+                t.row(self.cells(
+                    vec![
+                        e.rank.to_string(),
+                        escape(&e.name),
+                        ms(e.total_ms),
+                        e.quality_proxy.map_or_else(String::new, |q| format!("{q:.3}")),
+                        match e.constraint_passes {
+                            Some(true) => "yes".into(),
+                            Some(false) => "no".into(),
+                            None => String::new(),
+                        },
+                        escape(&e.bottleneck),
+                    ],
+                    1,
+                    e.precision.as_deref(),
+                ));
             }
             doc.table(&t);
         }
@@ -687,8 +707,17 @@ impl Pack {
         let mut t = Table::new(&self.columns(&columns));
         for c in rows {
             let mut cells = vec![escape(&c.name), ms(c.decode.total_ms)];
-            cells.extend(kernels.iter().map(|k| ms(c.decode.per_kernel.get(k).copied().unwrap_or(0.0))));
-            let kv = c.decode.per_kernel.get("attention_over_context").copied().unwrap_or(0.0);
+            cells.extend(
+                kernels
+                    .iter()
+                    .map(|k| ms(c.decode.per_kernel.get(k).copied().unwrap_or(0.0))),
+            );
+            let kv = c
+                .decode
+                .per_kernel
+                .get("attention_over_context")
+                .copied()
+                .unwrap_or(0.0);
             cells.push(format!("{:.1}%", 100.0 * kv / c.decode.total_ms));
             t.row(self.cells(cells, 0, c.precision.as_deref()));
         }

@@ -14,11 +14,23 @@ use super::markdown::{escape, Align, Document, Table};
 /// The groups of rows, in report order, with what they are.
 const GROUPS: [(&str, &str); 6] = [
     ("prefill_layer", "fp8 prefill layers (compiled, four projections fp8)"),
-    ("decode_fp8", "fp8 decode steps (whole models, compiled, one CUDA graph)"),
+    (
+        "decode_fp8",
+        "fp8 decode steps (whole models, compiled, one CUDA graph)",
+    ),
     ("decode_int4", "int4 decode steps (whole models, tinygemm)"),
-    ("kernel", "fp8 GEMMs of 128 rows or more, one kernel with its quantization"),
-    ("decode_kernel_fp8", "fp8 GEMMs of fewer than 128 rows (the decode model)"),
-    ("decode_kernel_int4", "int4 GEMMs of fewer than 128 rows (the decode model)"),
+    (
+        "kernel",
+        "fp8 GEMMs of 128 rows or more, one kernel with its quantization",
+    ),
+    (
+        "decode_kernel_fp8",
+        "fp8 GEMMs of fewer than 128 rows (the decode model)",
+    ),
+    (
+        "decode_kernel_int4",
+        "int4 GEMMs of fewer than 128 rows (the decode model)",
+    ),
 ];
 
 fn stats(rows: &[&PrecisionRow]) -> (ResidualStats, f64) {

@@ -914,10 +914,7 @@ impl Builder {
                 }
             },
             other => {
-                self.at(
-                    value.place,
-                    format!("`weights` takes bf16, fp8 or int4, got {other}"),
-                );
+                self.at(value.place, format!("`weights` takes bf16, fp8 or int4, got {other}"));
                 None
             }
         }
@@ -1145,7 +1142,10 @@ impl Builder {
         for key in ["weights", "kv_cache"] {
             let Some(f) = map.get(key) else { continue };
             let Value::Scalar(s) = &f.value else {
-                self.at(f.place, format!("`{key}` takes one value here (lists are for families)"));
+                self.at(
+                    f.place,
+                    format!("`{key}` takes one value here (lists are for families)"),
+                );
                 ok = false;
                 continue;
             };
