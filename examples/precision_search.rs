@@ -50,6 +50,9 @@ nas::nas_search! {
     }
 }
 
+/// An architecture's place in one precision's ranking: (rank, decode ms, KV share).
+type Place = (usize, f64, f64);
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pack = PrecisionSearch::evaluate()?;
     let report = pack.reports["h200"]
@@ -57,7 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .as_ref()
         .expect("whole-model candidates");
     // Each architecture's rank among the passing bf16 candidates and among the fp8 ones.
-    let mut ranks: BTreeMap<String, [Option<(usize, f64, f64)>; 2]> = BTreeMap::new();
+    let mut ranks: BTreeMap<String, [Option<Place>; 2]> = BTreeMap::new();
     let mut seen = [0usize; 2];
     for r in &report.constrained_ranking {
         let (arch, p) = match r.name.strip_suffix("_fp8") {
@@ -73,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let kv = entry.decode.per_kernel["attention_over_context"] / entry.decode.total_ms;
         ranks.entry(arch).or_default()[p] = Some((seen[p], r.decode_ms, kv));
     }
-    let mut rows: Vec<(&String, (usize, f64, f64), (usize, f64, f64))> =
+    let mut rows: Vec<(&String, Place, Place)> =
         ranks.iter().filter_map(|(a, [b, f])| Some((a, (*b)?, (*f)?))).collect();
     rows.sort_by_key(|(_, b, _)| b.0);
     let mut md = String::new();

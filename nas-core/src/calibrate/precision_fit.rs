@@ -83,6 +83,9 @@ pub struct PrecisionData {
     pub skipped: usize,
 }
 
+/// A resource's name, unit and the peak that bounds it.
+type Resource = (&'static str, Unit, Option<PeakUnit>);
+
 /// One measured fp8 or int4 record.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PrecisionRecord {
@@ -388,11 +391,7 @@ impl PrecisionFit {
     /// Every resource present, finite, non-negative and no faster than its
     /// physical peak; no unknown resource.
     pub fn check(&self, limits: Option<&PhysicalLimits>) -> std::result::Result<(), String> {
-        let sections: [(
-            &str,
-            &BTreeMap<String, FittedResource>,
-            &[(&str, Unit, Option<PeakUnit>)],
-        ); 3] = [
+        let sections: [(&str, &BTreeMap<String, FittedResource>, &[Resource]); 3] = [
             ("layer", &self.layer, &PRECISION_RESOURCE_TABLE),
             ("kernel", &self.kernel, &PRECISION_RESOURCE_TABLE),
             ("decode", &self.decode, &DECODE_PRECISION_RESOURCES),
