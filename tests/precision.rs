@@ -203,6 +203,16 @@ fn the_committed_precision_fidelity_report_is_what_the_code_writes() {
         })
         .collect();
     let rows = precision_fit::predict_rows(&profile, &data, &validation).unwrap();
+    // The committed section is what the fit gives on these files (with the bf16 constants fixed).
+    let limits = profile.physical_limits().unwrap();
+    let (refit, fitted_rows) = precision_fit::fit(&profile, &data, &validation, &limits).unwrap();
+    let committed = profile.precision.as_ref().unwrap();
+    assert_eq!(refit.layer_values(), committed.layer_values());
+    assert_eq!(refit.kernel_values(), committed.kernel_values());
+    assert_eq!(refit.residuals, committed.residuals);
+    assert_eq!(fitted_rows.len(), rows.len());
+    // Every fitted rate within its spec-sheet bound, none faster.
+    refit.check(Some(&limits)).unwrap();
     // The Must-show: held-out fp8 layers and fp8 decode steps within 8% MAPE.
     let mape = nas::report::precision_fidelity::mape_by_group(&rows);
     let held = |g: &str| mape[&(g.to_string(), "validation".to_string())];

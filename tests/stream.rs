@@ -458,11 +458,19 @@ fn precision_axes_stream_to_the_materialized_result() {
     let gpus = Registry::builtin()
         .resolve_all(&[GpuTarget::builtin("h200"), GpuTarget::builtin("h100")])
         .unwrap();
-    let constraints = Constraints::new(vec![Constraint::Compare {
-        metric: Metric::HiddenDim,
-        op: CmpOp::Ge,
-        bound: Bound::Int(2048),
-    }])
+    // 8 GiB of weights: the 4096-wide models pass in fp8 and int4, not in bf16.
+    let constraints = Constraints::new(vec![
+        Constraint::Compare {
+            metric: Metric::HiddenDim,
+            op: CmpOp::Ge,
+            bound: Bound::Int(2048),
+        },
+        Constraint::Compare {
+            metric: Metric::WeightGib,
+            op: CmpOp::Le,
+            bound: Bound::Float(8.0),
+        },
+    ])
     .unwrap();
     // The axes matter: the same architecture is faster in fp8 than in bf16 on decode.
     let candidates = family.expand(workload).unwrap().candidates;
@@ -480,6 +488,14 @@ fn precision_axes_stream_to_the_materialized_result() {
         decode(WeightPrecision::Fp8, KvCachePrecision::Bf16) < decode(WeightPrecision::Bf16, KvCachePrecision::Bf16)
     );
     assert!(decode(WeightPrecision::Fp8, KvCachePrecision::Fp8) < decode(WeightPrecision::Fp8, KvCachePrecision::Bf16));
+    let passing = |w: WeightPrecision| {
+        shapes
+            .iter()
+            .filter(|s| s.hidden_dim == 4096 && s.precision.weights == w && constraints.report(s).passes)
+            .count()
+    };
+    assert_eq!(passing(WeightPrecision::Bf16), 0);
+    assert!(passing(WeightPrecision::Fp8) > 0 && passing(WeightPrecision::Int4) > 0);
     for rank_by in [RankMetric::DecodeMs, RankMetric::PrefillMs, RankMetric::TotalMs] {
         for k in [1, 5, 500] {
             assert_same_by(&gpus, &family, workload, &constraints, k, rank_by);

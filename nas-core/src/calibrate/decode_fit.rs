@@ -356,6 +356,14 @@ pub fn fit(
     data_sha256: &str,
     limits: &PhysicalLimits,
 ) -> Result<DecodeModelFit> {
+    if let Some(r) = records.iter().find(|r| !r.shape.precision.is_bf16()) {
+        return Err(Error::Spec(format!(
+            "decode record of `{}` is in {}: the bf16 decode model fits bf16 steps only (fp8 and int4 steps go to \
+             `nas calibrate --precision`)",
+            r.model,
+            r.shape.precision.label()
+        )));
+    }
     let train: Vec<&DecodeRecord> = records.iter().filter(|r| r.set != "validation").collect();
     let validation: Vec<&DecodeRecord> = records.iter().filter(|r| r.set == "validation").collect();
     let mut models: Vec<String> = train.iter().map(|r| r.model.clone()).collect();
@@ -571,6 +579,10 @@ mod tests {
             fp8_ridge_flops_per_byte: 0.0,
         };
         let records = synthetic(&truth, &form);
+        let mut fp8 = records.clone();
+        fp8[0].shape.precision.weights = crate::precision::WeightPrecision::Fp8;
+        let e = fit(&fp8, &[], &"0".repeat(64), &limits()).unwrap_err().to_string();
+        assert!(e.contains("fits bf16 steps only"), "{e}");
         let fit = fit(&records, &[], &"0".repeat(64), &limits()).unwrap();
         assert_eq!(fit.ramp_bytes, form.ramp_bytes, "the true ramp cross-validates best");
         assert!(fit.residuals["validation"].mape_pct < 1e-6, "{:?}", fit.residuals);
