@@ -268,6 +268,7 @@ fn a_layer_shape_through_the_stack_gives_todays_figures_exactly() {
         batch_size: 4,
         use_qk_norm: false,
         window_size: None,
+        precision: nas::precision::Precision::BF16,
         model: ModelDims {
             num_layers: Some(32),
             vocab_size: Some(128256),

@@ -1310,7 +1310,7 @@ fn search_spec_axis_with_a_hugging_face_name() {
             &dir,
             r#"{"hardware": ["h100"], "family": {"axes": [{"axis": "hidden_dim", "values": [2048]}, {"axis": "head_dim", "values": [128]}, {"axis": "intermediate_size", "values": [8192]}], "name": "x"}}"#
         ),
-        "DIR/s.json: family.axes[2]: unknown field `intermediate_size` (did you mean `ffn_dim`?); a family takes the axes hidden_dim, head_dim, num_heads, kv_heads, gqa_group, ffn_dim, ffn_ratio, window, qk_norm, seq_len, batch_size, num_layers, vocab_size, tie_embeddings, context_len and `name`, `source`"
+        "DIR/s.json: family.axes[2]: unknown field `intermediate_size` (did you mean `ffn_dim`?); a family takes the axes hidden_dim, head_dim, num_heads, kv_heads, gqa_group, ffn_dim, ffn_ratio, window, qk_norm, seq_len, batch_size, num_layers, vocab_size, tie_embeddings, context_len, weights, kv_cache and `name`, `source`"
     );
 }
 
@@ -1323,6 +1323,201 @@ fn search_spec_window_full_as_a_string() {
             r#"{"hardware": ["h100"], "family": {"axes": [{"axis": "hidden_dim", "values": [2048]}, {"axis": "head_dim", "values": [128]}, {"axis": "ffn_dim", "values": [8192]}, {"axis": "window", "values": [512, "full"]}], "name": "x{window}"}}"#
         ),
         "DIR/s.json: family.axes[3].values[1]: `window` = \"full\" is a string: write bare `full` (no quotes; `null` in a JSON spec) for full attention, or a positive integer"
+    );
+}
+
+#[test]
+fn search_spec_with_an_unknown_weight_precision() {
+    let dir = Dir::new("specPrecUnknown");
+    let axes = AXES.replace("]}]", r#"]}, {"axis": "weights", "values": ["bf16", "fp16"]}]"#);
+    assert_eq!(
+        search(
+            &dir,
+            &format!(r#"{{"hardware": ["h100"], "family": {{"axes": {axes}, "name": "x{{weights}}"}}}}"#)
+        ),
+        "DIR/s.json: family.axes[3].values[1]: unknown weight precision `fp16` (did you mean `bf16`?); known: bf16, fp8 (e4m3, per-tensor scales), int4 (weight-only, group 128)"
+    );
+}
+
+#[test]
+fn search_spec_with_fp8_on_a_t4() {
+    let dir = Dir::new("specPrecT4");
+    let axes = AXES.replace("]}]", r#"]}, {"axis": "weights", "values": ["bf16", "fp8"]}]"#);
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h200", "t4"], "cost_model": {{"t4": "seed"}}, "family": {{"axes": {axes}, "name": "x{{weights}}"}}}}"#
+            )
+        ),
+        "DIR/s.json: family.axes[3].values[1]: hardware `t4` cannot run fp8 weights: it has no fp8 tensor cores (its kernels run bf16 weights)"
+    );
+}
+
+#[test]
+fn search_spec_with_an_int4_kv_cache() {
+    let dir = Dir::new("specPrecKv");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h200"], "workload": {{"kv_cache": "int4"}}, "family": {{"axes": {AXES}, "name": "x"}}}}"#
+            )
+        ),
+        "DIR/s.json: workload.kv_cache: unknown KV-cache precision `int4`; known: bf16, fp8 (e4m3, per-tensor scales)"
+    );
+}
+
+#[test]
+fn shape_with_a_weights_key_that_is_not_a_string() {
+    let dir = Dir::new("shapeWeights8");
+    assert_eq!(
+        predict_shape(&dir, json!({"weights": 8})),
+        "DIR/c.json: configs[0]: `weights` must be a string (\"bf16\", \"fp8\"...), got 8"
+    );
+}
+
+#[test]
+fn shape_with_an_int4_kv_cache() {
+    let dir = Dir::new("shapeKvInt4");
+    assert_eq!(
+        predict_shape(&dir, json!({"kv_cache": "int4"})),
+        "DIR/c.json: configs[0].kv_cache: unknown KV-cache precision `int4`; known: bf16, fp8 (e4m3, per-tensor scales)"
+    );
+}
+
+#[test]
+fn predict_with_an_unknown_weights_flag() {
+    let dir = Dir::new("flagWeights");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h200", "--configs", &path, "--weights", "fp16"]),
+        "--weights: unknown weight precision `fp16` (did you mean `bf16`?); known: bf16, fp8 (e4m3, per-tensor scales), int4 (weight-only, group 128)"
+    );
+}
+
+#[test]
+fn predict_int4_on_a_t4() {
+    let dir = Dir::new("flagT4Int4");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "t4", "--cost-model", "seed", "--configs", &path, "--weights", "int4"]),
+        "DIR/c.json: `a`: hardware `t4` cannot run int4 weights: it has no bf16 tensor cores for the int4 kernels (its kernels run bf16 weights)"
+    );
+}
+
+#[test]
+fn predict_an_fp8_kv_cache_on_an_a100() {
+    let dir = Dir::new("flagA100Kv");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "a100", "--cost-model", "seed", "--configs", &path, "--kv-cache", "fp8"]),
+        "DIR/c.json: `a`: hardware `a100` cannot read an fp8 KV cache: it has no fp8 conversion in its tensor cores (its kernels read a bf16 KV cache)"
+    );
+}
+
+#[test]
+fn predict_fp8_under_the_seed_cost_model() {
+    let dir = Dir::new("flagSeedFp8");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h100", "--cost-model", "seed", "--configs", &path, "--weights", "fp8"]),
+        "DIR/c.json: `a`: hardware `h100` under the seed cost model prices bf16 only (the seed tool's formula has no precision): ask for the measured cost model (`cost_model: measured`, `--cost-model measured`) to price fp8"
+    );
+}
+
+#[test]
+fn pack_of_the_seed_in_fp8_on_its_gpus() {
+    let dir = Dir::new("packFp8");
+    let out = dir.path("p");
+    assert_eq!(
+        dir.error(&["pack", "--seed", "--weights", "fp8", "--out", &out]),
+        "candidate `gemma4_e2b`: hardware `a100` cannot run fp8 weights: it has no fp8 tensor cores (its kernels run bf16, int4 weights)"
+    );
+}
+
+#[test]
+fn kernel_query_with_an_unknown_dtype() {
+    let dir = Dir::new("kernelDtype");
+    let q = dir.file(
+        "q.json",
+        r#"[{"kernel": "gemm", "m": 16, "n": 4096, "k": 4096, "dtype": "int8"}]"#,
+    );
+    assert_eq!(
+        dir.error(&["kernel", "--hardware", "h200", "--queries", &q]),
+        "DIR/q.json: queries[0].dtype: unknown GEMM dtype `int8`; known: bf16, fp8 (e4m3, per-tensor scales, the activation's dynamic quantization included)"
+    );
+}
+
+#[test]
+fn kernel_query_in_fp8_on_an_a100() {
+    let dir = Dir::new("kernelFp8A100");
+    let q = dir.file(
+        "q.json",
+        r#"[{"kernel": "gemm", "m": 16, "n": 4096, "k": 4096, "dtype": "fp8"}]"#,
+    );
+    assert_eq!(
+        dir.error(&["kernel", "--hardware", "a100", "--cost-model", "seed", "--queries", &q]),
+        "DIR/q.json: queries[0]: hardware `a100` cannot run fp8 weights: it has no fp8 tensor cores (its kernels run bf16, int4 weights)"
+    );
+}
+
+#[test]
+fn profile_whose_fp8_gemm_rate_beats_the_fp8_peak() {
+    let dir = Dir::new("profileFp8Peak");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(repo("calibration/h200.json")).unwrap()).unwrap();
+    // 4000 TFLOP/s on a GPU whose dense fp8 peak is 1978.9
+    v["precision"]["layer"]["gemm_fp8_flops"] =
+        json!({"ms_per_unit": 1.0 / 4e12, "throughput": 4000.0, "unit": "TFLOP/s"});
+    let p = dir.file("p.json", &v.to_string());
+    let c = dir.file("c.json", &json!([good_shape()]).to_string());
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h200", "--calibration", &p, "--configs", &c]),
+        "DIR/p.json: `precision.layer.gemm_fp8_flops` = 4000.0 TFLOP/s is faster than the physical limit 1978.9 TFLOP/s"
+    );
+}
+
+#[test]
+fn profile_without_a_precision_section_asked_for_fp8() {
+    let dir = Dir::new("profileNoPrec");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(repo("calibration/h200.json")).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("precision");
+    let p = dir.file("p.json", &v.to_string());
+    let c = dir.file("c.json", &json!([good_shape()]).to_string());
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h200", "--calibration", &p, "--configs", &c, "--weights", "fp8"]),
+        "DIR/c.json: `a`: hardware `h200`: the measured profile DIR/p.json: it has no precision section, so it prices bf16 weights only: fit one with `nas calibrate --precision FILE...` (calibration/README.md) to price fp8 weights"
+    );
+}
+
+#[test]
+fn calibrate_precision_with_a_bf16_decode_step() {
+    let dir = Dir::new("calibPrecBf16");
+    let line = std::fs::read_to_string(repo("calibration/data/h200/decode.jsonl"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let f = dir.file("p.jsonl", &line);
+    let out = dir.path("out.json");
+    let h200 = |f: &str| repo(&format!("calibration/data/h200/{f}"));
+    let (layers, decode, micro) = (h200("layers.jsonl"), h200("decode.jsonl"), h200("decode-micro.jsonl"));
+    assert_eq!(
+        dir.error(&[
+            "calibrate",
+            "--out",
+            &out,
+            "--measurements",
+            &layers,
+            "--decode",
+            &decode,
+            "--decode-micro",
+            &micro,
+            "--precision",
+            &f
+        ]),
+        "DIR/p.jsonl:1: a bf16 decode step: those fit the bf16 decode model (`--decode`), not the precision section"
     );
 }
 

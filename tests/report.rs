@@ -327,6 +327,7 @@ fn names_with_markdown_characters_stay_themselves_in_tables_and_html() {
         use_qk_norm: true,
         window_size: None,
         model: nas::model::ModelDims::NONE,
+        precision: nas::precision::Precision::BF16,
     };
     let names = ["a|b", "*star*", "_under_", "x<y>&z", "[l](u)"];
     let candidates: Vec<Candidate> = names

@@ -410,3 +410,95 @@ fn windows_not_below_the_sequence_length_are_kept() {
     names.sort();
     assert_eq!(names, ["w2048", "w8192", "wfull"]);
 }
+
+/// Precision axes (weights bf16 / fp8 / int4, KV cache bf16 / fp8) change
+/// which kernels' work and rates apply: the streamed search, whose tables are
+/// built from the fields each kernel declares it reads, equals full
+/// materialization on the measured GPUs, by every ranking.
+#[test]
+fn precision_axes_stream_to_the_materialized_result() {
+    use nas::precision::{KvCachePrecision, WeightPrecision};
+    let family = Family {
+        source: "generated_candidate".into(),
+        axes: vec![
+            ints(AxisKind::HiddenDim, vec![2048, 4096]),
+            ints(AxisKind::HeadDim, vec![64, 128]),
+            ints(AxisKind::GqaGroup, vec![1, 4, 8]),
+            Axis {
+                kind: AxisKind::FfnRatio,
+                values: vec![Labeled::new(AxisValue::Ratio(3.5))].into(),
+            },
+            ints(AxisKind::NumLayers, vec![24]),
+            ints(AxisKind::VocabSize, vec![128256]),
+            Axis {
+                kind: AxisKind::Weights,
+                values: WeightPrecision::ALL
+                    .map(|p| Labeled::new(AxisValue::Weights(p)))
+                    .to_vec()
+                    .into(),
+            },
+            Axis {
+                kind: AxisKind::KvCache,
+                values: KvCachePrecision::ALL
+                    .map(|p| Labeled::new(AxisValue::KvCache(p)))
+                    .to_vec()
+                    .into(),
+            },
+            ints(AxisKind::BatchSize, vec![1, 32]),
+            ints(AxisKind::ContextLen, vec![8192]),
+        ]
+        .into(),
+        ffn_rounding: FfnRounding {
+            multiple: 256,
+            rounding: Rounding::NearestEven,
+        },
+        template: "m_h{hidden_dim}_d{head_dim}_g{gqa_group}_{weights}_kv{kv_cache}_b{batch_size}".into(),
+    };
+    let workload = Workload::layer(2048, 1);
+    let gpus = Registry::builtin()
+        .resolve_all(&[GpuTarget::builtin("h200"), GpuTarget::builtin("h100")])
+        .unwrap();
+    // 8 GiB of weights: the 4096-wide models pass in fp8 and int4, not in bf16.
+    let constraints = Constraints::new(vec![
+        Constraint::Compare {
+            metric: Metric::HiddenDim,
+            op: CmpOp::Ge,
+            bound: Bound::Int(2048),
+        },
+        Constraint::Compare {
+            metric: Metric::WeightGib,
+            op: CmpOp::Le,
+            bound: Bound::Float(8.0),
+        },
+    ])
+    .unwrap();
+    // The axes matter: the same architecture is faster in fp8 than in bf16 on decode.
+    let candidates = family.expand(workload).unwrap().candidates;
+    let shapes: Vec<_> = candidates.iter().map(|c| c.shape).collect();
+    let latency = Latencies::new(&gpus, &shapes);
+    let step = gpus[0].step_throughputs().unwrap();
+    let decode = |w: WeightPrecision, kv: KvCachePrecision| {
+        let i = shapes
+            .iter()
+            .position(|s| s.precision.weights == w && s.precision.kv_cache == kv && s.batch_size == 32)
+            .unwrap();
+        nas::model::step_latency(&shapes[i], &step, latency.total_ms(i, 0)).decode_ms
+    };
+    assert!(
+        decode(WeightPrecision::Fp8, KvCachePrecision::Bf16) < decode(WeightPrecision::Bf16, KvCachePrecision::Bf16)
+    );
+    assert!(decode(WeightPrecision::Fp8, KvCachePrecision::Fp8) < decode(WeightPrecision::Fp8, KvCachePrecision::Bf16));
+    let passing = |w: WeightPrecision| {
+        shapes
+            .iter()
+            .filter(|s| s.hidden_dim == 4096 && s.precision.weights == w && constraints.report(s).passes)
+            .count()
+    };
+    assert_eq!(passing(WeightPrecision::Bf16), 0);
+    assert!(passing(WeightPrecision::Fp8) > 0 && passing(WeightPrecision::Int4) > 0);
+    for rank_by in [RankMetric::DecodeMs, RankMetric::PrefillMs, RankMetric::TotalMs] {
+        for k in [1, 5, 500] {
+            assert_same_by(&gpus, &family, workload, &constraints, k, rank_by);
+        }
+    }
+}

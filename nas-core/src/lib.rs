@@ -15,6 +15,7 @@ pub mod hardware;
 pub mod input;
 pub mod model;
 pub mod parallel;
+pub mod precision;
 pub mod report;
 pub mod search;
 pub mod shapes;

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::error::{hint, Error, Result};
 use crate::model::ModelDims;
+use crate::precision::{KvCachePrecision, Precision, WeightPrecision};
 
 /// Largest value accepted for any single size. Far above any real model
 /// (Llama-3-405B has 16384 hidden, 53248 ffn), small enough that a typo like
@@ -37,6 +38,11 @@ pub struct LayerShape {
     /// the seed's plain layers, and then absent from their JSON.
     #[serde(flatten)]
     pub model: ModelDims,
+    /// The deployment precision of the weights and KV cache (`weights`,
+    /// `kv_cache` in JSON, both omitted when bf16, so a bf16 shape reads and
+    /// writes as before precision existed).
+    #[serde(flatten)]
+    pub precision: Precision,
 }
 
 /// The JSON keys of a shape, in the seed's order (and `name`, which travels with it).
@@ -61,6 +67,9 @@ pub const MODEL_KEYS: [&str; 5] = [
     "context_len",
     "training_tokens",
 ];
+
+/// The JSON keys of a shape's deployment precision (both optional, bf16 when absent).
+pub const PRECISION_KEYS: [&str; 2] = ["weights", "kv_cache"];
 
 /// Most layers a model may have.
 pub const MAX_LAYERS: u64 = 1 << 16;
@@ -239,12 +248,18 @@ impl LayerShape {
             .as_object()
             .ok_or_else(|| Error::input(place, format!("expected a JSON object, got {}", kind_of(value))))?;
         for key in obj.keys() {
-            if !SHAPE_KEYS.contains(&key.as_str()) && !MODEL_KEYS.contains(&key.as_str()) {
+            if !SHAPE_KEYS.contains(&key.as_str())
+                && !MODEL_KEYS.contains(&key.as_str())
+                && !PRECISION_KEYS.contains(&key.as_str())
+            {
                 return Err(Error::input(
                     place,
                     format!(
                         "unknown key `{key}`{}",
-                        hint(key, SHAPE_KEYS.iter().chain(&MODEL_KEYS).copied())
+                        hint(
+                            key,
+                            SHAPE_KEYS.iter().chain(&MODEL_KEYS).chain(&PRECISION_KEYS).copied()
+                        )
                     ),
                 ));
             }
@@ -304,6 +319,24 @@ impl LayerShape {
                 ))
             }
         };
+        let word = |key: &str| -> Result<Option<&str>> {
+            match obj.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.as_str())),
+                Some(other) => Err(Error::input(
+                    place,
+                    format!("`{key}` must be a string (\"bf16\", \"fp8\"...), got {other}"),
+                )),
+            }
+        };
+        let weights = match word("weights")? {
+            None => WeightPrecision::Bf16,
+            Some(w) => WeightPrecision::from_name(w).map_err(|e| Error::input(format!("{place}.weights"), e))?,
+        };
+        let kv_cache = match word("kv_cache")? {
+            None => KvCachePrecision::Bf16,
+            Some(w) => KvCachePrecision::from_name(w).map_err(|e| Error::input(format!("{place}.kv_cache"), e))?,
+        };
         let model = ModelDims {
             num_layers: optional("num_layers")?,
             vocab_size: optional("vocab_size")?,
@@ -323,6 +356,7 @@ impl LayerShape {
             use_qk_norm,
             window_size,
             model,
+            precision: Precision::new(weights, kv_cache),
         };
         let label = match &name {
             Some(n) => format!("{place} (`{n}`)"),
@@ -396,6 +430,7 @@ pub fn canonical_key(name: &str) -> Option<&'static str> {
         .map(|(_, key)| *key)
         .or_else(|| SHAPE_KEYS.iter().find(|k| **k == name).copied())
         .or_else(|| MODEL_KEYS[..4].iter().find(|k| **k == name).copied())
+        .or_else(|| PRECISION_KEYS.iter().find(|k| **k == name).copied())
 }
 
 fn mul(factors: &[u64]) -> Option<u64> {
@@ -467,6 +502,10 @@ pub enum ShapeField {
     VocabSize,
     TieEmbeddings,
     ContextLen,
+    /// The weights' precision: which GEMM kernels run and how many bytes they read.
+    Weights,
+    /// The KV cache's precision: how many bytes decode attention reads.
+    KvCache,
 }
 
 /// Source label of the seed's known models.
@@ -493,6 +532,7 @@ mod tests {
             use_qk_norm: true,
             window_size: Some(1024),
             model: ModelDims::NONE,
+            precision: Precision::BF16,
         }
     }
 

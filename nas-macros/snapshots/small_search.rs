@@ -25,6 +25,7 @@ impl Small {
                     hbm_gbps: ::core::option::Option::Some(2039f64),
                     dense_bf16_tflops: ::core::option::Option::Some(312f64),
                     dense_fp8_tflops: ::core::option::Option::None,
+                    bf16_tensor_cores: ::core::option::Option::Some(true),
                     memory_gib: ::core::option::Option::Some(80f64),
                     source: ::nas::__private::Cow::Borrowed(
                         "NVIDIA A100 datasheet (SXM4 80 GB): 108 SMs, 40 MB L2, 2039 GB/s HBM2e, 312 TFLOP/s dense bf16",
@@ -115,6 +116,7 @@ impl Small {
         seq_len: 1024u64,
         batch_size: 2u64,
         model: ::nas::__private::ModelDims::NONE,
+        precision: ::nas::__private::Precision::BF16,
     };
     /// A larger space (its axes, streamed at run time, never a table) and
     /// how many of its best are reported, if declared.

@@ -102,6 +102,8 @@ pub enum Scalar {
     /// `full`: full attention, for windows.
     Full(Span),
     Str(LitStr),
+    /// A bare word: a precision (`bf16`, `fp8`, `int4`).
+    Word(Ident),
 }
 
 /// A number written as a literal or a constant expression (`16.0 / 3.0`, `-5`).
@@ -160,6 +162,7 @@ impl Scalar {
             Scalar::Bool(b) => b.to_token_stream(),
             Scalar::Full(span) => quote::quote_spanned!(*span=> full),
             Scalar::Str(s) => s.to_token_stream(),
+            Scalar::Word(w) => w.to_token_stream(),
         }
     }
 }

@@ -275,8 +275,11 @@ impl Parse for Scalar {
             Ok(Scalar::Str(input.parse()?))
         } else if input.peek(LitInt) || input.peek(LitFloat) || input.peek(Token![-]) || input.peek(syn::token::Paren) {
             Ok(Scalar::Number(input.parse()?))
+        } else if input.peek(syn::Ident) {
+            // a bare word: a precision (`fp8`); the spec builder says where one is not allowed
+            Ok(Scalar::Word(input.parse()?))
         } else {
-            Err(input.error("expected a number, `true`, `false`, `full` or a string"))
+            Err(input.error("expected a number, `true`, `false`, `full`, a word (`fp8`) or a string"))
         }
     }
 }

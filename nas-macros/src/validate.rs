@@ -76,6 +76,10 @@ impl Places {
                 value: b::Scalar::Str(v.value()),
                 place: self.place(v),
             },
+            Scalar::Word(w) => b::Atom {
+                value: b::Scalar::Word(w.to_string()),
+                place: self.place(w),
+            },
         }
     }
 

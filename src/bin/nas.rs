@@ -79,6 +79,14 @@ enum Command {
         /// the `--tp` GPUs, the default) or equal to `--tp` (experts spread whole).
         #[arg(long, value_name = "N", requires = "tp")]
         ep: Option<u64>,
+        /// Weight precision of every shape that does not set `weights` itself:
+        /// bf16, fp8 (e4m3, per-tensor scales, dynamic activation quantization)
+        /// or int4 (weight-only, bf16 scales and zeros per group of 128).
+        #[arg(long, value_name = "bf16|fp8|int4")]
+        weights: Option<String>,
+        /// KV-cache precision of every shape that does not set `kv_cache` itself: bf16 or fp8 (e4m3).
+        #[arg(long = "kv-cache", value_name = "bf16|fp8")]
+        kv_cache: Option<String>,
     },
     /// Write a multi-hardware pack (PREFIX.json, PREFIX.md and PREFIX.html).
     Pack {
@@ -97,6 +105,14 @@ enum Command {
         /// Output prefix: writes PREFIX.json, PREFIX.md and PREFIX.html.
         #[arg(long)]
         out: PathBuf,
+        /// Weight precision of every candidate of the seed's search:
+        /// bf16, fp8 (e4m3, per-tensor scales, dynamic activation quantization)
+        /// or int4 (weight-only, bf16 scales and zeros per group of 128).
+        #[arg(long, value_name = "bf16|fp8|int4")]
+        weights: Option<String>,
+        /// KV-cache precision of every candidate: bf16 or fp8 (e4m3).
+        #[arg(long = "kv-cache", value_name = "bf16|fp8")]
+        kv_cache: Option<String>,
     },
     /// Predict single kernels (GEMMs, decode and prefill attention) on one GPU:
     /// a JSON array of queries in, one answer per query out (latency, what
@@ -159,6 +175,17 @@ enum Command {
         /// measured; the profile says it was transferred).
         #[arg(long, conflicts_with = "decode")]
         transfer_decode_from: Option<PathBuf>,
+        /// fp8 and int4 measurements of this GPU (`calibration/harness/precision_micro.py`:
+        /// fp8 layers, fp8 and int4 decode steps, fp8 and int4 GEMMs): fits the
+        /// profile's precision section with its bf16 constants fixed. Needs the
+        /// bf16 decode model (`--decode` or `--transfer-decode-from`).
+        #[arg(long, num_args = 1..)]
+        precision: Vec<PathBuf>,
+        /// Carry another GPU's precision section over to this one through the two
+        /// spec sheets (for a GPU whose fp8 and int4 kernels were not measured;
+        /// the profile says it was transferred).
+        #[arg(long, conflicts_with = "precision")]
+        transfer_precision_from: Option<PathBuf>,
         /// Peak HBM bandwidth (GB/s) bounding the fit, for a GPU with no built-in spec sheet.
         #[arg(long, requires = "dense_bf16_tflops")]
         hbm_gbps: Option<f64>,
@@ -182,6 +209,14 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Weight precision of the spec's workload (candidates without a `weights` axis or field):
+        /// bf16, fp8 (e4m3, per-tensor scales, dynamic activation quantization)
+        /// or int4 (weight-only, bf16 scales and zeros per group of 128).
+        #[arg(long, value_name = "bf16|fp8|int4")]
+        weights: Option<String>,
+        /// KV-cache precision of the spec's workload: bf16 or fp8 (e4m3).
+        #[arg(long = "kv-cache", value_name = "bf16|fp8")]
+        kv_cache: Option<String>,
     },
     /// Measure the streaming engine: evaluate the first N candidates of a
     /// 10^8-candidate family, and print one JSON line.
@@ -206,9 +241,14 @@ enum Command {
         /// The calibration profile (from `nas calibrate`).
         #[arg(long)]
         calibration: PathBuf,
-        /// Measurement files with the layers to compare.
-        #[arg(long, num_args = 1.., required_unless_present = "decode")]
+        /// Measurement files with the layers to compare (with `--precision`: the
+        /// bf16 layers whose validation shapes mark fp8 layers as held out).
+        #[arg(long, num_args = 1.., required_unless_present_any = ["decode", "precision"])]
         measurements: Vec<PathBuf>,
+        /// Instead of layers, compare fp8 / int4 measurements (`precision_micro.py`)
+        /// with the profile's precision section (writes PREFIX.md).
+        #[arg(long, num_args = 1.., conflicts_with = "decode")]
+        precision: Vec<PathBuf>,
         /// Instead of layers, compare measured decode steps with the profile's
         /// decode fit and the seed's roofline (writes PREFIX.md).
         #[arg(long, num_args = 1.., conflicts_with = "measurements")]
@@ -272,6 +312,8 @@ fn run(command: Command) -> Result<()> {
             loss_params,
             tp,
             ep,
+            weights,
+            kv_cache,
         } => {
             let fit = nas::model::LossFit {
                 law: nas::model::ScalingLaw::from_name(&scaling_law).unwrap_or_default(),
@@ -279,12 +321,14 @@ fn run(command: Command) -> Result<()> {
             };
             let cost_model = cost_model.as_deref().map(cost_model_kind).transpose()?;
             let flags = WorkloadFlags::checked(seq_len, batch, context, training_tokens)?;
+            let precision = precision_flags(weights.as_deref(), kv_cache.as_deref())?;
             let gpu = predict_gpu(&hardware, cost_model, calibration.as_deref(), &overrides)?;
             predict(
                 gpu,
                 &configs,
                 fit,
                 &flags,
+                precision,
                 tp.map(|tp| nas::parallel::stack::Deployment {
                     tp,
                     ep: ep.unwrap_or(1),
@@ -298,7 +342,10 @@ fn run(command: Command) -> Result<()> {
             hardware,
             calibration_db,
             out,
+            weights,
+            kv_cache,
         } => {
+            let precision = precision_flags(weights.as_deref(), kv_cache.as_deref())?;
             let calibration = match calibration_db {
                 Some(path) => CalibrationBlock::load(&path)?,
                 None => CalibrationBlock::disabled(),
@@ -313,6 +360,20 @@ fn run(command: Command) -> Result<()> {
                 spec.hardware = resolve_keys(&keys, Some(kind))?;
                 spec.limitations = nas::search::limitations_for(&spec.hardware);
             }
+            if let Some((w, k)) = precision {
+                let set = |p: &mut nas::precision::Precision| {
+                    if let Some(w) = w {
+                        p.weights = w;
+                    }
+                    if let Some(k) = k {
+                        p.kv_cache = k;
+                    }
+                };
+                spec.candidates.iter_mut().for_each(|c| set(&mut c.shape.precision));
+                if let Some(g) = &mut spec.generated_search {
+                    set(&mut g.workload.precision);
+                }
+            }
             let pack = spec.evaluate()?;
             pack.write_into_existing_folder(&out)?;
             eprintln!("wrote {0}.json, {0}.md and {0}.html", out.display());
@@ -325,6 +386,8 @@ fn run(command: Command) -> Result<()> {
             decode,
             decode_micro,
             transfer_decode_from,
+            precision,
+            transfer_precision_from,
             hbm_gbps,
             dense_bf16_tflops,
         } => {
@@ -334,26 +397,53 @@ fn run(command: Command) -> Result<()> {
                     .map(|(hbm_gbps, dense_bf16_tflops)| nas::calibrate::PhysicalLimits {
                         hbm_gbps,
                         dense_bf16_tflops,
+                        dense_fp8_tflops: None,
                         source: "given to nas calibrate (--hbm-gbps, --dense-bf16-tflops)".into(),
                     });
+            // Read first: a bad precision file fails before anything is fitted or printed.
+            let precision_set = match precision.is_empty() {
+                true => None,
+                false => Some(nas::calibrate::precision_fit::read(&precision)?),
+            };
             calibrate(
                 &measurements,
-                &out,
                 &exclude_sets,
                 &decode,
                 &decode_micro,
                 transfer_decode_from.as_deref(),
                 limits,
             )
+            .and_then(|(profile, data)| {
+                let profile = calibrate_precision(
+                    profile,
+                    &data,
+                    &exclude_sets,
+                    precision_set,
+                    transfer_precision_from.as_deref(),
+                )?;
+                nas::report::write::write_atomic(&out, profile.to_json()?.as_bytes())?;
+                say!("wrote {}", out.display());
+                Ok(())
+            })
         }
         Command::Search {
             spec,
             cost_model,
             out,
             quiet,
+            weights,
+            kv_cache,
         } => {
             let cost_model = cost_model.as_deref().map(cost_model_kind).transpose()?;
-            search(&spec, cost_model, out.as_deref(), quiet)
+            precision_flags(weights.as_deref(), kv_cache.as_deref())?;
+            search(
+                &spec,
+                cost_model,
+                out.as_deref(),
+                quiet,
+                weights.as_deref(),
+                kv_cache.as_deref(),
+            )
         }
         Command::Bench {
             candidates,
@@ -371,9 +461,11 @@ fn run(command: Command) -> Result<()> {
             seed_hardware,
             out,
             decode,
-        } => match decode.is_empty() {
-            true => fidelity(&calibration, &measurements, &set, &seed_hardware, &out),
-            false => decode_fidelity(&calibration, &decode, &seed_hardware, &out),
+            precision,
+        } => match (decode.is_empty(), precision.is_empty()) {
+            (true, true) => fidelity(&calibration, &measurements, &set, &seed_hardware, &out),
+            (false, _) => decode_fidelity(&calibration, &decode, &seed_hardware, &out),
+            (true, false) => precision_fidelity(&calibration, &precision, &measurements, &set, &out),
         },
         Command::Hardware => list_hardware(),
         Command::Kernel {
@@ -389,7 +481,16 @@ fn run(command: Command) -> Result<()> {
                 place: queries.display().to_string(),
                 problem: e.to_string(),
             })?;
-            let answers = list.iter().map(|q| gpu.kernel(q)).collect::<Result<Vec<_>>>()?;
+            let answers = list
+                .iter()
+                .enumerate()
+                .map(|(i, q)| {
+                    gpu.kernel(q).map_err(|e| Error::Input {
+                        place: format!("{}: queries[{i}]", queries.display()),
+                        problem: e.to_string(),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
             let text = serde_json::to_string_pretty(&answers).map_err(|e| Error::Spec(e.to_string()))?;
             say!("{text}");
             Ok(())
@@ -432,6 +533,12 @@ fn list_hardware() -> Result<()> {
             show(s.memory_gib.map(|m| (m * 100.0).round() / 100.0), "GiB"),
         );
         say!("    source: {}", s.source);
+        let names = |v: Vec<&str>| v.join(", ");
+        say!(
+            "  precisions its kernels run: weights {}; KV cache {}",
+            names(nas::precision::supported_weights(s).iter().map(|p| p.name()).collect()),
+            names(nas::precision::supported_kv_cache(s).iter().map(|p| p.name()).collect())
+        );
         for kind in CostModelKind::ALL {
             match registry.resolve(&GpuTarget::builtin(e.key).with_cost_model(kind)) {
                 Ok(gpu) => {
@@ -469,6 +576,13 @@ fn list_hardware() -> Result<()> {
                         say!("    {}", values.join(" "));
                     }
                     say!("    decode: {}", p.decode);
+                    match &p.precision {
+                        Some(x) => say!("    precision: {x}"),
+                        None if kind == CostModelKind::Seed => {
+                            say!("    precision: bf16 only (the seed's formula has no precision)")
+                        }
+                        None => say!("    precision: bf16 only (no precision section)"),
+                    }
                 }
                 Err(err) => say!("  cost model `{}`: not available ({err})", kind.name()),
             }
@@ -651,11 +765,42 @@ fn config_name(item: &Value, place: &str, i: usize) -> Result<String> {
     Ok(format!("configs[{i}]"))
 }
 
+/// A shape object with the precision flags set where it sets none itself.
+fn fill_precision(mut item: Value, precision: PrecisionFlags) -> Value {
+    if let (Some((w, k)), Value::Object(obj)) = (precision, &mut item) {
+        if let Some(w) = w {
+            obj.entry("weights").or_insert_with(|| json!(w.name()));
+        }
+        if let Some(k) = k {
+            obj.entry("kv_cache").or_insert_with(|| json!(k.name()));
+        }
+    }
+    item
+}
+
+/// `--weights` and `--kv-cache`, checked: each `None` when not given.
+type PrecisionFlags = Option<(
+    Option<nas::precision::WeightPrecision>,
+    Option<nas::precision::KvCachePrecision>,
+)>;
+
+fn precision_flags(weights: Option<&str>, kv_cache: Option<&str>) -> Result<PrecisionFlags> {
+    use nas::precision::{KvCachePrecision, WeightPrecision};
+    let w = weights
+        .map(|w| WeightPrecision::from_name(w).map_err(|e| Error::Spec(format!("--weights: {e}"))))
+        .transpose()?;
+    let k = kv_cache
+        .map(|k| KvCachePrecision::from_name(k).map_err(|e| Error::Spec(format!("--kv-cache: {e}"))))
+        .transpose()?;
+    Ok((w.is_some() || k.is_some()).then_some((w, k)))
+}
+
 fn predict(
     gpu: Gpu,
     configs: &Path,
     loss_fit: nas::model::LossFit,
     flags: &WorkloadFlags,
+    precision: PrecisionFlags,
     deployment: Option<nas::parallel::stack::Deployment>,
 ) -> Result<()> {
     let doc = read_json(configs)?;
@@ -683,7 +828,7 @@ fn predict(
                 if nas::stack::hf::is_hf_config(item) {
                     add_config(config_name(item, &place, i)?, item, &at, &mut items)?;
                 } else {
-                    let (name, shape) = LayerShape::from_json(&flags.fill(item), &at)?;
+                    let (name, shape) = LayerShape::from_json(&fill_precision(flags.fill(item), precision), &at)?;
                     let name = name.ok_or_else(|| Error::Input {
                         place: at.clone(),
                         problem: "missing key `name`".into(),
@@ -702,8 +847,18 @@ fn predict(
     for w in &warnings {
         eprintln!("warning: {w}");
     }
-    for shape in &mut shapes {
+    if precision.is_some() {
+        if let Some(PredictItem::Config(name, _)) = items.iter().find(|i| matches!(i, PredictItem::Config(..))) {
+            return Err(Error::Spec(format!(
+                "{place}: `{name}`: --weights and --kv-cache apply to shapes so far; a Hugging Face config is priced \
+                 in bf16 (write it as a shape: `nas import` prints one)"
+            )));
+        }
+    }
+    for (name, shape) in names.iter().zip(&mut shapes) {
         shape.model.loss_fit = loss_fit;
+        gpu.check_precision(&shape.precision)
+            .map_err(|e| Error::Spec(format!("{place}: `{name}`: {e}")))?;
     }
     let latency = Latencies::new(std::slice::from_ref(&gpu), &shapes);
     let step = gpu.step_throughputs()?;
@@ -726,6 +881,12 @@ fn predict(
                     "cost_model": gpu.cost_model().name(),
                     "source": source,
                 });
+                if let (Value::Object(obj), Some(label)) = (&mut o, shapes[i].precision.report_label()) {
+                    obj.insert("precision".into(), json!(label));
+                    if let Some(p) = gpu.precision_provenance(&shapes[i].precision) {
+                        obj.insert("precision_source".into(), json!(p));
+                    }
+                }
                 whole_model_keys(&mut o, &shapes[i], latency.total_ms(i, 0), Some(&step));
                 if let (Some(deployment), Value::Object(obj)) = (deployment, &mut o) {
                     if deployment.ep != 1 {
@@ -821,13 +982,12 @@ fn whole_model_keys(out: &mut Value, shape: &LayerShape, layer_ms: f64, step: Op
 
 fn calibrate(
     files: &[PathBuf],
-    out: &Path,
     exclude_sets: &[String],
     decode_files: &[PathBuf],
     decode_micro_files: &[PathBuf],
     transfer_decode_from: Option<&Path>,
     limits: Option<nas::calibrate::PhysicalLimits>,
-) -> Result<()> {
+) -> Result<(CalibrationProfile, MeasurementSet)> {
     let data = MeasurementSet::read(files)?;
     let excluded: Vec<&str> = exclude_sets.iter().map(String::as_str).collect();
     let (mut profile, rows) = CalibrationProfile::fit(&data, &excluded, limits)?;
@@ -988,8 +1148,137 @@ fn calibrate(
             r.origin
         );
     }
-    nas::report::write::write_atomic(out, profile.to_json()?.as_bytes())?;
-    say!("wrote {}", out.display());
+    Ok((profile, data))
+}
+
+/// The precision section: fitted on this GPU's fp8 / int4 measurements
+/// (`--precision`), or carried over from another profile (`--transfer-precision-from`).
+fn calibrate_precision(
+    mut profile: CalibrationProfile,
+    data: &MeasurementSet,
+    exclude_sets: &[String],
+    set: Option<nas::calibrate::precision_fit::PrecisionSet>,
+    transfer_from: Option<&Path>,
+) -> Result<CalibrationProfile> {
+    use nas::calibrate::precision_fit;
+    let no_limits = || Error::Spec(format!("no physical limits known for `{}`", profile.gpu));
+    if let Some(from_path) = transfer_from {
+        let from = read_profile(from_path)?;
+        let fit = from.precision.as_ref().ok_or_else(|| Error::Input {
+            place: from_path.display().to_string(),
+            problem: "the profile has no precision section to transfer".into(),
+        })?;
+        if profile.decode_model.is_none() {
+            return Err(Error::Spec(
+                "--transfer-precision-from needs this profile's bf16 decode model (--decode or --transfer-decode-from)"
+                    .into(),
+            ));
+        }
+        let (from_limits, to_limits) = (
+            from.physical_limits().ok_or_else(no_limits)?,
+            profile.physical_limits().ok_or_else(no_limits)?,
+        );
+        let source = format!("{} ({})", from.gpu, from_path.display());
+        profile.precision = Some(fit.transfer(&from_limits, &to_limits, &source));
+        say!("precision: fp8 / int4 constants transferred from {source} (not measured on this GPU)");
+        return Ok(profile);
+    }
+    let Some(set) = set else {
+        return Ok(profile);
+    };
+    if set.gpu != profile.gpu {
+        return Err(Error::Spec(format!(
+            "the precision files were measured on `{}`, the layers on `{}`: calibrate one GPU at a time",
+            set.gpu, profile.gpu
+        )));
+    }
+    let validation: Vec<LayerShape> = data
+        .measurements
+        .iter()
+        .filter(|m| exclude_sets.contains(&m.set))
+        .filter_map(|m| match &m.subject {
+            nas::calibrate::Subject::Layer(s) => Some(*s),
+            _ => None,
+        })
+        .collect();
+    let limits = profile.physical_limits().ok_or_else(no_limits)?;
+    let (fit, rows) = precision_fit::fit(&profile, &set, &validation, &limits)?;
+    say!(
+        "precision: fitted on {} records ({} skipped: bf16 twins, bare GEMMs, probes)",
+        fit.data.records.values().sum::<usize>(),
+        fit.data.skipped
+    );
+    for (section, map) in [("layer", &fit.layer), ("kernel", &fit.kernel), ("decode", &fit.decode)] {
+        for (name, f) in map {
+            say!("  {section:<7} {name:<28} {:>12.3} {}", f.throughput, f.unit);
+        }
+    }
+    for (key, s) in &fit.residuals {
+        say!(
+            "  {key:<34} {:>4} rows  MAPE {:>6.2}%  max {:>6.2}%  within10 {:>5.1}%",
+            s.rows,
+            s.mape_pct,
+            s.max_abs_pct,
+            s.within_10_pct
+        );
+    }
+    let mut worst: Vec<_> = rows.iter().filter(|r| r.set == "validation").collect();
+    worst.sort_by(|a, b| b.relative_error().abs().total_cmp(&a.relative_error().abs()));
+    for r in worst.iter().take(6) {
+        say!(
+            "  worst held-out {:+7.1}%  {:<18} {}  measured {:.4} ms, predicted {:.4} ms",
+            r.relative_error() * 100.0,
+            r.group,
+            r.name,
+            r.measured_ms,
+            r.predicted_ms
+        );
+    }
+    profile.precision = Some(fit);
+    Ok(profile)
+}
+
+fn precision_fidelity(profile_path: &Path, files: &[PathBuf], layers: &[PathBuf], set: &str, out: &Path) -> Result<()> {
+    let profile = read_profile(profile_path)?;
+    let data = nas::calibrate::precision_fit::read(files)?;
+    let validation: Vec<LayerShape> = match layers.is_empty() {
+        true => Vec::new(),
+        false => MeasurementSet::read(layers)?
+            .measurements
+            .into_iter()
+            .filter(|m| m.set == set)
+            .filter_map(|m| match m.subject {
+                nas::calibrate::Subject::Layer(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
+    };
+    let rows = nas::calibrate::precision_fit::predict_rows(&profile, &data, &validation)?;
+    let command = format!(
+        "nas fidelity --calibration {} --precision {} --measurements {} --out {}",
+        profile_path.display(),
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
+        layers
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
+        out.display()
+    );
+    let md = nas::report::precision_fidelity::markdown(
+        &profile,
+        &profile_path.display().to_string(),
+        &data,
+        &rows,
+        &command,
+    );
+    let path = nas::report::write::with_suffix(out, "md");
+    nas::report::write::write_atomic(&path, md.as_bytes())?;
+    say!("wrote {}", path.display());
     Ok(())
 }
 
@@ -1166,10 +1455,27 @@ fn rayon_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn search(spec_path: &Path, cost_model: Option<CostModelKind>, out: Option<&Path>, quiet: bool) -> Result<()> {
+fn search(
+    spec_path: &Path,
+    cost_model: Option<CostModelKind>,
+    out: Option<&Path>,
+    quiet: bool,
+    weights: Option<&str>,
+    kv_cache: Option<&str>,
+) -> Result<()> {
     let mut doc = read_json(spec_path)?;
     if let (Some(kind), Value::Object(top)) = (cost_model, &mut doc) {
         top.insert("cost_model".into(), json!(kind.name()));
+    }
+    // The flags set the workload's precision (replacing the spec's, as --cost-model does).
+    if let Value::Object(top) = &mut doc {
+        for (key, value) in [("weights", weights), ("kv_cache", kv_cache)] {
+            let Some(value) = value else { continue };
+            let workload = top.entry("workload").or_insert_with(|| json!({}));
+            if let Value::Object(w) = workload {
+                w.insert(key.into(), json!(value));
+            }
+        }
     }
     let spec = nas::search::spec_json::JsonSearch::from_json(&doc).map_err(|e| Error::Input {
         place: spec_path.display().to_string(),

@@ -5,6 +5,7 @@ pub mod decode;
 pub mod decode_fit;
 pub mod fit;
 pub mod measurements;
+pub mod precision_fit;
 pub mod profile;
 pub mod seed_db;
 

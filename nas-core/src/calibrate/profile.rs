@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
-use crate::cost::kernel_aware::{KernelAwareModel, Unit, RESOURCES, RESOURCE_BOUNDS, RESOURCE_UNITS};
+use crate::cost::kernel_aware::{KernelAwareModel, Unit, ALL_RESOURCES, RESOURCES, RESOURCE_BOUNDS, RESOURCE_UNITS};
 use crate::cost::{work_matrix, CostModel, LatencyMatrix, LayerModel};
 use crate::error::{Error, Result};
 use crate::gpu::{spec_sheet, PeakUnit, SpecSheet};
@@ -46,6 +46,10 @@ pub struct PhysicalLimits {
     pub hbm_gbps: f64,
     /// Dense bf16 tensor-core peak, TFLOP/s: bounds every `TFLOP/s` resource.
     pub dense_bf16_tflops: f64,
+    /// Dense fp8 tensor-core peak, TFLOP/s: bounds the fp8 GEMM resources of
+    /// the precision section (absent on GPUs without fp8 and in older profiles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dense_fp8_tflops: Option<f64>,
     /// Where the figures come from.
     pub source: String,
 }
@@ -56,6 +60,7 @@ impl PhysicalLimits {
         Some(PhysicalLimits {
             hbm_gbps: sheet.hbm_gbps?,
             dense_bf16_tflops: sheet.dense_bf16_tflops?,
+            dense_fp8_tflops: sheet.dense_fp8_tflops,
             source: sheet.source.to_string(),
         })
     }
@@ -69,6 +74,7 @@ impl PhysicalLimits {
         for (key, v) in [
             ("hbm_gbps", self.hbm_gbps),
             ("dense_bf16_tflops", self.dense_bf16_tflops),
+            ("dense_fp8_tflops", self.dense_fp8_tflops.unwrap_or(1.0)),
         ] {
             if !(v.is_finite() && (1e-3..=1e9).contains(&v)) {
                 return Err(format!(
@@ -80,10 +86,13 @@ impl PhysicalLimits {
     }
 
     /// The limit of one kind of peak, in that resource's own unit.
+    /// A GPU without an fp8 peak is bounded at its bf16 peak for fp8 work (it
+    /// runs none: precision checks refuse fp8 there first).
     pub fn limit(&self, unit: PeakUnit) -> f64 {
         match unit {
             PeakUnit::HbmGbps => self.hbm_gbps,
             PeakUnit::DenseBf16Tflops => self.dense_bf16_tflops,
+            PeakUnit::DenseFp8Tflops => self.dense_fp8_tflops.unwrap_or(self.dense_bf16_tflops),
         }
     }
 
@@ -91,8 +100,13 @@ impl PhysicalLimits {
     pub fn min_ms_per_unit(&self, unit: PeakUnit) -> f64 {
         match unit {
             PeakUnit::HbmGbps => 1.0 / (self.hbm_gbps * 1e6),
-            PeakUnit::DenseBf16Tflops => 1.0 / (self.dense_bf16_tflops * 1e9),
+            PeakUnit::DenseBf16Tflops | PeakUnit::DenseFp8Tflops => 1.0 / (self.limit(unit) * 1e9),
         }
+    }
+
+    /// FLOPs per byte at which dense fp8 compute and HBM take equally long.
+    pub fn fp8_ridge_flops_per_byte(&self) -> f64 {
+        self.limit(PeakUnit::DenseFp8Tflops) * 1e12 / (self.hbm_gbps * 1e9)
     }
 
     /// FLOPs per byte at which dense compute and HBM take equally long.
@@ -195,6 +209,11 @@ pub struct CalibrationProfile {
     /// Whole-model decode uses it when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decode_model: Option<super::decode_fit::DecodeModelFit>,
+    /// fp8 and int4 constants of the layer, kernel and decode models, fitted
+    /// with the bf16 ones fixed (or carried over from another GPU's fit:
+    /// `transferred_from` says so); without it the GPU prices bf16 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<super::precision_fit::PrecisionFit>,
 }
 
 /// A profile's error on layers it was never fitted on, as reports cite it.
@@ -277,7 +296,10 @@ impl CalibrationProfile {
         };
         Some(match (&self.decode_model, &self.decode) {
             (Some(model), _) => StepThroughputs {
-                decode: Some(model.constants()),
+                decode: Some(match &self.precision {
+                    Some(p) => p.decode_constants(&model.constants(), self.physical_limits().as_ref()),
+                    None => model.constants(),
+                }),
                 ..layer
             },
             (None, Some(decode)) => decode.step(&layer),
@@ -436,6 +458,7 @@ impl CalibrationProfile {
             validation,
             decode: None,
             decode_model: None,
+            precision: None,
         };
         profile
             .check_own_limits()
@@ -491,6 +514,7 @@ impl CalibrationProfile {
                     match bound {
                         PeakUnit::HbmGbps => "HBM bandwidth",
                         PeakUnit::DenseBf16Tflops => "dense bf16 peak",
+                        PeakUnit::DenseFp8Tflops => "dense fp8 peak",
                     }
                 ));
             }
@@ -504,6 +528,9 @@ impl CalibrationProfile {
                 "`decode.bandwidth_gbps` = {:.1} GB/s is faster than the physical limit {:.1} GB/s (HBM bandwidth)",
                 d.bandwidth_gbps, limits.hbm_gbps
             ));
+        }
+        if let Some(p) = &self.precision {
+            p.check(Some(limits))?;
         }
         Ok(())
     }
@@ -523,15 +550,48 @@ impl CalibrationProfile {
 
     /// The model this profile parameterizes.
     pub fn model(&self) -> KernelAwareModel {
-        let ridge = self.physical_limits().map_or(0.0, |l| l.ridge_flops_per_byte());
-        KernelAwareModel::new(self.sm_count, ridge)
+        let limits = self.physical_limits();
+        let ridge = limits.as_ref().map_or(0.0, |l| l.ridge_flops_per_byte());
+        let fp8_ridge = limits.as_ref().map_or(0.0, |l| l.fp8_ridge_flops_per_byte());
+        KernelAwareModel::new(self.sm_count, ridge).with_fp8_ridge(fp8_ridge)
     }
 
-    /// Inverse throughputs as the R x 1 matrix `LatencyMatrix` takes.
+    /// Inverse throughputs as the R x 1 matrix `LatencyMatrix` takes: the bf16
+    /// resources, then the precision section's layer constants (0 without
+    /// one: a shape in fp8 is refused before it is priced there).
     pub fn inverse_throughputs(&self) -> DMatrix<f64> {
-        DMatrix::from_fn(RESOURCES.len(), 1, |r, _| {
-            self.fitted.get(RESOURCES[r]).map_or(0.0, |f| f.ms_per_unit)
+        self.inverse_with(|p| p.layer_values())
+    }
+
+    /// [`CalibrationProfile::inverse_throughputs`] with the precision
+    /// section's single-kernel constants (a GEMM on its own, `nas kernel`).
+    pub fn kernel_inverse_throughputs(&self) -> DMatrix<f64> {
+        self.inverse_with(|p| p.kernel_values())
+    }
+
+    fn inverse_with(&self, precision: impl Fn(&super::precision_fit::PrecisionFit) -> Vec<f64>) -> DMatrix<f64> {
+        let extra = self.precision.as_ref().map(precision).unwrap_or_default();
+        DMatrix::from_fn(ALL_RESOURCES.len(), 1, |r, _| match r < RESOURCES.len() {
+            true => self.fitted.get(RESOURCES[r]).map_or(0.0, |f| f.ms_per_unit),
+            false => extra.get(r - RESOURCES.len()).copied().unwrap_or(0.0),
         })
+    }
+
+    /// Whether this profile prices `precision`: fp8 weights need the
+    /// precision section, int4 weights its decode constants; an fp8 KV cache
+    /// is the bytes model of the bf16 decode fit (estimated) and needs nothing more.
+    pub fn precision_ready(&self, precision: &crate::precision::Precision) -> std::result::Result<(), String> {
+        if precision.weights.is_bf16() {
+            return Ok(());
+        }
+        match &self.precision {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "it has no precision section, so it prices bf16 weights only: fit one with `nas calibrate \
+                 --precision FILE...` (calibration/README.md) to price {} weights",
+                precision.weights
+            )),
+        }
     }
 
     /// Predictions for validated shapes on this GPU.
@@ -606,6 +666,16 @@ impl CalibrationProfile {
             d.check(p.physical_limits().as_ref())
                 .map_err(|problem| Error::input(place, problem))?;
         }
+        if let Some(x) = &p.precision {
+            if p.decode_model.is_none() {
+                return Err(Error::input(
+                    place,
+                    "a `precision` section needs the `decode_model` its decode constants build on",
+                ));
+            }
+            x.check(p.physical_limits().as_ref())
+                .map_err(|problem| Error::input(place, problem))?;
+        }
         if let Some(l) = &p.limits {
             l.check().map_err(|problem| Error::input(place, problem))?;
         }
@@ -637,7 +707,7 @@ fn kind_of(m: &super::measurements::Measurement) -> String {
     }
 }
 
-/// One row per measurement: its work per resource.
+/// One row per measurement: its work per bf16 resource (the base fit's columns).
 fn design_matrix(model: &KernelAwareModel, rows: &[&super::measurements::Measurement]) -> DMatrix<f64> {
     let mut design = DMatrix::zeros(rows.len(), RESOURCES.len());
     for (i, m) in rows.iter().enumerate() {
@@ -645,17 +715,18 @@ fn design_matrix(model: &KernelAwareModel, rows: &[&super::measurements::Measure
             Subject::Layer(shape) => per_resource(model, shape),
             Subject::Micro { kernel, .. } => model.micro_work(kernel),
         };
-        for (j, w) in row.iter().enumerate() {
+        for (j, w) in row.iter().take(RESOURCES.len()).enumerate() {
             design[(i, j)] = *w;
         }
     }
     design
 }
 
-/// A layer's work summed per resource: one row of the fit's design matrix.
-fn per_resource(model: &KernelAwareModel, shape: &LayerShape) -> Vec<f64> {
+/// A layer's work summed per resource (every resource, precision ones
+/// included): one row of a fit's design matrix.
+pub(crate) fn per_resource(model: &KernelAwareModel, shape: &LayerShape) -> Vec<f64> {
     let work = work_matrix(model, std::slice::from_ref(shape));
-    let mut row = vec![0.0; RESOURCES.len()];
+    let mut row = vec![0.0; ALL_RESOURCES.len()];
     for (c, (_, r)) in model.columns().iter().enumerate() {
         row[*r] += work[(0, c)];
     }
@@ -690,6 +761,7 @@ mod tests {
                     use_qk_norm: (i + j) % 2 == 0,
                     window_size: window,
                     model: crate::model::ModelDims::NONE,
+                    precision: crate::precision::Precision::BF16,
                 };
                 subjects.push(Subject::Layer(layer));
             }
@@ -706,7 +778,7 @@ mod tests {
             .enumerate()
             .map(|(i, subject)| {
                 let work = match &subject {
-                    Subject::Layer(s) => per_resource(&model, s),
+                    Subject::Layer(s) => per_resource(&model, s)[..RESOURCES.len()].to_vec(),
                     Subject::Micro { kernel, .. } => model.micro_work(kernel),
                 };
                 let ms = nalgebra::DVector::from_vec(work).dot(&t);
@@ -733,6 +805,7 @@ mod tests {
         PhysicalLimits {
             hbm_gbps: 3350.0,
             dense_bf16_tflops: 989.4,
+            dense_fp8_tflops: None,
             source: "test".into(),
         }
     }

@@ -260,6 +260,7 @@ mod tests {
             batch_size: 1,
             use_qk_norm: false,
             window_size: None,
+            precision: crate::precision::Precision::BF16,
             model: ModelDims {
                 num_layers: Some(80),
                 vocab_size: Some(128_256),

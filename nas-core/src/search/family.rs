@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{hint, Error, Result};
 use crate::model::ModelDims;
+use crate::precision::{KvCachePrecision, Precision, WeightPrecision};
 use crate::shapes::{Candidate, LayerShape, ShapeField};
 
 /// An axis a family can vary.
@@ -32,10 +33,14 @@ pub enum AxisKind {
     VocabSize,
     TieEmbeddings,
     ContextLen,
+    /// Deployment precision: the weights' format (bf16, fp8, int4) and the
+    /// KV cache's (bf16, fp8).
+    Weights,
+    KvCache,
 }
 
 impl AxisKind {
-    pub const ALL: [AxisKind; 15] = [
+    pub const ALL: [AxisKind; 17] = [
         AxisKind::HiddenDim,
         AxisKind::HeadDim,
         AxisKind::NumHeads,
@@ -51,6 +56,8 @@ impl AxisKind {
         AxisKind::VocabSize,
         AxisKind::TieEmbeddings,
         AxisKind::ContextLen,
+        AxisKind::Weights,
+        AxisKind::KvCache,
     ];
 
     /// The axis's name in specs and name templates.
@@ -71,6 +78,8 @@ impl AxisKind {
             AxisKind::VocabSize => "vocab_size",
             AxisKind::TieEmbeddings => "tie_embeddings",
             AxisKind::ContextLen => "context_len",
+            AxisKind::Weights => "weights",
+            AxisKind::KvCache => "kv_cache",
         }
     }
 
@@ -101,6 +110,8 @@ pub enum AxisValue {
     /// A window in tokens, or `None` for full attention.
     Window(Option<u64>),
     Bool(bool),
+    Weights(WeightPrecision),
+    KvCache(KvCachePrecision),
 }
 
 impl AxisValue {
@@ -111,6 +122,8 @@ impl AxisValue {
             AxisValue::Int(v) | AxisValue::Window(Some(v)) => v.to_string(),
             AxisValue::Window(None) => "full".into(),
             AxisValue::Bool(b) => b.to_string(),
+            AxisValue::Weights(p) => p.name().to_string(),
+            AxisValue::KvCache(p) => p.name().to_string(),
             AxisValue::Ratio(r) => {
                 let text = format!("{r:?}");
                 text.strip_suffix(".0").unwrap_or(&text).replace('.', "p")
@@ -189,6 +202,8 @@ pub struct Workload {
     pub seq_len: u64,
     pub batch_size: u64,
     pub model: ModelDims,
+    /// The precision of candidates that declare none (bf16 unless set).
+    pub precision: Precision,
 }
 
 impl Workload {
@@ -198,6 +213,7 @@ impl Workload {
             seq_len,
             batch_size,
             model: ModelDims::NONE,
+            precision: Precision::BF16,
         }
     }
 }
@@ -632,6 +648,8 @@ impl Family {
             ShapeField::VocabSize => axis(AxisKind::VocabSize),
             ShapeField::TieEmbeddings => axis(AxisKind::TieEmbeddings),
             ShapeField::ContextLen => axis(AxisKind::ContextLen),
+            ShapeField::Weights => axis(AxisKind::Weights),
+            ShapeField::KvCache => axis(AxisKind::KvCache),
         }
     }
 
@@ -700,6 +718,18 @@ impl Family {
                 context_len: int(AxisKind::ContextLen)?.or(workload.model.context_len),
                 ..workload.model
             },
+            precision: Precision {
+                weights: match self.pick(picks, AxisKind::Weights) {
+                    None => workload.precision.weights,
+                    Some(AxisValue::Weights(p)) => p,
+                    Some(other) => return Err(format!("axis `weights` takes bf16, fp8 or int4, got {other:?}")),
+                },
+                kv_cache: match self.pick(picks, AxisKind::KvCache) {
+                    None => workload.precision.kv_cache,
+                    Some(AxisValue::KvCache(p)) => p,
+                    Some(other) => return Err(format!("axis `kv_cache` takes bf16 or fp8, got {other:?}")),
+                },
+            },
         };
         Ok(shape)
     }
@@ -738,6 +768,8 @@ fn derived_label(kind: AxisKind, s: &LayerShape) -> String {
         AxisKind::VocabSize => return s.model.vocab_size.map_or("none".into(), |v| v.to_string()),
         AxisKind::TieEmbeddings => AxisValue::Bool(s.model.tie_embeddings.unwrap_or(false)),
         AxisKind::ContextLen => AxisValue::Int(crate::model::context_of(s)),
+        AxisKind::Weights => AxisValue::Weights(s.precision.weights),
+        AxisKind::KvCache => AxisValue::KvCache(s.precision.kv_cache),
     };
     value.default_label()
 }

@@ -28,6 +28,7 @@ const fn shape(d: u64, h: u64, kv: u64, dh: u64, f: u64, qk: bool, w: Option<u64
         use_qk_norm: qk,
         window_size: w,
         model: ModelDims::NONE,
+        precision: crate::precision::Precision::BF16,
     }
 }
 

@@ -17,6 +17,7 @@ use crate::error::hint;
 use crate::gpu::{CostModelKind, GpuTarget, OwnGpu, Registry, SpecSheet};
 use crate::hardware::{Throughputs, THROUGHPUT_KEYS};
 use crate::model::{ModelDims, ParamCount, ScalingLaw};
+use crate::precision::{KvCachePrecision, Precision, WeightPrecision};
 use crate::search::constraints::{Bound, CmpOp, Constraint, Constraints, Metric, MetricType};
 use crate::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
 use crate::search::{CliffAxis, CliffSweep, RankMetric};
@@ -37,17 +38,19 @@ pub const DEFAULT_FFN_ROUNDING: FfnRounding = FfnRounding {
 };
 
 /// The keys of a workload.
-pub const WORKLOAD_KEYS: [&str; 6] = [
+pub const WORKLOAD_KEYS: [&str; 8] = [
     "seq_len",
     "batch_size",
     "context_len",
     "training_tokens",
     "scaling_law",
     "loss_params",
+    "weights",
+    "kv_cache",
 ];
 
 /// The keys of a fixed candidate (short aliases as the DSL writes them).
-pub const SHAPE_FIELDS: [&str; 13] = [
+pub const SHAPE_FIELDS: [&str; 15] = [
     "hidden_dim",
     "heads",
     "kv_heads",
@@ -61,6 +64,8 @@ pub const SHAPE_FIELDS: [&str; 13] = [
     "vocab_size",
     "tie_embeddings",
     "context_len",
+    "weights",
+    "kv_cache",
 ];
 
 /// The keys of a declared GPU besides its throughputs.
@@ -87,6 +92,8 @@ pub enum Scalar {
     /// Full attention: the DSL's `full`, JSON's `null`.
     Full,
     Str(String),
+    /// A bare word (the DSL's `fp8`); JSON writes it as a string.
+    Word(String),
 }
 
 impl Scalar {
@@ -107,6 +114,7 @@ impl Display for Scalar {
             Scalar::Bool(b) => write!(f, "{b}"),
             Scalar::Full => f.write_str("full"),
             Scalar::Str(s) => write!(f, "{s:?}"),
+            Scalar::Word(s) => f.write_str(s),
         }
     }
 }
@@ -292,6 +300,7 @@ pub fn build(spec: &SpecInput) -> Result<Built, Vec<BuildError>> {
         errors: Vec::new(),
         workload: Workload::layer(DEFAULT_SEQ_LEN, DEFAULT_BATCH_SIZE),
         hardware: Vec::new(),
+        precisions: Vec::new(),
     };
     let built = b.spec(spec);
     if b.errors.is_empty() {
@@ -306,6 +315,9 @@ struct Builder {
     workload: Workload,
     /// The checked targets, for `fits(gpu, ...)`.
     hardware: Vec<GpuTarget>,
+    /// Every precision a candidate, family or the workload asks for, where:
+    /// each must run on every GPU of the search.
+    precisions: Vec<(Precision, Place)>,
 }
 
 fn first_seen<T: Copy>(seen: &mut BTreeMap<String, T>, key: &str, value: T) -> Option<T> {
@@ -522,6 +534,19 @@ impl Builder {
                         word.text
                     ),
                 );
+            }
+        }
+        // Every precision asked for must run on every GPU (its tensor cores, its cost model).
+        let registry = Registry::builtin();
+        let mut reported: Vec<(Place, String)> = Vec::new();
+        for (precision, place) in std::mem::take(&mut self.precisions) {
+            for target in &hardware {
+                if let Err(e) = registry.check_precision(target, &precision) {
+                    if !reported.iter().any(|(p, m)| *p == place && *m == e) {
+                        reported.push((place, e.clone()));
+                        self.at(place, e);
+                    }
+                }
             }
         }
         // Latency clauses cannot be known here: `report` assumes they hold,
@@ -878,6 +903,47 @@ impl Builder {
         self.size("window", value)
     }
 
+    /// A weight format: `bf16`, `fp8` or `int4` (a bare word in the DSL, a string in JSON).
+    fn weights_of(&mut self, value: &Atom) -> Option<WeightPrecision> {
+        match &value.value {
+            Scalar::Str(w) | Scalar::Word(w) => match WeightPrecision::from_name(w) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    self.at(value.place, e);
+                    None
+                }
+            },
+            other => {
+                self.at(value.place, format!("`weights` takes bf16, fp8 or int4, got {other}"));
+                None
+            }
+        }
+    }
+
+    /// A KV-cache format: `bf16` or `fp8`.
+    fn kv_cache_of(&mut self, value: &Atom) -> Option<KvCachePrecision> {
+        match &value.value {
+            Scalar::Str(w) | Scalar::Word(w) => match KvCachePrecision::from_name(w) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    self.at(value.place, e);
+                    None
+                }
+            },
+            other => {
+                self.at(value.place, format!("`kv_cache` takes bf16 or fp8, got {other}"));
+                None
+            }
+        }
+    }
+
+    /// Records that a precision is asked for at `place` (checked against every GPU at the end).
+    fn use_precision(&mut self, precision: Precision, place: Place) {
+        if !precision.is_bf16() {
+            self.precisions.push((precision, place));
+        }
+    }
+
     /// A positive integer of at most [`MAX_DIM`] (a size of a layer).
     fn size(&mut self, key: &str, value: &Atom) -> Option<u64> {
         let n = self.positive_int(key, value)?;
@@ -925,6 +991,18 @@ impl Builder {
                     s.place,
                     format!("expected \"all\" or \"non_embedding\", got {}", s.value),
                 ),
+                ("weights", _) => {
+                    if let Some(w) = self.weights_of(s) {
+                        self.workload.precision.weights = w;
+                        self.use_precision(Precision::new(w, KvCachePrecision::Bf16), s.place);
+                    }
+                }
+                ("kv_cache", _) => {
+                    if let Some(k) = self.kv_cache_of(s) {
+                        self.workload.precision.kv_cache = k;
+                        self.use_precision(Precision::new(WeightPrecision::Bf16, k), s.place);
+                    }
+                }
                 ("training_tokens", v) => match v.as_f64() {
                     Some(t) if t.fract() == 0.0 && t >= 1.0 && t <= MAX_TRAINING_TOKENS as f64 => {
                         self.workload.model.training_tokens = Some(t as u64)
@@ -1060,6 +1138,30 @@ impl Builder {
         let vocab_size = optional(self, "vocab_size");
         let context_len = optional(self, "context_len");
         let tie_embeddings = boolean(self, "tie_embeddings", "tie_embeddings", &mut ok);
+        let mut precision = workload.precision;
+        for key in ["weights", "kv_cache"] {
+            let Some(f) = map.get(key) else { continue };
+            let Value::Scalar(s) = &f.value else {
+                self.at(
+                    f.place,
+                    format!("`{key}` takes one value here (lists are for families)"),
+                );
+                ok = false;
+                continue;
+            };
+            let parsed = match key {
+                "weights" => self.weights_of(s).map(|w| precision.weights = w),
+                _ => self.kv_cache_of(s).map(|k| precision.kv_cache = k),
+            };
+            ok &= parsed.is_some();
+            if parsed.is_some() {
+                let asked = match key {
+                    "weights" => Precision::new(precision.weights, KvCachePrecision::Bf16),
+                    _ => Precision::new(WeightPrecision::Bf16, precision.kv_cache),
+                };
+                self.use_precision(asked, s.place);
+            }
+        }
         if !ok {
             return None;
         }
@@ -1083,6 +1185,7 @@ impl Builder {
             use_qk_norm,
             window_size,
             model,
+            precision,
         };
         if let Err(problem) = shape.validate() {
             match problem.key.and_then(|k| map.get(k)) {
@@ -1358,6 +1461,14 @@ impl Builder {
                     );
                     None
                 }
+                (AxisKind::Weights, _) => self.weights_of(atom).map(|w| {
+                    self.use_precision(Precision::new(w, KvCachePrecision::Bf16), atom.place);
+                    AxisValue::Weights(w)
+                }),
+                (AxisKind::KvCache, _) => self.kv_cache_of(atom).map(|k| {
+                    self.use_precision(Precision::new(WeightPrecision::Bf16, k), atom.place);
+                    AxisValue::KvCache(k)
+                }),
                 (AxisKind::Window, Scalar::Full) => Some(AxisValue::Window(None)),
                 (AxisKind::Window, _) => self.window(atom).map(|w| AxisValue::Window(Some(w))),
                 (AxisKind::FfnRatio, Scalar::Int(_) | Scalar::Float(_)) => {

@@ -287,6 +287,7 @@ impl<'a> Plan<'a> {
             )));
         }
         let family = spec.family;
+        check_precisions(family, spec.workload, spec.hardware)?;
         let fields = |fs: &[ShapeField]| fs.iter().fold(0u64, |m, f| m | family.field_axes(*f));
 
         // One plan evaluates GPUs of one layer model (`search_range` splits the rest).
@@ -410,6 +411,49 @@ impl<'a> Plan<'a> {
     }
 }
 
+/// Every precision a family can give (its `weights` and `kv_cache` axes, the
+/// workload's otherwise) must run on every GPU: the error names the GPU and
+/// what it supports.
+pub fn check_precisions(family: &Family, workload: Workload, hardware: &[Gpu]) -> Result<()> {
+    use crate::precision::Precision;
+    let values = |kind: AxisKind| -> Vec<AxisValue> {
+        family
+            .axes
+            .iter()
+            .find(|a| a.kind == kind)
+            .map(|a| a.values.iter().map(|l| l.value).collect())
+            .unwrap_or_default()
+    };
+    let mut weights: Vec<_> = values(AxisKind::Weights)
+        .into_iter()
+        .filter_map(|v| match v {
+            AxisValue::Weights(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    if weights.is_empty() {
+        weights.push(workload.precision.weights);
+    }
+    let mut kv: Vec<_> = values(AxisKind::KvCache)
+        .into_iter()
+        .filter_map(|v| match v {
+            AxisValue::KvCache(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    if kv.is_empty() {
+        kv.push(workload.precision.kv_cache);
+    }
+    for gpu in hardware {
+        for &w in &weights {
+            for &k in &kv {
+                gpu.check_precision(&Precision::new(w, k))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The table over `mask` of the summed time of `kernels` on every GPU
 /// (`gpus` values per entry): the group's work columns times their inverse
 /// throughputs, one nalgebra product for the whole table. Entries no valid
@@ -426,7 +470,7 @@ fn group_latency(
     let columns: Vec<usize> = (0..all.len()).filter(|&c| kernels.contains(&all[c].0)).collect();
     let work = reps.table(mask, columns.len(), |shape, out| {
         if let Some(shape) = shape {
-            // Both layer models have at most 30 work columns.
+            // Both layer models have at most 41 work columns.
             let mut row = [0.0; 64];
             model.work_row(shape, &mut row[..all.len()]);
             for (o, &c) in out.iter_mut().zip(&columns) {
@@ -777,6 +821,8 @@ fn set_field(shape: &mut LayerShape, kind: AxisKind, value: AxisValue) {
         (AxisKind::VocabSize, AxisValue::Int(v)) => shape.model.vocab_size = Some(v),
         (AxisKind::TieEmbeddings, AxisValue::Bool(b)) => shape.model.tie_embeddings = Some(b),
         (AxisKind::ContextLen, AxisValue::Int(v)) => shape.model.context_len = Some(v),
+        (AxisKind::Weights, AxisValue::Weights(p)) => shape.precision.weights = p,
+        (AxisKind::KvCache, AxisValue::KvCache(p)) => shape.precision.kv_cache = p,
         _ => {}
     }
 }
@@ -794,6 +840,13 @@ fn size_key(l: &Labeled) -> f64 {
         AxisValue::Ratio(r) => r,
         AxisValue::Window(w) => w.map_or(f64::INFINITY, |w| w as f64),
         AxisValue::Bool(_) => 0.0,
+        // fp8 and int4 count fewer bytes than bf16: bf16 is the largest
+        AxisValue::Weights(p) => match p {
+            crate::precision::WeightPrecision::Bf16 => 2.0,
+            crate::precision::WeightPrecision::Fp8 => 1.0,
+            crate::precision::WeightPrecision::Int4 => 0.0,
+        },
+        AxisValue::KvCache(p) => p.bytes_per_value() as f64,
     }
 }
 

@@ -101,6 +101,7 @@ pub fn stand_in(stack: &ModelStack, kind: &LayerKind, w: &StackWorkload) -> Laye
         batch_size: w.batch,
         use_qk_norm: qk_norm,
         window_size: window,
+        precision: crate::precision::Precision::BF16,
         model: ModelDims {
             num_layers: Some((stack.layers.len() as u64).max(1)),
             vocab_size: Some(stack.vocab),
