@@ -7,6 +7,7 @@
 //! reports write the pack ([`report`]). This crate never depends on the
 //! `nas-macros` crate: the macro uses these rules, not the other way round.
 
+pub mod arch;
 pub mod calibrate;
 pub mod cost;
 pub mod error;

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::arch::{Architecture, LayerPattern, ARCH_KEYS};
 use crate::error::{hint, Error, Result};
 use crate::model::ModelDims;
 use crate::precision::{KvCachePrecision, Precision, WeightPrecision};
@@ -43,6 +44,11 @@ pub struct LayerShape {
     /// writes as before precision existed).
     #[serde(flatten)]
     pub precision: Precision,
+    /// Mixture of experts, layer pattern and latent attention
+    /// ([`crate::arch`]): every key omitted from JSON when unset, so a dense
+    /// uniform shape reads and writes as before they existed.
+    #[serde(flatten)]
+    pub arch: Architecture,
 }
 
 /// The JSON keys of a shape, in the seed's order (and `name`, which travels with it).
@@ -145,6 +151,21 @@ impl LayerShape {
             return Err(ShapeProblem::at("num_kv_heads", message));
         }
         self.validate_model()?;
+        self.arch.check(self)?;
+        if self.arch.is_set() {
+            // The dense layer that stands in for it in the layer models, and
+            // its stack's counts, must be valid too.
+            self.layer_view().validate().map_err(|p| ShapeProblem {
+                key: None,
+                message: p.message,
+            })?;
+            if let Some(stack) = crate::stack::ModelStack::from_layer_shape(self) {
+                stack.validate().map_err(|(field, message)| ShapeProblem {
+                    key: None,
+                    message: format!("its stack of layers: `{field}` {message}"),
+                })?;
+            }
+        }
         match self.largest_count() {
             Some(_) => Ok(()),
             None => Err(ShapeProblem {
@@ -251,6 +272,7 @@ impl LayerShape {
             if !SHAPE_KEYS.contains(&key.as_str())
                 && !MODEL_KEYS.contains(&key.as_str())
                 && !PRECISION_KEYS.contains(&key.as_str())
+                && !ARCH_KEYS.contains(&key.as_str())
             {
                 return Err(Error::input(
                     place,
@@ -258,7 +280,12 @@ impl LayerShape {
                         "unknown key `{key}`{}",
                         hint(
                             key,
-                            SHAPE_KEYS.iter().chain(&MODEL_KEYS).chain(&PRECISION_KEYS).copied()
+                            SHAPE_KEYS
+                                .iter()
+                                .chain(&MODEL_KEYS)
+                                .chain(&PRECISION_KEYS)
+                                .chain(&ARCH_KEYS)
+                                .copied()
                         )
                     ),
                 ));
@@ -337,6 +364,32 @@ impl LayerShape {
             None => KvCachePrecision::Bf16,
             Some(w) => KvCachePrecision::from_name(w).map_err(|e| Error::input(format!("{place}.kv_cache"), e))?,
         };
+        let layer_pattern = match obj.get("layer_pattern") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(
+                text.parse::<LayerPattern>()
+                    .map_err(|e| Error::input(format!("{place}.layer_pattern"), e))?,
+            ),
+            Some(other) => {
+                return Err(Error::input(
+                    place,
+                    format!("`layer_pattern` must be a string (\"5:1\"), got {other}"),
+                ))
+            }
+        };
+        let arch = Architecture {
+            experts: optional("experts")?,
+            top_k: optional("top_k")?,
+            expert_ffn_dim: optional("expert_ffn_dim")?,
+            shared_experts: optional("shared_experts")?,
+            shared_expert_ffn_dim: optional("shared_expert_ffn_dim")?,
+            first_dense_layers: optional("first_dense_layers")?,
+            layer_pattern,
+            kv_lora_rank: optional("kv_lora_rank")?,
+            q_lora_rank: optional("q_lora_rank")?,
+            rope_head_dim: optional("rope_head_dim")?,
+            v_head_dim: optional("v_head_dim")?,
+        };
         let model = ModelDims {
             num_layers: optional("num_layers")?,
             vocab_size: optional("vocab_size")?,
@@ -357,6 +410,7 @@ impl LayerShape {
             window_size,
             model,
             precision: Precision::new(weights, kv_cache),
+            arch,
         };
         let label = match &name {
             Some(n) => format!("{place} (`{n}`)"),
@@ -394,7 +448,7 @@ pub struct ShapeProblem {
 }
 
 impl ShapeProblem {
-    fn at(key: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn at(key: &'static str, message: impl Into<String>) -> Self {
         ShapeProblem {
             key: Some(key),
             message: message.into(),
@@ -431,6 +485,7 @@ pub fn canonical_key(name: &str) -> Option<&'static str> {
         .or_else(|| SHAPE_KEYS.iter().find(|k| **k == name).copied())
         .or_else(|| MODEL_KEYS[..4].iter().find(|k| **k == name).copied())
         .or_else(|| PRECISION_KEYS.iter().find(|k| **k == name).copied())
+        .or_else(|| ARCH_KEYS.iter().find(|k| **k == name).copied())
 }
 
 fn mul(factors: &[u64]) -> Option<u64> {
@@ -506,6 +561,48 @@ pub enum ShapeField {
     Weights,
     /// The KV cache's precision: how many bytes decode attention reads.
     KvCache,
+    /// Mixture of experts ([`crate::arch`]).
+    Experts,
+    TopK,
+    ExpertFfnDim,
+    SharedExperts,
+    SharedExpertFfnDim,
+    FirstDenseLayers,
+    /// Which layers are sliding-window layers.
+    LayerPattern,
+    /// Latent attention.
+    KvLoraRank,
+    QLoraRank,
+    RopeHeadDim,
+    VHeadDim,
+}
+
+impl ShapeField {
+    /// The fields a mixture of experts reads (what the MLP of the layer
+    /// models' dense stand-in, [`LayerShape::layer_view`], depends on beyond `ffn_dim`).
+    pub const MOE: [ShapeField; 5] = [
+        ShapeField::Experts,
+        ShapeField::TopK,
+        ShapeField::ExpertFfnDim,
+        ShapeField::SharedExperts,
+        ShapeField::SharedExpertFfnDim,
+    ];
+    /// The fields of latent attention that change its dense stand-in's heads.
+    pub const LATENT_VIEW: [ShapeField; 2] = [ShapeField::KvLoraRank, ShapeField::RopeHeadDim];
+    /// Every field of [`Architecture`].
+    pub const ARCH: [ShapeField; 11] = [
+        ShapeField::Experts,
+        ShapeField::TopK,
+        ShapeField::ExpertFfnDim,
+        ShapeField::SharedExperts,
+        ShapeField::SharedExpertFfnDim,
+        ShapeField::FirstDenseLayers,
+        ShapeField::LayerPattern,
+        ShapeField::KvLoraRank,
+        ShapeField::QLoraRank,
+        ShapeField::RopeHeadDim,
+        ShapeField::VHeadDim,
+    ];
 }
 
 /// Source label of the seed's known models.
@@ -533,6 +630,7 @@ mod tests {
             window_size: Some(1024),
             model: ModelDims::NONE,
             precision: Precision::BF16,
+            arch: Architecture::NONE,
         }
     }
 

@@ -312,7 +312,7 @@ pub fn fidelity_markdown(
             };
             let kernels: Vec<String> = model::DECODE_KERNELS
                 .iter()
-                .map(|k| format!("{:.3}", d.per_kernel[k]))
+                .map(|k| format!("{:.3}", d.per_kernel[*k]))
                 .collect();
             let _ = writeln!(
                 md,

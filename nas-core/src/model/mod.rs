@@ -97,6 +97,11 @@ pub struct Parameters {
     pub total: u64,
     /// Everything but the embedding and the LM head (Kaplan et al.'s N).
     pub non_embedding: u64,
+    /// A mixture of experts only: the parameters one token touches (all but
+    /// the routed experts it does not select; shared experts, routers and
+    /// embeddings count). Absent for a dense model, whose every parameter is active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<u64>,
 }
 
 /// Memory of a whole model on a GPU.
@@ -126,6 +131,9 @@ pub struct ModelFigures {
 /// for a plain layer. Counts saturate rather than wrap (validated shapes
 /// never come near).
 pub fn figures(shape: &LayerShape) -> Option<ModelFigures> {
+    if shape.arch.is_set() {
+        return crate::stack::candidate::figures(shape);
+    }
     let parameters = parameters(shape)?;
     let memory = Memory {
         weight_bytes: weight_bytes(shape, &parameters)?,
@@ -177,6 +185,7 @@ pub fn parameters(shape: &LayerShape) -> Option<Parameters> {
         lm_head,
         total: non_embedding.saturating_add(embedding).saturating_add(lm_head),
         non_embedding,
+        active: None,
     })
 }
 
@@ -237,8 +246,12 @@ pub fn context_of(shape: &LayerShape) -> u64 {
     shape.model.context_len.unwrap_or(shape.seq_len)
 }
 
-/// KV-cache bytes for `batch` sequences of `context` tokens.
+/// KV-cache bytes for `batch` sequences of `context` tokens (a stack
+/// candidate's through its stack: each kind's window caps its own layers).
 pub fn kv_cache_bytes(shape: &LayerShape, batch: u64, context: u64) -> Option<u64> {
+    if shape.arch.is_set() {
+        return crate::stack::candidate::kv_cache_bytes(shape, batch, context);
+    }
     Some(mul(&[
         kv_cache_bytes_per_token(shape)?,
         batch,
@@ -301,7 +314,7 @@ pub const DECODE_KERNELS: [&str; 9] = [
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StepTime {
     pub total_ms: f64,
-    pub per_kernel: std::collections::BTreeMap<&'static str, f64>,
+    pub per_kernel: std::collections::BTreeMap<std::borrow::Cow<'static, str>, f64>,
 }
 
 /// Throughputs a whole-model step needs: memory bandwidth and matrix FLOPs,
@@ -423,12 +436,16 @@ pub fn decode_kernel_ms(
 /// (roofline); weights are read once per step, the KV cache once per
 /// sequence. `None` for a plain layer.
 pub fn decode(shape: &LayerShape, gpu: &StepThroughputs, batch: u64, context: u64) -> Option<StepTime> {
+    if shape.arch.is_set() {
+        // A stack candidate's steps come from its stack: `steps_on`.
+        return None;
+    }
     let layers = shape.model.num_layers? as f64;
     shape.model.vocab_size?;
     let mut per_kernel = std::collections::BTreeMap::new();
     for (k, name) in DECODE_KERNELS.iter().enumerate() {
         let ms = decode_kernel_ms(shape, gpu, batch, context, k)?;
-        per_kernel.insert(*name, if decode_kernel_per_layer(k) { ms * layers } else { ms });
+        per_kernel.insert((*name).into(), if decode_kernel_per_layer(k) { ms * layers } else { ms });
     }
     let total_ms = per_kernel.values().sum();
     Some(StepTime { total_ms, per_kernel })
@@ -475,6 +492,41 @@ pub fn step_latency(shape: &LayerShape, gpu: &StepThroughputs, layer_ms: f64) ->
     }
 }
 
+/// Prefill and decode of a whole model on `gpu` at its own batch and decode
+/// context: a dense uniform shape through [`prefill`] (its layer taking
+/// `layer_ms`) and [`decode`] on `step` (the GPU's step throughputs); a stack
+/// candidate ([`crate::arch`] fields) through its stack
+/// ([`crate::stack::candidate::steps`]). `None` for a plain layer.
+pub fn steps_on(
+    shape: &LayerShape,
+    gpu: &crate::gpu::Gpu,
+    step: &StepThroughputs,
+    layer_ms: f64,
+) -> crate::error::Result<Option<(StepTime, StepTime)>> {
+    if shape.arch.is_set() {
+        return crate::stack::candidate::steps(shape, gpu);
+    }
+    Ok(prefill(shape, step, layer_ms).zip(decode(shape, step, shape.batch_size, context_of(shape))))
+}
+
+/// [`steps_on`] as the latencies constraints and rankings read
+/// ([`StepLatency::UNAVAILABLE`] for a plain layer).
+pub fn step_latency_on(
+    shape: &LayerShape,
+    gpu: &crate::gpu::Gpu,
+    step: &StepThroughputs,
+    layer_ms: f64,
+) -> crate::error::Result<StepLatency> {
+    Ok(match steps_on(shape, gpu, step, layer_ms)? {
+        Some((p, d)) => StepLatency {
+            prefill_ms: p.total_ms,
+            decode_ms: d.total_ms,
+            decode_tokens_per_s: StepLatency::tokens_per_s(shape.batch_size, d.total_ms),
+        },
+        None => StepLatency::UNAVAILABLE,
+    })
+}
+
 /// The prefill's time outside its layers (embedding lookup and the LM head
 /// for the last token of each sequence); `None` for a plain layer.
 pub fn prefill_outside_layers_ms(shape: &LayerShape, gpu: &StepThroughputs) -> Option<f64> {
@@ -487,6 +539,10 @@ pub fn prefill_outside_layers_ms(shape: &LayerShape, gpu: &StepThroughputs) -> O
 /// of each sequence (all a generating server computes). `None` for a plain
 /// layer.
 pub fn prefill(shape: &LayerShape, gpu: &StepThroughputs, layer_ms: f64) -> Option<StepTime> {
+    if shape.arch.is_set() {
+        // A stack candidate's steps come from its stack: `steps_on`.
+        return None;
+    }
     let layers = shape.model.num_layers? as f64;
     let vocab = shape.model.vocab_size? as f64;
     let v = BYTES_PER_VALUE as f64;
@@ -494,10 +550,10 @@ pub fn prefill(shape: &LayerShape, gpu: &StepThroughputs, layer_ms: f64) -> Opti
     let b = shape.batch_size as f64;
     let m = b * shape.seq_len as f64;
     let mut per_kernel = std::collections::BTreeMap::new();
-    per_kernel.insert("layers", layer_ms * layers);
-    per_kernel.insert("embedding", gpu.kernel_ms(v * 2.0 * m * d, 0.0, gpu.matmul_tflops));
+    per_kernel.insert("layers".into(), layer_ms * layers);
+    per_kernel.insert("embedding".into(), gpu.kernel_ms(v * 2.0 * m * d, 0.0, gpu.matmul_tflops));
     per_kernel.insert(
-        "lm_head",
+        "lm_head".into(),
         gpu.kernel_ms(
             v * (d * vocab + b * (d + vocab)),
             2.0 * b * d * vocab,

@@ -138,7 +138,7 @@ impl TensorShard {
     fn with_collectives(&self, mut step: StepTime, collectives: [(&'static str, f64); 3]) -> ParallelStep {
         if self.tp > 1 {
             for (name, ms) in collectives {
-                step.per_kernel.insert(name, ms);
+                step.per_kernel.insert(name.into(), ms);
             }
         }
         let collectives_ms: f64 = if self.tp > 1 {

@@ -710,7 +710,7 @@ impl Pack {
             cells.extend(
                 kernels
                     .iter()
-                    .map(|k| ms(c.decode.per_kernel.get(k).copied().unwrap_or(0.0))),
+                    .map(|k| ms(c.decode.per_kernel.get(*k).copied().unwrap_or(0.0))),
             );
             let kv = c
                 .decode

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use crate::arch::{Architecture, LayerPattern};
 use crate::error::{hint, Error, Result};
 use crate::model::ModelDims;
 use crate::precision::{KvCachePrecision, Precision, WeightPrecision};
@@ -37,10 +38,22 @@ pub enum AxisKind {
     /// KV cache's (bf16, fp8).
     Weights,
     KvCache,
+    /// Mixture of experts, layer pattern and latent attention ([`crate::arch`]).
+    Experts,
+    TopK,
+    ExpertFfnDim,
+    SharedExperts,
+    SharedExpertFfnDim,
+    FirstDenseLayers,
+    LayerPattern,
+    KvLoraRank,
+    QLoraRank,
+    RopeHeadDim,
+    VHeadDim,
 }
 
 impl AxisKind {
-    pub const ALL: [AxisKind; 17] = [
+    pub const ALL: [AxisKind; 28] = [
         AxisKind::HiddenDim,
         AxisKind::HeadDim,
         AxisKind::NumHeads,
@@ -58,7 +71,36 @@ impl AxisKind {
         AxisKind::ContextLen,
         AxisKind::Weights,
         AxisKind::KvCache,
+        AxisKind::Experts,
+        AxisKind::TopK,
+        AxisKind::ExpertFfnDim,
+        AxisKind::SharedExperts,
+        AxisKind::SharedExpertFfnDim,
+        AxisKind::FirstDenseLayers,
+        AxisKind::LayerPattern,
+        AxisKind::KvLoraRank,
+        AxisKind::QLoraRank,
+        AxisKind::RopeHeadDim,
+        AxisKind::VHeadDim,
     ];
+
+    /// The axes of [`crate::arch`]: a family with one of them is a family of stacks.
+    pub fn is_arch(self) -> bool {
+        matches!(
+            self,
+            AxisKind::Experts
+                | AxisKind::TopK
+                | AxisKind::ExpertFfnDim
+                | AxisKind::SharedExperts
+                | AxisKind::SharedExpertFfnDim
+                | AxisKind::FirstDenseLayers
+                | AxisKind::LayerPattern
+                | AxisKind::KvLoraRank
+                | AxisKind::QLoraRank
+                | AxisKind::RopeHeadDim
+                | AxisKind::VHeadDim
+        )
+    }
 
     /// The axis's name in specs and name templates.
     pub fn name(self) -> &'static str {
@@ -80,6 +122,17 @@ impl AxisKind {
             AxisKind::ContextLen => "context_len",
             AxisKind::Weights => "weights",
             AxisKind::KvCache => "kv_cache",
+            AxisKind::Experts => "experts",
+            AxisKind::TopK => "top_k",
+            AxisKind::ExpertFfnDim => "expert_ffn_dim",
+            AxisKind::SharedExperts => "shared_experts",
+            AxisKind::SharedExpertFfnDim => "shared_expert_ffn_dim",
+            AxisKind::FirstDenseLayers => "first_dense_layers",
+            AxisKind::LayerPattern => "layer_pattern",
+            AxisKind::KvLoraRank => "kv_lora_rank",
+            AxisKind::QLoraRank => "q_lora_rank",
+            AxisKind::RopeHeadDim => "rope_head_dim",
+            AxisKind::VHeadDim => "v_head_dim",
         }
     }
 
@@ -112,6 +165,8 @@ pub enum AxisValue {
     Bool(bool),
     Weights(WeightPrecision),
     KvCache(KvCachePrecision),
+    /// A layer pattern, `"5:1"`.
+    Pattern(LayerPattern),
 }
 
 impl AxisValue {
@@ -124,6 +179,7 @@ impl AxisValue {
             AxisValue::Bool(b) => b.to_string(),
             AxisValue::Weights(p) => p.name().to_string(),
             AxisValue::KvCache(p) => p.name().to_string(),
+            AxisValue::Pattern(p) => p.to_string(),
             AxisValue::Ratio(r) => {
                 let text = format!("{r:?}");
                 text.strip_suffix(".0").unwrap_or(&text).replace('.', "p")
@@ -650,7 +706,23 @@ impl Family {
             ShapeField::ContextLen => axis(AxisKind::ContextLen),
             ShapeField::Weights => axis(AxisKind::Weights),
             ShapeField::KvCache => axis(AxisKind::KvCache),
+            ShapeField::Experts => axis(AxisKind::Experts),
+            ShapeField::TopK => axis(AxisKind::TopK),
+            ShapeField::ExpertFfnDim => axis(AxisKind::ExpertFfnDim),
+            ShapeField::SharedExperts => axis(AxisKind::SharedExperts),
+            ShapeField::SharedExpertFfnDim => axis(AxisKind::SharedExpertFfnDim),
+            ShapeField::FirstDenseLayers => axis(AxisKind::FirstDenseLayers),
+            ShapeField::LayerPattern => axis(AxisKind::LayerPattern),
+            ShapeField::KvLoraRank => axis(AxisKind::KvLoraRank),
+            ShapeField::QLoraRank => axis(AxisKind::QLoraRank),
+            ShapeField::RopeHeadDim => axis(AxisKind::RopeHeadDim),
+            ShapeField::VHeadDim => axis(AxisKind::VHeadDim),
         }
+    }
+
+    /// Whether the family has an axis of [`crate::arch`]: its candidates are stacks.
+    pub fn is_arch(&self) -> bool {
+        self.axes.iter().any(|a| a.kind.is_arch())
     }
 
     /// The shape a combination describes, derived but not validated (the
@@ -730,6 +802,23 @@ impl Family {
                     Some(other) => return Err(format!("axis `kv_cache` takes bf16 or fp8, got {other:?}")),
                 },
             },
+            arch: Architecture {
+                experts: int(AxisKind::Experts)?,
+                top_k: int(AxisKind::TopK)?,
+                expert_ffn_dim: int(AxisKind::ExpertFfnDim)?,
+                shared_experts: int(AxisKind::SharedExperts)?,
+                shared_expert_ffn_dim: int(AxisKind::SharedExpertFfnDim)?,
+                first_dense_layers: int(AxisKind::FirstDenseLayers)?,
+                layer_pattern: match self.pick(picks, AxisKind::LayerPattern) {
+                    None => None,
+                    Some(AxisValue::Pattern(p)) => Some(p),
+                    Some(other) => return Err(format!("axis `layer_pattern` takes \"a:b\" patterns, got {other:?}")),
+                },
+                kv_lora_rank: int(AxisKind::KvLoraRank)?,
+                q_lora_rank: int(AxisKind::QLoraRank)?,
+                rope_head_dim: int(AxisKind::RopeHeadDim)?,
+                v_head_dim: int(AxisKind::VHeadDim)?,
+            },
         };
         Ok(shape)
     }
@@ -752,6 +841,7 @@ pub fn render(template: &[TemplatePart], picks: &[&Labeled], family: &Family, sh
 }
 
 fn derived_label(kind: AxisKind, s: &LayerShape) -> String {
+    let optional = |v: Option<u64>| v.map_or("none".to_string(), |v| v.to_string());
     let value = match kind {
         AxisKind::HiddenDim => AxisValue::Int(s.hidden_dim),
         AxisKind::HeadDim => AxisValue::Int(s.head_dim),
@@ -770,6 +860,19 @@ fn derived_label(kind: AxisKind, s: &LayerShape) -> String {
         AxisKind::ContextLen => AxisValue::Int(crate::model::context_of(s)),
         AxisKind::Weights => AxisValue::Weights(s.precision.weights),
         AxisKind::KvCache => AxisValue::KvCache(s.precision.kv_cache),
+        AxisKind::LayerPattern => return s.arch.layer_pattern.map_or("none".into(), |p| p.to_string()),
+        AxisKind::Experts => return optional(s.arch.experts),
+        AxisKind::TopK => return optional(s.arch.top_k),
+        AxisKind::ExpertFfnDim => return optional(s.arch.moe(s.ffn_dim).map(|m| m.expert_ffn_dim)),
+        AxisKind::SharedExperts => return optional(s.arch.shared_experts),
+        AxisKind::SharedExpertFfnDim => {
+            return optional(s.arch.moe(s.ffn_dim).filter(|m| m.shared_experts > 0).map(|m| m.shared_expert_ffn_dim))
+        }
+        AxisKind::FirstDenseLayers => return optional(s.arch.first_dense_layers),
+        AxisKind::KvLoraRank => return optional(s.arch.kv_lora_rank),
+        AxisKind::QLoraRank => return optional(s.arch.q_lora_rank),
+        AxisKind::RopeHeadDim => return optional(s.arch.latent(s.head_dim).map(|l| l.rope_head_dim)),
+        AxisKind::VHeadDim => return optional(s.arch.latent(s.head_dim).map(|l| l.v_head_dim)),
     };
     value.default_label()
 }

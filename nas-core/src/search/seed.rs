@@ -29,6 +29,7 @@ const fn shape(d: u64, h: u64, kv: u64, dh: u64, f: u64, qk: bool, w: Option<u64
         window_size: w,
         model: ModelDims::NONE,
         precision: crate::precision::Precision::BF16,
+        arch: crate::arch::Architecture::NONE,
     }
 }
 

@@ -1186,6 +1186,7 @@ impl Builder {
             window_size,
             model,
             precision,
+            arch,
         };
         if let Err(problem) = shape.validate() {
             match problem.key.and_then(|k| map.get(k)) {

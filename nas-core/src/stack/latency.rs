@@ -102,6 +102,7 @@ pub fn stand_in(stack: &ModelStack, kind: &LayerKind, w: &StackWorkload) -> Laye
         use_qk_norm: qk_norm,
         window_size: window,
         precision: crate::precision::Precision::BF16,
+        arch: crate::arch::Architecture::NONE,
         model: ModelDims {
             num_layers: Some((stack.layers.len() as u64).max(1)),
             vocab_size: Some(stack.vocab),

@@ -12,12 +12,15 @@
 //!   active parameters, weight and KV-cache bytes, memory fit;
 //! - `hf.rs`: a Hugging Face `config.json` read into a stack;
 //! - `latency.rs`: prefill and decode of a stack on a GPU, kind by kind;
-//! - `report.rs`: what `nas predict` and `nas import` print for a stack.
+//! - `report.rs`: what `nas predict` and `nas import` print for a stack;
+//! - `candidate.rs`: a candidate shape with MoE, layer-pattern or latent
+//!   fields (`crate::arch`) through its stack: its whole-model figures.
 //!
 //! Today's uniform dense [`LayerShape`] with [`crate::model::ModelDims`] is a
 //! stack of one kind ([`ModelStack::from_layer_shape`]); its counts through
 //! the stack equal [`crate::model::figures`] exactly.
 
+pub mod candidate;
 pub mod hf;
 pub mod latency;
 pub mod params;
@@ -239,14 +242,20 @@ impl ModelStack {
         }
     }
 
-    /// Today's uniform dense layer as a stack of one kind: bias-free q, k, v
-    /// and o, QK-norm per head when on, a gated MLP (GeGLU, as the harness
-    /// measures it), two RMSNorms per layer, a final RMSNorm. `None` for a
-    /// plain layer (no `num_layers` or `vocab_size`).
+    /// A candidate shape as a stack. Today's uniform dense layer is a stack
+    /// of one kind: bias-free q, k, v and o, QK-norm per head when on, a
+    /// gated MLP (GeGLU, as the harness measures it), two RMSNorms per layer,
+    /// a final RMSNorm. Its [`crate::arch`] fields make more kinds: a layer
+    /// pattern places its window on the sliding layers only (full attention
+    /// on the others), `experts` makes every layer past `first_dense_layers`
+    /// a mixture (router without bias, gated SiLU experts, shared experts of
+    /// `shared_experts * shared_expert_ffn_dim`), `kv_lora_rank` makes the
+    /// attention latent (no bias; `head_dim` is the no-RoPE query/key part).
+    /// `None` for a plain layer (no `num_layers` or `vocab_size`).
     pub fn from_layer_shape(shape: &LayerShape) -> Option<ModelStack> {
         let (layers, vocab) = (shape.model.num_layers?, shape.model.vocab_size?);
-        let kind = LayerKind {
-            attention: Attention::Standard(StandardAttention {
+        let standard = |window: Option<u64>| {
+            Attention::Standard(StandardAttention {
                 heads: shape.num_heads,
                 kv_heads: shape.num_kv_heads,
                 head_dim: shape.head_dim,
@@ -259,30 +268,76 @@ impl ModelStack {
                 } else {
                     QkNorm::None
                 },
-                window: shape.window_size,
+                window,
                 sinks: false,
-            }),
-            mlp: Mlp::Dense(DenseMlp {
-                ffn: shape.ffn_dim,
-                gated: true,
+            })
+        };
+        let latent = shape.arch.latent(shape.head_dim).map(|l| {
+            Attention::Latent(LatentAttention {
+                heads: shape.num_heads,
+                q_lora_rank: l.q_lora_rank,
+                kv_lora_rank: l.kv_lora_rank,
+                qk_nope_head_dim: shape.head_dim,
+                qk_rope_head_dim: l.rope_head_dim,
+                v_head_dim: l.v_head_dim,
                 bias: false,
-                activation: "gelu_pytorch_tanh",
-            }),
+            })
+        });
+        let dense = Mlp::Dense(DenseMlp {
+            ffn: shape.ffn_dim,
+            gated: true,
+            bias: false,
+            activation: "gelu_pytorch_tanh",
+        });
+        let moe = shape.arch.moe(shape.ffn_dim);
+        let mixture = moe.map(|m| {
+            Mlp::Moe(MoeMlp {
+                experts: m.experts,
+                top_k: m.top_k,
+                expert_ffn: m.expert_ffn_dim,
+                shared_experts: m.shared_experts,
+                shared_ffn: m.shared_ffn(),
+                shared_expert_gate: false,
+                router_bias: false,
+                expert_bias: false,
+                activation: "silu",
+            })
+        });
+        let kind = |attention: Attention, mlp: Mlp| LayerKind {
+            attention,
+            mlp,
             norm: NormKind::RmsNorm,
             norms: 2,
         };
         // A validated shape has at most MAX_LAYERS layers.
-        let layers = usize::try_from(layers.min(MAX_LAYERS)).ok()?;
-        Some(ModelStack {
-            model_type: "layer_shape".into(),
-            hidden: shape.hidden_dim,
+        let count = layers.min(MAX_LAYERS);
+        let first_dense = moe.map_or(0, |m| m.first_dense_layers);
+        let layer_kinds: Vec<LayerKind> = (0..count)
+            .map(|i| {
+                let attention = match (latent, shape.arch.layer_pattern) {
+                    (Some(a), _) => a,
+                    (None, Some(p)) if !p.is_sliding(i) => standard(None),
+                    (None, _) => standard(shape.window_size),
+                };
+                let mlp = match mixture {
+                    Some(m) if i >= first_dense => m,
+                    _ => dense,
+                };
+                kind(attention, mlp)
+            })
+            .collect();
+        let mut stack = ModelStack::from_layers(
+            "layer_shape",
+            shape.hidden_dim,
             vocab,
-            position_embeddings: None,
-            final_norm: NormKind::RmsNorm,
-            tie_embeddings: shape.model.tie_embeddings.unwrap_or(false),
-            kinds: vec![kind],
-            layers: vec![0; layers],
-        })
+            &layer_kinds,
+            NormKind::RmsNorm,
+            shape.model.tie_embeddings.unwrap_or(false),
+        );
+        if stack.kinds.is_empty() {
+            stack.kinds.push(kind(latent.unwrap_or(standard(shape.window_size)), dense));
+        }
+        Some(stack)
     }
 
     /// How many layers each kind has, in `kinds` order.

@@ -280,24 +280,28 @@ pub fn kv_cache(stack: &ModelStack, context: u64) -> KvCache {
     }
 }
 
+/// The activation peak of one prefill layer at `workload` (its sequence
+/// and batch): the widest kind's, as [`crate::model::activation_peak_bytes`]
+/// counts it on the kind's dense stand-in (a mixture counts the width a token
+/// passes through, `top_k * expert_ffn + shared_ffn`).
+pub fn activation_peak_bytes(stack: &ModelStack, workload: &super::StackWorkload) -> u64 {
+    stack
+        .kinds
+        .iter()
+        .map(|k| crate::model::activation_peak_bytes(&super::latency::stand_in(stack, k, workload)))
+        .max()
+        .unwrap_or(0)
+}
+
 /// Bytes a serving GPU needs for `batch` sequences of `context` tokens:
 /// weights (all experts), the KV cache, and the activation peak of one
-/// prefill layer at the workload (the widest kind's, as
-/// [`crate::model::activation_peak_bytes`] counts it on the kind's dense
-/// stand-in: a mixture counts the width a token passes through,
-/// `top_k * expert_ffn + shared_ffn`).
+/// prefill layer at the workload ([`activation_peak_bytes`]).
 pub fn memory_needed(stack: &ModelStack, workload: &super::StackWorkload) -> u64 {
     let weights = weight_bytes(&count(stack));
     let cache = kv_cache(stack, workload.context)
         .bytes_per_sequence
         .saturating_mul(workload.batch);
-    let peak = stack
-        .kinds
-        .iter()
-        .map(|k| crate::model::activation_peak_bytes(&super::latency::stand_in(stack, k, workload)))
-        .max()
-        .unwrap_or(0);
-    sum(&[weights, cache, peak])
+    sum(&[weights, cache, activation_peak_bytes(stack, workload)])
 }
 
 /// Whether [`memory_needed`] fits in `capacity_bytes`.
