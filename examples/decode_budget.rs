@@ -24,7 +24,7 @@ nas::nas_search! {
 
         known llama3_8b { hidden_dim: 4096, heads: 32, kv_heads: 8, head_dim: 128, ffn_dim: 14336, qk_norm: false, num_layers: 32, vocab_size: 128256 }
         known mistral_7b { hidden_dim: 4096, heads: 32, kv_heads: 8, head_dim: 128, ffn_dim: 14336, qk_norm: false, num_layers: 32, vocab_size: 32000, window: 4096 }
-        known qwen3_8b { hidden_dim: 4096, heads: 32, kv_heads: 8, head_dim: 128, ffn_dim: 12288, num_layers: 36, vocab_size: 151936 }
+        known qwen3_8b { hidden_dim: 4096, heads: 32, kv_heads: 8, head_dim: 128, ffn_dim: 12288, qk_norm: true, num_layers: 36, vocab_size: 151936 }
         known llama2_7b { hidden_dim: 4096, heads: 32, kv_heads: 32, head_dim: 128, ffn_dim: 11008, qk_norm: false, num_layers: 32, vocab_size: 32000 }
 
         family gen {

@@ -774,7 +774,7 @@ fn search_spec_with_an_unknown_cost_model() {
             &dir,
             &format!(r#"{{"hardware": ["h100"], "cost_model": "guess", "family": {{"axes": {AXES}, "name": "x"}}}}"#)
         ),
-        "DIR/s.json: cost_model: unknown cost model `guess`; known: measured, seed"
+        "DIR/s.json: cost_model: unknown cost model `guess` (no known name is close); known: measured, seed"
     );
 }
 
@@ -885,7 +885,7 @@ fn search_spec_family_beyond_the_streaming_limit() {
 /// family of 10^15 combinations before allocating anything.
 #[test]
 fn family_of_10_15_candidates_refuses_to_materialize() {
-    use nas::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
+    use nas::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, GqaRounding, Labeled, Rounding, Workload};
     let axis = |kind, values: Vec<u64>| Axis {
         kind,
         values: values
@@ -912,6 +912,7 @@ fn family_of_10_15_candidates_refuses_to_materialize() {
             multiple: 1,
             rounding: Rounding::NearestEven,
         },
+        gqa_rounding: GqaRounding::Exact,
         template: "x".into(),
     };
     assert_eq!(family.combinations(), 1_000_000_000_000_000);
@@ -987,7 +988,7 @@ fn search_spec_fits_on_a_gpu_it_does_not_target() {
                 r#"{{"hardware": ["h100"], "family": {{"axes": {AXES}, "name": "x"}}, "constraints": [{{"fits": {{"gpu": "a100", "batch": 1, "context": 1}}}}]}}"#
             )
         ),
-        "DIR/s.json: constraints[0].fits.gpu: `fits` names `a100`, which is not a target of this search (did you mean `h100`?); targets: h100"
+        "DIR/s.json: constraints[0].fits.gpu: `fits` names `a100`, which is not a target of this search (no known name is close); targets: h100"
     );
 }
 

@@ -214,20 +214,25 @@ impl Parse for Field {
         let name = input.parse()?;
         input.parse::<Token![:]>()?;
         let value = input.parse()?;
-        let rounding = if input.peek(kw::round_to) || input.peek(kw::round_up_to) || input.peek(kw::round_down_to) {
-            let mode = if input.peek(kw::round_to) {
-                input.parse::<kw::round_to>()?;
-                Rounding::NearestEven
+        let rounding = if input.peek(kw::round_down) {
+            let keyword = input.parse::<kw::round_down>()?.span;
+            Some(RoundingSpec {
+                mode: Rounding::Down,
+                keyword,
+                multiple: None,
+            })
+        } else if input.peek(kw::round_to) || input.peek(kw::round_up_to) || input.peek(kw::round_down_to) {
+            let (mode, keyword) = if input.peek(kw::round_to) {
+                (Rounding::NearestEven, input.parse::<kw::round_to>()?.span)
             } else if input.peek(kw::round_up_to) {
-                input.parse::<kw::round_up_to>()?;
-                Rounding::Up
+                (Rounding::Up, input.parse::<kw::round_up_to>()?.span)
             } else {
-                input.parse::<kw::round_down_to>()?;
-                Rounding::Down
+                (Rounding::Down, input.parse::<kw::round_down_to>()?.span)
             };
             Some(RoundingSpec {
                 mode,
-                multiple: input.parse()?,
+                keyword,
+                multiple: Some(input.parse()?),
             })
         } else {
             None

@@ -104,20 +104,23 @@ impl Places {
             .map(|f| b::Field {
                 name: self.word(&f.name),
                 value: self.value(&f.value),
-                rounding: f.rounding.as_ref().map(|r| b::RoundingInput {
-                    place: self.place(&f.name),
-                    mode: Some(b::Atom {
-                        value: b::Scalar::Str(
-                            match r.mode {
-                                Rounding::NearestEven => "nearest",
-                                Rounding::Up => "up",
-                                Rounding::Down => "down",
-                            }
-                            .into(),
-                        ),
-                        place: self.place(&r.multiple.tokens),
-                    }),
-                    multiple: Some(self.number(&r.multiple)),
+                rounding: f.rounding.as_ref().map(|r| {
+                    let keyword = proc_macro2::Ident::new("round", r.keyword);
+                    b::RoundingInput {
+                        place: self.place(&keyword),
+                        mode: Some(b::Atom {
+                            value: b::Scalar::Str(
+                                match r.mode {
+                                    Rounding::NearestEven => "nearest",
+                                    Rounding::Up => "up",
+                                    Rounding::Down => "down",
+                                }
+                                .into(),
+                            ),
+                            place: self.place(&keyword),
+                        }),
+                        multiple: r.multiple.as_ref().map(|m| self.number(m)),
+                    }
                 }),
                 place: self.place(field_tokens(f)),
             })

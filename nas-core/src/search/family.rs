@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use crate::error::{hint, Error, Result};
+use crate::error::{hint_or_list, Error, Result};
 use crate::model::ModelDims;
 use crate::shapes::{Candidate, LayerShape, ShapeField};
 
@@ -16,7 +16,9 @@ pub enum AxisKind {
     /// Without this axis, heads = hidden_dim / head_dim (skipped when it does not divide).
     NumHeads,
     KvHeads,
-    /// kv heads = max(1, heads / group).
+    /// kv heads = heads / group; a group that does not divide the heads
+    /// skips the combination (or, under [`GqaRounding::Down`], the seed's
+    /// rule: kv heads = max(1, floor(heads / group))).
     GqaGroup,
     FfnDim,
     /// ffn_dim = hidden_dim * ratio, rounded to the family's multiple.
@@ -87,7 +89,7 @@ impl AxisKind {
             Error::Spec(format!(
                 "unknown axis `{}`{}",
                 shown(name),
-                hint(name, AxisKind::ALL.iter().map(|k| k.name()))
+                hint_or_list(name, AxisKind::ALL.iter().map(|k| k.name()))
             ))
         })
     }
@@ -181,6 +183,22 @@ impl FfnRounding {
     }
 }
 
+/// How a `gqa_group` axis gives kv heads when the group does not divide the
+/// heads (heads = hidden_dim / head_dim vary along a family).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GqaRounding {
+    /// kv heads = heads / group exactly; a combination whose group does not
+    /// divide its heads is skipped (counted among the invalid ones, with
+    /// the reason), so a name's `{gqa_group}` is always the group it has.
+    #[default]
+    Exact,
+    /// The seed's rule, asked for explicitly (`gqa_group: 4 round_down` in
+    /// the DSL, `"round": "down"` in a JSON spec): kv heads = max(1,
+    /// floor(heads / group)); the name shows the declared group, the shape
+    /// the group it gets (6 heads in group 4: 1 kv head, a group of 6).
+    Down,
+}
+
 /// The run-time defaults candidates fall back to: seq_len and batch_size,
 /// and whole-model fields (context, training tokens and loss fit...) that
 /// neither the candidate nor an axis sets.
@@ -208,6 +226,7 @@ pub struct Family {
     pub source: Cow<'static, str>,
     pub axes: Cow<'static, [Axis]>,
     pub ffn_rounding: FfnRounding,
+    pub gqa_rounding: GqaRounding,
     pub template: Cow<'static, str>,
 }
 
@@ -660,7 +679,15 @@ impl Family {
         let num_kv_heads = match (int(AxisKind::KvHeads)?, int(AxisKind::GqaGroup)?) {
             (Some(kv), _) => kv,
             (None, Some(0)) => return Err("gqa_group must be at least 1".into()),
-            (None, Some(group)) => (num_heads / group).max(1),
+            (None, Some(group)) => match self.gqa_rounding {
+                GqaRounding::Down => (num_heads / group).max(1),
+                GqaRounding::Exact if num_heads % group == 0 => num_heads / group,
+                GqaRounding::Exact => {
+                    return Err(format!(
+                        "gqa_group {group} does not divide num_heads {num_heads}"
+                    ))
+                }
+            },
             (None, None) => num_heads,
         };
         let ffn_dim = match (int(AxisKind::FfnDim)?, self.pick(picks, AxisKind::FfnRatio)) {
@@ -675,7 +702,7 @@ impl Family {
             Some(other) => return Err(format!("axis `window` takes sizes or full, got {other:?}")),
         };
         let use_qk_norm = match self.pick(picks, AxisKind::QkNorm) {
-            None => true,
+            None => crate::shapes::DEFAULT_USE_QK_NORM,
             Some(AxisValue::Bool(b)) => b,
             Some(other) => return Err(format!("axis `qk_norm` takes true or false, got {other:?}")),
         };
@@ -790,6 +817,7 @@ mod tests {
                 multiple: 128,
                 rounding: Rounding::NearestEven,
             },
+            gqa_rounding: GqaRounding::Exact,
             template: template.to_string().into(),
         }
     }

@@ -18,7 +18,7 @@ use crate::gpu::{CostModelKind, GpuTarget, OwnGpu, Registry, SpecSheet};
 use crate::hardware::{Throughputs, THROUGHPUT_KEYS};
 use crate::model::{ModelDims, ParamCount, ScalingLaw};
 use crate::search::constraints::{Bound, CmpOp, Constraint, Constraints, Metric, MetricType};
-use crate::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
+use crate::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, GqaRounding, Labeled, Rounding, Workload};
 use crate::search::{CliffAxis, CliffSweep, RankMetric};
 use crate::shapes::{
     canonical_key, Candidate, LayerShape, GENERATED_CANDIDATE, KNOWN_MODEL, MAX_DIM, MAX_TRAINING_TOKENS,
@@ -704,12 +704,15 @@ impl Builder {
             }
             None if given.iter().all(Option::is_none) && (profile.is_some() || base.is_some()) => None,
             None => {
+                // A throughput given with a bad value has had its error; it is not missing.
                 let missing: Vec<&str> = THROUGHPUT_KEYS
                     .iter()
-                    .zip(given)
-                    .filter(|(_, g)| g.is_none())
-                    .map(|(k, _)| *k)
+                    .filter(|k| !fields.contains_key(*k))
+                    .copied()
                     .collect();
+                if !ok {
+                    return None;
+                }
                 if !missing.is_empty() {
                     self.at(
                         def.name.place,
@@ -740,10 +743,10 @@ impl Builder {
         }
         let mut spec = base.map_or(SpecSheet::UNKNOWN, |b| b.spec.clone());
         if let Some(f) = fields.get("memory_gib") {
-            let checked = scalar_number(&f.value)
-                .ok_or_else(|| "`memory_gib` must be a number".to_string())
-                .and_then(|(n, _)| crate::gpu::spec_sheet::check_memory_gib(n))
-                .map_err(|e| format!("`memory_gib`: {e}"));
+            let checked = match scalar_number(&f.value) {
+                None => Err("`memory_gib` must be a number of GiB".to_string()),
+                Some((n, _)) => crate::gpu::spec_sheet::check_memory_gib(n).map_err(|e| format!("`memory_gib`: {e}")),
+            };
             match checked {
                 Ok(gib) => spec.memory_gib = Some(gib),
                 Err(e) => {
@@ -1024,7 +1027,7 @@ impl Builder {
                 }
             }
         };
-        let use_qk_norm = boolean(self, "use_qk_norm", "qk_norm", &mut ok).unwrap_or(true);
+        let use_qk_norm = boolean(self, "use_qk_norm", "qk_norm", &mut ok).unwrap_or(crate::shapes::DEFAULT_USE_QK_NORM);
         let window_size = match map.get("window_size").map(|f| &f.value) {
             None
             | Some(Value::Scalar(Atom {
@@ -1159,6 +1162,26 @@ impl Builder {
         ok.then_some(FfnRounding { multiple, rounding })
     }
 
+    /// `gqa_group`'s rounding: only down (the seed's rule), with no multiple.
+    fn gqa_rounding(&mut self, r: &RoundingInput) -> Option<GqaRounding> {
+        let down = matches!(&r.mode, Some(Atom { value: Scalar::Str(s), .. }) if s == "down");
+        if down && r.multiple.is_none() {
+            return Some(GqaRounding::Down);
+        }
+        let place = match (&r.mode, &r.multiple) {
+            (Some(m), _) if !down => m.place,
+            (_, Some(m)) => m.place,
+            _ => r.place,
+        };
+        self.at(
+            place,
+            "`gqa_group` rounds only down, to no multiple: `round_down` in the DSL, `\"round\": \"down\"` in JSON \
+             (kv heads = max(1, floor(heads / group)), the seed's rule); without it a group that does not divide \
+             the heads skips the combination",
+        );
+        None
+    }
+
     /// `top_k`: from 1 to [`crate::search::stream::MAX_TOP_K`] (each list is held in full).
     fn top_k(&mut self, t: &Atom) -> Option<usize> {
         let k = self.positive_int("top_k", t)?;
@@ -1181,11 +1204,18 @@ impl Builder {
         let mut template: Option<(&str, Place)> = None;
         let mut source = GENERATED_CANDIDATE.to_string();
         let mut rounding = DEFAULT_FFN_ROUNDING;
+        let mut gqa_rounding = GqaRounding::Exact;
         let mut seen: BTreeMap<String, Place> = BTreeMap::new();
         let mut ok = true;
         for f in &def.fields {
             let name = f.name.text.as_str();
             if name == "name" || name == "source" {
+                if let Some(first) = first_seen(&mut seen, name, f.name.place) {
+                    self.at(f.name.place, format!("`{name}` is given twice"));
+                    self.at(first, "first given here");
+                    ok = false;
+                    continue;
+                }
                 match &f.value {
                     Value::Scalar(Atom {
                         value: Scalar::Str(s),
@@ -1228,8 +1258,15 @@ impl Builder {
                     Some(r) => rounding = r,
                     None => ok = false,
                 },
+                (Some(r), AxisKind::GqaGroup) => match self.gqa_rounding(r) {
+                    Some(g) => gqa_rounding = g,
+                    None => ok = false,
+                },
                 (Some(r), _) => {
-                    self.at(r.place, "rounding (`round_to`) applies to `ffn_ratio` only");
+                    self.at(
+                        r.place,
+                        "rounding applies to `ffn_ratio` (`round_to M`) and `gqa_group` (`round_down`) only",
+                    );
                     ok = false;
                 }
                 (None, _) => {}
@@ -1243,6 +1280,10 @@ impl Builder {
             }
         }
         let Some((template, template_place)) = template else {
+            if seen.contains_key("name") {
+                // given, but not as a string: that error is reported
+                return None;
+            }
             self.at(
                 def.name.place,
                 format!("{} needs a name template: `name: \"...\"`", Self::what(def)),
@@ -1256,6 +1297,7 @@ impl Builder {
             source: source.into(),
             axes: axes.into(),
             ffn_rounding: rounding,
+            gqa_rounding,
             template: template.to_string().into(),
         };
         if let Err(e) = crate::search::family::parse_template(template) {

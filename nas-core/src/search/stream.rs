@@ -1319,7 +1319,7 @@ pub fn count_valid(family: &Family, workload: Workload) -> Result<u64> {
 /// windows and QK-norm on or off (outermost first), batch 1; 30,146,560
 /// (30%) are valid shapes (kv heads must divide heads).
 pub fn bench_family() -> Family {
-    use crate::search::family::{Axis, AxisKind, AxisValue, FfnRounding, Rounding};
+    use crate::search::family::{Axis, AxisKind, AxisValue, FfnRounding, GqaRounding, Rounding};
     let ints = |kind, values: Vec<u64>| Axis {
         kind,
         values: values
@@ -1363,6 +1363,7 @@ pub fn bench_family() -> Family {
             multiple: 128,
             rounding: Rounding::NearestEven,
         },
+        gqa_rounding: GqaRounding::Exact,
         template: "b_s{seq_len}_h{hidden_dim}_hd{head_dim}_kv{kv_heads}_f{ffn_ratio}_w{window}_{qk_norm}".into(),
     }
 }
