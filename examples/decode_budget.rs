@@ -2,7 +2,7 @@
 // its memory with 8 sequences of 8192 tokens and whose scaling-law loss at
 // 15T training tokens is low enough?
 //
-//     cargo run --release --example decode_budget
+//     cargo run --release -p nas-examples --example decode_budget
 //
 // Writes docs/results/decode-budget.{json,md,html}. Decode latency is a roofline
 // estimate on the seed's constants (weights and KV cache at HBM bandwidth),

@@ -1,7 +1,7 @@
 // A Gemma-2B-class search of our own design: which ~2B-parameter-class layer
 // shape is fastest on each GPU while keeping enough width and FFN capacity?
 //
-//     cargo run --release --example gemma2b_class
+//     cargo run --release -p nas-examples --example gemma2b_class
 //
 // Writes docs/results/gemma-2b-class.{json,md,html}. H100 and H200 latencies come
 // from their measured profiles, the A100 from the seed's hand-set constants (see

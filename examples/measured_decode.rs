@@ -3,7 +3,7 @@
 // sequences of 32k tokens on an H200 and whose prefill (16 prompts of 1024
 // tokens) takes at most 200 ms?
 //
-//     cargo run --release --example measured_decode
+//     cargo run --release -p nas-examples --example measured_decode
 //
 // Writes docs/results/measured-decode.{json,md,html}. The layer latencies come
 // from the kernel-aware model fitted on each GPU's measurements; prefill is

@@ -1,7 +1,7 @@
 // The seed tool's whole multi-hardware search, written in the DSL.
 //
 // Run from the repository root:
-//     cargo run --release --example seed_pack
+//     cargo run --release -p nas-examples --example seed_pack
 // It writes docs/results/kernel-aware-nas-multihardware.{json,md,html}, the same
 // bytes as `nas pack --seed --calibration-db calibration/seed/noeris-cost-model-training.json`,
 // and numbers equal to the seed's own reference pack (parity).
