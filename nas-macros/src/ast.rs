@@ -12,7 +12,9 @@ pub struct Spec {
 }
 
 pub enum Item {
-    Hardware { span: Span, names: Vec<Ident> },
+    /// `hardware: [..]`; `list` is the span of the brackets (what errors about
+    /// the list point at).
+    Hardware { list: Span, names: Vec<Ident> },
     Gpu(GpuDef),
     Workload { span: Span, fields: Vec<Field> },
     Fixed(FixedDef),

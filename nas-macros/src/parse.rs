@@ -73,13 +73,13 @@ impl Parse for Item {
         input.call(Attribute::parse_outer)?;
         let look = input.lookahead1();
         if look.peek(kw::hardware) {
-            let span = input.parse::<kw::hardware>()?.span;
+            input.parse::<kw::hardware>()?;
             input.parse::<Token![:]>()?;
             let list;
-            bracketed!(list in input);
+            let brackets = bracketed!(list in input);
             let names = Punctuated::<Ident, Token![,]>::parse_terminated(&list)?;
             Ok(Item::Hardware {
-                span,
+                list: brackets.span.join(),
                 names: names.into_iter().collect(),
             })
         } else if look.peek(kw::gpu) {
@@ -195,13 +195,14 @@ impl Parse for Item {
         } else if input.peek(Ident) {
             let ident: Ident = input.parse()?;
             let name = ident.to_string();
+            let hint = match name.as_str() {
+                // the JSON spec's key: in the DSL a space says how many it keeps
+                "top_k" | "top" => " (a space keeps its best N: `space NAME top N { ... }`)".to_string(),
+                _ => nas_core::error::hint(&name, kw::ITEMS),
+            };
             Err(syn::Error::new(
                 ident.span(),
-                format!(
-                    "unknown item `{name}`{}; expected one of: {}",
-                    nas_core::error::hint(&name, kw::ITEMS),
-                    kw::ITEMS.join(", ")
-                ),
+                format!("unknown item `{name}`{hint}; expected one of: {}", kw::ITEMS.join(", ")),
             ))
         } else {
             Err(look.error())

@@ -188,10 +188,14 @@ impl Places {
             .items
             .iter()
             .map(|item| match item {
-                Item::Hardware { span, names } => b::ItemInput::Hardware {
-                    place: self.place(quote::quote_spanned!(*span=> hardware)),
-                    names: names.iter().map(|n| self.word(n)).collect(),
-                },
+                Item::Hardware { list, names } => {
+                    let mut brackets = proc_macro2::Group::new(proc_macro2::Delimiter::Bracket, TokenStream::new());
+                    brackets.set_span(*list);
+                    b::ItemInput::Hardware {
+                        place: self.place(brackets),
+                        names: names.iter().map(|n| self.word(n)).collect(),
+                    }
+                }
                 Item::Gpu(g) => b::ItemInput::Gpu(b::GpuInput {
                     name: self.word(&g.name),
                     base: g.base.as_ref().map(|n| self.word(n)),

@@ -532,6 +532,8 @@ fn predict(
             let per_kernel: Map<String, Value> = kernels.named().map(|(k, v)| (k.to_string(), json!(v))).collect();
             let mut out = json!({
                 "name": name,
+                // the shape as evaluated, defaults filled in (`use_qk_norm`, `batch_size`...)
+                "config": shapes[i],
                 "total_ms": latency.total_ms(i, 0),
                 "per_kernel": per_kernel,
                 "bottleneck": kernels.bottleneck(),

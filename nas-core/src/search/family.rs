@@ -562,14 +562,7 @@ impl Family {
         let mut names: BTreeMap<String, String> = BTreeMap::new();
         for index in 0..total {
             let picks = self.decode(index);
-            let describe = || {
-                picks
-                    .iter()
-                    .zip(self.axes.iter())
-                    .map(|(l, a)| format!("{}={}", a.kind.name(), l.label()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+            let describe = || self.describe(&picks);
             let shape = match self.shape_of(&picks, workload) {
                 Ok(shape) => shape,
                 Err(reason) => {
@@ -588,6 +581,32 @@ impl Family {
             out.candidates.push(Candidate::new(name, self.source.clone(), shape));
         }
         Ok(out)
+    }
+
+    /// A combination as messages show it: `hidden_dim=1536, head_dim=256, ...`.
+    pub fn describe(&self, picks: &[&Labeled]) -> String {
+        picks
+            .iter()
+            .zip(self.axes.iter())
+            .map(|(l, a)| format!("{}={}", a.kind.name(), l.label()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Up to `n` skipped combinations among the first `tries`, each with why
+    /// (`hidden_dim=1536, ...: gqa_group 4 does not divide num_heads 6`): the
+    /// examples an error about a family that yields nothing gives. Bounded
+    /// work, whatever the family's size.
+    pub fn sample_skips(&self, workload: Workload, n: usize, tries: u128) -> Vec<String> {
+        (0..self.combinations().min(tries))
+            .filter_map(|index| {
+                let picks = self.decode(index);
+                self.shape_of(&picks, workload)
+                    .err()
+                    .map(|why| format!("{}: {why}", self.describe(&picks)))
+            })
+            .take(n)
+            .collect()
     }
 
     /// The value picked on each axis for combination `index` (last axis fastest).

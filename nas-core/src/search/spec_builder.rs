@@ -823,7 +823,10 @@ impl Builder {
                         map.insert(key, f);
                     }
                     if let Some(r) = &f.rounding {
-                        self.at(r.place, "rounding (`round_to`) applies to `ffn_ratio` in a family only");
+                        self.at(
+                            r.place,
+                            "rounding applies to a family's `ffn_ratio` (`round_to M`) and `gqa_group` (`round_down`) only",
+                        );
                         ok = false;
                     }
                 }
@@ -1122,6 +1125,8 @@ impl Builder {
     fn what(def: &FamilyInput) -> String {
         match def.mode {
             FamilyMode::Listed => format!("family `{}`", def.name.text),
+            // the JSON spec's one family is named `family` (its key)
+            FamilyMode::Space { .. } if def.name.text == "family" => "the family".into(),
             FamilyMode::Space { .. } => format!("space `{}`", def.name.text),
         }
     }
@@ -1369,8 +1374,20 @@ impl Builder {
             return false;
         }
         match crate::search::stream::count_valid(family, self.workload) {
-            Ok(0) | Err(_) => {
-                self.at(def.name.place, format!("{} yields no valid candidate", Self::what(def)));
+            Ok(0) => {
+                let reasons = family.sample_skips(self.workload, 3, 100_000);
+                let examples = match reasons.is_empty() {
+                    true => String::new(),
+                    false => format!(" (e.g. {})", reasons.join("; ")),
+                };
+                self.at(
+                    def.name.place,
+                    format!("{} yields no valid candidate{examples}", Self::what(def)),
+                );
+                false
+            }
+            Err(e) => {
+                self.at(def.name.place, format!("{}: {e}", Self::what(def)));
                 false
             }
             Ok(_) => true,

@@ -612,7 +612,7 @@ impl<'a> Representatives<'a> {
             })
             .collect();
         let Some(&first) = valid.first() else {
-            return Err(Error::Spec("the family yields no valid candidate".into()));
+            return Err(Error::Spec(NO_VALID_CANDIDATE.into()));
         };
         let base = digits_of(radix, shape_mask, first);
         // Every value of every other axis must be valid on its own (window 0, seq 0...).
@@ -1152,7 +1152,7 @@ pub fn search_range(spec: &StreamSpec, limit: Option<u64>, progress: &(dyn Fn(u6
         })
         .reduce(|| Partial::new(&plan), Partial::merge);
     if partial.valid == 0 {
-        return Err(Error::Spec("the family yields no valid candidate".into()));
+        return Err(Error::Spec(NO_VALID_CANDIDATE.into()));
     }
     finish(&plan, partial, end)
 }
@@ -1284,6 +1284,9 @@ fn finish(plan: &Plan, partial: Partial, combinations: u64) -> Result<StreamResu
 
 /// The number of valid candidates of a family, without enumerating them
 /// (for compile-time checks of huge spaces).
+/// What streaming a family in which no combination is valid says.
+const NO_VALID_CANDIDATE: &str = "the family yields no valid candidate";
+
 pub fn count_valid(family: &Family, workload: Workload) -> Result<u64> {
     let constraints = Constraints::default();
     let spec = StreamSpec {
@@ -1304,7 +1307,11 @@ pub fn count_valid(family: &Family, workload: Workload) -> Result<u64> {
     ]
     .iter()
     .fold(0u64, |m, f| m | family.field_axes(*f));
-    let reps = Representatives::new(&spec, &radix, mask)?;
+    let reps = match Representatives::new(&spec, &radix, mask) {
+        Ok(reps) => reps,
+        Err(Error::Spec(e)) if e == NO_VALID_CANDIDATE => return Ok(0),
+        Err(e) => return Err(e),
+    };
     let others: u64 = radix
         .iter()
         .enumerate()
