@@ -607,6 +607,9 @@ fn calibrate(
         say!("decode: kernel-aware model transferred from {source}");
         if !decode_micro_files.is_empty() {
             let (micro, skipped, _) = nas::calibrate::decode_fit::read_micro(decode_micro_files)?;
+            if let Some(m) = micro.first() {
+                nas::calibrate::decode::check_same_gpu("decode micro-benchmarks", &m.gpu, &profile.gpu)?;
+            }
             let files: Vec<String> = decode_micro_files.iter().map(|f| f.display().to_string()).collect();
             moved = moved.refine(
                 &micro,
@@ -643,6 +646,7 @@ fn calibrate(
     }
     if !decode_files.is_empty() {
         let (records, sha) = nas::calibrate::decode::read(decode_files)?;
+        nas::calibrate::decode::check_same_gpu("decode steps", &records[0].gpu, &profile.gpu)?;
         if !decode_micro_files.is_empty() && !records.iter().all(compiled) {
             return Err(Error::Spec(
                 "--decode-micro goes with compiled decode steps (truth compiled_graph)".into(),
@@ -656,6 +660,9 @@ fn calibrate(
             }
             let limits = profile.physical_limits().ok_or_else(no_limits)?;
             let (micro, skipped, _) = nas::calibrate::decode_fit::read_micro(decode_micro_files)?;
+            if let Some(m) = micro.first() {
+                nas::calibrate::decode::check_same_gpu("decode micro-benchmarks", &m.gpu, &profile.gpu)?;
+            }
             if !decode_micro_files.is_empty() {
                 say!(
                     "decode micro-benchmarks: {} fitted on, {skipped} left out (failed or warm in L2)",
@@ -781,6 +788,7 @@ fn decode_fidelity(profile_path: &Path, files: &[PathBuf], seed_hardware: &str, 
         }
     };
     let (records, sha) = nas::calibrate::decode::read(files)?;
+    nas::calibrate::decode::check_same_gpu("decode steps", &records[0].gpu, &profile.gpu)?;
     let compiled = records.iter().all(|r| r.truth.as_deref() == Some("compiled_graph"));
     let method = if compiled {
         format!(
