@@ -37,6 +37,7 @@ pub struct DecodeRecord {
 
 /// The fitted decode throughputs and how well they predict.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DecodeFit {
     /// Bandwidth a decode step reaches (GB/s): weights and KV cache read once.
     pub bandwidth_gbps: f64,
@@ -112,8 +113,8 @@ pub fn for_each_json_line(
         let text = String::from_utf8(bytes).map_err(|_| Error::input(path.display().to_string(), "not UTF-8 text"))?;
         for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             let place = format!("{}:{}", path.display(), n + 1);
-            let v: Value =
-                serde_json::from_str(line).map_err(|e| Error::input(&place, format!("invalid JSON: {e}")))?;
+            // a key given twice is an error, as in every JSON input
+            let v: Value = crate::input::parse_json(line.as_bytes(), &place)?;
             each(&place, v)?;
         }
     }

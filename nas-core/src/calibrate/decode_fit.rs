@@ -23,6 +23,7 @@ pub const RAMP_CHOICES: [f64; 6] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
 
 /// The decode model fitted to one GPU (or carried over from another).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DecodeModelFit {
     /// Bytes per kernel billed at the ramp's extra cost.
     pub ramp_bytes: f64,

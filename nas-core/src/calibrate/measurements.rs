@@ -101,8 +101,8 @@ impl MeasurementSet {
                     continue;
                 }
                 let origin = format!("{name}:{}", n + 1);
-                let value: Value = serde_json::from_str(line)
-                    .map_err(|e| Error::input(&origin, format!("invalid JSON: {}", crate::input::json_problem(&e))))?;
+                // a key given twice is an error, as in every JSON input
+                let value: Value = crate::input::parse_json(line.as_bytes(), &origin)?;
                 if value.get("error").is_some_and(|e| !e.is_null()) {
                     failed_records += 1;
                     continue;

@@ -41,6 +41,7 @@ const FALLBACKS: [(&str, &str); 6] = [
 /// The physical peaks a profile's throughputs are bounded by (from the GPU's
 /// spec sheet, or given to `nas calibrate` for a GPU it does not know).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PhysicalLimits {
     /// Peak HBM bandwidth, GB/s: bounds every `GB/s` resource.
     pub hbm_gbps: f64,
@@ -103,6 +104,7 @@ impl PhysicalLimits {
 
 /// One fitted resource.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FittedResource {
     /// Milliseconds per unit of work (FLOP, byte or launch): what the model multiplies by.
     pub ms_per_unit: f64,
@@ -125,6 +127,7 @@ impl FittedResource {
 
 /// How well a model matches measurements.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ResidualStats {
     pub rows: usize,
     /// Mean absolute percentage error.
@@ -210,6 +213,7 @@ pub(crate) fn check_shown_throughput(
 
 /// Where the fitted data came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DataProvenance {
     pub files: Vec<String>,
     /// SHA-256 over the files' bytes, in the order given.
@@ -222,6 +226,7 @@ pub struct DataProvenance {
 
 /// A fitted kernel-aware profile of one GPU.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CalibrationProfile {
     pub schema_version: u32,
     pub model: String,
@@ -618,12 +623,12 @@ impl CalibrationProfile {
     /// Reads a profile; `place` names it in errors. Every resource must be
     /// present with a finite, non-negative value.
     pub fn from_json(text: &str, place: &str) -> Result<Self> {
-        let p: CalibrationProfile = serde_json::from_str(text).map_err(|e| {
-            Error::input(
-                place,
-                format!("not a calibration profile: {}", crate::input::json_problem(&e)),
-            )
-        })?;
+        // JSON first (a key given twice is an error, as in every JSON input),
+        // then the profile's fields (an unknown or misspelt one is an error:
+        // a misspelt `decode_model` must not quietly mean "none")
+        let doc = crate::input::parse_json(text.as_bytes(), place)?;
+        let p: CalibrationProfile = serde_json::from_value(doc)
+            .map_err(|e| Error::input(place, format!("not a calibration profile: {e}")))?;
         if p.model != MODEL {
             return Err(Error::input(place, format!("model `{}` is not `{MODEL}`", p.model)));
         }
