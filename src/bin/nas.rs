@@ -524,10 +524,11 @@ fn predict(
     let latency = Latencies::new(std::slice::from_ref(&gpu), &shapes);
     let step = gpu.step_throughputs()?;
     let source = gpu.provenance().summary();
-    let out: Vec<Value> = names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
+    // One answer at a time: a 64 MiB shape list holds 300,000 shapes, whose
+    // answers as one JSON tree took 4 GiB.
+    say_json_array(names.len(), |i| {
+        let name = &names[i];
+        {
             let kernels = latency.kernels(i, 0);
             let per_kernel: Map<String, Value> = kernels.named().map(|(k, v)| (k.to_string(), json!(v))).collect();
             let mut out = json!({
@@ -543,11 +544,44 @@ fn predict(
             });
             whole_model_keys(&mut out, &shapes[i], latency.total_ms(i, 0), Some(&step));
             out
-        })
-        .collect();
-    let text = serde_json::to_string_pretty(&out).map_err(|e| Error::Spec(e.to_string()))?;
-    say!("{text}");
-    Ok(())
+        }
+    })
+}
+
+/// Prints a JSON array of `n` values made one at a time by `item`, byte for
+/// byte as `serde_json::to_string_pretty` prints the whole array, holding
+/// only one value in memory. Write errors are handled as [`say!`]'s.
+fn say_json_array(n: usize, item: impl Fn(usize) -> Value) -> Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut write = || -> std::io::Result<()> {
+        if n == 0 {
+            return writeln!(out, "[]");
+        }
+        out.write_all(b"[\n")?;
+        for i in 0..n {
+            let text = serde_json::to_string_pretty(&item(i)).map_err(std::io::Error::other)?;
+            for (j, line) in text.lines().enumerate() {
+                if j > 0 {
+                    out.write_all(b"\n")?;
+                }
+                out.write_all(b"  ")?;
+                out.write_all(line.as_bytes())?;
+            }
+            out.write_all(if i + 1 < n { b",\n" } else { b"\n" })?;
+        }
+        out.write_all(b"]\n")?;
+        out.flush()
+    };
+    match write() {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(Error::Io {
+            path: "standard output".into(),
+            source: e,
+        }),
+    }
 }
 
 /// Adds what a whole-model shape allows: `params`, `weight_bytes`,
@@ -808,7 +842,7 @@ fn decode_fidelity(profile_path: &Path, files: &[PathBuf], seed_hardware: &str, 
         .step_throughputs()
         .ok_or_else(|| Error::Spec("the profile has no decode throughputs".into()))?;
     let md = nas::calibrate::decode::fidelity_markdown(&records, &method, &ours_described, &seed, &ours);
-    let path = nas::report::write::with_suffix(out, "md");
+    let path = nas::report::write::report_paths(out, &["md"])?.remove(0);
     nas::report::write::write_atomic(&path, md.as_bytes())?;
     say!("wrote {}", path.display());
     Ok(())
@@ -833,7 +867,8 @@ fn fidelity(profile_path: &Path, files: &[PathBuf], set: &str, seed_hardware: &s
     let data = MeasurementSet::read(files)?;
     let seed = seed_gpu(seed_hardware)?;
     let report = FidelityReport::build(&profile, &profile_path.display().to_string(), &data, set, &seed)?;
-    let svg_path = nas::report::write::with_suffix(out, "svg");
+    let paths = nas::report::write::report_paths(out, &["svg", "md", "html"])?;
+    let svg_path = paths[0].clone();
     let svg_name = svg_path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -857,14 +892,13 @@ fn fidelity(profile_path: &Path, files: &[PathBuf], set: &str, seed_hardware: &s
         seed_stats.within_10_pct,
         seed_rho
     );
-    let md_path = nas::report::write::with_suffix(out, "md");
-    let html_path = nas::report::write::with_suffix(out, "html");
+    let (md_path, html_path) = (&paths[1], &paths[2]);
     let (svg, md) = (report.to_svg()?, report.to_markdown(&svg_name, &command));
     let html = report.to_html(&svg_name, &command)?;
     nas::report::write::write_all_atomic(&[
         (&svg_path, svg.as_bytes()),
-        (&md_path, md.as_bytes()),
-        (&html_path, html.as_bytes()),
+        (md_path, md.as_bytes()),
+        (html_path, html.as_bytes()),
     ])?;
     say!(
         "wrote {}, {} and {}",

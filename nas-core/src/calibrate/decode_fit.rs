@@ -21,6 +21,13 @@ use super::profile::{throughput, FittedResource, PhysicalLimits, ResidualStats};
 /// leave-one-model-out error on the training models.
 pub const RAMP_CHOICES: [f64; 6] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
 
+/// Most decode steps (and, separately, micro-benchmarks) one decode fit
+/// takes; the committed fit takes 196 steps and 461 micro-benchmarks.
+pub const MAX_FIT_STEPS: usize = 4096;
+
+/// Most models one decode fit holds out in turn (the committed fit: 17).
+pub const MAX_FIT_MODELS: usize = 64;
+
 /// The decode model fitted to one GPU (or carried over from another).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -401,6 +408,17 @@ pub fn fit(
     let mut models: Vec<String> = train.iter().map(|r| r.model.clone()).collect();
     models.sort();
     models.dedup();
+    if train.len() > MAX_FIT_STEPS || micro.len() > MAX_FIT_STEPS || models.len() > MAX_FIT_MODELS {
+        return Err(Error::Spec(format!(
+            "{} training decode steps of {} models and {} micro-benchmarks; a decode fit takes at most \
+             {MAX_FIT_STEPS} steps, {MAX_FIT_MODELS} models and {MAX_FIT_STEPS} micro-benchmarks (it refits once \
+             per model for each of {} ramps): fit a sample",
+            train.len(),
+            models.len(),
+            micro.len(),
+            RAMP_CHOICES.len()
+        )));
+    }
     if train.len() + micro.len() <= COUNT || models.len() < 3 {
         return Err(Error::Spec(format!(
             "{} training decode steps of {} models and {} micro-benchmarks to fit {COUNT} constants: measure more",

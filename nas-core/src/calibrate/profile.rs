@@ -188,6 +188,10 @@ impl ResidualStats {
     }
 }
 
+/// Most measurements one layer fit takes (the committed fits take 83):
+/// leave-one-out refits once per record, about 6 s at this limit.
+pub const MAX_FIT_RECORDS: usize = 4096;
+
 /// Most a fit may miss its own training data by, on average (MAPE in
 /// percent): the committed fits miss by 2-6%.
 pub const MAX_TRAINING_MAPE_PCT: f64 = 50.0;
@@ -379,6 +383,13 @@ impl CalibrationProfile {
             .iter()
             .filter(|m| !exclude_sets.contains(&m.set.as_str()))
             .collect();
+        if used.len() > MAX_FIT_RECORDS {
+            return Err(Error::Spec(format!(
+                "{} measurements to fit; a fit takes at most {MAX_FIT_RECORDS} (its leave-one-out \
+                 cross-validation refits once per record, so time grows with their square): fit a sample",
+                used.len()
+            )));
+        }
         if used.len() < RESOURCES.len() {
             return Err(Error::Spec(format!(
                 "{} measurements to fit {} throughputs: measure more shapes",

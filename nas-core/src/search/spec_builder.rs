@@ -118,6 +118,11 @@ pub struct Atom {
     pub place: Place,
 }
 
+/// Most GPUs one search targets (DSL `hardware`, JSON `hardware`): the
+/// streaming search walks the family once per 8 GPUs and keeps `top_k`
+/// entries per list per GPU, so time and memory grow with each.
+pub const MAX_HARDWARE: usize = 64;
+
 /// A name (a GPU, a metric, a candidate) and its place.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Word {
@@ -239,6 +244,14 @@ pub enum ClauseInput {
 }
 
 impl ClauseInput {
+    /// Comparisons, ranges and `fits` in this clause, nested ones included.
+    pub fn atoms(&self) -> usize {
+        match self {
+            ClauseInput::All(cs, _) | ClauseInput::Any(cs, _) => cs.iter().map(ClauseInput::atoms).sum(),
+            _ => 1,
+        }
+    }
+
     pub fn place(&self) -> Place {
         match self {
             ClauseInput::Fits { place, .. }
@@ -416,6 +429,12 @@ impl Builder {
                                 None => Some(DEFAULT_TOP_K),
                                 Some(t) => self.top_k(t),
                             };
+                            if let Some(k) = k {
+                                if let Err(e) = crate::search::stream::check_reported(k, listed.len()) {
+                                    let place = top.as_ref().map_or(def.name.place, |t| t.place);
+                                    self.at(place, e);
+                                }
+                            }
                             if let (Some(family), Some(k)) = (family, k) {
                                 if self.space(def, &family) {
                                     space = Some((family, k));
@@ -647,6 +666,16 @@ impl Builder {
         }
         if names.is_empty() {
             self.at(place, "`hardware: []` lists no GPU");
+        }
+        if names.len() > MAX_HARDWARE {
+            self.at(
+                place,
+                format!(
+                    "{} GPUs listed; a search targets at most {MAX_HARDWARE} (its time and its \
+                     report grow with every GPU)",
+                    names.len()
+                ),
+            );
         }
         targets
     }
@@ -1515,6 +1544,24 @@ impl Builder {
     }
 
     fn constraints(&mut self, clauses: &[ClauseInput]) -> Vec<Constraint> {
+        // Checked before anything else: the contradiction check and the
+        // search's tables grow with the number of comparisons.
+        let limit = crate::search::constraints::MAX_CONSTRAINT_ATOMS;
+        let mut total = 0usize;
+        for c in clauses {
+            total += c.atoms();
+            if total > limit {
+                self.at(
+                    c.place(),
+                    format!(
+                        "the constraints hold {} comparisons, more than the {limit} a search takes (the first \
+                         beyond them is here)",
+                        clauses.iter().map(ClauseInput::atoms).sum::<usize>()
+                    ),
+                );
+                return Vec::new();
+            }
+        }
         let converted: Vec<Option<Constraint>> = clauses.iter().map(|c| self.clause(c)).collect();
         if converted.iter().any(Option::is_none) {
             return Vec::new();

@@ -44,6 +44,23 @@ pub const MAX_PARETO_SLOTS: u64 = 1 << 17;
 /// Most entries a streamed search reports per list (`top_k`).
 pub const MAX_TOP_K: usize = 10_000;
 
+/// Most entries a search reports in one list over all its GPUs (`top_k` x
+/// GPUs): each entry is kept, and written, with its shape and per-kernel
+/// times (about 1 KiB in memory), three lists per GPU.
+pub const MAX_REPORTED: usize = 50_000;
+
+/// `top_k` on `gpus` GPUs must report at most [`MAX_REPORTED`] entries per list.
+pub fn check_reported(top_k: usize, gpus: usize) -> std::result::Result<(), String> {
+    let entries = top_k.saturating_mul(gpus);
+    if entries > MAX_REPORTED {
+        return Err(format!(
+            "`top_k` = {top_k} on {gpus} GPUs reports {entries} candidates per list; a search reports at most \
+             {MAX_REPORTED} (top_k x GPUs): ask for fewer"
+        ));
+    }
+    Ok(())
+}
+
 /// Extra entries kept beyond k until the exact re-evaluation, so that values
 /// an ulp apart in the streamed sums cannot push a true top-k entry out.
 const MARGIN: usize = 16;
@@ -1106,6 +1123,26 @@ pub fn search(spec: &StreamSpec, progress: &(dyn Fn(u64) + Sync)) -> Result<Stre
 
 /// Streams the first `limit` candidates of the family (all when `None`).
 pub fn search_range(spec: &StreamSpec, limit: Option<u64>, progress: &(dyn Fn(u64) + Sync)) -> Result<StreamResult> {
+    check_reported(spec.top_k, spec.hardware.len()).map_err(Error::Spec)?;
+    // The Pareto fronts of all GPUs hold at most one entry per quality-table
+    // entry and GPU: bounded over every GPU, not only over one pass's.
+    let quality_axes = spec.family.field_axes(ShapeField::HiddenDim) | spec.family.field_axes(ShapeField::FfnDim);
+    let quality_entries = spec
+        .family
+        .axes
+        .iter()
+        .enumerate()
+        .filter(|(a, _)| quality_axes & (1 << a) != 0)
+        .fold(1u64, |n, (_, axis)| n.saturating_mul(axis.values.len() as u64));
+    let slots = quality_entries.saturating_mul(spec.hardware.len() as u64);
+    if slots > MAX_PARETO_SLOTS {
+        return Err(Error::Spec(format!(
+            "the axes that decide the quality proxy (`hidden_dim` and the FFN size) have {quality_entries} \
+             combinations together, on {} GPUs; the streaming search's Pareto fronts hold at most \
+             {MAX_PARETO_SLOTS} (combinations x GPUs): give these axes fewer values, or the search fewer GPUs",
+            spec.hardware.len()
+        )));
+    }
     // One pass per run of GPUs that share a layer model (at most MAX_GPUS
     // each); the passes share nothing but their counts.
     let mut runs: Vec<&[Gpu]> = Vec::new();
