@@ -622,6 +622,12 @@ fn calibrate(
     transfer_decode_from: Option<&Path>,
     limits: Option<nas::calibrate::PhysicalLimits>,
 ) -> Result<()> {
+    // What the fit prints, shown only once its profile is known to be
+    // writable: a refused fit prints nothing on standard output.
+    let mut notes: Vec<String> = Vec::new();
+    macro_rules! note {
+        ($($arg:tt)*) => { notes.push(format!($($arg)*)) };
+    }
     let data = MeasurementSet::read(files)?;
     let excluded: Vec<&str> = exclude_sets.iter().map(String::as_str).collect();
     let (mut profile, rows) = CalibrationProfile::fit(&data, &excluded, limits)?;
@@ -638,7 +644,7 @@ fn calibrate(
         );
         let source = format!("{} ({})", from.gpu, from_path.display());
         let mut moved = fit.transfer(&from_limits, &to_limits, &source);
-        say!("decode: kernel-aware model transferred from {source}");
+        note!("decode: kernel-aware model transferred from {source}");
         if !decode_micro_files.is_empty() {
             let (micro, skipped, _) = nas::calibrate::decode_fit::read_micro(decode_micro_files)?;
             if let Some(m) = micro.first() {
@@ -655,15 +661,15 @@ fn calibrate(
                     files.join(", ")
                 ),
             )?;
-            say!(
+            note!(
                 "decode: single-kernel constants refitted on {} micro-benchmarks ({skipped} left out)",
                 micro.len()
             );
             for (name, f) in &moved.fitted {
-                say!("  {name:<28} {:>12.3} {}", f.throughput, f.unit);
+                note!("  {name:<28} {:>12.3} {}", f.throughput, f.unit);
             }
             if let Some(s) = moved.residuals.get("refined_micro") {
-                say!(
+                note!(
                     "  refined micro MAPE {:.2}% within10 {:.1}%",
                     s.mape_pct,
                     s.within_10_pct
@@ -698,23 +704,23 @@ fn calibrate(
                 nas::calibrate::decode::check_same_gpu("decode micro-benchmarks", &m.gpu, &profile.gpu)?;
             }
             if !decode_micro_files.is_empty() {
-                say!(
+                note!(
                     "decode micro-benchmarks: {} fitted on, {skipped} left out (failed or warm in L2)",
                     micro.len()
                 );
             }
             let fit = nas::calibrate::decode_fit::fit(&records, &micro, &sha, &limits)?;
-            say!(
+            note!(
                 "decode: kernel-aware model, ramp {} MiB, fitted on {} ({} records)",
                 fit.ramp_bytes / 1048576.0,
                 fit.trained_on.join(", "),
                 records.len()
             );
             for (name, f) in &fit.fitted {
-                say!("  {name:<28} {:>12.3} {}", f.throughput, f.unit);
+                note!("  {name:<28} {:>12.3} {}", f.throughput, f.unit);
             }
             for (set, s) in &fit.residuals {
-                say!(
+                note!(
                     "  decode {set:<20} {:>4} steps  MAPE {:>6.2}%  max {:>6.2}%  within10 {:>5.1}%",
                     s.rows,
                     s.mape_pct,
@@ -728,7 +734,7 @@ fn calibrate(
                 Error::Spec("the layer fit has no bandwidth or GEMM throughput to start decode from".into())
             })?;
             let fit = nas::calibrate::decode::fit(&records, &sha, &layer)?;
-            say!(
+            note!(
                 "decode: {:.0} GB/s, {:.4} ms per kernel; MAPE {:.2}% on {} (train), {} on the rest",
                 fit.bandwidth_gbps,
                 fit.launch_ms,
@@ -740,13 +746,13 @@ fn calibrate(
             profile.decode = Some(fit);
         }
     }
-    say!(
+    note!(
         "fitted {} ({} SMs) on {} records",
         profile.gpu,
         profile.sm_count,
         rows.len()
     );
-    say!("{:<34} {:>12} unit", "resource", "throughput");
+    note!("{:<34} {:>12} unit", "resource", "throughput");
     for (name, f) in &profile.fitted {
         let note = match profile.fallbacks.get(name) {
             Some(to) => format!(" (no data: uses {to})"),
@@ -754,9 +760,9 @@ fn calibrate(
             None if profile.at_limit(name) => " (at its physical limit)".to_string(),
             None => String::new(),
         };
-        say!("{name:<34} {:>12.2} {}{note}", f.throughput, f.unit);
+        note!("{name:<34} {:>12.2} {}{note}", f.throughput, f.unit);
     }
-    say!(
+    note!(
         "{:<14} {:>6} {:>8} {:>8} {:>10}",
         "residuals",
         "rows",
@@ -768,7 +774,7 @@ fn calibrate(
     let held = profile.validation.iter().map(|(k, s)| (format!("held-out {k}"), s));
     let own = profile.residuals.iter().map(|(k, s)| (k.clone(), s));
     for (kind, s) in own.chain(cv).chain(held) {
-        say!(
+        note!(
             "{kind:<14} {:>6} {:>8.2} {:>8.2} {:>10.1}",
             s.rows,
             s.mape_pct,
@@ -778,9 +784,9 @@ fn calibrate(
     }
     let mut worst = rows.clone();
     worst.sort_by(|a, b| b.relative_error().abs().total_cmp(&a.relative_error().abs()));
-    say!("worst rows:");
+    note!("worst rows:");
     for r in worst.iter().take(8) {
-        say!(
+        note!(
             "  {:+7.1}%  {:<12} measured {:.4} ms, predicted {:.4} ms  ({})",
             r.relative_error() * 100.0,
             r.kind,
@@ -789,7 +795,12 @@ fn calibrate(
             r.origin
         );
     }
-    nas::report::write::write_atomic(out, profile.to_json()?.as_bytes())?;
+    // A profile that reading would refuse is an error before anything is shown.
+    let text = profile.to_json()?;
+    for line in &notes {
+        say!("{line}");
+    }
+    nas::report::write::write_atomic(out, text.as_bytes())?;
     say!("wrote {}", out.display());
     Ok(())
 }
