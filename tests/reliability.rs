@@ -1764,3 +1764,71 @@ fn output_through_a_symbolic_link() {
     assert!(written.contains("\"valid_candidates\""), "{written}");
     assert_eq!(dir.names(), ["elsewhere", "link.json"], "no temporary file left");
 }
+
+#[test]
+fn search_spec_of_eight_axes_of_65536_values() {
+    let dir = Dir::new("spec2p128");
+    // 2^128 combinations: one more than a u128 holds (the count once wrapped to a small number)
+    let axes: Vec<Value> = ["seq_len", "batch_size", "num_layers", "vocab_size", "context_len", "ffn_dim", "num_heads", "kv_heads"]
+        .iter()
+        .map(|a| json!({"axis": a, "values": (1..=65536).collect::<Vec<u64>>()}))
+        .chain([json!({"axis": "hidden_dim", "values": [2048]}), json!({"axis": "head_dim", "values": [128]})])
+        .collect();
+    assert_eq!(
+        search(
+            &dir,
+            &json!({"hardware": ["h100"], "family": {"axes": axes, "name": "x{seq_len}_{batch_size}_{num_layers}_{vocab_size}_{context_len}_{ffn_dim}_{num_heads}_{kv_heads}"}}).to_string()
+        ),
+        "DIR/s.json: family: the family has 2^128 or more combinations; the streaming search handles at most 2^62"
+    );
+}
+
+#[test]
+fn search_spec_listing_a_gpu_twice() {
+    let dir = Dir::new("specGpuTwice");
+    assert_eq!(
+        search(&dir, &format!(r#"{{"hardware": ["h100", "h100"], "family": {{"axes": {AXES}, "name": "x"}}}}"#)),
+        "DIR/s.json: hardware[1]: hardware `h100` is listed twice; hardware[0]: `h100` is first listed here"
+    );
+}
+
+#[test]
+fn search_spec_gpu_named_like_a_builtin_but_for_case() {
+    let dir = Dir::new("specGpuCase");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": [{{"key": "H100", "base": "h100", "cost_model": "seed"}}], "family": {{"axes": {AXES}, "name": "x"}}}}"#
+            )
+        ),
+        "DIR/s.json: hardware[0]: `H100` is the built-in GPU `h100` but for case; give yours another name"
+    );
+}
+
+#[test]
+fn search_spec_gpu_profile_that_is_not_a_string() {
+    let dir = Dir::new("specGpuProfile");
+    // one error: the throughputs are not also reported missing, nor the profile absent
+    assert_eq!(
+        search(
+            &dir,
+            &format!(r#"{{"hardware": [{{"key": "mine", "profile": 5}}], "family": {{"axes": {AXES}, "name": "x"}}}}"#)
+        ),
+        "DIR/s.json: hardware[0].profile: `profile` must be a string"
+    );
+}
+
+#[test]
+fn search_spec_comparison_whose_op_is_not_a_string() {
+    let dir = Dir::new("specOp");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h100"], "family": {{"axes": {AXES}, "name": "x"}}, "constraints": [{{"metric": "hidden_dim", "op": 5, "value": 1}}]}}"#
+            )
+        ),
+        "DIR/s.json: constraints[0]: `op` is one of >=, >, <=, <, ==, !=; got 5"
+    );
+}

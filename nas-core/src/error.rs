@@ -204,8 +204,14 @@ mod tests {
         assert_eq!(hint("H100", gpus), " (did you mean `h100`?)");
         // a true tie names every name it ties
         assert_eq!(hint("h300", gpus), " (did you mean `h100` or `h200`?)");
-        assert_eq!(hint("Hidden_Dim", ["head_dim", "hidden_dim"]), " (did you mean `hidden_dim`?)");
-        assert_eq!(hint("NUM_ATTENTION_HEADS", ["num_heads", "heads"]), " (did you mean `heads`?)");
+        assert_eq!(
+            hint("Hidden_Dim", ["head_dim", "hidden_dim"]),
+            " (did you mean `hidden_dim`?)"
+        );
+        assert_eq!(
+            hint("NUM_ATTENTION_HEADS", ["num_heads", "heads"]),
+            " (did you mean `heads`?)"
+        );
         assert_eq!(hint(&"x".repeat(65), gpus), " (no known name is close)");
     }
 }

@@ -74,7 +74,9 @@ impl DecodeFit {
             ("validation_mape_pct", self.validation_mape_pct),
         ] {
             if let Some(v) = v.filter(|v| !(v.is_finite() && *v >= 0.0)) {
-                return Err(format!("`decode.{key}` must be a finite non-negative percentage, got {v:?}"));
+                return Err(format!(
+                    "`decode.{key}` must be a finite non-negative percentage, got {v:?}"
+                ));
             }
         }
         if self.train_mape_pct > super::profile::MAX_TRAINING_MAPE_PCT {

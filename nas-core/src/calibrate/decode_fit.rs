@@ -224,7 +224,10 @@ pub fn read_micro(paths: &[impl AsRef<std::path::Path>]) -> Result<(Vec<MicroRec
                 None | Some(Value::Null) => false,
                 Some(Value::Bool(b)) => *b,
                 Some(other) => {
-                    return Err(Error::input(place, format!("`l2_resident` must be true or false, got {other}")))
+                    return Err(Error::input(
+                        place,
+                        format!("`l2_resident` must be true or false, got {other}"),
+                    ))
                 }
             };
             let bytes_of = |key: &str| -> Result<Option<f64>> {

@@ -154,7 +154,9 @@ impl ResidualStats {
     pub fn check(&self, place: &str) -> std::result::Result<(), String> {
         for (key, v) in [("mape_pct", self.mape_pct), ("max_abs_pct", self.max_abs_pct)] {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(format!("`{place}.{key}` must be a finite non-negative percentage, got {v:?}"));
+                return Err(format!(
+                    "`{place}.{key}` must be a finite non-negative percentage, got {v:?}"
+                ));
             }
         }
         if self.max_abs_pct < self.mape_pct * (1.0 - 1e-9) {
@@ -199,11 +201,7 @@ pub const MAX_TRAINING_MAPE_PCT: f64 = 50.0;
 /// A fitted resource's shown `throughput` and `unit` must be what its
 /// `ms_per_unit` gives: whole-model steps read the throughput, so one that
 /// disagrees (negative, subnormal, edited) is refused.
-pub(crate) fn check_shown_throughput(
-    place: &str,
-    unit: Unit,
-    f: &FittedResource,
-) -> std::result::Result<(), String> {
+pub(crate) fn check_shown_throughput(place: &str, unit: Unit, f: &FittedResource) -> std::result::Result<(), String> {
     let (want, want_unit) = throughput(unit, f.ms_per_unit);
     let close = (f.throughput - want).abs() <= 1e-9 * want.abs().max(f.throughput.abs());
     if !f.throughput.is_finite() || !close || f.unit != want_unit {
@@ -638,8 +636,8 @@ impl CalibrationProfile {
         // then the profile's fields (an unknown or misspelt one is an error:
         // a misspelt `decode_model` must not quietly mean "none")
         let doc = crate::input::parse_json(text.as_bytes(), place)?;
-        let p: CalibrationProfile = serde_json::from_value(doc)
-            .map_err(|e| Error::input(place, format!("not a calibration profile: {e}")))?;
+        let p: CalibrationProfile =
+            serde_json::from_value(doc).map_err(|e| Error::input(place, format!("not a calibration profile: {e}")))?;
         if p.model != MODEL {
             return Err(Error::input(place, format!("model `{}` is not `{MODEL}`", p.model)));
         }
@@ -701,7 +699,8 @@ impl CalibrationProfile {
             ("validation", &p.validation),
         ] {
             for (key, s) in stats {
-                s.check(&format!("{what}.{key}")).map_err(|problem| Error::input(place, problem))?;
+                s.check(&format!("{what}.{key}"))
+                    .map_err(|problem| Error::input(place, problem))?;
             }
         }
         if let Some(all) = p.residuals.get("all") {

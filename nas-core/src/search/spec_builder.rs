@@ -681,12 +681,22 @@ impl Builder {
     }
 
     fn gpu(&mut self, def: &GpuInput) -> Option<GpuTarget> {
+        // Any error in the declaration ends it: nothing is checked (or
+        // reported) of a GPU that is not what was written.
+        let errors_before = self.errors.len();
         let key = def.name.text.as_str();
         let registry = Registry::builtin();
         if registry.entry(key).is_ok() {
             self.at(
                 def.name.place,
                 format!("`{key}` is a built-in GPU; give yours another name"),
+            );
+            return None;
+        }
+        if let Some(builtin) = registry.keys().iter().find(|k| k.eq_ignore_ascii_case(key)) {
+            self.at(
+                def.name.place,
+                format!("`{key}` is the built-in GPU `{builtin}` but for case; give yours another name"),
             );
             return None;
         }
@@ -731,7 +741,12 @@ impl Builder {
                 }
                 Some(v)
             }
-            None if given.iter().all(Option::is_none) && (profile.is_some() || base.is_some()) => None,
+            // a `profile` given with a bad value has had its error: the throughputs are not missing
+            None if given.iter().all(Option::is_none)
+                && (profile.is_some() || base.is_some() || fields.contains_key("profile")) =>
+            {
+                None
+            }
             None => {
                 // A throughput given with a bad value has had its error; it is not missing.
                 let missing: Vec<&str> = THROUGHPUT_KEYS
@@ -783,6 +798,9 @@ impl Builder {
                     return None;
                 }
             }
+        }
+        if self.errors.len() > errors_before {
+            return None;
         }
         let seed = match values {
             Some(v) => {
@@ -1059,7 +1077,8 @@ impl Builder {
                 }
             }
         };
-        let use_qk_norm = boolean(self, "use_qk_norm", "qk_norm", &mut ok).unwrap_or(crate::shapes::DEFAULT_USE_QK_NORM);
+        let use_qk_norm =
+            boolean(self, "use_qk_norm", "qk_norm", &mut ok).unwrap_or(crate::shapes::DEFAULT_USE_QK_NORM);
         let window_size = match map.get("window_size").map(|f| &f.value) {
             None
             | Some(Value::Scalar(Atom {
@@ -1390,16 +1409,19 @@ impl Builder {
     /// enumerating it (valid candidates are counted from its axes, and names
     /// stay distinct when the template names every axis that varies).
     fn space(&mut self, def: &FamilyInput, family: &Family) -> bool {
-        if let Err(e) = family.check_names_distinct() {
-            self.at(Self::template_place(def), e);
-            return false;
-        }
         let combinations = family.combinations();
         if combinations > crate::search::stream::MAX_COMBINATIONS as u128 {
             self.at(
                 def.name.place,
-                format!("the family has {combinations} combinations; the streaming search handles at most 2^62"),
+                format!(
+                    "the family has {} combinations; the streaming search handles at most 2^62",
+                    crate::search::family::shown_count(combinations)
+                ),
             );
+            return false;
+        }
+        if let Err(e) = family.check_names_distinct() {
+            self.at(Self::template_place(def), e);
             return false;
         }
         match crate::search::stream::count_valid(family, self.workload) {

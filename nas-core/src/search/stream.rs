@@ -300,7 +300,8 @@ impl<'a> Plan<'a> {
         let combinations = spec.family.combinations();
         if combinations > MAX_COMBINATIONS as u128 {
             return Err(Error::Spec(format!(
-                "the family has {combinations} combinations; the streaming search handles at most 2^62"
+                "the family has {} combinations; the streaming search handles at most 2^62",
+                crate::search::family::shown_count(combinations)
             )));
         }
         let family = spec.family;
