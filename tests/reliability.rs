@@ -885,7 +885,9 @@ fn search_spec_family_beyond_the_streaming_limit() {
 /// family of 10^15 combinations before allocating anything.
 #[test]
 fn family_of_10_15_candidates_refuses_to_materialize() {
-    use nas::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, GqaRounding, Labeled, Rounding, Workload};
+    use nas::search::family::{
+        Axis, AxisKind, AxisValue, Family, FfnRounding, GqaRounding, Labeled, Rounding, Workload,
+    };
     let axis = |kind, values: Vec<u64>| Axis {
         kind,
         values: values
@@ -1363,7 +1365,10 @@ fn shape_without_use_qk_norm_has_no_qk_norm() {
         let out = nas(&["predict", "--hardware", "h100", "--configs", &path]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8(out.stdout).unwrap();
-        assert!(text.contains(r#""use_qk_norm": false"#) || shape["use_qk_norm"] == json!(true), "{text}");
+        assert!(
+            text.contains(r#""use_qk_norm": false"#) || shape["use_qk_norm"] == json!(true),
+            "{text}"
+        );
         serde_json::from_str::<Value>(&text).unwrap()[0].clone()
     };
     let unsaid = predict(&llama);
@@ -1406,7 +1411,10 @@ fn search_spec_whose_gqa_group_divides_some_heads() {
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let exact = run(&spec(""));
-    assert_eq!((exact["combinations"].as_u64(), exact["valid_candidates"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(
+        (exact["combinations"].as_u64(), exact["valid_candidates"].as_u64()),
+        (Some(2), Some(1))
+    );
     let text = exact.to_string();
     assert!(
         !text.contains("h1536_g4") && text.contains("h2048_g4"),
@@ -1505,7 +1513,15 @@ fn profile_error(dir: &Dir, edit: impl FnOnce(&mut Value)) -> String {
     edit(&mut profile);
     let profile = dir.file("p.json", &serde_json::to_string_pretty(&profile).unwrap());
     let path = dir.file("c.json", &json!([good_shape()]).to_string());
-    dir.error(&["predict", "--hardware", "h200", "--calibration", &profile, "--configs", &path])
+    dir.error(&[
+        "predict",
+        "--hardware",
+        "h200",
+        "--calibration",
+        &profile,
+        "--configs",
+        &path,
+    ])
 }
 
 #[test]
@@ -1524,7 +1540,8 @@ fn calibration_profile_far_from_its_own_data() {
 fn calibration_profile_with_a_statistic_out_of_range() {
     let dir = Dir::new("profileStat");
     assert_eq!(
-        profile_error(&dir, |p| p["decode_model"]["residuals"]["validation"]["within_10_pct"] = json!(150.0)),
+        profile_error(&dir, |p| p["decode_model"]["residuals"]["validation"]
+            ["within_10_pct"] = json!(150.0)),
         "DIR/p.json: `decode_model.residuals.validation.within_10_pct` must be a share from 0 to 100, got 150.0"
     );
 }
@@ -1536,7 +1553,9 @@ fn calibration_profile_with_a_decode_throughput_that_disagrees() {
         p["decode_model"]["fitted"]["decode_kv_bytes"]["throughput"] = json!(1e-310)
     });
     assert!(
-        e.starts_with("DIR/p.json: `decode_model.decode_kv_bytes.throughput` = 1e-310 GB/s does not match its `ms_per_unit`"),
+        e.starts_with(
+            "DIR/p.json: `decode_model.decode_kv_bytes.throughput` = 1e-310 GB/s does not match its `ms_per_unit`"
+        ),
         "{e}"
     );
 }
@@ -1562,8 +1581,19 @@ fn calibration_profile_with_a_key_given_twice() {
     let twice = text.replacen("\"sm_count\": 132,", "\"sm_count\": 132,\n  \"sm_count\": 66,", 1);
     let profile = dir.file("p.json", &twice);
     let path = dir.file("c.json", &json!([good_shape()]).to_string());
-    let e = dir.error(&["predict", "--hardware", "h200", "--calibration", &profile, "--configs", &path]);
-    assert!(e.starts_with("DIR/p.json: top level: key `sm_count` is given twice"), "{e}");
+    let e = dir.error(&[
+        "predict",
+        "--hardware",
+        "h200",
+        "--calibration",
+        &profile,
+        "--configs",
+        &path,
+    ]);
+    assert!(
+        e.starts_with("DIR/p.json: top level: key `sm_count` is given twice"),
+        "{e}"
+    );
 }
 
 /// Runs `nas calibrate` into `DIR/p.json`; returns its error, and checks that no profile was written.
@@ -1641,10 +1671,17 @@ fn measurements_too_many_to_fit() {
 fn measurement_line_with_a_key_given_twice() {
     let dir = Dir::new("measTwice");
     let text = std::fs::read_to_string(repo("calibration/data/h100/layers.jsonl")).unwrap();
-    let first = text.lines().next().unwrap().replacen("\"set\": \"train\"", "\"set\": \"train\", \"set\": \"validation\"", 1);
+    let first =
+        text.lines()
+            .next()
+            .unwrap()
+            .replacen("\"set\": \"train\"", "\"set\": \"train\", \"set\": \"validation\"", 1);
     let m = dir.file("m.jsonl", &format!("{first}\n"));
     let e = calibrate_error(&dir, &["--measurements", &m]);
-    assert!(e.starts_with("DIR/m.jsonl:1: top level: key `set` is given twice"), "{e}");
+    assert!(
+        e.starts_with("DIR/m.jsonl:1: top level: key `set` is given twice"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -1672,7 +1709,13 @@ fn decode_micro_benchmarks_of_two_gpus() {
     let lines: Vec<String> = text
         .lines()
         .enumerate()
-        .map(|(i, l)| if i == 5 { l.replace("NVIDIA H200", "NVIDIA H100 80GB HBM3") } else { l.to_string() })
+        .map(|(i, l)| {
+            if i == 5 {
+                l.replace("NVIDIA H200", "NVIDIA H100 80GB HBM3")
+            } else {
+                l.to_string()
+            }
+        })
         .collect();
     let micro = dir.file("micro.jsonl", &(lines.join("\n") + "\n"));
     assert_eq!(
@@ -1702,7 +1745,12 @@ fn decode_record_with_a_set_that_is_not_a_string() {
     assert_eq!(
         calibrate_error(
             &dir,
-            &["--measurements", &repo("calibration/data/h200/layers.jsonl"), "--decode", &d]
+            &[
+                "--measurements",
+                &repo("calibration/data/h200/layers.jsonl"),
+                "--decode",
+                &d
+            ]
         ),
         "DIR/d.jsonl:1: `set` must be a string, got [\"validation\"]"
     );
@@ -1769,11 +1817,23 @@ fn output_through_a_symbolic_link() {
 fn search_spec_of_eight_axes_of_65536_values() {
     let dir = Dir::new("spec2p128");
     // 2^128 combinations: one more than a u128 holds (the count once wrapped to a small number)
-    let axes: Vec<Value> = ["seq_len", "batch_size", "num_layers", "vocab_size", "context_len", "ffn_dim", "num_heads", "kv_heads"]
-        .iter()
-        .map(|a| json!({"axis": a, "values": (1..=65536).collect::<Vec<u64>>()}))
-        .chain([json!({"axis": "hidden_dim", "values": [2048]}), json!({"axis": "head_dim", "values": [128]})])
-        .collect();
+    let axes: Vec<Value> = [
+        "seq_len",
+        "batch_size",
+        "num_layers",
+        "vocab_size",
+        "context_len",
+        "ffn_dim",
+        "num_heads",
+        "kv_heads",
+    ]
+    .iter()
+    .map(|a| json!({"axis": a, "values": (1..=65536).collect::<Vec<u64>>()}))
+    .chain([
+        json!({"axis": "hidden_dim", "values": [2048]}),
+        json!({"axis": "head_dim", "values": [128]}),
+    ])
+    .collect();
     assert_eq!(
         search(
             &dir,
@@ -1787,7 +1847,10 @@ fn search_spec_of_eight_axes_of_65536_values() {
 fn search_spec_listing_a_gpu_twice() {
     let dir = Dir::new("specGpuTwice");
     assert_eq!(
-        search(&dir, &format!(r#"{{"hardware": ["h100", "h100"], "family": {{"axes": {AXES}, "name": "x"}}}}"#)),
+        search(
+            &dir,
+            &format!(r#"{{"hardware": ["h100", "h100"], "family": {{"axes": {AXES}, "name": "x"}}}}"#)
+        ),
         "DIR/s.json: hardware[1]: hardware `h100` is listed twice; hardware[0]: `h100` is first listed here"
     );
 }

@@ -12,8 +12,6 @@ pub struct Spec {
 }
 
 pub enum Item {
-    /// `hardware: [..]`; `list` is the span of the brackets (what errors about
-    /// the list point at).
     Hardware { list: Span, names: Vec<Ident> },
     Gpu(GpuDef),
     Workload { span: Span, fields: Vec<Field> },

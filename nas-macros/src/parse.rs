@@ -76,6 +76,7 @@ impl Parse for Item {
             input.parse::<kw::hardware>()?;
             input.parse::<Token![:]>()?;
             let list;
+            // errors about the list (`hardware: []`) point at its brackets
             let brackets = bracketed!(list in input);
             let names = Punctuated::<Ident, Token![,]>::parse_terminated(&list)?;
             Ok(Item::Hardware {
