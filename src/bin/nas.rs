@@ -33,7 +33,10 @@ enum Command {
         /// GPU key (see `nas hardware`).
         #[arg(long)]
         hardware: String,
-        /// JSON array of shapes in the seed's keys.
+        /// JSON array of shapes in the seed's keys. Defaults: `batch_size` 1,
+        /// `window_size` null (full attention), `use_qk_norm` false (no
+        /// QK-norm, as in Llama, Mistral, Qwen2.5; say `true` for Qwen3,
+        /// Gemma 3, OLMo 2); each answer's `config` shows the shape as evaluated.
         #[arg(long)]
         configs: PathBuf,
         /// `measured` (the kernel-aware model on the GPU's measured profile) or
