@@ -21,7 +21,9 @@ pub mod __private {
     pub use nas_core::model::{LossFit, ModelDims, ParamCount, ScalingLaw};
     pub use nas_core::precision::{KvCachePrecision, Precision, WeightPrecision};
     pub use nas_core::search::constraints::{Bound, CmpOp, Constraint, Metric};
-    pub use nas_core::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
+    pub use nas_core::search::family::{
+        Axis, AxisKind, AxisValue, Family, FfnRounding, GqaRounding, Labeled, Rounding, Workload,
+    };
     pub use nas_core::search::{CliffAxis, CliffSweep, RankMetric};
     pub use nas_core::shapes::{Candidate, LayerShape};
     pub use std::borrow::Cow;

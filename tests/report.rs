@@ -400,7 +400,7 @@ fn committed_seed_pack_is_what_the_code_writes() {
         let committed = std::fs::read_to_string(repo(&format!("{prefix}.{ext}"))).unwrap();
         assert!(
             committed == ours,
-            "{prefix}.{ext} is not what the code writes: run `cargo run --release --example seed_pack`"
+            "{prefix}.{ext} is not what the code writes: run `cargo run --release -p nas-examples --example seed_pack`"
         );
     }
 }

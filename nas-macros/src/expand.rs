@@ -292,6 +292,7 @@ fn family_tokens(f: &Family) -> TokenStream {
     });
     let multiple = f.ffn_rounding.multiple;
     let rounding = variant(f.ffn_rounding.rounding);
+    let gqa_rounding = variant(f.gqa_rounding);
     quote! {
         ::nas::__private::Family {
             source: ::nas::__private::Cow::Borrowed(#source),
@@ -300,6 +301,7 @@ fn family_tokens(f: &Family) -> TokenStream {
                 multiple: #multiple,
                 rounding: ::nas::__private::Rounding::#rounding,
             },
+            gqa_rounding: ::nas::__private::GqaRounding::#gqa_rounding,
             template: ::nas::__private::Cow::Borrowed(#template),
         }
     }
