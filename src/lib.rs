@@ -16,12 +16,15 @@ pub struct DslReference;
 /// change in any release.
 #[doc(hidden)]
 pub mod __private {
+    pub use nas_core::arch::{Architecture, LayerPattern};
     pub use nas_core::gpu::{CostModelKind, GpuTarget, OwnGpu, SpecSheet};
     pub use nas_core::hardware::Throughputs;
     pub use nas_core::model::{LossFit, ModelDims, ParamCount, ScalingLaw};
     pub use nas_core::precision::{KvCachePrecision, Precision, WeightPrecision};
     pub use nas_core::search::constraints::{Bound, CmpOp, Constraint, Metric};
-    pub use nas_core::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
+    pub use nas_core::search::family::{
+        Axis, AxisKind, AxisValue, Family, FfnRounding, GqaRounding, Labeled, Rounding, Workload,
+    };
     pub use nas_core::search::{CliffAxis, CliffSweep, RankMetric};
     pub use nas_core::shapes::{Candidate, LayerShape};
     pub use std::borrow::Cow;
@@ -46,6 +49,7 @@ pub mod __private {
             window_size: if window == 0 { None } else { Some(window) },
             model: ModelDims::NONE,
             precision: Precision::BF16,
+            arch: Architecture::NONE,
         }
     }
 
@@ -85,6 +89,31 @@ pub mod __private {
             shape: LayerShape {
                 model,
                 precision,
+                ..shape(sizes, use_qk_norm, window)
+            },
+        }
+    }
+
+    /// A candidate of a generated table with mixture-of-experts,
+    /// layer-pattern or latent-attention fields (a stack of layer kinds).
+    #[allow(clippy::too_many_arguments)]
+    pub const fn candidate_arch(
+        name: &'static str,
+        source: &'static str,
+        sizes: [u64; 7],
+        use_qk_norm: bool,
+        window: u64,
+        model: ModelDims,
+        precision: Precision,
+        arch: Architecture,
+    ) -> Candidate {
+        Candidate {
+            name: Cow::Borrowed(name),
+            source: Cow::Borrowed(source),
+            shape: LayerShape {
+                model,
+                precision,
+                arch,
                 ..shape(sizes, use_qk_norm, window)
             },
         }

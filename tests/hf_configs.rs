@@ -276,6 +276,7 @@ fn a_layer_shape_through_the_stack_gives_todays_figures_exactly() {
             context_len: Some(8192),
             ..ModelDims::NONE
         },
+        arch: nas::arch::Architecture::NONE,
     };
     let shapes = [
         base,
@@ -355,7 +356,7 @@ fn a_layer_shape_through_the_stack_gives_todays_figures_exactly() {
             }
             let decode = model::decode(&shape, &step, shape.batch_size, context).unwrap();
             for (k, ms) in &decode.per_kernel {
-                assert_eq!(t.decode_per_kernel[*k], *ms, "decode {k} on {}", g.key);
+                assert_eq!(t.decode_per_kernel[k.as_ref()], *ms, "decode {k} on {}", g.key);
             }
             let final_norm = t.decode_per_kernel["final_norm"];
             assert_eq!(t.decode_per_kernel.len(), decode.per_kernel.len() + 1);

@@ -172,6 +172,7 @@ fn shape(p: &Published) -> LayerShape {
             ..ModelDims::NONE
         },
         precision: nas::precision::Precision::BF16,
+        arch: nas::arch::Architecture::NONE,
     }
 }
 

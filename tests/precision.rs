@@ -36,6 +36,7 @@ fn llama3_8b(weights: WeightPrecision, kv_cache: KvCachePrecision) -> LayerShape
             ..ModelDims::NONE
         },
         precision: Precision { weights, kv_cache },
+        arch: nas::arch::Architecture::NONE,
     }
 }
 

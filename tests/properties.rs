@@ -30,6 +30,7 @@ fn shape() -> impl Strategy<Value = LayerShape> {
             window_size: w,
             model: nas::model::ModelDims::NONE,
             precision: nas::precision::Precision::BF16,
+            arch: nas::arch::Architecture::NONE,
         })
 }
 

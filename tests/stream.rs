@@ -5,7 +5,7 @@ use nas::calibrate::CalibrationBlock;
 use nas::gpu::{CostModelKind, Gpu, GpuTarget, Latencies, Registry};
 use nas::model::StepLatency;
 use nas::search::constraints::{Bound, CmpOp, Constraint, Constraints, Metric, Proxies};
-use nas::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
+use nas::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, GqaRounding, Labeled, Rounding, Workload};
 use nas::search::seed::{self, SEARCH_FAMILY, WORKLOAD};
 use nas::search::stream::{search, Ranked, StreamSpec};
 use nas::search::{rank_order, RankMetric};
@@ -204,6 +204,7 @@ prop_compose! {
         windows in prop::collection::btree_set(prop::sample::select(vec![0u64, 256, 1024]), 1..3),
         seqs in prop::collection::btree_set(prop::sample::select(vec![256u64, 1024, 2048]), 1..3),
         up in any::<bool>(),
+        gqa_down in any::<bool>(),
     ) -> Family {
         Family {
             source: "generated_candidate".into(),
@@ -217,6 +218,7 @@ prop_compose! {
                 Axis { kind: AxisKind::QkNorm, values: vec![Labeled::new(AxisValue::Bool(true)), Labeled::new(AxisValue::Bool(false))].into() },
             ].into(),
             ffn_rounding: FfnRounding { multiple: 128, rounding: if up { Rounding::Up } else { Rounding::NearestEven } },
+            gqa_rounding: if gqa_down { GqaRounding::Down } else { GqaRounding::Exact },
             template: "h{hidden_dim}_hd{head_dim}_g{gqa_group}_f{ffn_ratio}_w{window}_s{seq_len}_{qk_norm}".into(),
         }
     }
@@ -268,6 +270,7 @@ fn whole_models_stream_by_decode_under_latency_constraints() {
             multiple: 256,
             rounding: Rounding::NearestEven,
         },
+        gqa_rounding: GqaRounding::Exact,
         template: "m_h{hidden_dim}_g{gqa_group}_f{ffn_ratio}_l{num_layers}_v{vocab_size}_w{window}_b{batch_size}_c{context_len}"
             .into(),
     };
@@ -385,6 +388,7 @@ fn windows_not_below_the_sequence_length_are_kept() {
             multiple: 128,
             rounding: Rounding::NearestEven,
         },
+        gqa_rounding: GqaRounding::Exact,
         template: "w{window}".into(),
     };
     let workload = Workload::layer(2048, 1);
@@ -452,6 +456,7 @@ fn precision_axes_stream_to_the_materialized_result() {
             multiple: 256,
             rounding: Rounding::NearestEven,
         },
+        gqa_rounding: GqaRounding::Exact,
         template: "m_h{hidden_dim}_d{head_dim}_g{gqa_group}_{weights}_kv{kv_cache}_b{batch_size}".into(),
     };
     let workload = Workload::layer(2048, 1);

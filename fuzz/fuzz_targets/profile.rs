@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
         window_size: Some(1),
         model: nas_core::model::ModelDims::NONE,
         precision: nas_core::precision::Precision::BF16,
+        arch: nas_core::arch::Architecture::NONE,
     };
     // valid, with counts near the u64 limit
     let large = LayerShape {
@@ -40,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
         window_size: None,
         model: nas_core::model::ModelDims::NONE,
         precision: nas_core::precision::Precision::BF16,
+        arch: nas_core::arch::Architecture::NONE,
     };
     // the same in fp8 and int4 (a profile's precision section prices them)
     let in_format = |s: LayerShape, weights| LayerShape {

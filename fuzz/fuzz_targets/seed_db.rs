@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
         window_size: None,
         model: nas_core::model::ModelDims::NONE,
         precision: nas_core::precision::Precision::BF16,
+        arch: nas_core::arch::Architecture::NONE,
     };
     for (key, throughputs) in SEED_CONSTANTS.iter() {
         let t = throughputs.apply(&block.overrides_for(key));

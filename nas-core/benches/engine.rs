@@ -157,6 +157,7 @@ fn scalar_seed_loop(
                 window_size: window[d[5]],
                 model: WORKLOAD.model,
                 precision: WORKLOAD.precision,
+                arch: nas_core::arch::Architecture::NONE,
             };
             if shape.validate().is_ok() {
                 valid += 1;

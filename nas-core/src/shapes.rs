@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::arch::{Architecture, LayerPattern, ARCH_KEYS};
-use crate::error::{hint, Error, Result};
+use crate::error::{hint_or_list, Error, Result};
 use crate::model::ModelDims;
 use crate::precision::{KvCachePrecision, Precision, WeightPrecision};
 
@@ -18,6 +18,14 @@ use crate::precision::{KvCachePrecision, Precision, WeightPrecision};
 /// (Llama-3-405B has 16384 hidden, 53248 ffn), small enough that a typo like
 /// `4096000000` is caught as absurd rather than silently evaluated.
 pub const MAX_DIM: u64 = 1 << 24;
+
+/// `use_qk_norm` of a shape that does not say (a JSON shape without the key,
+/// a DSL or JSON-spec candidate without `qk_norm`, a family without a
+/// `qk_norm` axis): off, as in Llama, Mistral and Qwen2.5, and in every
+/// Hugging Face config, which has no such key. The seed tool defaulted to on;
+/// its data says `true` where it meant it (`search/seed.rs`), and every shape
+/// a report shows carries the value it was evaluated with.
+pub const DEFAULT_USE_QK_NORM: bool = false;
 
 /// One decoder layer's shape in the seed tool's keys.
 ///
@@ -32,6 +40,9 @@ pub struct LayerShape {
     pub ffn_dim: u64,
     pub seq_len: u64,
     pub batch_size: u64,
+    /// RMSNorm of queries and keys before RoPE (Qwen3, Gemma 3, OLMo 2 have
+    /// it; Llama, Mistral, Qwen2.5 do not). Where a shape is written without
+    /// it, it is [`DEFAULT_USE_QK_NORM`]: off.
     pub use_qk_norm: bool,
     /// Sliding-window size in tokens; `None` is full causal attention.
     pub window_size: Option<u64>,
@@ -278,14 +289,9 @@ impl LayerShape {
                     place,
                     format!(
                         "unknown key `{key}`{}",
-                        hint(
+                        hint_or_list(
                             key,
-                            SHAPE_KEYS
-                                .iter()
-                                .chain(&MODEL_KEYS)
-                                .chain(&PRECISION_KEYS)
-                                .chain(&ARCH_KEYS)
-                                .copied()
+                            SHAPE_KEYS.iter().chain(&MODEL_KEYS).chain(&PRECISION_KEYS).chain(&ARCH_KEYS).copied(),
                         )
                     ),
                 ));
@@ -310,7 +316,7 @@ impl LayerShape {
             }
         };
         let use_qk_norm = match obj.get("use_qk_norm") {
-            None => true,
+            None => DEFAULT_USE_QK_NORM,
             Some(Value::Bool(b)) => *b,
             Some(other) => {
                 return Err(Error::input(
@@ -695,11 +701,16 @@ mod tests {
     }
 
     #[test]
-    fn json_reader_applies_seed_defaults() {
+    fn json_reader_applies_the_defaults() {
         let v = json!({"name": "a", "hidden_dim": 2048, "num_heads": 16, "num_kv_heads": 2,
                        "head_dim": 128, "ffn_dim": 8192, "seq_len": 2048});
         let (name, s) = LayerShape::from_json(&v, "c").unwrap();
         assert_eq!(name.as_deref(), Some("a"));
-        assert_eq!((s.batch_size, s.use_qk_norm, s.window_size), (1, true, None));
+        // no QK-norm unless the shape says so (a Llama-style layer; the seed's
+        // `true` lives in its own data)
+        assert_eq!((s.batch_size, s.use_qk_norm, s.window_size), (1, false, None));
+        let mut v = v;
+        v["use_qk_norm"] = json!(true);
+        assert!(LayerShape::from_json(&v, "c").unwrap().1.use_qk_norm);
     }
 }

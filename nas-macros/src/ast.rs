@@ -12,7 +12,7 @@ pub struct Spec {
 }
 
 pub enum Item {
-    Hardware { span: Span, names: Vec<Ident> },
+    Hardware { list: Span, names: Vec<Ident> },
     Gpu(GpuDef),
     Workload { span: Span, fields: Vec<Field> },
     Fixed(FixedDef),
@@ -79,10 +79,13 @@ pub struct Field {
     pub rounding: Option<RoundingSpec>,
 }
 
-/// `round_to 128` after a ratio list.
+/// `round_to 128` after a ratio list; `round_down` (no multiple) after a
+/// `gqa_group`.
 pub struct RoundingSpec {
     pub mode: nas_core::search::family::Rounding,
-    pub multiple: Number,
+    /// The keyword (`round_to`, `round_up_to`, `round_down_to`, `round_down`).
+    pub keyword: proc_macro2::Span,
+    pub multiple: Option<Number>,
 }
 
 pub enum Value {

@@ -5,6 +5,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote, ToTokens};
 
+use nas_core::arch::{Architecture, LayerPattern};
 use nas_core::gpu::{GpuTarget, SpecSheet};
 use nas_core::model::ModelDims;
 use nas_core::precision::Precision;
@@ -192,7 +193,41 @@ fn candidate(c: &Candidate) -> TokenStream {
         return quote!(::nas::__private::candidate(#name, #source, #args, #model));
     }
     let precision = precision_tokens(&c.shape.precision);
+    if c.shape.arch.is_set() {
+        let arch = arch_tokens(&c.shape.arch);
+        return quote!(::nas::__private::candidate_arch(#name, #source, #args, #model, #precision, #arch));
+    }
     quote!(::nas::__private::candidate_in(#name, #source, #args, #model, #precision))
+}
+
+fn pattern_tokens(p: LayerPattern) -> TokenStream {
+    let (sliding, full) = (Literal::u64_unsuffixed(p.sliding), Literal::u64_unsuffixed(p.full));
+    quote!(::nas::__private::LayerPattern { sliding: #sliding, full: #full })
+}
+
+/// Mixture-of-experts, layer-pattern and latent-attention fields as a `const` expression.
+fn arch_tokens(a: &Architecture) -> TokenStream {
+    let u = |v: Option<u64>| opt(v, |x| Literal::u64_unsuffixed(x).into_token_stream());
+    let (experts, top_k, expert_ffn_dim, shared_experts, shared_expert_ffn_dim, first_dense_layers) = (
+        u(a.experts),
+        u(a.top_k),
+        u(a.expert_ffn_dim),
+        u(a.shared_experts),
+        u(a.shared_expert_ffn_dim),
+        u(a.first_dense_layers),
+    );
+    let layer_pattern = opt(a.layer_pattern, pattern_tokens);
+    let (kv_lora_rank, q_lora_rank, rope_head_dim, v_head_dim) =
+        (u(a.kv_lora_rank), u(a.q_lora_rank), u(a.rope_head_dim), u(a.v_head_dim));
+    quote! {
+        ::nas::__private::Architecture {
+            experts: #experts, top_k: #top_k, expert_ffn_dim: #expert_ffn_dim,
+            shared_experts: #shared_experts, shared_expert_ffn_dim: #shared_expert_ffn_dim,
+            first_dense_layers: #first_dense_layers, layer_pattern: #layer_pattern,
+            kv_lora_rank: #kv_lora_rank, q_lora_rank: #q_lora_rank, rope_head_dim: #rope_head_dim,
+            v_head_dim: #v_head_dim,
+        }
+    }
 }
 
 /// A precision as a `const` expression.
@@ -273,6 +308,10 @@ fn family_tokens(f: &Family) -> TokenStream {
                     let p = variant(p);
                     quote!(::nas::__private::AxisValue::KvCache(::nas::__private::KvCachePrecision::#p))
                 }
+                AxisValue::Pattern(p) => {
+                    let p = pattern_tokens(p);
+                    quote!(::nas::__private::AxisValue::Pattern(#p))
+                }
             };
             let label = match &v.label {
                 Some(l) => {
@@ -292,6 +331,7 @@ fn family_tokens(f: &Family) -> TokenStream {
     });
     let multiple = f.ffn_rounding.multiple;
     let rounding = variant(f.ffn_rounding.rounding);
+    let gqa_rounding = variant(f.gqa_rounding);
     quote! {
         ::nas::__private::Family {
             source: ::nas::__private::Cow::Borrowed(#source),
@@ -300,6 +340,7 @@ fn family_tokens(f: &Family) -> TokenStream {
                 multiple: #multiple,
                 rounding: ::nas::__private::Rounding::#rounding,
             },
+            gqa_rounding: ::nas::__private::GqaRounding::#gqa_rounding,
             template: ::nas::__private::Cow::Borrowed(#template),
         }
     }

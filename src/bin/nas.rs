@@ -36,7 +36,10 @@ enum Command {
         /// A Hugging Face `config.json` (an object with `model_type`; named by
         /// the file's stem), a JSON array of shapes in the seed's keys, or an
         /// array mixing both (a config in an array is named by its `name` or
-        /// `_name_or_path`).
+        /// `_name_or_path`). Shape defaults: `batch_size` 1, `window_size` null
+        /// (full attention), `use_qk_norm` false (no QK-norm, as in Llama,
+        /// Mistral, Qwen2.5; say `true` for Qwen3, Gemma 3, OLMo 2); each
+        /// shape's answer has a `config`: the shape as evaluated.
         #[arg(long)]
         configs: PathBuf,
         /// Prompt tokens per sequence, for configs (default 2048) and shapes that set no `seq_len`.
@@ -405,26 +408,32 @@ fn run(command: Command) -> Result<()> {
                 true => None,
                 false => Some(nas::calibrate::precision_fit::read(&precision)?),
             };
-            calibrate(
+            let mut notes = Vec::new();
+            let (profile, data) = calibrate(
                 &measurements,
                 &exclude_sets,
                 &decode,
                 &decode_micro,
                 transfer_decode_from.as_deref(),
                 limits,
-            )
-            .and_then(|(profile, data)| {
-                let profile = calibrate_precision(
-                    profile,
-                    &data,
-                    &exclude_sets,
-                    precision_set,
-                    transfer_precision_from.as_deref(),
-                )?;
-                nas::report::write::write_atomic(&out, profile.to_json()?.as_bytes())?;
-                say!("wrote {}", out.display());
-                Ok(())
-            })
+                &mut notes,
+            )?;
+            let profile = calibrate_precision(
+                profile,
+                &data,
+                &exclude_sets,
+                precision_set,
+                transfer_precision_from.as_deref(),
+                &mut notes,
+            )?;
+            // A profile that reading would refuse is an error before anything is shown.
+            let text = profile.to_json()?;
+            for line in &notes {
+                say!("{line}");
+            }
+            nas::report::write::write_atomic(&out, text.as_bytes())?;
+            say!("wrote {}", out.display());
+            Ok(())
         }
         Command::Search {
             spec,
@@ -865,15 +874,52 @@ fn predict(
     let source = gpu.provenance().summary();
     let workload = flags.workload();
     let training = flags.training_tokens.map(|t| (loss_fit, t));
-    let mut out: Vec<Value> = Vec::with_capacity(items.len());
-    for item in &items {
-        match item {
+    // Everything that can fail is done before the first byte is printed:
+    // the configs' answers, and every shape's split over the GPUs.
+    if let Some(d) = deployment {
+        nas::parallel::CollectiveModel::for_gpu(&gpu.key, d.tp)?;
+        for &i in items.iter().filter_map(|item| match item {
+            PredictItem::Shape(i) => Some(i),
+            PredictItem::Config(..) => None,
+        }) {
+            let problem = if d.ep != 1 {
+                Some("--ep needs a mixture of experts; a shape has none".to_string())
+            } else {
+                nas::parallel::shard(&shapes[i], d.tp).err().map(|p| p.message)
+            };
+            if let Some(problem) = problem {
+                return Err(Error::Spec(format!("{place}: `{}`: {problem}", names[i])));
+            }
+        }
+    }
+    let answers: Vec<Option<Value>> = items
+        .iter()
+        .map(|item| match item {
+            PredictItem::Shape(_) => Ok(None),
+            PredictItem::Config(name, stack) => {
+                let p = nas::stack::report::predict(name, stack, &gpu, &workload, training)?;
+                let mut o = serde_json::to_value(&p).map_err(|e| Error::Spec(e.to_string()))?;
+                if let (Some(deployment), Value::Object(obj)) = (deployment, &mut o) {
+                    let figures = nas::parallel::stack::stack_figures(stack, &gpu, &workload, deployment)
+                        .map_err(|e| Error::Spec(format!("{place}: `{name}`: {e}")))?;
+                    obj.insert("tensor_parallel".into(), json!(figures));
+                }
+                Ok(Some(o))
+            }
+        })
+        .collect::<Result<_>>()?;
+    // One answer at a time: a 64 MiB shape list holds 300,000 shapes, whose
+    // answers as one JSON tree took 4 GiB.
+    say_json_array(items.len(), |n| {
+        Ok(match &items[n] {
             PredictItem::Shape(i) => {
                 let i = *i;
                 let kernels = latency.kernels(i, 0);
                 let per_kernel: Map<String, Value> = kernels.named().map(|(k, v)| (k.to_string(), json!(v))).collect();
                 let mut o = json!({
                     "name": names[i],
+                    // the shape as evaluated, defaults filled in (`use_qk_norm`, `batch_size`...)
+                    "config": shapes[i],
                     "total_ms": latency.total_ms(i, 0),
                     "per_kernel": per_kernel,
                     "bottleneck": kernels.bottleneck(),
@@ -889,35 +935,66 @@ fn predict(
                 }
                 whole_model_keys(&mut o, &shapes[i], latency.total_ms(i, 0), Some(&step));
                 if let (Some(deployment), Value::Object(obj)) = (deployment, &mut o) {
-                    if deployment.ep != 1 {
-                        return Err(Error::Spec(format!(
-                            "{place}: `{}`: --ep needs a mixture of experts; a shape has none",
-                            names[i]
-                        )));
-                    }
                     let figures = nas::parallel::figures(&shapes[i], &gpu, deployment.tp)
                         .map_err(|e| Error::Spec(format!("{place}: `{}`: {e}", names[i])))?;
                     if let Some(figures) = figures {
                         obj.insert("tensor_parallel".into(), json!(figures));
                     }
                 }
-                out.push(o);
+                o
             }
-            PredictItem::Config(name, stack) => {
-                let p = nas::stack::report::predict(name, stack, &gpu, &workload, training)?;
-                let mut o = serde_json::to_value(&p).map_err(|e| Error::Spec(e.to_string()))?;
-                if let (Some(deployment), Value::Object(obj)) = (deployment, &mut o) {
-                    let figures = nas::parallel::stack::stack_figures(stack, &gpu, &workload, deployment)
-                        .map_err(|e| Error::Spec(format!("{place}: `{name}`: {e}")))?;
-                    obj.insert("tensor_parallel".into(), json!(figures));
-                }
-                out.push(o);
-            }
+            PredictItem::Config(..) => answers[n].clone().unwrap_or(Value::Null),
+        })
+    })
+}
+
+/// Prints a JSON array of `n` values made one at a time by `item`, byte for
+/// byte as `serde_json::to_string_pretty` prints the whole array, holding
+/// only one value in memory. Write errors are handled as [`say!`]'s.
+fn say_json_array(n: usize, item: impl Fn(usize) -> Result<Value>) -> Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failed: Option<Error> = None;
+    let mut write = || -> std::io::Result<()> {
+        if n == 0 {
+            return writeln!(out, "[]");
         }
+        out.write_all(b"[\n")?;
+        for i in 0..n {
+            let value = match item(i) {
+                Ok(v) => v,
+                Err(e) => {
+                    // Ends the array where the error is met; the error is what the command returns.
+                    failed = Some(e);
+                    return out.flush();
+                }
+            };
+            let text = serde_json::to_string_pretty(&value).map_err(std::io::Error::other)?;
+            for (j, line) in text.lines().enumerate() {
+                if j > 0 {
+                    out.write_all(b"\n")?;
+                }
+                out.write_all(b"  ")?;
+                out.write_all(line.as_bytes())?;
+            }
+            out.write_all(if i + 1 < n { b",\n" } else { b"\n" })?;
+        }
+        out.write_all(b"]\n")?;
+        out.flush()
+    };
+    let written = write();
+    if let Some(e) = failed {
+        return Err(e);
     }
-    let text = serde_json::to_string_pretty(&out).map_err(|e| Error::Spec(e.to_string()))?;
-    say!("{text}");
-    Ok(())
+    match written {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(Error::Io {
+            path: "standard output".into(),
+            source: e,
+        }),
+    }
 }
 
 /// `nas import`: each config as the DSL's `known` block and as a JSON shape.
@@ -987,7 +1064,13 @@ fn calibrate(
     decode_micro_files: &[PathBuf],
     transfer_decode_from: Option<&Path>,
     limits: Option<nas::calibrate::PhysicalLimits>,
+    notes: &mut Vec<String>,
 ) -> Result<(CalibrationProfile, MeasurementSet)> {
+    // What the fit prints, shown by the caller only once the profile is
+    // known to be writable: a refused fit prints nothing on standard output.
+    macro_rules! note {
+        ($($arg:tt)*) => { notes.push(format!($($arg)*)) };
+    }
     let data = MeasurementSet::read(files)?;
     let excluded: Vec<&str> = exclude_sets.iter().map(String::as_str).collect();
     let (mut profile, rows) = CalibrationProfile::fit(&data, &excluded, limits)?;
@@ -1004,9 +1087,12 @@ fn calibrate(
         );
         let source = format!("{} ({})", from.gpu, from_path.display());
         let mut moved = fit.transfer(&from_limits, &to_limits, &source);
-        say!("decode: kernel-aware model transferred from {source}");
+        note!("decode: kernel-aware model transferred from {source}");
         if !decode_micro_files.is_empty() {
             let (micro, skipped, _) = nas::calibrate::decode_fit::read_micro(decode_micro_files)?;
+            if let Some(m) = micro.first() {
+                nas::calibrate::decode::check_same_gpu("decode micro-benchmarks", &m.gpu, &profile.gpu)?;
+            }
             let files: Vec<String> = decode_micro_files.iter().map(|f| f.display().to_string()).collect();
             moved = moved.refine(
                 &micro,
@@ -1018,15 +1104,15 @@ fn calibrate(
                     files.join(", ")
                 ),
             )?;
-            say!(
+            note!(
                 "decode: single-kernel constants refitted on {} micro-benchmarks ({skipped} left out)",
                 micro.len()
             );
             for (name, f) in &moved.fitted {
-                say!("  {name:<28} {:>12.3} {}", f.throughput, f.unit);
+                note!("  {name:<28} {:>12.3} {}", f.throughput, f.unit);
             }
             if let Some(s) = moved.residuals.get("refined_micro") {
-                say!(
+                note!(
                     "  refined micro MAPE {:.2}% within10 {:.1}%",
                     s.mape_pct,
                     s.within_10_pct
@@ -1043,6 +1129,7 @@ fn calibrate(
     }
     if !decode_files.is_empty() {
         let (records, sha) = nas::calibrate::decode::read(decode_files)?;
+        nas::calibrate::decode::check_same_gpu("decode steps", &records[0].gpu, &profile.gpu)?;
         if !decode_micro_files.is_empty() && !records.iter().all(compiled) {
             return Err(Error::Spec(
                 "--decode-micro goes with compiled decode steps (truth compiled_graph)".into(),
@@ -1056,24 +1143,27 @@ fn calibrate(
             }
             let limits = profile.physical_limits().ok_or_else(no_limits)?;
             let (micro, skipped, _) = nas::calibrate::decode_fit::read_micro(decode_micro_files)?;
+            if let Some(m) = micro.first() {
+                nas::calibrate::decode::check_same_gpu("decode micro-benchmarks", &m.gpu, &profile.gpu)?;
+            }
             if !decode_micro_files.is_empty() {
-                say!(
+                note!(
                     "decode micro-benchmarks: {} fitted on, {skipped} left out (failed or warm in L2)",
                     micro.len()
                 );
             }
             let fit = nas::calibrate::decode_fit::fit(&records, &micro, &sha, &limits)?;
-            say!(
+            note!(
                 "decode: kernel-aware model, ramp {} MiB, fitted on {} ({} records)",
                 fit.ramp_bytes / 1048576.0,
                 fit.trained_on.join(", "),
                 records.len()
             );
             for (name, f) in &fit.fitted {
-                say!("  {name:<28} {:>12.3} {}", f.throughput, f.unit);
+                note!("  {name:<28} {:>12.3} {}", f.throughput, f.unit);
             }
             for (set, s) in &fit.residuals {
-                say!(
+                note!(
                     "  decode {set:<20} {:>4} steps  MAPE {:>6.2}%  max {:>6.2}%  within10 {:>5.1}%",
                     s.rows,
                     s.mape_pct,
@@ -1087,7 +1177,7 @@ fn calibrate(
                 Error::Spec("the layer fit has no bandwidth or GEMM throughput to start decode from".into())
             })?;
             let fit = nas::calibrate::decode::fit(&records, &sha, &layer)?;
-            say!(
+            note!(
                 "decode: {:.0} GB/s, {:.4} ms per kernel; MAPE {:.2}% on {} (train), {} on the rest",
                 fit.bandwidth_gbps,
                 fit.launch_ms,
@@ -1099,13 +1189,13 @@ fn calibrate(
             profile.decode = Some(fit);
         }
     }
-    say!(
+    note!(
         "fitted {} ({} SMs) on {} records",
         profile.gpu,
         profile.sm_count,
         rows.len()
     );
-    say!("{:<34} {:>12} unit", "resource", "throughput");
+    note!("{:<34} {:>12} unit", "resource", "throughput");
     for (name, f) in &profile.fitted {
         let note = match profile.fallbacks.get(name) {
             Some(to) => format!(" (no data: uses {to})"),
@@ -1113,9 +1203,9 @@ fn calibrate(
             None if profile.at_limit(name) => " (at its physical limit)".to_string(),
             None => String::new(),
         };
-        say!("{name:<34} {:>12.2} {}{note}", f.throughput, f.unit);
+        note!("{name:<34} {:>12.2} {}{note}", f.throughput, f.unit);
     }
-    say!(
+    note!(
         "{:<14} {:>6} {:>8} {:>8} {:>10}",
         "residuals",
         "rows",
@@ -1127,7 +1217,7 @@ fn calibrate(
     let held = profile.validation.iter().map(|(k, s)| (format!("held-out {k}"), s));
     let own = profile.residuals.iter().map(|(k, s)| (k.clone(), s));
     for (kind, s) in own.chain(cv).chain(held) {
-        say!(
+        note!(
             "{kind:<14} {:>6} {:>8.2} {:>8.2} {:>10.1}",
             s.rows,
             s.mape_pct,
@@ -1137,9 +1227,9 @@ fn calibrate(
     }
     let mut worst = rows.clone();
     worst.sort_by(|a, b| b.relative_error().abs().total_cmp(&a.relative_error().abs()));
-    say!("worst rows:");
+    note!("worst rows:");
     for r in worst.iter().take(8) {
-        say!(
+        note!(
             "  {:+7.1}%  {:<12} measured {:.4} ms, predicted {:.4} ms  ({})",
             r.relative_error() * 100.0,
             r.kind,
@@ -1159,7 +1249,11 @@ fn calibrate_precision(
     exclude_sets: &[String],
     set: Option<nas::calibrate::precision_fit::PrecisionSet>,
     transfer_from: Option<&Path>,
+    notes: &mut Vec<String>,
 ) -> Result<CalibrationProfile> {
+    macro_rules! note {
+        ($($arg:tt)*) => { notes.push(format!($($arg)*)) };
+    }
     use nas::calibrate::precision_fit;
     let no_limits = || Error::Spec(format!("no physical limits known for `{}`", profile.gpu));
     if let Some(from_path) = transfer_from {
@@ -1180,7 +1274,7 @@ fn calibrate_precision(
         );
         let source = format!("{} ({})", from.gpu, from_path.display());
         profile.precision = Some(fit.transfer(&from_limits, &to_limits, &source));
-        say!("precision: fp8 / int4 constants transferred from {source} (not measured on this GPU)");
+        note!("precision: fp8 / int4 constants transferred from {source} (not measured on this GPU)");
         return Ok(profile);
     }
     let Some(set) = set else {
@@ -1203,18 +1297,18 @@ fn calibrate_precision(
         .collect();
     let limits = profile.physical_limits().ok_or_else(no_limits)?;
     let (fit, rows) = precision_fit::fit(&profile, &set, &validation, &limits)?;
-    say!(
+    note!(
         "precision: fitted on {} records ({} skipped: bf16 twins, bare GEMMs, probes)",
         fit.data.records.values().sum::<usize>(),
         fit.data.skipped
     );
     for (section, map) in [("layer", &fit.layer), ("kernel", &fit.kernel), ("decode", &fit.decode)] {
         for (name, f) in map {
-            say!("  {section:<7} {name:<28} {:>12.3} {}", f.throughput, f.unit);
+            note!("  {section:<7} {name:<28} {:>12.3} {}", f.throughput, f.unit);
         }
     }
     for (key, s) in &fit.residuals {
-        say!(
+        note!(
             "  {key:<34} {:>4} rows  MAPE {:>6.2}%  max {:>6.2}%  within10 {:>5.1}%",
             s.rows,
             s.mape_pct,
@@ -1225,7 +1319,7 @@ fn calibrate_precision(
     let mut worst: Vec<_> = rows.iter().filter(|r| r.set == "validation").collect();
     worst.sort_by(|a, b| b.relative_error().abs().total_cmp(&a.relative_error().abs()));
     for r in worst.iter().take(6) {
-        say!(
+        note!(
             "  worst held-out {:+7.1}%  {:<18} {}  measured {:.4} ms, predicted {:.4} ms",
             r.relative_error() * 100.0,
             r.group,
@@ -1310,6 +1404,7 @@ fn decode_fidelity(profile_path: &Path, files: &[PathBuf], seed_hardware: &str, 
         }
     };
     let (records, sha) = nas::calibrate::decode::read(files)?;
+    nas::calibrate::decode::check_same_gpu("decode steps", &records[0].gpu, &profile.gpu)?;
     let compiled = records.iter().all(|r| r.truth.as_deref() == Some("compiled_graph"));
     let method = if compiled {
         format!(
@@ -1329,7 +1424,7 @@ fn decode_fidelity(profile_path: &Path, files: &[PathBuf], seed_hardware: &str, 
         .step_throughputs()
         .ok_or_else(|| Error::Spec("the profile has no decode throughputs".into()))?;
     let md = nas::calibrate::decode::fidelity_markdown(&records, &method, &ours_described, &seed, &ours);
-    let path = nas::report::write::with_suffix(out, "md");
+    let path = nas::report::write::report_paths(out, &["md"])?.remove(0);
     nas::report::write::write_atomic(&path, md.as_bytes())?;
     say!("wrote {}", path.display());
     Ok(())
@@ -1354,7 +1449,8 @@ fn fidelity(profile_path: &Path, files: &[PathBuf], set: &str, seed_hardware: &s
     let data = MeasurementSet::read(files)?;
     let seed = seed_gpu(seed_hardware)?;
     let report = FidelityReport::build(&profile, &profile_path.display().to_string(), &data, set, &seed)?;
-    let svg_path = nas::report::write::with_suffix(out, "svg");
+    let paths = nas::report::write::report_paths(out, &["svg", "md", "html"])?;
+    let svg_path = paths[0].clone();
     let svg_name = svg_path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -1378,14 +1474,13 @@ fn fidelity(profile_path: &Path, files: &[PathBuf], set: &str, seed_hardware: &s
         seed_stats.within_10_pct,
         seed_rho
     );
-    let md_path = nas::report::write::with_suffix(out, "md");
-    let html_path = nas::report::write::with_suffix(out, "html");
+    let (md_path, html_path) = (&paths[1], &paths[2]);
     let (svg, md) = (report.to_svg()?, report.to_markdown(&svg_name, &command));
     let html = report.to_html(&svg_name, &command)?;
     nas::report::write::write_all_atomic(&[
         (&svg_path, svg.as_bytes()),
-        (&md_path, md.as_bytes()),
-        (&html_path, html.as_bytes()),
+        (md_path, md.as_bytes()),
+        (html_path, html.as_bytes()),
     ])?;
     say!(
         "wrote {}, {} and {}",

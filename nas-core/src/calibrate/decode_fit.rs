@@ -21,8 +21,16 @@ use super::profile::{throughput, FittedResource, PhysicalLimits, ResidualStats};
 /// leave-one-model-out error on the training models.
 pub const RAMP_CHOICES: [f64; 6] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
 
+/// Most decode steps (and, separately, micro-benchmarks) one decode fit
+/// takes; the committed fit takes 196 steps and 461 micro-benchmarks.
+pub const MAX_FIT_STEPS: usize = 4096;
+
+/// Most models one decode fit holds out in turn (the committed fit: 17).
+pub const MAX_FIT_MODELS: usize = 64;
+
 /// The decode model fitted to one GPU (or carried over from another).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DecodeModelFit {
     /// Bytes per kernel billed at the ramp's extra cost.
     pub ramp_bytes: f64,
@@ -108,6 +116,15 @@ impl DecodeModelFit {
         {
             return Err(format!("`decode_model` has an unknown resource `{extra}`"));
         }
+        for (name, unit, _) in DECODE_RESOURCES {
+            super::profile::check_shown_throughput(&format!("decode_model.{name}"), unit, &self.fitted[name])?;
+        }
+        for (key, s) in &self.residuals {
+            s.check(&format!("decode_model.residuals.{key}"))?;
+        }
+        if let Some(train) = self.residuals.get("train") {
+            train.check_training_fit("decode_model.residuals.train")?;
+        }
         Ok(())
     }
 
@@ -156,6 +173,8 @@ pub enum MicroDecode {
 #[derive(Clone, Debug, PartialEq)]
 pub struct MicroRecord {
     pub kind: String,
+    /// The GPU it was measured on, as its driver named it.
+    pub gpu: String,
     pub kernel: MicroDecode,
     pub median_ms: f64,
 }
@@ -186,20 +205,46 @@ pub fn read_micro(paths: &[impl AsRef<std::path::Path>]) -> Result<(Vec<MicroRec
     let mut skipped = 0;
     let sha = super::decode::for_each_json_line(paths, |place, v| {
         {
-            let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-            let Some(median_ms) = v
-                .get("median_ms")
-                .and_then(Value::as_f64)
-                .filter(|t| t.is_finite() && *t > 0.0)
-            else {
+            let kind = v
+                .get("kind")
+                .and_then(Value::as_str)
+                .ok_or_else(|| Error::input(place, "missing string `kind`"))?
+                .to_string();
+            let gpu = v
+                .get("gpu")
+                .and_then(Value::as_str)
+                .ok_or_else(|| Error::input(place, "missing string `gpu`"))?
+                .to_string();
+            // A record the harness could not measure has `median_ms: null`
+            // (and its `error`): left out. Any other value must be a time.
+            if v.get("median_ms").is_some_and(Value::is_null) {
                 skipped += 1;
                 return Ok(());
+            }
+            let median_ms =
+                super::measurements::check_median_ms(v.get("median_ms")).map_err(|e| Error::input(place, e))?;
+            let l2_resident = match v.get("l2_resident") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(other) => {
+                    return Err(Error::input(
+                        place,
+                        format!("`l2_resident` must be true or false, got {other}"),
+                    ))
+                }
             };
-            let warm = v.get("l2_resident").and_then(Value::as_bool).unwrap_or(false)
-                || match (
-                    v.get("rotated_bytes").and_then(Value::as_f64),
-                    v.get("l2_bytes").and_then(Value::as_f64),
-                ) {
+            let bytes_of = |key: &str| -> Result<Option<f64>> {
+                match v.get(key) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(b) => b
+                        .as_f64()
+                        .filter(|b| b.is_finite() && *b >= 0.0)
+                        .map(Some)
+                        .ok_or_else(|| Error::input(place, format!("`{key}` must be a number of bytes, got {b}"))),
+                }
+            };
+            let warm = l2_resident
+                || match (bytes_of("rotated_bytes")?, bytes_of("l2_bytes")?) {
                     (Some(r), Some(l2)) => r < 3.0 * l2 && !is_elementwise(&kind),
                     _ => false,
                 };
@@ -248,8 +293,17 @@ pub fn read_micro(paths: &[impl AsRef<std::path::Path>]) -> Result<(Vec<MicroRec
                 },
                 other => return Err(Error::input(place, format!("unknown decode micro kind `{other}`"))),
             };
+            if let Some(first) = out.first().map(|r: &MicroRecord| r.gpu.clone()) {
+                if first != gpu {
+                    return Err(Error::input(
+                        place,
+                        format!("measured on `{gpu}`, but the records before it on `{first}`: one GPU at a time"),
+                    ));
+                }
+            }
             out.push(MicroRecord {
                 kind,
+                gpu,
                 kernel,
                 median_ms,
             });
@@ -369,6 +423,17 @@ pub fn fit(
     let mut models: Vec<String> = train.iter().map(|r| r.model.clone()).collect();
     models.sort();
     models.dedup();
+    if train.len() > MAX_FIT_STEPS || micro.len() > MAX_FIT_STEPS || models.len() > MAX_FIT_MODELS {
+        return Err(Error::Spec(format!(
+            "{} training decode steps of {} models and {} micro-benchmarks; a decode fit takes at most \
+             {MAX_FIT_STEPS} steps, {MAX_FIT_MODELS} models and {MAX_FIT_STEPS} micro-benchmarks (it refits once \
+             per model for each of {} ramps): fit a sample",
+            train.len(),
+            models.len(),
+            micro.len(),
+            RAMP_CHOICES.len()
+        )));
+    }
     if train.len() + micro.len() <= COUNT || models.len() < 3 {
         return Err(Error::Spec(format!(
             "{} training decode steps of {} models and {} micro-benchmarks to fit {COUNT} constants: measure more",
@@ -533,6 +598,7 @@ mod tests {
                         ..model::ModelDims::NONE
                     },
                     precision: crate::precision::Precision::BF16,
+                    arch: crate::arch::Architecture::NONE,
                 };
                 let w = dm::step_work(&shape, batch, context, form).unwrap();
                 let ms = w.iter().zip(truth).map(|(a, b)| a * b).sum();
@@ -616,6 +682,7 @@ mod tests {
         .chain([4096.0, 65536.0, 1e6].map(|bytes| MicroDecode::Elementwise { bytes }))
         .map(|kernel| MicroRecord {
             kind: "test".into(),
+            gpu: "G".into(),
             median_ms: slow.ms(&kernel.work(&slow.form)),
             kernel,
         })

@@ -41,6 +41,7 @@ const FALLBACKS: [(&str, &str); 6] = [
 /// The physical peaks a profile's throughputs are bounded by (from the GPU's
 /// spec sheet, or given to `nas calibrate` for a GPU it does not know).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PhysicalLimits {
     /// Peak HBM bandwidth, GB/s: bounds every `GB/s` resource.
     pub hbm_gbps: f64,
@@ -117,6 +118,7 @@ impl PhysicalLimits {
 
 /// One fitted resource.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FittedResource {
     /// Milliseconds per unit of work (FLOP, byte or launch): what the model multiplies by.
     pub ms_per_unit: f64,
@@ -139,6 +141,7 @@ impl FittedResource {
 
 /// How well a model matches measurements.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ResidualStats {
     pub rows: usize,
     /// Mean absolute percentage error.
@@ -159,10 +162,74 @@ impl ResidualStats {
             within_10_pct: relative.iter().filter(|r| r.abs() <= 0.10).count() as f64 / n * 100.0,
         }
     }
+
+    /// Statistics a profile read from disk may hold: finite, non-negative
+    /// errors, `max_abs_pct` not below `mape_pct`, a share from 0 to 100.
+    pub fn check(&self, place: &str) -> std::result::Result<(), String> {
+        for (key, v) in [("mape_pct", self.mape_pct), ("max_abs_pct", self.max_abs_pct)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!(
+                    "`{place}.{key}` must be a finite non-negative percentage, got {v:?}"
+                ));
+            }
+        }
+        if self.max_abs_pct < self.mape_pct * (1.0 - 1e-9) {
+            return Err(format!(
+                "`{place}.max_abs_pct` = {:?} is below its mean `mape_pct` = {:?}",
+                self.max_abs_pct, self.mape_pct
+            ));
+        }
+        if !(self.within_10_pct.is_finite() && (0.0..=100.0).contains(&self.within_10_pct)) {
+            return Err(format!(
+                "`{place}.within_10_pct` must be a share from 0 to 100, got {:?}",
+                self.within_10_pct
+            ));
+        }
+        Ok(())
+    }
+
+    /// A fit's errors on its own training data must be at most
+    /// [`MAX_TRAINING_MAPE_PCT`]: one further off predicts nothing (medians in
+    /// the wrong unit or absurd, another GPU's data, the wrong model).
+    pub fn check_training_fit(&self, place: &str) -> std::result::Result<(), String> {
+        if self.mape_pct > MAX_TRAINING_MAPE_PCT {
+            return Err(format!(
+                "`{place}`: the fit misses its own training data by {:.3e}% on average (more than \
+                 {MAX_TRAINING_MAPE_PCT}%): its medians are not these kernels' times in milliseconds, or not one \
+                 GPU's; a profile so far off predicts nothing and is refused",
+                self.mape_pct
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Most measurements one layer fit takes (the committed fits take 83):
+/// leave-one-out refits once per record, about 6 s at this limit.
+pub const MAX_FIT_RECORDS: usize = 4096;
+
+/// Most a fit may miss its own training data by, on average (MAPE in
+/// percent): the committed fits miss by 2-6%.
+pub const MAX_TRAINING_MAPE_PCT: f64 = 50.0;
+
+/// A fitted resource's shown `throughput` and `unit` must be what its
+/// `ms_per_unit` gives: whole-model steps read the throughput, so one that
+/// disagrees (negative, subnormal, edited) is refused.
+pub(crate) fn check_shown_throughput(place: &str, unit: Unit, f: &FittedResource) -> std::result::Result<(), String> {
+    let (want, want_unit) = throughput(unit, f.ms_per_unit);
+    let close = (f.throughput - want).abs() <= 1e-9 * want.abs().max(f.throughput.abs());
+    if !f.throughput.is_finite() || !close || f.unit != want_unit {
+        return Err(format!(
+            "`{place}.throughput` = {:?} {} does not match its `ms_per_unit` ({want:?} {want_unit})",
+            f.throughput, f.unit
+        ));
+    }
+    Ok(())
 }
 
 /// Where the fitted data came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DataProvenance {
     pub files: Vec<String>,
     /// SHA-256 over the files' bytes, in the order given.
@@ -175,6 +242,7 @@ pub struct DataProvenance {
 
 /// A fitted kernel-aware profile of one GPU.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CalibrationProfile {
     pub schema_version: u32,
     pub model: String,
@@ -335,6 +403,13 @@ impl CalibrationProfile {
             .iter()
             .filter(|m| !exclude_sets.contains(&m.set.as_str()))
             .collect();
+        if used.len() > MAX_FIT_RECORDS {
+            return Err(Error::Spec(format!(
+                "{} measurements to fit; a fit takes at most {MAX_FIT_RECORDS} (its leave-one-out \
+                 cross-validation refits once per record, so time grows with their square): fit a sample",
+                used.len()
+            )));
+        }
         if used.len() < RESOURCES.len() {
             return Err(Error::Spec(format!(
                 "{} measurements to fit {} throughputs: measure more shapes",
@@ -603,22 +678,26 @@ impl CalibrationProfile {
         )
     }
 
+    /// The profile as written to disk. A profile that reading would refuse
+    /// (a fit far from its data, a constant out of bounds) is an error here,
+    /// so none is ever written.
     pub fn to_json(&self) -> Result<String> {
         let value = serde_json::to_value(self).map_err(|e| Error::Spec(format!("serializing the profile: {e}")))?;
         let mut text = serde_json::to_string_pretty(&value).map_err(|e| Error::Spec(e.to_string()))?;
         text.push('\n');
+        Self::from_json(&text, "the fitted profile").map_err(|e| Error::Spec(format!("{e}; it is not written")))?;
         Ok(text)
     }
 
     /// Reads a profile; `place` names it in errors. Every resource must be
     /// present with a finite, non-negative value.
     pub fn from_json(text: &str, place: &str) -> Result<Self> {
-        let p: CalibrationProfile = serde_json::from_str(text).map_err(|e| {
-            Error::input(
-                place,
-                format!("not a calibration profile: {}", crate::input::json_problem(&e)),
-            )
-        })?;
+        // JSON first (a key given twice is an error, as in every JSON input),
+        // then the profile's fields (an unknown or misspelt one is an error:
+        // a misspelt `decode_model` must not quietly mean "none")
+        let doc = crate::input::parse_json(text.as_bytes(), place)?;
+        let p: CalibrationProfile =
+            serde_json::from_value(doc).map_err(|e| Error::input(place, format!("not a calibration profile: {e}")))?;
         if p.model != MODEL {
             return Err(Error::input(place, format!("model `{}` is not `{MODEL}`", p.model)));
         }
@@ -680,21 +759,23 @@ impl CalibrationProfile {
             l.check().map_err(|problem| Error::input(place, problem))?;
         }
         p.check_own_limits().map_err(|problem| Error::input(place, problem))?;
-        // The shown throughput is derived from ms_per_unit; whole-model steps
-        // read it, so one that disagrees (negative, subnormal, edited) is refused.
         for (name, unit) in RESOURCES.iter().zip(RESOURCE_UNITS) {
-            let f = &p.fitted[*name];
-            let (want, want_unit) = throughput(unit, f.ms_per_unit);
-            let close = (f.throughput - want).abs() <= 1e-9 * want.abs().max(f.throughput.abs());
-            if !f.throughput.is_finite() || !close || f.unit != want_unit {
-                return Err(Error::input(
-                    place,
-                    format!(
-                        "`{name}.throughput` = {:?} {} does not match its `ms_per_unit` ({want:?} {want_unit})",
-                        f.throughput, f.unit
-                    ),
-                ));
+            check_shown_throughput(name, unit, &p.fitted[*name]).map_err(|problem| Error::input(place, problem))?;
+        }
+        // Every statistic it shows, and its fit on its own data.
+        for (what, stats) in [
+            ("residuals", &p.residuals),
+            ("cross_validation", &p.cross_validation),
+            ("validation", &p.validation),
+        ] {
+            for (key, s) in stats {
+                s.check(&format!("{what}.{key}"))
+                    .map_err(|problem| Error::input(place, problem))?;
             }
+        }
+        if let Some(all) = p.residuals.get("all") {
+            all.check_training_fit("residuals.all")
+                .map_err(|problem| Error::input(place, problem))?;
         }
         Ok(p)
     }
@@ -762,6 +843,7 @@ mod tests {
                     window_size: window,
                     model: crate::model::ModelDims::NONE,
                     precision: crate::precision::Precision::BF16,
+                    arch: crate::arch::Architecture::NONE,
                 };
                 subjects.push(Subject::Layer(layer));
             }

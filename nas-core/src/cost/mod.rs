@@ -291,6 +291,7 @@ mod tests {
             window_size: Some(512),
             model: ModelDims::NONE,
             precision: crate::precision::Precision::BF16,
+            arch: crate::arch::Architecture::NONE,
         };
         use crate::precision::{KvCachePrecision, Precision, WeightPrecision};
         let in_precision = |weights, kv_cache| LayerShape {

@@ -177,7 +177,7 @@ pub fn check_memory_gib(gib: f64) -> Result<f64, String> {
         return Err(format!("expected a positive number of GiB, got {gib}"));
     }
     if gib > MAX_MEMORY_GIB {
-        return Err(format!("{gib} GiB is absurdly large (the limit is {MAX_MEMORY_GIB})"));
+        return Err(format!("{gib:?} GiB is absurdly large (the limit is {MAX_MEMORY_GIB})"));
     }
     Ok(gib)
 }

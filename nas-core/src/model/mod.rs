@@ -592,6 +592,7 @@ mod tests {
                 ..ModelDims::NONE
             },
             precision: crate::precision::Precision::BF16,
+            arch: crate::arch::Architecture::NONE,
         };
         let with_model = |m: ModelDims| LayerShape { model: m, ..base };
         use crate::precision::{KvCachePrecision, Precision, WeightPrecision};

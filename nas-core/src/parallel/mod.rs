@@ -267,6 +267,7 @@ mod tests {
                 tie_embeddings: Some(false),
                 ..ModelDims::NONE
             },
+            arch: crate::arch::Architecture::NONE,
         }
     }
 

@@ -314,15 +314,12 @@ impl Pack {
         let json = self.to_json()?;
         let md = self.to_markdown();
         let html = self.to_html()?;
-        let (json_path, md_path, html_path) = (
-            super::write::with_suffix(prefix, "json"),
-            super::write::with_suffix(prefix, "md"),
-            super::write::with_suffix(prefix, "html"),
-        );
+        let paths = super::write::report_paths(prefix, &["json", "md", "html"])?;
+        let (json_path, md_path, html_path) = (&paths[0], &paths[1], &paths[2]);
         super::write::write_all_atomic(&[
-            (&json_path, json.as_bytes()),
-            (&md_path, md.as_bytes()),
-            (&html_path, html.as_bytes()),
+            (json_path, json.as_bytes()),
+            (md_path, md.as_bytes()),
+            (html_path, html.as_bytes()),
         ])
     }
 }

@@ -716,6 +716,11 @@ pub struct ConstraintReport {
     pub quality_proxy: f64,
 }
 
+/// Most comparisons (`fits` and ranges count one each, `any`/`all` their
+/// members) the constraints of one search hold: checking them for
+/// contradictions, and the search's tables, grow with the count.
+pub const MAX_CONSTRAINT_ATOMS: usize = 256;
+
 impl Constraints {
     pub fn new(clauses: Vec<Constraint>) -> Result<Self> {
         let c = Constraints {
@@ -726,6 +731,18 @@ impl Constraints {
     }
 
     pub fn check(&self) -> Result<()> {
+        fn atoms(c: &Constraint) -> usize {
+            match c {
+                Constraint::All(cs) | Constraint::Any(cs) => cs.iter().map(atoms).sum(),
+                _ => 1,
+            }
+        }
+        let n: usize = self.clauses.iter().map(atoms).sum();
+        if n > MAX_CONSTRAINT_ATOMS {
+            return Err(Error::Spec(format!(
+                "the constraints hold {n} comparisons; a search takes at most {MAX_CONSTRAINT_ATOMS}"
+            )));
+        }
         self.clauses.iter().try_for_each(Constraint::check)
     }
 
@@ -788,6 +805,7 @@ mod tests {
             window_size: Some(512),
             model: crate::model::ModelDims::NONE,
             precision: crate::precision::Precision::BF16,
+            arch: crate::arch::Architecture::NONE,
         }
     }
 

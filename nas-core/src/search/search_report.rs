@@ -70,11 +70,11 @@ pub struct SearchEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefill_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub prefill_per_kernel: Option<BTreeMap<&'static str, f64>>,
+    pub prefill_per_kernel: Option<BTreeMap<std::borrow::Cow<'static, str>, f64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decode_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub decode_per_kernel: Option<BTreeMap<&'static str, f64>>,
+    pub decode_per_kernel: Option<BTreeMap<std::borrow::Cow<'static, str>, f64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decode_tokens_per_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]

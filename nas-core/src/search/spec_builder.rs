@@ -13,13 +13,14 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Display;
 
+use crate::arch::{Architecture, LayerPattern, ARCH_KEYS};
 use crate::error::hint;
 use crate::gpu::{CostModelKind, GpuTarget, OwnGpu, Registry, SpecSheet};
 use crate::hardware::{Throughputs, THROUGHPUT_KEYS};
 use crate::model::{ModelDims, ParamCount, ScalingLaw};
 use crate::precision::{KvCachePrecision, Precision, WeightPrecision};
 use crate::search::constraints::{Bound, CmpOp, Constraint, Constraints, Metric, MetricType};
-use crate::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
+use crate::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, GqaRounding, Labeled, Rounding, Workload};
 use crate::search::{CliffAxis, CliffSweep, RankMetric};
 use crate::shapes::{
     canonical_key, Candidate, LayerShape, GENERATED_CANDIDATE, KNOWN_MODEL, MAX_DIM, MAX_TRAINING_TOKENS,
@@ -125,6 +126,11 @@ pub struct Atom {
     pub value: Scalar,
     pub place: Place,
 }
+
+/// Most GPUs one search targets (DSL `hardware`, JSON `hardware`): the
+/// streaming search walks the family once per 8 GPUs and keeps `top_k`
+/// entries per list per GPU, so time and memory grow with each.
+pub const MAX_HARDWARE: usize = 64;
 
 /// A name (a GPU, a metric, a candidate) and its place.
 #[derive(Clone, Debug, PartialEq)]
@@ -247,6 +253,14 @@ pub enum ClauseInput {
 }
 
 impl ClauseInput {
+    /// Comparisons, ranges and `fits` in this clause, nested ones included.
+    pub fn atoms(&self) -> usize {
+        match self {
+            ClauseInput::All(cs, _) | ClauseInput::Any(cs, _) => cs.iter().map(ClauseInput::atoms).sum(),
+            _ => 1,
+        }
+    }
+
     pub fn place(&self) -> Place {
         match self {
             ClauseInput::Fits { place, .. }
@@ -428,6 +442,12 @@ impl Builder {
                                 None => Some(DEFAULT_TOP_K),
                                 Some(t) => self.top_k(t),
                             };
+                            if let Some(k) = k {
+                                if let Err(e) = crate::search::stream::check_reported(k, listed.len()) {
+                                    let place = top.as_ref().map_or(def.name.place, |t| t.place);
+                                    self.at(place, e);
+                                }
+                            }
                             if let (Some(family), Some(k)) = (family, k) {
                                 if self.space(def, &family) {
                                     space = Some((family, k));
@@ -673,16 +693,36 @@ impl Builder {
         if names.is_empty() {
             self.at(place, "`hardware: []` lists no GPU");
         }
+        if names.len() > MAX_HARDWARE {
+            self.at(
+                place,
+                format!(
+                    "{} GPUs listed; a search targets at most {MAX_HARDWARE} (its time and its \
+                     report grow with every GPU)",
+                    names.len()
+                ),
+            );
+        }
         targets
     }
 
     fn gpu(&mut self, def: &GpuInput) -> Option<GpuTarget> {
+        // Any error in the declaration ends it: nothing is checked (or
+        // reported) of a GPU that is not what was written.
+        let errors_before = self.errors.len();
         let key = def.name.text.as_str();
         let registry = Registry::builtin();
         if registry.entry(key).is_ok() {
             self.at(
                 def.name.place,
                 format!("`{key}` is a built-in GPU; give yours another name"),
+            );
+            return None;
+        }
+        if let Some(builtin) = registry.keys().iter().find(|k| k.eq_ignore_ascii_case(key)) {
+            self.at(
+                def.name.place,
+                format!("`{key}` is the built-in GPU `{builtin}` but for case; give yours another name"),
             );
             return None;
         }
@@ -727,14 +767,22 @@ impl Builder {
                 }
                 Some(v)
             }
-            None if given.iter().all(Option::is_none) && (profile.is_some() || base.is_some()) => None,
+            // a `profile` given with a bad value has had its error: the throughputs are not missing
+            None if given.iter().all(Option::is_none)
+                && (profile.is_some() || base.is_some() || fields.contains_key("profile")) =>
+            {
+                None
+            }
             None => {
+                // A throughput given with a bad value has had its error; it is not missing.
                 let missing: Vec<&str> = THROUGHPUT_KEYS
                     .iter()
-                    .zip(given)
-                    .filter(|(_, g)| g.is_none())
-                    .map(|(k, _)| *k)
+                    .filter(|k| !fields.contains_key(*k))
+                    .copied()
                     .collect();
+                if !ok {
+                    return None;
+                }
                 if !missing.is_empty() {
                     self.at(
                         def.name.place,
@@ -765,10 +813,10 @@ impl Builder {
         }
         let mut spec = base.map_or(SpecSheet::UNKNOWN, |b| b.spec.clone());
         if let Some(f) = fields.get("memory_gib") {
-            let checked = scalar_number(&f.value)
-                .ok_or_else(|| "`memory_gib` must be a number".to_string())
-                .and_then(|(n, _)| crate::gpu::spec_sheet::check_memory_gib(n))
-                .map_err(|e| format!("`memory_gib`: {e}"));
+            let checked = match scalar_number(&f.value) {
+                None => Err("`memory_gib` must be a number of GiB".to_string()),
+                Some((n, _)) => crate::gpu::spec_sheet::check_memory_gib(n).map_err(|e| format!("`memory_gib`: {e}")),
+            };
             match checked {
                 Ok(gib) => spec.memory_gib = Some(gib),
                 Err(e) => {
@@ -776,6 +824,9 @@ impl Builder {
                     return None;
                 }
             }
+        }
+        if self.errors.len() > errors_before {
+            return None;
         }
         let seed = match values {
             Some(v) => {
@@ -845,7 +896,10 @@ impl Builder {
                         map.insert(key, f);
                     }
                     if let Some(r) = &f.rounding {
-                        self.at(r.place, "rounding (`round_to`) applies to `ffn_ratio` in a family only");
+                        self.at(
+                            r.place,
+                            "rounding applies to a family's `ffn_ratio` (`round_to M`) and `gqa_group` (`round_down`) only",
+                        );
                         ok = false;
                     }
                 }
@@ -915,6 +969,29 @@ impl Builder {
             },
             other => {
                 self.at(value.place, format!("`weights` takes bf16, fp8 or int4, got {other}"));
+                None
+            }
+        }
+    }
+
+    /// A layer pattern: a string `"a:b"` (`"5:1"`).
+    fn layer_pattern_of(&mut self, value: &Atom) -> Option<LayerPattern> {
+        match &value.value {
+            Scalar::Str(text) => match text.parse::<LayerPattern>() {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    self.at(value.place, e);
+                    None
+                }
+            },
+            other => {
+                self.at(
+                    value.place,
+                    format!(
+                        "`layer_pattern` takes a string \"a:b\" (a sliding-window layers, then b full-attention \
+                         layers: \"5:1\"), got {other}"
+                    ),
+                );
                 None
             }
         }
@@ -1034,6 +1111,7 @@ impl Builder {
         given: Option<(&'static str, u64, &Word)>,
     ) -> Option<(LayerShape, BTreeMap<&'static str, &'f Field>)> {
         let mut allowed: Vec<&str> = SHAPE_FIELDS.to_vec();
+        allowed.extend(ARCH_KEYS);
         allowed.extend(extra);
         let extras: Vec<&'static str> = ["source"].into_iter().filter(|e| extra.contains(e)).collect();
         let map = self.field_map(fields, &allowed, |n| {
@@ -1102,7 +1180,8 @@ impl Builder {
                 }
             }
         };
-        let use_qk_norm = boolean(self, "use_qk_norm", "qk_norm", &mut ok).unwrap_or(true);
+        let use_qk_norm =
+            boolean(self, "use_qk_norm", "qk_norm", &mut ok).unwrap_or(crate::shapes::DEFAULT_USE_QK_NORM);
         let window_size = match map.get("window_size").map(|f| &f.value) {
             None
             | Some(Value::Scalar(Atom {
@@ -1137,6 +1216,34 @@ impl Builder {
         let num_layers = optional(self, "num_layers");
         let vocab_size = optional(self, "vocab_size");
         let context_len = optional(self, "context_len");
+        // Mixture of experts, layer pattern, latent attention: their rules are `arch::Architecture::check`'s.
+        let mut arch = Architecture {
+            experts: optional(self, "experts"),
+            top_k: optional(self, "top_k"),
+            expert_ffn_dim: optional(self, "expert_ffn_dim"),
+            shared_experts: optional(self, "shared_experts"),
+            shared_expert_ffn_dim: optional(self, "shared_expert_ffn_dim"),
+            first_dense_layers: optional(self, "first_dense_layers"),
+            layer_pattern: None,
+            kv_lora_rank: optional(self, "kv_lora_rank"),
+            q_lora_rank: optional(self, "q_lora_rank"),
+            rope_head_dim: optional(self, "rope_head_dim"),
+            v_head_dim: optional(self, "v_head_dim"),
+        };
+        let mut pattern_ok = true;
+        if let Some(f) = map.get("layer_pattern") {
+            match &f.value {
+                Value::Scalar(s) => match self.layer_pattern_of(s) {
+                    Some(p) => arch.layer_pattern = Some(p),
+                    None => pattern_ok = false,
+                },
+                Value::List { .. } => {
+                    self.at(f.place, "`layer_pattern` takes one value here (lists are for families)");
+                    pattern_ok = false;
+                }
+            }
+        }
+        ok &= pattern_ok;
         let tie_embeddings = boolean(self, "tie_embeddings", "tie_embeddings", &mut ok);
         let mut precision = workload.precision;
         for key in ["weights", "kv_cache"] {
@@ -1223,6 +1330,8 @@ impl Builder {
     fn what(def: &FamilyInput) -> String {
         match def.mode {
             FamilyMode::Listed => format!("family `{}`", def.name.text),
+            // the JSON spec's one family is named `family` (its key)
+            FamilyMode::Space { .. } if def.name.text == "family" => "the family".into(),
             FamilyMode::Space { .. } => format!("space `{}`", def.name.text),
         }
     }
@@ -1263,6 +1372,26 @@ impl Builder {
         ok.then_some(FfnRounding { multiple, rounding })
     }
 
+    /// `gqa_group`'s rounding: only down (the seed's rule), with no multiple.
+    fn gqa_rounding(&mut self, r: &RoundingInput) -> Option<GqaRounding> {
+        let down = matches!(&r.mode, Some(Atom { value: Scalar::Str(s), .. }) if s == "down");
+        if down && r.multiple.is_none() {
+            return Some(GqaRounding::Down);
+        }
+        let place = match (&r.mode, &r.multiple) {
+            (Some(m), _) if !down => m.place,
+            (_, Some(m)) => m.place,
+            _ => r.place,
+        };
+        self.at(
+            place,
+            "`gqa_group` rounds only down, to no multiple: `round_down` in the DSL, `\"round\": \"down\"` in JSON \
+             (kv heads = max(1, floor(heads / group)), the seed's rule); without it a group that does not divide \
+             the heads skips the combination",
+        );
+        None
+    }
+
     /// `top_k`: from 1 to [`crate::search::stream::MAX_TOP_K`] (each list is held in full).
     fn top_k(&mut self, t: &Atom) -> Option<usize> {
         let k = self.positive_int("top_k", t)?;
@@ -1285,11 +1414,18 @@ impl Builder {
         let mut template: Option<(&str, Place)> = None;
         let mut source = GENERATED_CANDIDATE.to_string();
         let mut rounding = DEFAULT_FFN_ROUNDING;
+        let mut gqa_rounding = GqaRounding::Exact;
         let mut seen: BTreeMap<String, Place> = BTreeMap::new();
         let mut ok = true;
         for f in &def.fields {
             let name = f.name.text.as_str();
             if name == "name" || name == "source" {
+                if let Some(first) = first_seen(&mut seen, name, f.name.place) {
+                    self.at(f.name.place, format!("`{name}` is given twice"));
+                    self.at(first, "first given here");
+                    ok = false;
+                    continue;
+                }
                 match &f.value {
                     Value::Scalar(Atom {
                         value: Scalar::Str(s),
@@ -1332,8 +1468,15 @@ impl Builder {
                     Some(r) => rounding = r,
                     None => ok = false,
                 },
+                (Some(r), AxisKind::GqaGroup) => match self.gqa_rounding(r) {
+                    Some(g) => gqa_rounding = g,
+                    None => ok = false,
+                },
                 (Some(r), _) => {
-                    self.at(r.place, "rounding (`round_to`) applies to `ffn_ratio` only");
+                    self.at(
+                        r.place,
+                        "rounding applies to `ffn_ratio` (`round_to M`) and `gqa_group` (`round_down`) only",
+                    );
                     ok = false;
                 }
                 (None, _) => {}
@@ -1347,6 +1490,10 @@ impl Builder {
             }
         }
         let Some((template, template_place)) = template else {
+            if seen.contains_key("name") {
+                // given, but not as a string: that error is reported
+                return None;
+            }
             self.at(
                 def.name.place,
                 format!("{} needs a name template: `name: \"...\"`", Self::what(def)),
@@ -1360,6 +1507,7 @@ impl Builder {
             source: source.into(),
             axes: axes.into(),
             ffn_rounding: rounding,
+            gqa_rounding,
             template: template.to_string().into(),
         };
         if let Err(e) = crate::search::family::parse_template(template) {
@@ -1418,21 +1566,36 @@ impl Builder {
     /// enumerating it (valid candidates are counted from its axes, and names
     /// stay distinct when the template names every axis that varies).
     fn space(&mut self, def: &FamilyInput, family: &Family) -> bool {
-        if let Err(e) = family.check_names_distinct() {
-            self.at(Self::template_place(def), e);
-            return false;
-        }
         let combinations = family.combinations();
         if combinations > crate::search::stream::MAX_COMBINATIONS as u128 {
             self.at(
                 def.name.place,
-                format!("the family has {combinations} combinations; the streaming search handles at most 2^62"),
+                format!(
+                    "the family has {} combinations; the streaming search handles at most 2^62",
+                    crate::search::family::shown_count(combinations)
+                ),
             );
             return false;
         }
+        if let Err(e) = family.check_names_distinct() {
+            self.at(Self::template_place(def), e);
+            return false;
+        }
         match crate::search::stream::count_valid(family, self.workload) {
-            Ok(0) | Err(_) => {
-                self.at(def.name.place, format!("{} yields no valid candidate", Self::what(def)));
+            Ok(0) => {
+                let reasons = family.sample_skips(self.workload, 3, 100_000);
+                let examples = match reasons.is_empty() {
+                    true => String::new(),
+                    false => format!(" (e.g. {})", reasons.join("; ")),
+                };
+                self.at(
+                    def.name.place,
+                    format!("{} yields no valid candidate{examples}", Self::what(def)),
+                );
+                false
+            }
+            Err(e) => {
+                self.at(def.name.place, format!("{}: {e}", Self::what(def)));
                 false
             }
             Ok(_) => true,
@@ -1568,6 +1731,24 @@ impl Builder {
     }
 
     fn constraints(&mut self, clauses: &[ClauseInput]) -> Vec<Constraint> {
+        // Checked before anything else: the contradiction check and the
+        // search's tables grow with the number of comparisons.
+        let limit = crate::search::constraints::MAX_CONSTRAINT_ATOMS;
+        let mut total = 0usize;
+        for c in clauses {
+            total += c.atoms();
+            if total > limit {
+                self.at(
+                    c.place(),
+                    format!(
+                        "the constraints hold {} comparisons, more than the {limit} a search takes (the first \
+                         beyond them is here)",
+                        clauses.iter().map(ClauseInput::atoms).sum::<usize>()
+                    ),
+                );
+                return Vec::new();
+            }
+        }
         let converted: Vec<Option<Constraint>> = clauses.iter().map(|c| self.clause(c)).collect();
         if converted.iter().any(Option::is_none) {
             return Vec::new();
