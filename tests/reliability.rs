@@ -1313,7 +1313,7 @@ fn search_spec_axis_with_a_hugging_face_name() {
             &dir,
             r#"{"hardware": ["h100"], "family": {"axes": [{"axis": "hidden_dim", "values": [2048]}, {"axis": "head_dim", "values": [128]}, {"axis": "intermediate_size", "values": [8192]}], "name": "x"}}"#
         ),
-        "DIR/s.json: family.axes[2]: unknown field `intermediate_size` (did you mean `ffn_dim`?); a family takes the axes hidden_dim, head_dim, num_heads, kv_heads, gqa_group, ffn_dim, ffn_ratio, window, qk_norm, seq_len, batch_size, num_layers, vocab_size, tie_embeddings, context_len, weights, kv_cache and `name`, `source`"
+        "DIR/s.json: family.axes[2]: unknown field `intermediate_size` (did you mean `ffn_dim`?); a family takes the axes hidden_dim, head_dim, num_heads, kv_heads, gqa_group, ffn_dim, ffn_ratio, window, qk_norm, seq_len, batch_size, num_layers, vocab_size, tie_embeddings, context_len, weights, kv_cache, experts, top_k, expert_ffn_dim, shared_experts, shared_expert_ffn_dim, first_dense_layers, layer_pattern, kv_lora_rank, q_lora_rank, rope_head_dim, v_head_dim and `name`, `source`"
     );
 }
 

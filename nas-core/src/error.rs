@@ -84,6 +84,16 @@ pub const FIELD_ALIASES: &[(&str, &[&str])] = &[
     ("sliding_window", &["window", "window_size"]),
     ("max_position_embeddings", &["context_len"]),
     ("tie_word_embeddings", &["tie_embeddings"]),
+    ("num_experts", &["experts"]),
+    ("num_local_experts", &["experts"]),
+    ("n_routed_experts", &["experts"]),
+    ("num_experts_per_tok", &["top_k"]),
+    ("moe_intermediate_size", &["expert_ffn_dim"]),
+    ("n_shared_experts", &["shared_experts"]),
+    ("shared_expert_intermediate_size", &["shared_expert_ffn_dim"]),
+    ("first_k_dense_replace", &["first_dense_layers"]),
+    ("qk_rope_head_dim", &["rope_head_dim"]),
+    ("qk_nope_head_dim", &["head_dim"]),
 ];
 
 /// What a "did you mean" says when no known name is close.

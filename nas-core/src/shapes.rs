@@ -595,6 +595,33 @@ impl ShapeField {
     ];
     /// The fields of latent attention that change its dense stand-in's heads.
     pub const LATENT_VIEW: [ShapeField; 2] = [ShapeField::KvLoraRank, ShapeField::RopeHeadDim];
+    /// The fields of a candidate that fields of its dense stand-in
+    /// ([`LayerShape::layer_view`]) are made of: a kernel of the layer
+    /// models that reads `fields` of the stand-in reads these of the
+    /// candidate (its FFN width from the mixture, its heads, head width,
+    /// window and QK-norm from latent attention).
+    pub fn through_layer_view(fields: &[ShapeField]) -> Vec<ShapeField> {
+        use ShapeField::*;
+        let mut out: Vec<ShapeField> = fields.to_vec();
+        let mut add = |extra: &[ShapeField]| {
+            for f in extra {
+                if !out.contains(f) {
+                    out.push(*f);
+                }
+            }
+        };
+        for f in fields {
+            match f {
+                FfnDim => add(&ShapeField::MOE),
+                NumKvHeads => add(&[NumHeads, KvLoraRank]),
+                HeadDim => add(&ShapeField::LATENT_VIEW),
+                UseQkNorm | WindowSize => add(&[KvLoraRank]),
+                _ => {}
+            }
+        }
+        out
+    }
+
     /// Every field of [`Architecture`].
     pub const ARCH: [ShapeField; 11] = [
         ShapeField::Experts,

@@ -933,7 +933,7 @@ fn predict(
                         obj.insert("precision_source".into(), json!(p));
                     }
                 }
-                whole_model_keys(&mut o, &shapes[i], latency.total_ms(i, 0), Some(&step));
+                whole_model_keys(&mut o, &shapes[i], latency.total_ms(i, 0), &gpu, &step)?;
                 if let (Some(deployment), Value::Object(obj)) = (deployment, &mut o) {
                     let figures = nas::parallel::figures(&shapes[i], &gpu, deployment.tp)
                         .map_err(|e| Error::Spec(format!("{place}: `{}`: {e}", names[i])))?;
@@ -1028,33 +1028,39 @@ fn import(files: &[PathBuf], seq_len: u64) -> Result<()> {
     Ok(())
 }
 
-/// Adds what a whole-model shape allows: `params`, `weight_bytes`,
-/// `kv_cache_bytes_per_token`, `prefill_ms`, `decode_ms` (with their
-/// per-kernel breakdowns) and `loss_estimate` (with training tokens).
-fn whole_model_keys(out: &mut Value, shape: &LayerShape, layer_ms: f64, step: Option<&nas::model::StepThroughputs>) {
+/// Adds what a whole-model shape allows: `params` (and `active_params` for
+/// a mixture of experts), `weight_bytes`, `kv_cache_bytes_per_token`,
+/// `prefill_ms`, `decode_ms` (with their per-kernel breakdowns) and
+/// `loss_estimate` (with training tokens; none for a mixture of experts).
+fn whole_model_keys(
+    out: &mut Value,
+    shape: &LayerShape,
+    layer_ms: f64,
+    gpu: &Gpu,
+    step: &nas::model::StepThroughputs,
+) -> Result<()> {
     let (Some(figures), Value::Object(obj)) = (nas::model::figures(shape), out) else {
-        return;
+        return Ok(());
     };
     obj.insert("params".into(), json!(figures.parameters.total));
+    if let Some(active) = figures.parameters.active {
+        obj.insert("active_params".into(), json!(active));
+    }
     obj.insert("weight_bytes".into(), json!(figures.memory.weight_bytes));
     obj.insert(
         "kv_cache_bytes_per_token".into(),
         json!(figures.memory.kv_cache_bytes_per_token),
     );
-    if let Some(step) = step {
-        let context = nas::model::context_of(shape);
-        if let Some(p) = nas::model::prefill(shape, step, layer_ms) {
-            obj.insert("prefill_ms".into(), json!(p.total_ms));
-            obj.insert("prefill_per_kernel".into(), json!(p.per_kernel));
-        }
-        if let Some(d) = nas::model::decode(shape, step, shape.batch_size, context) {
-            obj.insert("decode_ms".into(), json!(d.total_ms));
-            obj.insert("decode_per_kernel".into(), json!(d.per_kernel));
-        }
+    if let Some((p, d)) = nas::model::steps_on(shape, gpu, step, layer_ms)? {
+        obj.insert("prefill_ms".into(), json!(p.total_ms));
+        obj.insert("prefill_per_kernel".into(), json!(p.per_kernel));
+        obj.insert("decode_ms".into(), json!(d.total_ms));
+        obj.insert("decode_per_kernel".into(), json!(d.per_kernel));
     }
     if let Some(loss) = figures.loss_estimate {
         obj.insert("loss_estimate".into(), json!(loss));
     }
+    Ok(())
 }
 
 fn calibrate(
@@ -1605,7 +1611,7 @@ fn search(
             start.elapsed().as_secs_f64()
         );
     }
-    let text = nas::search::stream::SearchReport::new(&stream, &result).to_json()?;
+    let text = nas::search::stream::SearchReport::new(&stream, &result)?.to_json()?;
     match out {
         Some(path) => nas::report::write::write_atomic(path, text.as_bytes()),
         None => {

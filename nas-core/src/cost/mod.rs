@@ -132,16 +132,20 @@ impl CostModel for LayerModel {
         }
     }
 
+    /// A stack candidate ([`crate::arch`] fields) is priced as its dense
+    /// stand-in layer ([`LayerShape::layer_view`]); a dense shape as itself.
     fn work_row(&self, shape: &LayerShape, row: &mut [f64]) {
-        self.inner().work_row(shape, row)
+        self.inner().work_row(&shape.layer_view(), row)
     }
 
+    /// As declared for a dense shape; a stack candidate's kernel reads what
+    /// its stand-in's fields are made of ([`ShapeField::through_layer_view`]).
     fn kernel_fields(&self, kernel: usize) -> &'static [ShapeField] {
         self.inner().kernel_fields(kernel)
     }
 
     fn kernel_name(&self, kernel: usize, shape: &LayerShape) -> &'static str {
-        self.inner().kernel_name(kernel, shape)
+        self.inner().kernel_name(kernel, &shape.layer_view())
     }
 }
 

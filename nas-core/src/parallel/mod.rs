@@ -58,6 +58,15 @@ pub fn shard(shape: &LayerShape, tp: u64) -> Result<TensorShard, ShardProblem> {
             message: format!("`tp` = {tp} must be between 1 and {MAX_TP}"),
         });
     }
+    if let (Some(key), true) = (shape.arch.first_key(), tp > 1) {
+        return Err(ShardProblem {
+            key,
+            message: format!(
+                "`{key}` makes the shape a stack of layer kinds, which `--tp` does not shard yet: write it as a \
+                 Hugging Face config (`nas predict --configs FILE --tp N`)"
+            ),
+        });
+    }
     let divides = |key: &'static str, value: u64| {
         if value % tp == 0 {
             Ok(value / tp)

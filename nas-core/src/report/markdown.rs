@@ -701,8 +701,21 @@ impl Pack {
             escape(&key.to_uppercase())
         ));
         let kernels = crate::model::DECODE_KERNELS;
+        // Stacks of layer kinds (mixtures, latent attention) have kernels of their own.
+        let other = |c: &crate::report::pack::WholeModelEntry| -> f64 {
+            c.decode
+                .per_kernel
+                .iter()
+                .filter(|(k, _)| !kernels.contains(&k.as_ref()))
+                .map(|(_, ms)| ms)
+                .sum()
+        };
+        let with_other = rows.iter().any(|c| other(c) != 0.0);
         let mut columns: Vec<(&str, Align)> = vec![("candidate", Align::Left), ("decode ms", Align::Right)];
         columns.extend(kernels.iter().map(|k| (*k, Align::Right)));
+        if with_other {
+            columns.push(("other kernels", Align::Right));
+        }
         columns.push(("KV share", Align::Right));
         let mut t = Table::new(&self.columns(&columns));
         for c in rows {
@@ -712,6 +725,9 @@ impl Pack {
                     .iter()
                     .map(|k| ms(c.decode.per_kernel.get(*k).copied().unwrap_or(0.0))),
             );
+            if with_other {
+                cells.push(ms(other(c)));
+            }
             let kv = c
                 .decode
                 .per_kernel

@@ -328,8 +328,8 @@ impl SearchSpec {
                 shapes
                     .iter()
                     .enumerate()
-                    .map(|(i, s)| crate::model::step_latency(s, &step, latency.total_ms(i, g)))
-                    .collect()
+                    .map(|(i, s)| crate::model::step_latency_on(s, profile, &step, latency.total_ms(i, g)))
+                    .collect::<Result<_>>()?
             } else {
                 vec![crate::model::StepLatency::UNAVAILABLE; shapes.len()]
             };

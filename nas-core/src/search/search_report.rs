@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::gpu::CostProvenance;
+use crate::error::Result;
+use crate::gpu::{CostProvenance, Gpu};
 use crate::model;
 use crate::search::stream::{GpuResult, Ranked, StreamResult, StreamSpec};
 use crate::shapes::LayerShape;
@@ -63,6 +64,9 @@ pub struct SearchEntry {
     pub bottleneck: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub params: Option<u64>,
+    /// A mixture of experts: the parameters one token touches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_params: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,12 +86,18 @@ pub struct SearchEntry {
 }
 
 impl SearchEntry {
-    fn new(rank: usize, r: &Ranked, step: Option<&model::StepThroughputs>) -> Self {
+    fn new(rank: usize, r: &Ranked, gpu: &Gpu, step: Option<&model::StepThroughputs>) -> Result<Self> {
         let figures = model::figures(&r.shape);
         let step = step.filter(|_| figures.is_some());
-        let prefill = step.and_then(|s| model::prefill(&r.shape, s, r.total_ms));
-        let decode = step.and_then(|s| model::decode(&r.shape, s, r.shape.batch_size, model::context_of(&r.shape)));
-        SearchEntry {
+        let steps = match step {
+            Some(s) => model::steps_on(&r.shape, gpu, s, r.total_ms)?,
+            None => None,
+        };
+        let (prefill, decode) = match steps {
+            Some((p, d)) => (Some(p), Some(d)),
+            None => (None, None),
+        };
+        Ok(SearchEntry {
             rank,
             name: r.name.clone(),
             config: r.shape,
@@ -98,6 +108,7 @@ impl SearchEntry {
             constraint_passes: r.passes,
             bottleneck: r.bottleneck,
             params: figures.map(|f| f.parameters.total),
+            active_params: figures.and_then(|f| f.parameters.active),
             weight_bytes: figures.map(|f| f.memory.weight_bytes),
             kv_cache_bytes_per_token: figures.map(|f| f.memory.kv_cache_bytes_per_token),
             prefill_ms: prefill.as_ref().map(|p| p.total_ms),
@@ -108,38 +119,38 @@ impl SearchEntry {
             decode_ms: decode.as_ref().map(|d| d.total_ms),
             decode_per_kernel: decode.map(|d| d.per_kernel),
             loss_estimate: figures.and_then(|f| f.loss_estimate),
-        }
+        })
     }
 }
 
 impl SearchReport {
     /// The report of `result`, the search of `spec`.
-    pub fn new(spec: &StreamSpec, result: &StreamResult) -> Self {
+    pub fn new(spec: &StreamSpec, result: &StreamResult) -> Result<Self> {
         let results = result
             .per_gpu
             .iter()
             .zip(spec.hardware)
-            .map(|(g, gpu): (&GpuResult, _)| {
+            .map(|(g, gpu): (&GpuResult, &Gpu)| -> Result<GpuSearchResult> {
                 let step = gpu.step_throughputs().ok();
-                let entries = |list: &[Ranked]| -> Vec<SearchEntry> {
+                let entries = |list: &[Ranked]| -> Result<Vec<SearchEntry>> {
                     list.iter()
                         .enumerate()
-                        .map(|(r, e)| SearchEntry::new(r + 1, e, step.as_ref()))
+                        .map(|(r, e)| SearchEntry::new(r + 1, e, gpu, step.as_ref()))
                         .collect()
                 };
-                GpuSearchResult {
+                Ok(GpuSearchResult {
                     hardware: g.hardware.clone(),
                     cost_model: gpu.cost_model().name(),
                     provenance: gpu.provenance(),
                     quality_constrained_candidates: g.passing,
-                    total_ms_top: entries(&g.total_ms_top),
-                    ms_per_mparam_proxy_top: entries(&g.ms_per_mparam_proxy_top),
-                    quality_constrained_top: entries(&g.constrained_top),
-                    pareto_front: entries(&g.pareto_front),
-                }
+                    total_ms_top: entries(&g.total_ms_top)?,
+                    ms_per_mparam_proxy_top: entries(&g.ms_per_mparam_proxy_top)?,
+                    quality_constrained_top: entries(&g.constrained_top)?,
+                    pareto_front: entries(&g.pareto_front)?,
+                })
             })
-            .collect();
-        SearchReport {
+            .collect::<Result<_>>()?;
+        Ok(SearchReport {
             combinations: result.combinations,
             valid_candidates: result.valid,
             quality_constrained_candidates: result.passing,
@@ -148,7 +159,7 @@ impl SearchReport {
             quality_constraints: spec.constraints.describe(),
             latency_constraints_per_gpu: spec.constraints.reads_latency(),
             results,
-        }
+        })
     }
 
     /// Pretty JSON with sorted keys, ending in a newline: the same search gives the same bytes.

@@ -30,6 +30,26 @@ use crate::shapes::{LayerShape, ShapeField};
 /// Largest family the engine accepts (about 4.6 * 10^18: index arithmetic stays in u64).
 pub const MAX_COMBINATIONS: u64 = 1 << 62;
 
+/// Most combinations a family of stacks ([`crate::arch`] axes) may have in
+/// a streamed search: each is validated and its stack timed one by one, and
+/// the tables over all its axes hold one entry per combination (2^18).
+pub const MAX_STACK_COMBINATIONS: u64 = 1 << 18;
+
+/// A family of stacks must have at most [`MAX_STACK_COMBINATIONS`] combinations.
+fn check_stack_family(family: &Family) -> Result<()> {
+    let combinations = family.combinations();
+    if family.is_arch() && combinations > MAX_STACK_COMBINATIONS as u128 {
+        let axis = family.axes.iter().find(|a| a.kind.is_arch()).map_or("experts", |a| a.kind.name());
+        return Err(Error::Spec(format!(
+            "the family has {} combinations; a family with `{axis}` (a mixture of experts, a layer pattern or latent \
+             attention: a stack of layer kinds, timed candidate by candidate) has at most {MAX_STACK_COMBINATIONS}: \
+             give its axes fewer values",
+            crate::search::family::shown_count(combinations)
+        )));
+    }
+    Ok(())
+}
+
 /// Lookup tables larger than this many entries are not merged further.
 const MAX_TABLE: u64 = 1 << 22;
 
@@ -181,6 +201,10 @@ struct WholePlan {
     decode: Vec<Table>,
     /// The latency clauses, in the order of the passes table's truth bits.
     atoms: Vec<Atom>,
+    /// A family of stacks ([`crate::arch`] axes): `layers` holds per entry
+    /// (1, batch_size), `outside` per GPU the whole prefill, then per GPU the
+    /// whole decode step, each from the candidate's stack; `decode` is empty.
+    stack: bool,
 }
 
 /// A comparison or range on a latency metric, evaluated per GPU in the hot loop.
@@ -305,23 +329,20 @@ impl<'a> Plan<'a> {
             )));
         }
         let family = spec.family;
+        check_stack_family(family)?;
         check_precisions(family, spec.workload, spec.hardware)?;
         let fields = |fs: &[ShapeField]| fs.iter().fold(0u64, |m, f| m | family.field_axes(*f));
 
         // One plan evaluates GPUs of one layer model (`search_range` splits the rest).
         let model = spec.hardware[0].layer_model();
+        // A stack candidate's layer is priced as its dense stand-in: a kernel
+        // reads what the stand-in's fields are made of.
         let merged = group_kernels(
-            (0..model.kernels().len()).map(|k| (k, fields(model.kernel_fields(k)))),
+            (0..model.kernels().len()).map(|k| (k, fields(&ShapeField::through_layer_view(model.kernel_fields(k))))),
             &radix,
         );
 
-        let shape_mask = fields(&[
-            ShapeField::HiddenDim,
-            ShapeField::NumHeads,
-            ShapeField::NumKvHeads,
-            ShapeField::HeadDim,
-            ShapeField::FfnDim,
-        ]);
+        let shape_mask = validity_mask(family);
         let reps = Representatives::new(spec, &radix, shape_mask)?;
         let valid = reps.table(shape_mask, 1, |shape, out| {
             out[0] = f64::from(u8::from(shape.is_some()))
@@ -378,7 +399,11 @@ impl<'a> Plan<'a> {
 
         let whole = if spec.rank_by.is_whole_model() || !atoms.is_empty() {
             let steps: Vec<StepThroughputs> = spec.hardware.iter().map(Gpu::step_throughputs).collect::<Result<_>>()?;
-            Some(whole_plan(&reps, &radix, &fields, &steps, atoms)?)
+            if family.is_arch() {
+                Some(stack_plan(&reps, &radix, spec.hardware, atoms)?)
+            } else {
+                Some(whole_plan(&reps, &radix, &fields, &steps, atoms)?)
+            }
         } else {
             None
         };
@@ -589,7 +614,72 @@ fn whole_plan(
         outside,
         decode,
         atoms,
+        stack: false,
     })
+}
+
+/// The whole-model tables of a family of stacks: every candidate's prefill
+/// and decode from its own stack ([`crate::model::step_latency_on`]), in
+/// one table over every axis (a stack's time reads every field), so the
+/// family's combinations are bounded by the table budget. Entries no valid
+/// candidate has stay 0 (they are never read).
+fn stack_plan(reps: &Representatives, radix: &[u64], hardware: &[Gpu], atoms: Vec<Atom>) -> Result<WholePlan> {
+    let gpus = hardware.len();
+    let all = (0..radix.len()).fold(0u64, |m, a| m | (1 << a));
+    let steps: Vec<StepThroughputs> = hardware.iter().map(Gpu::step_throughputs).collect::<Result<_>>()?;
+    let layers = reps.table(all, 2, |shape, out| {
+        if let Some(s) = shape {
+            out[0] = if crate::model::figures(s).is_some() { 1.0 } else { f64::NAN };
+            out[1] = s.batch_size as f64;
+        }
+    })?;
+    let failed = std::sync::Mutex::new(None);
+    let outside = reps.table(all, 2 * gpus, |shape, out| {
+        let Some(s) = shape else { return };
+        for (g, gpu) in hardware.iter().enumerate() {
+            // The layer's own time does not enter a stack's steps.
+            match crate::model::step_latency_on(s, gpu, &steps[g], 0.0) {
+                Ok(l) => {
+                    out[g] = l.prefill_ms;
+                    out[gpus + g] = l.decode_ms;
+                }
+                Err(e) => {
+                    if let Ok(mut f) = failed.lock() {
+                        f.get_or_insert(e);
+                    }
+                }
+            }
+        }
+    })?;
+    if let Some(e) = failed.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    Ok(WholePlan {
+        layers,
+        outside,
+        decode: Vec::new(),
+        atoms,
+        stack: true,
+    })
+}
+
+/// The axes that decide whether a combination is valid: the sizes of its
+/// heads and FFN; for a family of stacks every axis (its rules read the
+/// layers, the vocabulary, the window, QK-norm and precision too), so its
+/// validity is checked combination by combination.
+fn validity_mask(family: &Family) -> u64 {
+    if family.is_arch() {
+        return (0..family.axes.len()).fold(0u64, |m, a| m | (1 << a));
+    }
+    [
+        ShapeField::HiddenDim,
+        ShapeField::NumHeads,
+        ShapeField::NumKvHeads,
+        ShapeField::HeadDim,
+        ShapeField::FfnDim,
+    ]
+    .iter()
+    .fold(0u64, |m, f| m | family.field_axes(*f))
 }
 
 /// Kernels grouped by the axes they read (`(kernel, axis mask)` pairs): a
@@ -1072,9 +1162,17 @@ impl Plan<'_> {
                                     per_layer[g] += row[g];
                                 }
                             }
-                            for g in 0..G {
-                                prefill[g] = layers * totals[g] + outside[g];
-                                decode[g] = layers * per_layer[g] + outside[G + g];
+                            if w.stack {
+                                // `layers` is 1 for a whole stack, NaN for a plain layer.
+                                for g in 0..G {
+                                    prefill[g] = layers * outside[g];
+                                    decode[g] = layers * outside[G + g];
+                                }
+                            } else {
+                                for g in 0..G {
+                                    prefill[g] = layers * totals[g] + outside[g];
+                                    decode[g] = layers * per_layer[g] + outside[G + g];
+                                }
                             }
                         }
                     }
@@ -1281,7 +1379,7 @@ fn finish(plan: &Plan, partial: Partial, combinations: u64) -> Result<StreamResu
     // the ranking or the constraints read them, and then checked by the plan).
     let steps: Vec<Option<StepThroughputs>> = spec.hardware.iter().map(|g| g.step_throughputs().ok()).collect();
     let reads_latency = spec.constraints.reads_latency();
-    let ranked = |index: u64, g: usize| -> Ranked {
+    let ranked = |index: u64, g: usize| -> Result<Ranked> {
         let n = wanted.binary_search(&index).unwrap_or(0);
         let shape = shapes[n];
         let p = Proxies::of(&shape);
@@ -1289,13 +1387,14 @@ fn finish(plan: &Plan, partial: Partial, combinations: u64) -> Result<StreamResu
         let whole = steps[g]
             .as_ref()
             .filter(|_| crate::model::figures(&shape).is_some())
-            .map(|step| crate::model::step_latency(&shape, step, total_ms));
+            .map(|step| crate::model::step_latency_on(&shape, &spec.hardware[g], step, total_ms))
+            .transpose()?;
         let on_gpu = if reads_latency {
             Some(whole.unwrap_or(StepLatency::UNAVAILABLE))
         } else {
             None
         };
-        Ranked {
+        Ok(Ranked {
             index,
             name: names[n].clone(),
             shape,
@@ -1305,7 +1404,7 @@ fn finish(plan: &Plan, partial: Partial, combinations: u64) -> Result<StreamResu
             passes: spec.constraints.passes_on(&shape, on_gpu.as_ref()),
             bottleneck: latency.kernels(n, g).bottleneck(),
             latency: whole,
-        }
+        })
     };
     let rank_key = |r: &Ranked| {
         spec.rank_by.key(
@@ -1316,18 +1415,19 @@ fn finish(plan: &Plan, partial: Partial, combinations: u64) -> Result<StreamResu
     };
     let mut per_gpu = Vec::new();
     for (g, tops) in partial.tops.iter().enumerate() {
-        let ranked_list = |top: &TopK| -> Vec<Ranked> { top.items.iter().map(|&(_, _, i)| ranked(i, g)).collect() };
-        let mut by_total = ranked_list(&tops[0]);
+        let ranked_list =
+            |top: &TopK| -> Result<Vec<Ranked>> { top.items.iter().map(|&(_, _, i)| ranked(i, g)).collect() };
+        let mut by_total = ranked_list(&tops[0])?;
         by_total.sort_by(|a, b| a.total_ms.total_cmp(&b.total_ms).then(a.index.cmp(&b.index)));
         by_total.truncate(k);
-        let mut by_efficiency = ranked_list(&tops[1]);
+        let mut by_efficiency = ranked_list(&tops[1])?;
         by_efficiency.sort_by(|a, b| {
             a.ms_per_mparam_proxy
                 .total_cmp(&b.ms_per_mparam_proxy)
                 .then(a.index.cmp(&b.index))
         });
         by_efficiency.truncate(k);
-        let mut constrained = ranked_list(&tops[2]);
+        let mut constrained = ranked_list(&tops[2])?;
         // Streamed sums can differ from the exact ones by an ulp: the exact verdict decides.
         constrained.retain(|r| r.passes);
         constrained.sort_by(|a, b| {
@@ -1345,7 +1445,7 @@ fn finish(plan: &Plan, partial: Partial, combinations: u64) -> Result<StreamResu
             .step_by(gpu_count)
             .filter(|e| e.1 != u64::MAX)
             .map(|e| ranked(e.1, g))
-            .collect();
+            .collect::<Result<_>>()?;
         front.sort_by(|a, b| {
             a.total_ms
                 .total_cmp(&b.total_ms)
@@ -1391,15 +1491,8 @@ pub fn count_valid(family: &Family, workload: Workload) -> Result<u64> {
         rank_by: RankMetric::TotalMs,
     };
     let radix: Vec<u64> = family.axes.iter().map(|a| a.values.len() as u64).collect();
-    let mask = [
-        ShapeField::HiddenDim,
-        ShapeField::NumHeads,
-        ShapeField::NumKvHeads,
-        ShapeField::HeadDim,
-        ShapeField::FfnDim,
-    ]
-    .iter()
-    .fold(0u64, |m, f| m | family.field_axes(*f));
+    check_stack_family(family)?;
+    let mask = validity_mask(family);
     let reps = match Representatives::new(&spec, &radix, mask) {
         Ok(reps) => reps,
         Err(Error::Spec(e)) if e == NO_VALID_CANDIDATE => return Ok(0),

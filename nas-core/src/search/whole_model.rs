@@ -30,9 +30,8 @@ pub fn report(
             continue;
         };
         let (batch, context) = (c.shape.batch_size, model::context_of(&c.shape));
-        let (Some(decode), Some(prefill), Some(memory_needed_bytes)) = (
-            model::decode(&c.shape, &gpu, batch, context),
-            model::prefill(&c.shape, &gpu, latency.total_ms(i, g)),
+        let (Some((prefill, decode)), Some(memory_needed_bytes)) = (
+            model::steps_on(&c.shape, profile, &gpu, latency.total_ms(i, g))?,
             model::memory_needed(&c.shape, &figures, batch, context),
         ) else {
             continue;
@@ -153,6 +152,22 @@ pub fn notes(candidates: &[Candidate], profiles: &[Gpu]) -> Option<Vec<String>> 
                 .join(", ")
         ),
     ];
+    if candidates.iter().any(|c| c.shape.arch.is_set()) {
+        notes.push(
+            "Candidates with `experts`, `layer_pattern` or `kv_lora_rank` are stacks of layer kinds (nas_core::stack, \
+             as a Hugging Face config is read): their parameters (total, and `active` for a mixture: all but the \
+             routed experts a token does not select), weights (all experts resident, bf16), KV cache (sliding layers \
+             capped at their window, latent attention caching kv_lora_rank + rope_head_dim values per token and \
+             layer), memory need, prefill and decode come from the stack, kind by kind; their total_ms is the layer \
+             models' time of one dense stand-in layer (the width a token passes through: top_k x expert_ffn_dim + \
+             shared experts; latent heads at head_dim + rope_head_dim). Routing is assumed balanced."
+                .to_string(),
+        );
+        notes.push(format!("For those stacks, {}.", crate::stack::report::ESTIMATE_NOTE));
+    }
+    if candidates.iter().any(|c| c.shape.arch.experts.is_some()) {
+        notes.push(format!("Mixtures of experts: {}.", crate::stack::report::MOE_LOSS_NOTE));
+    }
     if candidates.iter().any(|c| c.shape.model.training_tokens.is_some()) {
         notes.push(first.shape.model.loss_fit.describe());
     }
