@@ -57,7 +57,7 @@ fn materialize_by(
             let total: Vec<f64> = (0..shapes.len()).map(|i| latency.total_ms(i, g)).collect();
             let step = gpus[g].step_throughputs().unwrap();
             let whole: Vec<StepLatency> = (0..shapes.len())
-                .map(|i| nas::model::step_latency(&shapes[i], &step, total[i]))
+                .map(|i| nas::model::step_latency_on(&shapes[i], &gpus[g], &step, total[i]).unwrap())
                 .collect();
             let passes: Vec<bool> = (0..shapes.len())
                 .map(|i| constraints.report_on(&shapes[i], Some(&whole[i])).passes)
@@ -506,4 +506,193 @@ fn precision_axes_stream_to_the_materialized_result() {
             assert_same_by(&gpus, &family, workload, &constraints, k, rank_by);
         }
     }
+}
+
+fn patterns(values: &[&str]) -> Axis {
+    Axis {
+        kind: AxisKind::LayerPattern,
+        values: values
+            .iter()
+            .map(|p| Labeled::new(AxisValue::Pattern(p.parse().unwrap())))
+            .collect::<Vec<_>>()
+            .into(),
+    }
+}
+
+fn family_of(axes: Vec<Axis>, template: &str) -> Family {
+    Family {
+        source: "generated_candidate".into(),
+        axes: axes.into(),
+        ffn_rounding: FfnRounding {
+            multiple: 128,
+            rounding: Rounding::NearestEven,
+        },
+        gqa_rounding: GqaRounding::Exact,
+        template: template.to_string().into(),
+    }
+}
+
+/// Families of stacks (mixture-of-experts, layer-pattern and latent-attention
+/// axes) stream to what materialization gives, on the mixed seed + measured
+/// GPU set, by every whole-model ranking, under a memory fit and per-GPU
+/// latency clauses; invalid combinations (top_k above experts, a pattern
+/// without a window) are skipped in both.
+#[test]
+fn families_of_stacks_stream_to_the_materialized_result() {
+    let window = |w: &[Option<u64>]| Axis {
+        kind: AxisKind::Window,
+        values: w.iter().map(|&w| Labeled::new(AxisValue::Window(w))).collect::<Vec<_>>().into(),
+    };
+    let moe = family_of(
+        vec![
+            ints(AxisKind::HiddenDim, vec![1024, 2048]),
+            ints(AxisKind::HeadDim, vec![128]),
+            ints(AxisKind::GqaGroup, vec![4]),
+            ints(AxisKind::FfnDim, vec![4096]),
+            ints(AxisKind::NumLayers, vec![8, 12]),
+            ints(AxisKind::VocabSize, vec![32000]),
+            ints(AxisKind::Experts, vec![4, 8, 16]),
+            ints(AxisKind::TopK, vec![1, 2, 8]),
+            ints(AxisKind::ExpertFfnDim, vec![512, 1024]),
+            ints(AxisKind::FirstDenseLayers, vec![1, 2]),
+            ints(AxisKind::BatchSize, vec![1, 16]),
+        ],
+        "m_h{hidden_dim}_l{num_layers}_e{experts}_k{top_k}_f{expert_ffn_dim}_d{first_dense_layers}_b{batch_size}",
+    );
+    let pattern = family_of(
+        vec![
+            ints(AxisKind::HiddenDim, vec![2048]),
+            ints(AxisKind::HeadDim, vec![128, 256]),
+            ints(AxisKind::GqaGroup, vec![2]),
+            ints(AxisKind::FfnDim, vec![8192]),
+            ints(AxisKind::NumLayers, vec![12, 26]),
+            ints(AxisKind::VocabSize, vec![32000]),
+            window(&[Some(512), Some(1024), None]),
+            patterns(&["5:1", "1:1", "2:3"]),
+            ints(AxisKind::ContextLen, vec![4096, 32768]),
+        ],
+        "p_hd{head_dim}_l{num_layers}_w{window}_p{layer_pattern}_c{context_len}",
+    );
+    let latent = family_of(
+        vec![
+            ints(AxisKind::HiddenDim, vec![2048]),
+            ints(AxisKind::HeadDim, vec![64, 128]),
+            ints(AxisKind::NumHeads, vec![16]),
+            ints(AxisKind::GqaGroup, vec![1]),
+            ints(AxisKind::FfnDim, vec![8192]),
+            ints(AxisKind::NumLayers, vec![16]),
+            ints(AxisKind::VocabSize, vec![32000]),
+            ints(AxisKind::KvLoraRank, vec![256, 512]),
+            ints(AxisKind::RopeHeadDim, vec![32, 64]),
+            ints(AxisKind::QLoraRank, vec![768, 1536]),
+            ints(AxisKind::Experts, vec![8]),
+            ints(AxisKind::TopK, vec![2]),
+            ints(AxisKind::SharedExperts, vec![1, 2]),
+        ],
+        "l_hd{head_dim}_r{kv_lora_rank}_rope{rope_head_dim}_q{q_lora_rank}_s{shared_experts}",
+    );
+    let workload = Workload::layer(1024, 4);
+    let [_, mixed] = gpu_sets();
+    for (family, skipped) in [(&moe, true), (&pattern, true), (&latent, false)] {
+        assert!(family.is_arch());
+        let listed = family.expand(workload).unwrap();
+        assert_eq!(!listed.skipped.is_empty(), skipped, "{:?}", listed.skipped.first());
+        assert!(listed.candidates.len() > 8);
+        // A bound midway through the first GPU's decode times, so that it bites.
+        let shapes: Vec<_> = listed.candidates.iter().map(|c| c.shape).collect();
+        let step = mixed[0].step_throughputs().unwrap();
+        let mut decode: Vec<f64> = shapes
+            .iter()
+            .map(|s| nas::model::step_latency_on(s, &mixed[0], &step, 0.0).unwrap().decode_ms)
+            .collect();
+        decode.sort_by(f64::total_cmp);
+        let m = decode.len() / 2;
+        let next = decode[m..].iter().copied().find(|x| *x > decode[m]).unwrap();
+        let constraints = Constraints::new(vec![
+            Constraint::Compare {
+                metric: Metric::DecodeMs,
+                op: CmpOp::Le,
+                bound: Bound::Float((decode[m] + next) / 2.0),
+            },
+            Constraint::Compare {
+                metric: Metric::ParamsM,
+                op: CmpOp::Ge,
+                bound: Bound::Float(100.0),
+            },
+            Constraint::Fits {
+                gpu: "h100".into(),
+                memory_gib: 80.0,
+                batch: 64,
+                context: 32768,
+            },
+        ])
+        .unwrap();
+        let want = materialize_by(&mixed, family, workload, &constraints, 5, RankMetric::DecodeMs);
+        assert!(want.passing_gpu[0] > 0 && want.passing_gpu[0] < want.valid, "{:?}", want.passing_gpu);
+        for rank_by in [
+            RankMetric::DecodeMs,
+            RankMetric::PrefillMs,
+            RankMetric::DecodeTokensPerS,
+            RankMetric::TotalMs,
+        ] {
+            for k in [1, 5, 1000] {
+                assert_same_by(&mixed, family, workload, &constraints, k, rank_by);
+            }
+        }
+        // The streamed entries carry each GPU's exact stack latencies.
+        let got = streamed(&mixed, family, workload, &constraints, 3, RankMetric::DecodeMs);
+        for (g, result) in got.per_gpu.iter().enumerate() {
+            let step = mixed[g].step_throughputs().unwrap();
+            for r in &result.constrained_top {
+                assert!(r.shape.arch.is_set());
+                let exact = nas::model::step_latency_on(&r.shape, &mixed[g], &step, r.total_ms).unwrap();
+                assert_eq!(r.latency, Some(exact));
+            }
+        }
+    }
+}
+
+/// A family of stacks has at most 2^18 combinations (each validated and
+/// timed one by one); the count of valid ones is exact.
+#[test]
+fn families_of_stacks_are_bounded_and_counted_exactly() {
+    let big = family_of(
+        vec![
+            ints(AxisKind::HiddenDim, (1..=64).map(|i| 1024 + 64 * i).collect()),
+            ints(AxisKind::HeadDim, vec![128]),
+            ints(AxisKind::FfnDim, (1..=64).map(|i| 2048 + 64 * i).collect()),
+            ints(AxisKind::NumLayers, vec![8, 16, 24, 32]),
+            ints(AxisKind::VocabSize, vec![32000, 64000]),
+            ints(AxisKind::Experts, vec![4, 8, 16, 32, 64, 128, 256, 512]),
+            ints(AxisKind::TopK, vec![1, 2]),
+        ],
+        "b_{hidden_dim}_{ffn_dim}_{num_layers}_{vocab_size}_{experts}_{top_k}",
+    );
+    let e = nas::search::stream::count_valid(&big, Workload::layer(1024, 1)).unwrap_err();
+    assert!(e.to_string().contains("at most 262144"), "{e}");
+    let small = family_of(
+        vec![
+            ints(AxisKind::HiddenDim, vec![2048]),
+            ints(AxisKind::HeadDim, vec![128]),
+            ints(AxisKind::FfnDim, vec![4096]),
+            ints(AxisKind::NumLayers, vec![4, 8]),
+            ints(AxisKind::VocabSize, vec![32000]),
+            ints(AxisKind::Experts, vec![2, 4, 8]),
+            ints(AxisKind::TopK, vec![1, 2, 4, 8]),
+            ints(AxisKind::FirstDenseLayers, vec![2, 4, 6]),
+        ],
+        "s_{num_layers}_{experts}_{top_k}_{first_dense_layers}",
+    );
+    let listed = small.expand(Workload::layer(1024, 1)).unwrap().candidates.len() as u64;
+    // top_k <= experts: 1+2+3+4 = ... per layer count; first_dense_layers below num_layers.
+    let by_rule: u64 = [4u64, 8]
+        .iter()
+        .map(|&layers| {
+            let k_pairs: u64 = [2u64, 4, 8].iter().map(|&e| [1u64, 2, 4, 8].iter().filter(|&&k| k <= e).count() as u64).sum();
+            let dense = [2u64, 4, 6].iter().filter(|&&d| d < layers).count() as u64;
+            k_pairs * dense
+        })
+        .sum();
+    assert_eq!(listed, by_rule);
+    assert_eq!(nas::search::stream::count_valid(&small, Workload::layer(1024, 1)).unwrap(), listed);
 }

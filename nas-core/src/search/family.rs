@@ -657,6 +657,18 @@ impl Family {
         if !seen.contains_key(&AxisKind::FfnDim) && !seen.contains_key(&AxisKind::FfnRatio) {
             return Err(Error::Spec("a family needs the axis `ffn_dim` or `ffn_ratio`".into()));
         }
+        if let Some(arch) = self.axes.iter().find(|a| a.kind.is_arch()) {
+            for required in [AxisKind::NumLayers, AxisKind::VocabSize] {
+                if !seen.contains_key(&required) {
+                    return Err(Error::Spec(format!(
+                        "`{}` makes the family's candidates stacks of layer kinds (whole models): it needs the axis \
+                         `{}`",
+                        arch.kind.name(),
+                        required.name()
+                    )));
+                }
+            }
+        }
         if self.ffn_rounding.multiple == 0 {
             return Err(Error::Spec("the ffn rounding multiple must be at least 1".into()));
         }

@@ -23,8 +23,8 @@ use crate::search::constraints::{Bound, CmpOp, Constraint, Constraints, Metric, 
 use crate::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, GqaRounding, Labeled, Rounding, Workload};
 use crate::search::{CliffAxis, CliffSweep, RankMetric};
 use crate::shapes::{
-    canonical_key, Candidate, LayerShape, GENERATED_CANDIDATE, KNOWN_MODEL, MAX_DIM, MAX_TRAINING_TOKENS,
-    SEED_CANDIDATE,
+    canonical_key, Candidate, LayerShape, GENERATED_CANDIDATE, KNOWN_MODEL, MAX_DIM, MAX_EXPERTS, MAX_LAYERS,
+    MAX_TRAINING_TOKENS, SEED_CANDIDATE,
 };
 
 /// The default workload: the seed's (`seq_len` 2048, `batch_size` 1).
@@ -974,6 +974,34 @@ impl Builder {
         }
     }
 
+    /// A count of experts or layers on a family axis: a positive integer of
+    /// at most [`MAX_EXPERTS`] (experts, `top_k`) or [`MAX_LAYERS`]
+    /// (`first_dense_layers`); `experts` at least 2 (one expert is a dense MLP).
+    fn arch_count(&mut self, kind: AxisKind, value: &Atom) -> Option<u64> {
+        let key = kind.name();
+        let n = self.positive_int(key, value)?;
+        let limit = match kind {
+            AxisKind::FirstDenseLayers => MAX_LAYERS,
+            _ => MAX_EXPERTS,
+        };
+        if n > limit {
+            self.at(
+                value.place,
+                format!("`{key}` = {n} is absurdly large (the limit is {limit})"),
+            );
+            return None;
+        }
+        if kind == AxisKind::Experts && n < 2 {
+            self.at(
+                value.place,
+                "`experts` = 1 is a dense MLP: a mixture needs at least 2 experts (leave `experts` out for a dense \
+                 layer)",
+            );
+            return None;
+        }
+        Some(n)
+    }
+
     /// A layer pattern: a string `"a:b"` (`"5:1"`).
     fn layer_pattern_of(&mut self, value: &Atom) -> Option<LayerPattern> {
         match &value.value {
@@ -1657,6 +1685,10 @@ impl Builder {
                     self.at(atom.place, format!("`ffn_ratio` takes numbers, got {other}"));
                     None
                 }
+                (AxisKind::LayerPattern, _) => self.layer_pattern_of(atom).map(AxisValue::Pattern),
+                (AxisKind::Experts | AxisKind::TopK | AxisKind::SharedExperts | AxisKind::FirstDenseLayers, _) => {
+                    self.arch_count(kind, atom).map(AxisValue::Int)
+                }
                 (k, _) => self.size(k.name(), atom).map(AxisValue::Int),
             };
             let label = match label {
@@ -1711,7 +1743,18 @@ impl Builder {
             );
             return None;
         }
-        let (base, _) = self.shape_fields(&def.axis, &def.fields, &[], Some((key, from, &def.axis)))?;
+        let (base, map) = self.shape_fields(&def.axis, &def.fields, &[], Some((key, from, &def.axis)))?;
+        if let Some(arch_key) = base.arch.first_key() {
+            let place = map.get(arch_key).map_or(def.axis.place, |f| f.name.place);
+            self.at(
+                place,
+                format!(
+                    "a sweep times one layer shape: `{arch_key}` makes a stack of layer kinds, which a sweep does not \
+                     take (search it in a `family` or `space`)"
+                ),
+            );
+            return None;
+        }
         let values: Vec<u64> = (from..to).step_by(step as usize).collect();
         for &v in &values {
             let shape = match axis {

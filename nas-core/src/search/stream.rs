@@ -182,6 +182,9 @@ struct Plan<'a> {
     gpus: usize,
     /// Whole-model prefill and decode tables, when the ranking or the constraints read them.
     whole: Option<WholePlan>,
+    /// A family of stacks: every combination's name rank (the constrained
+    /// list's tie-break, as materialization sorts it).
+    names: Option<Table>,
     /// How many of the innermost axes form a block, and the block's size.
     inner_axes: usize,
     inner: u64,
@@ -420,6 +423,12 @@ impl<'a> Plan<'a> {
             all.extend([&w.layers, &w.outside]);
             all.extend(&w.decode);
         }
+        let names = if family.is_arch() {
+            Some(name_ranks(family, spec.workload, &radix)?)
+        } else {
+            None
+        };
+        all.extend(&names);
         if all.len() > MAX_TABLES {
             return Err(Error::Spec("internal: too many lookup tables".into()));
         }
@@ -447,6 +456,7 @@ impl<'a> Plan<'a> {
             passes,
             gpus: inverse.len(),
             whole,
+            names,
             inner_axes,
             inner,
             offsets,
@@ -661,6 +671,33 @@ fn stack_plan(reps: &Representatives, radix: &[u64], hardware: &[Gpu], atoms: Ve
         atoms,
         stack: true,
     })
+}
+
+/// The rank of every combination's name among all of them (invalid ones
+/// rank by their index: they are never read), as a table over every axis:
+/// only for a family of stacks, whose combinations are few
+/// ([`MAX_STACK_COMBINATIONS`]).
+fn name_ranks(family: &Family, workload: Workload, radix: &[u64]) -> Result<Table> {
+    let all = (0..radix.len()).fold(0u64, |m, a| m | (1 << a));
+    let (strides, size) = layout(all, radix);
+    let template = crate::search::family::parse_template(&family.template)?;
+    let mut names: Vec<(String, u64)> = (0..size)
+        .into_par_iter()
+        .map(|i| {
+            let picks = family.decode(i as u128);
+            let name = match family.shape_of(&picks, workload) {
+                Ok(shape) => crate::search::family::render(&template, &picks, family, &shape),
+                Err(_) => String::new(),
+            };
+            (name, i)
+        })
+        .collect();
+    names.par_sort();
+    let mut values = vec![0.0; size as usize];
+    for (rank, (_, i)) in names.iter().enumerate() {
+        values[*i as usize] = rank as f64;
+    }
+    Ok(Table { strides, values })
 }
 
 /// The axes that decide whether a combination is valid: the sizes of its
@@ -960,11 +997,15 @@ fn size_key(l: &Labeled) -> f64 {
     }
 }
 
-/// A bounded list of the best entries by (key, tie, index), ascending.
+/// A bounded list of the best entries by (key, tie, order), ascending, each
+/// with its candidate index. `order` is the index itself, except in a
+/// family of stacks' constrained list, where it is the rank of the
+/// candidate's name (materialization breaks ties there by name, and a
+/// stack's layer time ties across its experts and layers).
 #[derive(Clone, Debug)]
 struct TopK {
     cap: usize,
-    items: Vec<(f64, f64, u64)>,
+    items: Vec<(f64, f64, u64, u64)>,
 }
 
 impl TopK {
@@ -976,27 +1017,29 @@ impl TopK {
         }
     }
 
-    /// Whether (key, tie) could enter: the hot loop's only test, almost always false.
+    /// Whether (key, tie, order) could enter: the hot loop's only test, almost always false.
     #[inline(always)]
-    fn admits(&self, key: f64, tie: f64) -> bool {
+    fn admits(&self, key: f64, tie: f64, order: u64) -> bool {
         match self.items.last() {
-            Some(&(k, t, _)) if self.items.len() >= self.cap => key < k || (key == k && tie < t),
+            Some(&(k, t, o, _)) if self.items.len() >= self.cap => {
+                key < k || (key == k && (tie < t || (tie == t && order < o)))
+            }
             _ => true,
         }
     }
 
-    fn insert(&mut self, key: f64, tie: f64, index: u64) {
-        let at = self
-            .items
-            .partition_point(|&(k, t, i)| (k, t, i) < (key, tie, index) || (k == key && t == tie && i < index));
-        self.items.insert(at, (key, tie, index));
+    fn insert(&mut self, key: f64, tie: f64, order: u64, index: u64) {
+        let at = self.items.partition_point(|&(k, t, o, i)| {
+            k < key || (k == key && (t < tie || (t == tie && (o < order || (o == order && i < index)))))
+        });
+        self.items.insert(at, (key, tie, order, index));
         self.items.truncate(self.cap);
     }
 
     fn merge(mut self, other: TopK) -> TopK {
-        for (k, t, i) in other.items {
-            if self.admits(k, t) || self.items.len() < self.cap {
-                self.insert(k, t, i);
+        for (k, t, o, i) in other.items {
+            if self.admits(k, t, o) || self.items.len() < self.cap {
+                self.insert(k, t, o, i);
             }
         }
         self
@@ -1117,6 +1160,8 @@ impl Plan<'_> {
         // Current admission thresholds of each top-k (infinite until full).
         let mut worst = [[f64::INFINITY; 3]; G];
         let mut worst_quality = [f64::INFINITY; G];
+        let mut worst_order = [u64::MAX; G];
+        let names_t = count - 1;
         let refresh = |top: &TopK| top.items.last().filter(|_| top.items.len() >= top.cap).copied();
 
         let mut j0 = start % inner;
@@ -1182,12 +1227,12 @@ impl Plan<'_> {
                         let efficiency = total * per_param;
                         if total < worst[g][0] {
                             let top = &mut out.tops[g][0];
-                            top.insert(total, 0.0, candidate);
+                            top.insert(total, 0.0, candidate, candidate);
                             worst[g][0] = refresh(top).map_or(f64::INFINITY, |w| w.0);
                         }
                         if efficiency < worst[g][1] {
                             let top = &mut out.tops[g][1];
-                            top.insert(efficiency, 0.0, candidate);
+                            top.insert(efficiency, 0.0, candidate, candidate);
                             worst[g][1] = refresh(top).map_or(f64::INFINITY, |w| w.0);
                         }
                         let (key, passes_here) = if W {
@@ -1212,12 +1257,22 @@ impl Plan<'_> {
                         } else {
                             (if by_efficiency { efficiency } else { total }, passes)
                         };
-                        if passes_here && (key < worst[g][2] || (key == worst[g][2] && -quality < worst_quality[g])) {
+                        let order = match &self.names {
+                            Some(n) => n.values[at(names_t)] as u64,
+                            None => candidate,
+                        };
+                        if passes_here
+                            && (key < worst[g][2]
+                                || (key == worst[g][2]
+                                    && (-quality < worst_quality[g]
+                                        || (-quality == worst_quality[g] && order < worst_order[g]))))
+                        {
                             let top = &mut out.tops[g][2];
-                            top.insert(key, -quality, candidate);
+                            top.insert(key, -quality, order, candidate);
                             let w = refresh(top);
                             worst[g][2] = w.map_or(f64::INFINITY, |w| w.0);
                             worst_quality[g] = w.map_or(f64::INFINITY, |w| w.1);
+                            worst_order[g] = w.map_or(u64::MAX, |w| w.2);
                         }
                         let best = &mut out.pareto[q * G + g];
                         if total < best.0 {
@@ -1265,6 +1320,8 @@ impl Plan<'_> {
             all.extend([&w.layers, &w.outside]);
             all.extend(&w.decode);
         }
+        // Last: the hot loop finds it at `count - 1`.
+        all.extend(&self.names);
         all
     }
 }
@@ -1357,7 +1414,7 @@ fn finish(plan: &Plan, partial: Partial, combinations: u64) -> Result<StreamResu
     let mut wanted: Vec<u64> = partial
         .tops
         .iter()
-        .flat_map(|tops| tops.iter().flat_map(|t| t.items.iter().map(|&(_, _, i)| i)))
+        .flat_map(|tops| tops.iter().flat_map(|t| t.items.iter().map(|&(_, _, _, i)| i)))
         .chain(partial.pareto.iter().filter(|e| e.1 != u64::MAX).map(|e| e.1))
         .collect();
     wanted.sort_unstable();
@@ -1416,7 +1473,7 @@ fn finish(plan: &Plan, partial: Partial, combinations: u64) -> Result<StreamResu
     let mut per_gpu = Vec::new();
     for (g, tops) in partial.tops.iter().enumerate() {
         let ranked_list =
-            |top: &TopK| -> Result<Vec<Ranked>> { top.items.iter().map(|&(_, _, i)| ranked(i, g)).collect() };
+            |top: &TopK| -> Result<Vec<Ranked>> { top.items.iter().map(|&(_, _, _, i)| ranked(i, g)).collect() };
         let mut by_total = ranked_list(&tops[0])?;
         by_total.sort_by(|a, b| a.total_ms.total_cmp(&b.total_ms).then(a.index.cmp(&b.index)));
         by_total.truncate(k);
