@@ -279,7 +279,7 @@ fn the_rules_of_mixtures_patterns_and_latent_attention() {
         (json!({"experts": 100000, "top_k": 2}), "experts", "absurdly large"),
         (json!({"layer_pattern": "5:1"}), "layer_pattern", "needs a `window`"),
         (json!({"kv_lora_rank": 512, "window_size": 1024}), "window_size", "takes no window"),
-        (json!({"kv_lora_rank": 512, "window_size": 1024, "layer_pattern": "1:1"}), "layer_pattern", "takes no window"),
+        (json!({"kv_lora_rank": 512, "window_size": 1024, "layer_pattern": "1:1"}), "window_size", "takes no window"),
         (json!({"kv_lora_rank": 2048}), "kv_lora_rank", "compresses nothing"),
         (json!({"kv_lora_rank": 512, "q_lora_rank": 4096}), "q_lora_rank", "compresses nothing"),
         (json!({"kv_lora_rank": 512, "num_kv_heads": 4}), "num_kv_heads", "must equal `heads`"),

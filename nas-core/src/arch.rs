@@ -450,13 +450,8 @@ impl Architecture {
             ));
         }
         if let Some(w) = shape.window_size {
-            let key = if self.layer_pattern.is_some() {
-                "layer_pattern"
-            } else {
-                "window_size"
-            };
             return Err(at(
-                key,
+                "window_size",
                 format!("latent attention attends to the whole context here: it takes no window (got {w})"),
             ));
         }

@@ -189,13 +189,13 @@ fn shape_args(s: &LayerShape) -> TokenStream {
 fn candidate(c: &Candidate) -> TokenStream {
     let (name, source, args) = (str_lit(&c.name), str_lit(&c.source), shape_args(&c.shape));
     let model = model_tokens(&c.shape.model);
-    if c.shape.precision.is_bf16() {
-        return quote!(::nas::__private::candidate(#name, #source, #args, #model));
-    }
     let precision = precision_tokens(&c.shape.precision);
     if c.shape.arch.is_set() {
         let arch = arch_tokens(&c.shape.arch);
         return quote!(::nas::__private::candidate_arch(#name, #source, #args, #model, #precision, #arch));
+    }
+    if c.shape.precision.is_bf16() {
+        return quote!(::nas::__private::candidate(#name, #source, #args, #model));
     }
     quote!(::nas::__private::candidate_in(#name, #source, #args, #model, #precision))
 }

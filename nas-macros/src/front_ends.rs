@@ -334,7 +334,69 @@ fn cases() -> Vec<Case> {
             (r#""hardware": ["h100"], "workload": {"seq_len": 1024, "batch_size": 2, "context_len": 4096}, "training": {"tokens": 2e12, "law": "epoch"},"#, whole_json, ""),
             None,
         ),
+        case(
+            "a mixture of experts as axes",
+            (H100_DSL, &moe_dsl("experts: [8, 16], top_k: [1, 2], expert_ffn_dim: 512,"), "", "5"),
+            (H100_JSON, &moe_json(r#"{"axis": "experts", "values": [8, 16]}, {"axis": "top_k", "values": [1, 2]}, {"axis": "expert_ffn_dim", "values": [512]}"#), ""),
+            None,
+        ),
+        case(
+            "one expert",
+            (H100_DSL, &moe_dsl("experts: [1, 8], top_k: 1,"), "", "5"),
+            (H100_JSON, &moe_json(r#"{"axis": "experts", "values": [1, 8]}, {"axis": "top_k", "values": [1]}"#), ""),
+            Some("`experts` = 1 is a dense MLP"),
+        ),
+        case(
+            "every top_k above every expert count",
+            (H100_DSL, &moe_dsl("experts: [2, 4], top_k: 8,"), "", "5"),
+            (H100_JSON, &moe_json(r#"{"axis": "experts", "values": [2, 4]}, {"axis": "top_k", "values": [8]}"#), ""),
+            Some("yields no valid candidate"),
+        ),
+        case(
+            "a layer pattern that is not a:b",
+            (H100_DSL, &moe_dsl(r#"window: 512, layer_pattern: ["5:1", "5-1"],"#), "", "5"),
+            (H100_JSON, &moe_json(r#"{"axis": "window", "values": [512]}, {"axis": "layer_pattern", "values": ["5:1", "5-1"]}"#), ""),
+            Some(r#"`layer_pattern` must be "a:b""#),
+        ),
+        case(
+            "a layer pattern as a number",
+            (H100_DSL, &moe_dsl("window: 512, layer_pattern: 5,"), "", "5"),
+            (H100_JSON, &moe_json(r#"{"axis": "window", "values": [512]}, {"axis": "layer_pattern", "values": [5]}"#), ""),
+            Some("`layer_pattern` takes a string"),
+        ),
+        case(
+            "experts as a string",
+            (H100_DSL, &moe_dsl(r#"experts: "8", top_k: 1,"#), "", "5"),
+            (H100_JSON, &moe_json(r#"{"axis": "experts", "values": ["8"]}, {"axis": "top_k", "values": [1]}"#), ""),
+            Some("`experts` must be a positive integer, got \"8\""),
+        ),
+        case(
+            "latent attention with a window",
+            (H100_DSL, &moe_dsl("kv_lora_rank: 512, window: 1024, gqa_group: 1,"), "", "5"),
+            (H100_JSON, &moe_json(r#"{"axis": "kv_lora_rank", "values": [512]}, {"axis": "window", "values": [1024]}, {"axis": "gqa_group", "values": [1]}"#), ""),
+            Some("yields no valid candidate"),
+        ),
+        case(
+            "a mixture without whole models",
+            (H100_DSL, r#"hidden_dim: 2048, head_dim: 128, ffn_ratio: 4.0, experts: 8, top_k: 2, name: "s","#, "", "5"),
+            (H100_JSON, r#""axes": [{"axis": "hidden_dim", "values": [2048]}, {"axis": "head_dim", "values": [128]}, {"axis": "ffn_ratio", "values": [4.0]}, {"axis": "experts", "values": [8]}, {"axis": "top_k", "values": [2]}], "name": "s""#, ""),
+            Some("`experts` makes the family's candidates stacks of layer kinds (whole models): it needs the axis `num_layers`"),
+        ),
     ]
+}
+
+/// A whole-model space over two widths, with more axes (DSL).
+fn moe_dsl(axes: &str) -> String {
+    format!(
+        r#"hidden_dim: [2048, 4096], head_dim: 128, ffn_ratio: 4.0, num_layers: 8, vocab_size: 32000, {axes} name: "s{{hidden_dim}}_{{experts}}_{{top_k}}_{{layer_pattern}}","#
+    )
+}
+
+/// [`moe_dsl`] in JSON.
+fn moe_json(axes: &str) -> String {
+    format!(
+        r#""axes": [{{"axis": "hidden_dim", "values": [2048, 4096]}}, {{"axis": "head_dim", "values": [128]}}, {{"axis": "ffn_ratio", "values": [4.0]}}, {{"axis": "num_layers", "values": [8]}}, {{"axis": "vocab_size", "values": [32000]}}, {axes}], "name": "s{{hidden_dim}}_{{experts}}_{{top_k}}_{{layer_pattern}}""#
+    )
 }
 
 /// The DSL's result: Ok, or the messages of its `compile_error!`s.

@@ -1,0 +1,12 @@
+nas::nas_search! {
+    search S {
+        hardware: [h200],
+        known m { hidden_dim: 2048, heads: 32, kv_heads: 4, head_dim: 128, ffn_dim: 6144 }
+        sweep ffn_dim in 512..1024 step 128 {
+            hidden_dim: 2048, heads: 32, kv_heads: 4, head_dim: 128, num_layers: 48, vocab_size: 151936,
+            experts: 128, top_k: 8
+        }
+    }
+}
+
+fn main() {}
