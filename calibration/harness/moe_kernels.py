@@ -101,6 +101,35 @@ def moe_core(x, wr, w13t, w2t, ids, k, F, use_router_ids):
     return out.index_add_(0, tok, y * wts[:, None])
 
 
+def moe_routed_core(x, w13t, w2t, topv, ids, k, F):
+    """The MoE MLP of tokens already routed (`nas kernel`'s moe): grouping, gate-up, activation,
+    down, and a combine without atomics (rows unpermuted, weighted, summed over the k slots)."""
+    torch = _torch()
+    import torch.nn.functional as Fn
+    T = x.shape[0]
+    E = w13t.shape[0]
+    flat = ids.reshape(-1)
+    order = torch.argsort(flat, stable=True)
+    tok = order // k
+    counts = torch.zeros(E, device=x.device, dtype=torch.int32).scatter_add_(
+        0, flat, torch.ones_like(flat, dtype=torch.int32))
+    offs = torch.cumsum(counts, 0, dtype=torch.int32)
+    xs = x.index_select(0, tok)
+    h = torch._grouped_mm(xs, w13t, offs=offs)
+    a = Fn.silu(h[:, :F]) * h[:, F:]
+    y = torch._grouped_mm(a, w2t, offs=offs)
+    inv = torch.empty_like(order)
+    inv[order] = torch.arange(order.numel(), device=x.device, dtype=order.dtype)
+    yt = y.index_select(0, inv).view(T, k, -1)
+    return (yt.float() * topv.unsqueeze(-1)).sum(dim=1).to(x.dtype)
+
+
+def make_moe_routed_fn(k, F):
+    def moe_routed(x, w13t, w2t, topv, ids):
+        return moe_routed_core(x, w13t, w2t, topv, ids, k, F)
+    return moe_routed
+
+
 def make_moe_fn(k, F, use_router_ids):
     def moe(x, wr, w13t, w2t, ids):
         return moe_core(x, wr, w13t, w2t, ids, k, F, use_router_ids)
@@ -288,6 +317,37 @@ def make_mla_decode_fn(a, pos):
         o = torch.bmm(o_lat.transpose(0, 1), W["wuv"].transpose(1, 2)).transpose(0, 1)  # [B, H, dv]
         return x + Fn.linear(o.reshape(B, H * dv), W["wo"])
     return mla_decode
+
+
+def make_mla_decode_split_fn(a, pos):
+    """The absorbed decode with the latent cache in two contiguous tensors, c_kv [B, pos+1, kv_lora_rank]
+    and k_pe [B, pos+1, rope]: scores = q_lat . c_kv + q_pe . k_pe (two bmm), o_lat = p . c_kv (one bmm)."""
+    H, kl = a["heads"], a["kv_lora_rank"]
+    dn, dr, dv = a["qk_nope_head_dim"], a["qk_rope_head_dim"], a["v_head_dim"]
+    has_q = bool(a["q_lora_rank"])
+    scale = (dn + dr) ** -0.5
+
+    def mla_decode_split(x, W, ckv, kpe, cos, sin):
+        torch = _torch()
+        import torch.nn.functional as Fn
+        B = x.shape[0]
+        h = rms_norm(x, W["n1"])
+        q = _q_proj(h, W, has_q).view(B, H, dn + dr)
+        q_nope, q_pe = q.split([dn, dr], dim=-1)
+        kva = Fn.linear(h, W["wkva"])
+        c, k_pe = kva.split([kl, dr], dim=-1)
+        c = rms_norm(c, W["kvan"])
+        k_pe = k_pe * cos + rotate_half(k_pe) * sin
+        q_pe = q_pe * cos + rotate_half(q_pe) * sin
+        ckv[:, pos] = c
+        kpe[:, pos] = k_pe
+        q_lat = torch.bmm(q_nope.transpose(0, 1), W["wuk"]).transpose(0, 1)              # [B, H, kl]
+        scores = (torch.bmm(q_lat, ckv.transpose(1, 2)) + torch.bmm(q_pe, kpe.transpose(1, 2))).float() * scale
+        p = torch.softmax(scores, dim=-1).to(x.dtype)                                     # [B, H, pos + 1]
+        o_lat = torch.bmm(p, ckv)                                                          # [B, H, kl]
+        o = torch.bmm(o_lat.transpose(0, 1), W["wuv"].transpose(1, 2)).transpose(0, 1)     # [B, H, dv]
+        return x + Fn.linear(o.reshape(B, H * dv), W["wo"])
+    return mla_decode_split
 
 
 def mla_flops_prefill(a, B, S):

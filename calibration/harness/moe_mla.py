@@ -64,6 +64,8 @@ MOE_DECODE_VAL = (4, 64)
 MOE_IMBALANCED = [("mixtral_8x7b", 2048, 1.5), ("mixtral_8x7b", 2048, 2.0), ("qwen3_30b_a3b", 4096, 2.0),
                   ("qwen3_30b_a3b", 4096, 4.0), ("deepseek_v3", 2048, 2.0), ("e512_top22", 1024, 3.0),
                   ("gpt_oss_20b", 2048, 2.0), ("olmoe_like", 4096, 3.0)]
+MOE_ROUTED_TRAIN = (1, 16, 128, 1024, 4096, 16384)
+MOE_ROUTED_VAL = (4, 64, 512, 2048, 8192)
 GMM_TRAIN_TOKENS = (256, 4096, 16384)
 GMM_VAL_TOKENS = (2048,)
 
@@ -83,7 +85,7 @@ MLA_DECODE_TRAIN = [(1, 1024), (1, 32768), (8, 8192), (32, 2048), (64, 16384)]
 MLA_DECODE_VAL = [(4, 4096), (16, 32768), (64, 1024)]
 
 WORKER_MEMORY_GB = 96.0  # of the H200's ~140 GB, for all pre-compile workers together
-COMPILED_KINDS = ("moe", "mla_prefill", "mla_decode")
+COMPILED_KINDS = ("moe", "moe_routed", "mla_prefill", "mla_decode")
 
 if os.environ.get("NAS_HARNESS_TINY"):  # a CPU smoke test of the plumbing only (NAS_DEVICE=cpu)
     MOE_CONFIGS = [("tiny_a", 64, 32, 8, 2), ("tiny_b", 64, 48, 16, 4)]
@@ -148,11 +150,36 @@ def plan(quick):
     return out
 
 
+def plan_supplement(quick):
+    """The second run: MoE MLPs of tokens already routed (`moe_routed`, balanced, combine without
+    atomics) and the absorbed MLA decode with a split latent cache (`cache: "split"`)."""
+    pts = {"moe_routed": [], "mla_decode": []}
+    for n, h, f, e, k in (MOE_CONFIGS[:2] if quick else MOE_CONFIGS):
+        val = n in VALIDATION_MOE
+        for t in ((16,) if quick else (MOE_ROUTED_VAL if val else MOE_ROUTED_TRAIN)):
+            s = moe_shape(n, t, "routed", 1.0)
+            pts["moe_routed"].append(s)
+    for n, _ in (MLA_CONFIGS[:1] if quick else MLA_CONFIGS):
+        val = n in VALIDATION_MLA
+        for b, c in ((MLA_DECODE_TRAIN[:1]) if quick else (MLA_DECODE_VAL if val else MLA_DECODE_TRAIN)):
+            s = mla_shape(n, "decode", b, c)
+            s["cache"] = "split"
+            pts["mla_decode"].append(s)
+    out = []
+    for tier in (0, 1):
+        for kind in ("moe_routed", "mla_decode"):
+            for i, s in enumerate(pts[kind]):
+                if i % 2 == tier:
+                    out.append((tier, kind, s))
+    return out
+
+
 def moe_shape(name, tokens, phase, imbalance):
     h, f, e, k = moe_cfg(name)
     return {"config": name, "set": "validation" if name in VALIDATION_MOE else "train", "tokens": tokens,
             "hidden": h, "expert_ffn": f, "experts": e, "top_k": k, "phase": phase,
             "routing": "router" if phase == "decode" else ("balanced" if imbalance <= 1.0 else "imbalanced"),
+            **({"combine": "unpermute_sum", "router": False} if phase == "routed" else {}),
             "imbalance": imbalance}
 
 
@@ -175,7 +202,7 @@ def mla_shape(name, phase, b, n):
 
 
 def est_gb(kind, s):
-    if kind == "moe":
+    if kind in ("moe", "moe_routed"):
         T, H, F, E, k = s["tokens"], s["hidden"], s["expert_ffn"], s["experts"], s["top_k"]
         return (K.moe_weight_bytes(H, F, E) + 2 * T * k * (3 * H + 6 * F) + 16 * T * E) / 1e9
     if kind == "grouped_mm":
@@ -215,6 +242,25 @@ def build(kind, s, empty=False, compiled=True):
                 x.normal_(generator=g)
             return (x, wr, w13t, w2t, ids)
         return fn, make, {}, ws
+    if kind == "moe_routed":
+        T, H, F, E, k = s["tokens"], s["hidden"], s["expert_ffn"], s["experts"], s["top_k"]
+        fn = comp(K.make_moe_routed_fn(k, F))
+        ids = K.balanced_ids(T, k, E, 1.0, seed=7)
+        ws = 2 * 3 * E * H * F + 2 * T * H
+        gw = torch.Generator(device=K.DEV)
+        gw.manual_seed(77)
+        topv = torch.rand(T, k, device=K.DEV, generator=gw) + 0.1
+        topv = topv / topv.sum(-1, keepdim=True)
+
+        def make(i):
+            g = torch.Generator(device=K.DEV)
+            g.manual_seed(500 + i)
+            _, w13t, w2t = K.moe_weights(H, F, E, gen=g, empty=empty)
+            x = torch.empty(T, H, device=K.DEV, dtype=bf)
+            if not empty:
+                x.normal_(generator=g)
+            return (x, w13t, w2t, topv, ids)
+        return fn, make, {}, ws
     if kind == "grouped_mm":
         rows, E, N, Kd = s["rows"], s["groups"], s["N"], s["K"]
         fn = K.grouped_mm_fn()
@@ -248,6 +294,25 @@ def build(kind, s, empty=False, compiled=True):
             return (x, W, cos, sin)
         return fn, make, {}, ws
     B, Cx = s["batch"], s["context"]
+    if s.get("cache") == "split":
+        fn = comp(K.make_mla_decode_split_fn(a, Cx))
+        cos, sin = K.rope_tables([Cx], a["qk_rope_head_dim"])
+        kl, dr = a["kv_lora_rank"], a["qk_rope_head_dim"]
+        ws = K.mla_weight_bytes(a) + 2 * B * (Cx + 1) * (kl + dr)
+
+        def make(i):
+            g = torch.Generator(device=K.DEV)
+            g.manual_seed(600 + i)
+            W = K.mla_weights(a, gen=g, empty=empty)
+            x = torch.empty(B, a["hidden"], device=K.DEV, dtype=bf)
+            ckv = torch.empty(B, Cx + 1, kl, device=K.DEV, dtype=bf)
+            kpe = torch.empty(B, Cx + 1, dr, device=K.DEV, dtype=bf)
+            if not empty:
+                x.normal_(generator=g)
+                ckv.normal_(generator=g)
+                kpe.normal_(generator=g)
+            return (x, W, ckv, kpe, cos, sin)
+        return fn, make, {}, ws
     fn = comp(K.make_mla_decode_fn(a, Cx))
     cos, sin = K.rope_tables([Cx], a["qk_rope_head_dim"])
     lat = a["kv_lora_rank"] + a["qk_rope_head_dim"]
@@ -408,6 +473,10 @@ def rel_err_vs_eager(kind, s, fn, args):
     import torch
     if kind == "moe":
         ref = K.make_moe_fn(s["top_k"], s["expert_ffn"], s["phase"] == "decode")
+    elif kind == "moe_routed":
+        ref = K.make_moe_routed_fn(s["top_k"], s["expert_ffn"])
+    elif kind == "mla_decode" and s.get("cache") == "split":
+        ref = K.make_mla_decode_split_fn(s, s["context"])
     elif kind == "mla_prefill":
         ref = K.make_mla_prefill_fn(s)
     else:
@@ -476,6 +545,13 @@ def measure(kind, s, env, pre, log, profile_it):
             if s["phase"] == "decode":
                 e, k, b = s["experts"], s["top_k"], s["tokens"]
                 rec["experts_touched_expected"] = C.fnum(e * (1 - (1 - k / e) ** b), 3)
+        elif kind == "moe_routed":
+            rows = torch.bincount(first[4].reshape(-1), minlength=s["experts"]).tolist()
+            c = K.moe_counts(s["tokens"], s["hidden"], s["expert_ffn"], s["experts"], s["top_k"], rows)
+            c["flops"] = c.pop("gemm_flops")
+            c.pop("router_flops")
+            c["bytes"] -= 2 * s["experts"] * s["hidden"]
+            rec.update(c)
         elif kind == "grouped_mm":
             rows, E, N, Kd = s["rows"], s["groups"], s["N"], s["K"]
             rec["flops"] = 2 * rows * N * Kd
@@ -542,7 +618,7 @@ def measure(kind, s, env, pre, log, profile_it):
     return rec
 
 
-def precompile(jobs, workers, deadline, out_dir, log):
+def precompile(jobs, workers, deadline, out_dir, log, stem="moe-mla"):
     import subprocess
     import tempfile
     claim_dir = tempfile.mkdtemp(prefix="nas_moe_precompile_")
@@ -572,7 +648,7 @@ def precompile(jobs, workers, deadline, out_dir, log):
         except Exception:  # noqa: BLE001
             pass
         logf.close()
-    with open(os.path.join(out_dir, "moe-mla-precompile-log.txt"), "w") as agg:
+    with open(os.path.join(out_dir, f"{stem}-precompile-log.txt"), "w") as agg:
         for w in range(workers):
             lp = os.path.join(claim_dir, f"worker{w}.log")
             if os.path.exists(lp):
@@ -587,7 +663,7 @@ def precompile(jobs, workers, deadline, out_dir, log):
                     done[r["i"]] = r
                 except Exception:  # noqa: BLE001
                     pass
-    with open(os.path.join(out_dir, "moe-mla-precompile.jsonl"), "w") as f:
+    with open(os.path.join(out_dir, f"{stem}-precompile.jsonl"), "w") as f:
         for i in sorted(done):
             f.write(json.dumps(done[i]) + "\n")
     errs = [r for r in done.values() if r.get("error")]
@@ -607,6 +683,7 @@ def main():
     p.add_argument("--precompile-s", type=float, default=110.0, help="pre-compile stops at this many seconds")
     p.add_argument("--workers", type=int, default=12)
     p.add_argument("--no-profile", action="store_true")
+    p.add_argument("--supplement", action="store_true", help="the second run: moe_routed and the split-cache MLA decode")
     p.add_argument("--worker", action="store_true")
     p.add_argument("--jobs")
     p.add_argument("--claim-dir")
@@ -617,8 +694,9 @@ def main():
         return run_worker(a.jobs, a.claim_dir, a.worker_id)
     T0 = time.time()
     os.makedirs(a.out, exist_ok=True)
-    log = C.Log(os.path.join(a.out, "moe-mla-log.txt"))
-    pts = plan(a.quick)
+    stem = "moe-mla-supplement" if a.supplement else "moe-mla"
+    log = C.Log(os.path.join(a.out, f"{stem}-log.txt"))
+    pts = plan_supplement(a.quick) if a.supplement else plan(a.quick)
     counts = {}
     for _, k, s in pts:
         key = f"{k}/{s['set']}"
@@ -628,7 +706,7 @@ def main():
     pre = {}
     cj = [(i, {"kind": k, "shape": s, "gb": est_gb(k, s)}) for i, (_, k, s) in enumerate(pts) if k in COMPILED_KINDS]
     if a.workers > 0 and cj:
-        done = precompile([j for _, j in cj], a.workers, T0 + a.precompile_s, a.out, log)
+        done = precompile([j for _, j in cj], a.workers, T0 + a.precompile_s, a.out, log, stem)
         for n, (i, _) in enumerate(cj):
             if n in done:
                 pre[i] = done[n]
@@ -637,9 +715,10 @@ def main():
     env = C.env_info()
     log(json.dumps(env))
     C.warm_clocks()
-    wm = C.Writer(os.path.join(a.out, "moe.jsonl"))
-    wl = C.Writer(os.path.join(a.out, "mla.jsonl"))
-    wm.write(probe(env, log))
+    wm = C.Writer(os.path.join(a.out, "moe-routed.jsonl" if a.supplement else "moe.jsonl"))
+    wl = C.Writer(os.path.join(a.out, "mla-decode-split.jsonl" if a.supplement else "mla.jsonl"))
+    if not a.supplement:
+        wm.write(probe(env, log))
     skipped, recs = [], []
     for i, (tier, k, s) in enumerate(pts):
         if time.time() - T0 > a.budget_s:
@@ -658,7 +737,7 @@ def main():
                 + (f" {rec['tflops']:7.1f} TF/s" if rec.get("tflops") else "")
                 + (f" {rec['gbps']:7.0f} GB/s" if rec.get("gbps") else "")
                 + f" buf {rec['buffers']} calls {rec['calls_per_replay']} spread {rec['spread']}"
-                + (f" touched {rec['experts_touched']}/{s['experts']}" if k == "moe" else "")
+                + (f" touched {rec['experts_touched']}/{s['experts']}" if k.startswith("moe") else "")
                 + (f" {rec.get('sdpa_backend')}" if k == "mla_prefill" else "")
                 + (f" err {rec.get('rel_err_vs_eager')}" if rec.get("rel_err_vs_eager") is not None else "")
                 + (f" breaks {rec.get('graph_breaks')}" if rec.get("graph_breaks") else "")
