@@ -22,15 +22,21 @@ done
 # (whole models and 4-layer stacks of larger ones; `train` models only, the
 # `validation` models are never fitted on) together with the decode
 # micro-benchmarks (skinny GEMMs, LM heads, decode attention, elementwise).
+# MoE and MLA, H200: the MoE model fitted on MoE MLP layers, routed MoE MLPs and
+# grouped GEMMs, MLA's own constants on MLA prefill and split-cache decode layers
+# (`train` configs only; harness/moe_mla.py).
 h200=calibration/data/h200
 "$nas" calibrate --out calibration/h200.json \
   --measurements "$h200/layers.jsonl" "$h200/layers-supplement.jsonl" "$h200/layers-supplement-2.jsonl" \
-  --decode "$h200/decode.jsonl" "$h200/decode-stack.jsonl" --decode-micro "$h200/decode-micro.jsonl"
+  --decode "$h200/decode.jsonl" "$h200/decode-stack.jsonl" --decode-micro "$h200/decode-micro.jsonl" \
+  --moe "$h200/moe.jsonl" "$h200/moe-routed.jsonl" --mla "$h200/mla.jsonl" "$h200/mla-decode-split.jsonl"
 "$nas" fidelity --calibration calibration/h200.json --decode "$h200/decode.jsonl" "$h200/decode-stack.jsonl" \
   --seed-hardware h100 --out docs/results/decode-fidelity-h200
+"$nas" fidelity --calibration calibration/h200.json --moe "$h200/moe.jsonl" "$h200/moe-routed.jsonl" \
+  --mla "$h200/mla.jsonl" "$h200/mla-decode-split.jsonl" --out docs/results/moe-mla-fidelity
 # Decode, H100: no H100 was lent for compiled decode steps, so the H200's
 # decode model is carried over through the two spec sheets (transferred, not
-# measured). The H100's eager decode steps (a slower truth) are compared only
+# measured); so are its MoE model and MLA constants. The H100's eager decode steps (a slower truth) are compared only
 # to show the gap, never fitted on.
 h100=calibration/data/h100
 "$nas" calibrate --out calibration/h100-sxm.json \

@@ -123,6 +123,16 @@ enum Command {
         /// measured; the profile says it was transferred).
         #[arg(long, conflicts_with = "decode")]
         transfer_decode_from: Option<PathBuf>,
+        /// Measured MoE MLPs (`calibration/harness/moe_mla.py`: `moe`, `moe_routed`
+        /// and `grouped_mm` records) to fit the MoE model on (`train` configs only).
+        /// Without it, `--transfer-decode-from` carries the other profile's MoE model over.
+        #[arg(long, num_args = 1..)]
+        moe: Vec<PathBuf>,
+        /// Measured MLA attention layers (`mla_prefill`, `mla_decode` records) to fit
+        /// MLA's own constants on (needs the decode model). Without it,
+        /// `--transfer-decode-from` carries the other profile's MLA constants over.
+        #[arg(long, num_args = 1..)]
+        mla: Vec<PathBuf>,
         /// Peak HBM bandwidth (GB/s) bounding the fit, for a GPU with no built-in spec sheet.
         #[arg(long, requires = "dense_bf16_tflops")]
         hbm_gbps: Option<f64>,
@@ -171,12 +181,19 @@ enum Command {
         #[arg(long)]
         calibration: PathBuf,
         /// Measurement files with the layers to compare.
-        #[arg(long, num_args = 1.., required_unless_present = "decode")]
+        #[arg(long, num_args = 1.., required_unless_present_any = ["decode", "moe"])]
         measurements: Vec<PathBuf>,
         /// Instead of layers, compare measured decode steps with the profile's
         /// decode fit and the seed's roofline (writes PREFIX.md).
         #[arg(long, num_args = 1.., conflicts_with = "measurements")]
         decode: Vec<PathBuf>,
+        /// Instead of layers, compare measured MoE MLPs (with `--mla`, MLA layers too)
+        /// with the profile's MoE and MLA models and a spec-sheet roofline (writes PREFIX.md).
+        #[arg(long, num_args = 1.., conflicts_with_all = ["measurements", "decode"])]
+        moe: Vec<PathBuf>,
+        /// MLA layers for the `--moe` report.
+        #[arg(long, num_args = 1.., requires = "moe")]
+        mla: Vec<PathBuf>,
         /// Which measurement set to compare on.
         #[arg(long, default_value = "validation")]
         set: String,
@@ -271,6 +288,8 @@ fn run(command: Command) -> Result<()> {
             decode,
             decode_micro,
             transfer_decode_from,
+            moe,
+            mla,
             hbm_gbps,
             dense_bf16_tflops,
         } => {
@@ -289,6 +308,8 @@ fn run(command: Command) -> Result<()> {
                 &decode,
                 &decode_micro,
                 transfer_decode_from.as_deref(),
+                &moe,
+                &mla,
                 limits,
             )
         }
@@ -317,9 +338,12 @@ fn run(command: Command) -> Result<()> {
             seed_hardware,
             out,
             decode,
-        } => match decode.is_empty() {
-            true => fidelity(&calibration, &measurements, &set, &seed_hardware, &out),
-            false => decode_fidelity(&calibration, &decode, &seed_hardware, &out),
+            moe,
+            mla,
+        } => match (decode.is_empty(), moe.is_empty()) {
+            (_, false) => moe_mla_fidelity(&calibration, &moe, &mla, &out),
+            (true, true) => fidelity(&calibration, &measurements, &set, &seed_hardware, &out),
+            (false, true) => decode_fidelity(&calibration, &decode, &seed_hardware, &out),
         },
         Command::Hardware => list_hardware(),
         Command::Kernel {
@@ -584,6 +608,8 @@ fn calibrate(
     decode_files: &[PathBuf],
     decode_micro_files: &[PathBuf],
     transfer_decode_from: Option<&Path>,
+    moe_files: &[PathBuf],
+    mla_files: &[PathBuf],
     limits: Option<nas::calibrate::PhysicalLimits>,
 ) -> Result<()> {
     let data = MeasurementSet::read(files)?;
@@ -632,6 +658,14 @@ fn calibrate(
             }
         }
         profile.decode_model = Some(moved);
+        if let (Some(m), true) = (&from.moe_model, moe_files.is_empty()) {
+            profile.moe_model = Some(m.transfer(&from_limits, &to_limits, &source));
+            say!("moe: MoE model transferred from {source}");
+        }
+        if let (Some(m), true) = (&from.mla_model, mla_files.is_empty()) {
+            profile.mla_model = Some(m.transfer(&from_limits, &to_limits, &source));
+            say!("mla: MLA constants transferred from {source}");
+        }
     }
     let compiled = |r: &nas::calibrate::decode::DecodeRecord| r.truth.as_deref() == Some("compiled_graph");
     if transfer_decode_from.is_none() && !decode_micro_files.is_empty() && decode_files.is_empty() {
@@ -697,6 +731,52 @@ fn calibrate(
             profile.decode = Some(fit);
         }
     }
+    if !moe_files.is_empty() {
+        let (records, skipped, sha) = nas::calibrate::moe_fit::read(moe_files)?;
+        let limits = profile.physical_limits().ok_or_else(no_limits)?;
+        let fit = nas::calibrate::moe_fit::fit(&records, &sha, &limits, profile.sm_count)?;
+        say!(
+            "moe: {} records ({skipped} left out: failed or the probe), ramp {} MiB, fitted on {}",
+            records.len(),
+            fit.ramp_bytes / 1048576.0,
+            fit.trained_on.join(", ")
+        );
+        for (name, f) in &fit.fitted {
+            say!("  {name:<32} {:>12.3} {}", f.throughput, f.unit);
+        }
+        for (set, s) in &fit.residuals {
+            say!(
+                "  moe {set:<28} {:>4} rows  MAPE {:>6.2}%  max {:>6.2}%  within10 {:>5.1}%",
+                s.rows,
+                s.mape_pct,
+                s.max_abs_pct,
+                s.within_10_pct
+            );
+        }
+        profile.moe_model = Some(fit);
+    }
+    if !mla_files.is_empty() {
+        let (records, skipped, sha) = nas::calibrate::mla_fit::read(mla_files)?;
+        let fit = nas::calibrate::mla_fit::fit(&records, &sha, &profile)?;
+        say!(
+            "mla: {} records ({skipped} left out: failed), fitted on {}",
+            records.len(),
+            fit.trained_on.join(", ")
+        );
+        for (name, f) in &fit.fitted {
+            say!("  {name:<32} {:>12.3} {}", f.throughput, f.unit);
+        }
+        for (set, s) in &fit.residuals {
+            say!(
+                "  mla {set:<28} {:>4} rows  MAPE {:>6.2}%  max {:>6.2}%  within10 {:>5.1}%",
+                s.rows,
+                s.mape_pct,
+                s.max_abs_pct,
+                s.within_10_pct
+            );
+        }
+        profile.mla_model = Some(fit);
+    }
     say!(
         "fitted {} ({} SMs) on {} records",
         profile.gpu,
@@ -748,6 +828,47 @@ fn calibrate(
     }
     nas::report::write::write_atomic(out, profile.to_json()?.as_bytes())?;
     say!("wrote {}", out.display());
+    Ok(())
+}
+
+fn moe_mla_fidelity(profile_path: &Path, moe_files: &[PathBuf], mla_files: &[PathBuf], out: &Path) -> Result<()> {
+    let profile = read_profile(profile_path)?;
+    let (moe, _, moe_sha) = nas::calibrate::moe_fit::read(moe_files)?;
+    let (mla, mla_sha) = match mla_files.is_empty() {
+        true => (Vec::new(), String::new()),
+        false => {
+            let (r, _, sha) = nas::calibrate::mla_fit::read(mla_files)?;
+            (r, sha)
+        }
+    };
+    let names = |files: &[PathBuf]| {
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut command = format!(
+        "nas fidelity --calibration {} --moe {}",
+        profile_path.display(),
+        names(moe_files)
+    );
+    if !mla_files.is_empty() {
+        command.push_str(&format!(" --mla {}", names(mla_files)));
+    }
+    command.push_str(&format!(" --out {}", out.display()));
+    let md = nas::calibrate::moe_mla_report::fidelity_markdown(&nas::calibrate::moe_mla_report::ReportInput {
+        profile: &profile,
+        profile_place: &profile_path.display().to_string(),
+        moe: &moe,
+        moe_sha256: &moe_sha,
+        mla: &mla,
+        mla_sha256: &mla_sha,
+        command: &command,
+    })?;
+    let path = nas::report::write::with_suffix(out, "md");
+    nas::report::write::write_atomic(&path, md.as_bytes())?;
+    say!("wrote {}", path.display());
     Ok(())
 }
 

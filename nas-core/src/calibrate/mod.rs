@@ -5,6 +5,9 @@ pub mod decode;
 pub mod decode_fit;
 pub mod fit;
 pub mod measurements;
+pub mod mla_fit;
+pub mod moe_fit;
+pub mod moe_mla_report;
 pub mod profile;
 pub mod seed_db;
 

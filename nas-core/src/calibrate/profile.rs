@@ -195,6 +195,14 @@ pub struct CalibrationProfile {
     /// Whole-model decode uses it when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decode_model: Option<super::decode_fit::DecodeModelFit>,
+    /// The MoE MLP model (`cost/moe.rs`) fitted to measured MoE layers, routed
+    /// MoE MLPs and grouped GEMMs (or transferred: `transferred_from` says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moe_model: Option<super::moe_fit::MoeModelFit>,
+    /// MLA attention's own constants (`cost/mla.rs`), fitted to measured MLA
+    /// layers on top of the layer and decode fits (or transferred).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mla_model: Option<super::mla_fit::MlaModelFit>,
 }
 
 /// A profile's error on layers it was never fitted on, as reports cite it.
@@ -436,6 +444,8 @@ impl CalibrationProfile {
             validation,
             decode: None,
             decode_model: None,
+            moe_model: None,
+            mla_model: None,
         };
         profile
             .check_own_limits()
@@ -604,6 +614,14 @@ impl CalibrationProfile {
         }
         if let Some(d) = &p.decode_model {
             d.check(p.physical_limits().as_ref())
+                .map_err(|problem| Error::input(place, problem))?;
+        }
+        if let Some(m) = &p.moe_model {
+            m.check(p.physical_limits().as_ref())
+                .map_err(|problem| Error::input(place, problem))?;
+        }
+        if let Some(m) = &p.mla_model {
+            m.check(p.physical_limits().as_ref())
                 .map_err(|problem| Error::input(place, problem))?;
         }
         if let Some(l) = &p.limits {

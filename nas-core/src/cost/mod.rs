@@ -9,6 +9,8 @@
 
 pub mod decode;
 pub mod kernel_aware;
+pub mod mla;
+pub mod moe;
 pub mod seed;
 
 use nalgebra::DMatrix;

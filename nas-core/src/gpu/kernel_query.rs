@@ -23,7 +23,7 @@ use super::{Gpu, GpuCost};
 pub const MAX_QUERIES: usize = 100_000;
 
 /// One bf16 kernel to predict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum KernelQuery {
     /// `out[m, n] = a[m, k] @ w[n, k]^T`.
     Gemm { m: u64, n: u64, k: u64 },
@@ -46,6 +46,19 @@ pub enum KernelQuery {
         head_dim: u64,
         window: Option<u64>,
     },
+    /// One MoE MLP of `num_tokens` tokens already routed: grouped gate-up,
+    /// activation, grouped down, combine (the router too when `router`).
+    Moe {
+        shape: crate::cost::moe::MoeMlpShape,
+        router: bool,
+    },
+    /// MLA decode attention (absorbed form) of `batch` sequences, each
+    /// attending to `kv_len` cached latents (itself included).
+    MlaDecode {
+        shape: crate::cost::mla::MlaShape,
+        batch: u64,
+        kv_len: u64,
+    },
 }
 
 /// One resource's share of a kernel's time.
@@ -66,9 +79,19 @@ pub struct KernelAnswer {
     pub model: &'static str,
     /// Milliseconds per fitted resource (those above zero), largest first.
     pub per_resource: Vec<ResourceTime>,
+    /// Milliseconds per kernel, for the kernels made of several (`moe`, `mla_decode`), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_kernel: Vec<KernelTime>,
     /// `measured` or `seed`, and where the numbers come from in one line.
     pub cost_model: &'static str,
     pub source: String,
+}
+
+/// One kernel's share of a composite kernel's time.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KernelTime {
+    pub kernel: String,
+    pub ms: f64,
 }
 
 fn err(place: &str, problem: impl Into<String>) -> Error {
@@ -119,6 +142,32 @@ fn known(obj: &serde_json::Map<String, Value>, keys: &[&str], place: &str) -> Re
     }
 }
 
+fn positive_float(obj: &serde_json::Map<String, Value>, key: &str, place: &str, default: f64) -> Result<f64> {
+    match obj.get(key) {
+        None => Ok(default),
+        Some(v) => v.as_f64().filter(|x| x.is_finite() && *x > 0.0).ok_or_else(|| {
+            err(
+                &format!("{place}.{key}"),
+                format!("expected a positive number, got {v}"),
+            )
+        }),
+    }
+}
+
+fn boolean(obj: &serde_json::Map<String, Value>, key: &str, place: &str) -> Result<bool> {
+    match obj.get(key) {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(v) => Err(err(
+            &format!("{place}.{key}"),
+            format!("expected true or false, got {v}"),
+        )),
+    }
+}
+
+/// The kernels `nas kernel` answers.
+pub const KERNELS: [&str; 5] = ["gemm", "decode_attention", "prefill_attention", "moe", "mla_decode"];
+
 impl KernelQuery {
     /// Reads a JSON array of queries; every error names its place (`queries[2].m`).
     pub fn list_from_json(v: &Value) -> Result<Vec<KernelQuery>> {
@@ -145,7 +194,7 @@ impl KernelQuery {
         let obj = v
             .as_object()
             .ok_or_else(|| err(place, format!("expected an object, got {}", kind_of(v))))?;
-        let kinds = ["gemm", "decode_attention", "prefill_attention"];
+        let kinds = KERNELS;
         let kind = match obj.get("kernel") {
             Some(Value::String(k)) if kinds.contains(&k.as_str()) => k.as_str(),
             Some(Value::String(k)) => {
@@ -164,12 +213,7 @@ impl KernelQuery {
                     format!("expected a string, got {other}"),
                 ))
             }
-            None => {
-                return Err(err(
-                    place,
-                    "missing `kernel` (gemm, decode_attention or prefill_attention)",
-                ))
-            }
+            None => return Err(err(place, format!("missing `kernel` ({})", KERNELS.join(", ")))),
         };
         let heads = |obj: &serde_json::Map<String, Value>| -> Result<(u64, u64, u64)> {
             let (h, kv, hd) = (
@@ -210,6 +254,92 @@ impl KernelQuery {
                     window: window(obj, place)?,
                 }
             }
+            "moe" => {
+                known(
+                    obj,
+                    &[
+                        "num_tokens",
+                        "hidden_size",
+                        "inter_size",
+                        "num_experts",
+                        "topk",
+                        "imbalance",
+                        "router",
+                    ],
+                    place,
+                )?;
+                let experts = size(obj, "num_experts", place)?;
+                if experts > crate::cost::moe::MAX_EXPERTS {
+                    return Err(err(
+                        &format!("{place}.num_experts"),
+                        format!(
+                            "{experts} is absurdly large (the limit is {})",
+                            crate::cost::moe::MAX_EXPERTS
+                        ),
+                    ));
+                }
+                let topk = size(obj, "topk", place)?;
+                if topk > experts {
+                    return Err(err(
+                        &format!("{place}.topk"),
+                        format!("`topk` = {topk} is more than `num_experts` = {experts}"),
+                    ));
+                }
+                let imbalance = positive_float(obj, "imbalance", place, 1.0)?;
+                if imbalance < 1.0 || imbalance > experts as f64 {
+                    return Err(err(
+                        &format!("{place}.imbalance"),
+                        format!(
+                            "`imbalance` must be from 1 (balanced) to `num_experts` = {experts} (every row on one expert), got {imbalance}"
+                        ),
+                    ));
+                }
+                KernelQuery::Moe {
+                    shape: crate::cost::moe::MoeMlpShape {
+                        tokens: size(obj, "num_tokens", place)?,
+                        hidden: size(obj, "hidden_size", place)?,
+                        expert_ffn: size(obj, "inter_size", place)?,
+                        experts,
+                        top_k: topk,
+                        imbalance,
+                    },
+                    router: boolean(obj, "router", place)?,
+                }
+            }
+            "mla_decode" => {
+                known(
+                    obj,
+                    &[
+                        "batch",
+                        "kv_len",
+                        "hidden_size",
+                        "num_heads",
+                        "q_lora_rank",
+                        "kv_lora_rank",
+                        "qk_nope_head_dim",
+                        "qk_rope_head_dim",
+                        "v_head_dim",
+                    ],
+                    place,
+                )?;
+                let q_lora_rank = match obj.get("q_lora_rank") {
+                    None | Some(Value::Null) => None,
+                    Some(_) => Some(size(obj, "q_lora_rank", place)?),
+                };
+                KernelQuery::MlaDecode {
+                    shape: crate::cost::mla::MlaShape {
+                        hidden: size(obj, "hidden_size", place)?,
+                        heads: size(obj, "num_heads", place)?,
+                        q_lora_rank,
+                        kv_lora_rank: size(obj, "kv_lora_rank", place)?,
+                        qk_nope_head_dim: size(obj, "qk_nope_head_dim", place)?,
+                        qk_rope_head_dim: size(obj, "qk_rope_head_dim", place)?,
+                        v_head_dim: size(obj, "v_head_dim", place)?,
+                    },
+                    batch: size(obj, "batch", place)?,
+                    kv_len: size(obj, "kv_len", place)?,
+                }
+            }
             _ => {
                 known(
                     obj,
@@ -234,6 +364,8 @@ impl KernelQuery {
             KernelQuery::Gemm { .. } => "gemm",
             KernelQuery::DecodeAttention { .. } => "decode_attention",
             KernelQuery::PrefillAttention { .. } => "prefill_attention",
+            KernelQuery::Moe { .. } => "moe",
+            KernelQuery::MlaDecode { .. } => "mla_decode",
         }
     }
 }
@@ -275,6 +407,7 @@ fn answer(kernel: &'static str, model: &'static str, parts: Vec<(&str, Unit, f64
         bound,
         model,
         per_resource,
+        per_kernel: Vec::new(),
         cost_model: "",
         source: String::new(),
     }
@@ -306,9 +439,16 @@ fn roofline(kernel: &'static str, step: &StepThroughputs, bytes: f64, flops: f64
 impl Gpu {
     /// The predicted time of one kernel on this GPU and what limits it.
     pub fn kernel(&self, q: &KernelQuery) -> Result<KernelAnswer> {
-        let mut a = self.kernel_alone(q)?;
+        let (mut a, own) = match q {
+            KernelQuery::Moe { shape, router } => moe_answer(self, shape, *router)?,
+            KernelQuery::MlaDecode { shape, batch, kv_len } => mla_answer(self, shape, *batch, *kv_len)?,
+            _ => (self.kernel_alone(q)?, None),
+        };
         a.cost_model = self.cost_model().name();
-        a.source = self.provenance().summary();
+        a.source = match own {
+            Some(own) => format!("{}; {own}", self.provenance().summary()),
+            None => self.provenance().summary(),
+        };
         Ok(a)
     }
 
@@ -334,6 +474,9 @@ impl Gpu {
         };
         let decode = step.decode.filter(|_| profile.is_some());
         Ok(match *q {
+            KernelQuery::Moe { .. } | KernelQuery::MlaDecode { .. } => {
+                return Err(Error::Spec(format!("`{}` is answered by its own model", q.name())))
+            }
             KernelQuery::Gemm { m, n, k } => {
                 let (bytes, flops) = (v * (m * k + n * k + m * n) as f64, 2.0 * (m * n) as f64 * k as f64);
                 match (decode, m < BLOCK) {
@@ -399,6 +542,102 @@ impl Gpu {
             }
         })
     }
+}
+
+/// The MoE answer: the engine form of a routed MoE MLP (`cost::moe::Pipeline::Engine`).
+fn moe_answer(
+    gpu: &Gpu,
+    shape: &crate::cost::moe::MoeMlpShape,
+    router: bool,
+) -> Result<(KernelAnswer, Option<String>)> {
+    use crate::cost::moe::{self as m, MOE_KERNELS, MOE_RESOURCES};
+    m::check_shape(shape).map_err(|p| Error::shape("moe", p))?;
+    let (c, source) = m::moe_constants(gpu)?;
+    let fitted = matches!(&gpu.cost, GpuCost::Measured(p) if p.profile.moe_model.is_some());
+    let routing = m::Routing::imbalanced(shape.tokens, shape.top_k, shape.experts, shape.imbalance);
+    let work = m::layer_work(shape, &routing, m::Pipeline::Engine { router }, &c.form);
+    let mut per = [0.0; m::COUNT];
+    let mut per_kernel = Vec::new();
+    for (name, k) in MOE_KERNELS.iter().zip(work.iter()) {
+        let billed = c.billed(k);
+        let ms = c.ms(&billed);
+        if billed.iter().any(|w| *w != 0.0) {
+            per_kernel.push(KernelTime {
+                kernel: name.to_string(),
+                ms,
+            });
+        }
+        for ((p, w), t) in per.iter_mut().zip(billed).zip(c.ms_per_unit) {
+            *p += w * t;
+        }
+    }
+    let parts = MOE_RESOURCES
+        .iter()
+        .zip(per)
+        .map(|((name, unit, _), ms)| (*name, *unit, ms))
+        .collect();
+    let mut a = answer("moe", if fitted { "moe" } else { "roofline" }, parts);
+    a.per_kernel = per_kernel;
+    let form = if router {
+        "router GEMM and top-k, grouped gate-up, activation, grouped down, combine"
+    } else {
+        "grouped gate-up, activation, grouped down, combine (router excluded)"
+    };
+    Ok((
+        a,
+        Some(format!(
+            "moe: {form}; routing {}; the combine a contiguous weighted sum of each token's rows as a serving \
+             engine runs it (that form is not measured: the measured routed MLPs add grouping and a slower \
+             gather-and-sum combine); {source}",
+            if shape.imbalance > 1.0 {
+                format!("imbalanced, the busiest expert {} x the mean rows", shape.imbalance)
+            } else {
+                "balanced (tokens x topk / num_experts rows per expert)".to_string()
+            }
+        )),
+    ))
+}
+
+/// The MLA decode answer: the attention half of one MLA layer, absorbed form.
+fn mla_answer(
+    gpu: &Gpu,
+    shape: &crate::cost::mla::MlaShape,
+    batch: u64,
+    kv_len: u64,
+) -> Result<(KernelAnswer, Option<String>)> {
+    use crate::cost::mla as a;
+    a::check_shape(shape, batch, "kv_len", kv_len).map_err(|p| Error::shape("mla_decode", p))?;
+    let (base, c, source) = a::mla_constants(gpu)?;
+    let parts = a::decode_parts(&base, shape, batch, kv_len - 1);
+    let per_kernel: Vec<KernelTime> = a::parts_ms(&parts, &c)
+        .into_iter()
+        .map(|(kernel, ms)| KernelTime {
+            kernel: kernel.to_string(),
+            ms,
+        })
+        .collect();
+    let mut own = [0.0; a::COUNT];
+    let mut borrowed = 0.0;
+    for p in &parts {
+        borrowed += p.base_ms;
+        for ((o, w), t) in own.iter_mut().zip(p.work).zip(c) {
+            *o += w * t;
+        }
+    }
+    let mut list: Vec<(&str, Unit, f64)> = a::MLA_RESOURCES
+        .iter()
+        .zip(own)
+        .map(|((name, unit, _), ms)| (*name, *unit, ms))
+        .collect();
+    list.push((
+        "projections_norms_rope (layer and decode models)",
+        Unit::Bytes,
+        borrowed,
+    ));
+    let fitted = matches!(base, a::Base::Fitted(_));
+    let mut ans = answer("mla_decode", if fitted { "mla" } else { "roofline" }, list);
+    ans.per_kernel = per_kernel;
+    Ok((ans, Some(format!("mla_decode: {source}"))))
 }
 
 #[cfg(test)]
