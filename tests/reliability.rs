@@ -1151,6 +1151,87 @@ fn kernel_query_of_an_unknown_kernel() {
 }
 
 #[test]
+fn kernel_query_moe_with_more_topk_than_experts() {
+    let dir = Dir::new("kernelmoetopk");
+    let q = dir.file(
+        "q.json",
+        r#"[{"kernel": "moe", "num_tokens": 16, "hidden_size": 4096, "inter_size": 14336, "num_experts": 8, "topk": 9}]"#,
+    );
+    assert_eq!(
+        dir.error(&["kernel", "--hardware", "h200", "--queries", &q]),
+        "DIR/q.json: queries[0].topk: `topk` = 9 is more than `num_experts` = 8"
+    );
+}
+
+#[test]
+fn kernel_query_moe_with_a_misspelled_key() {
+    let dir = Dir::new("kernelmoekey");
+    let q = dir.file(
+        "q.json",
+        r#"[{"kernel": "moe", "num_tokens": 16, "hidden_size": 4096, "inter_size": 14336, "num_expert": 8, "topk": 2}]"#,
+    );
+    assert_eq!(
+        dir.error(&["kernel", "--hardware", "h200", "--queries", &q]),
+        "DIR/q.json: queries[0]: unknown key `num_expert` (did you mean `num_experts`?); expected: kernel, num_tokens, hidden_size, inter_size, num_experts, topk, imbalance, router"
+    );
+}
+
+#[test]
+fn kernel_query_mla_with_a_zero_rank() {
+    let dir = Dir::new("kernelmla");
+    let q = dir.file(
+        "q.json",
+        r#"[{"kernel": "mla_decode", "batch": 8, "kv_len": 8192, "hidden_size": 7168, "num_heads": 128, "kv_lora_rank": 0, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128}]"#,
+    );
+    assert_eq!(
+        dir.error(&["kernel", "--hardware", "h200", "--queries", &q]),
+        "DIR/q.json: queries[0].kv_lora_rank: expected a positive integer, got 0"
+    );
+}
+
+#[test]
+fn profile_whose_moe_model_beats_hbm() {
+    let dir = Dir::new("moeprofile");
+    let mut p: Value = serde_json::from_str(&std::fs::read_to_string(repo("calibration/h200.json")).unwrap()).unwrap();
+    p["moe_model"]["fitted"]["moe_gemm_weight_bytes"] =
+        json!({"ms_per_unit": 1.0 / (9000.0 * 1e6), "throughput": 9000.0, "unit": "GB/s"});
+    let path = dir.file("p.json", &p.to_string());
+    let q = dir.file("q.json", r#"[{"kernel": "gemm", "m": 1, "n": 64, "k": 64}]"#);
+    assert_eq!(
+        dir.error(&["kernel", "--hardware", "h200", "--calibration", &path, "--queries", &q]),
+        "DIR/p.json: `moe_model.moe_gemm_weight_bytes` = 9000.0 GB/s is faster than the physical limit 4800.0 GB/s"
+    );
+}
+
+#[test]
+fn moe_records_of_two_gpus() {
+    let dir = Dir::new("moegpus");
+    let lines: Vec<String> = std::fs::read_to_string(repo("calibration/data/h200/moe.jsonl"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .take(2)
+        .map(str::to_string)
+        .collect();
+    let mut second: Value = serde_json::from_str(&lines[1]).unwrap();
+    second["gpu"] = json!("NVIDIA H100 80GB HBM3");
+    let m = dir.file("m.jsonl", &format!("{}\n{second}\n", lines[0]));
+    let out = dir.path("x");
+    assert_eq!(
+        dir.error(&[
+            "fidelity",
+            "--calibration",
+            &repo("calibration/h200.json"),
+            "--moe",
+            &m,
+            "--out",
+            &out
+        ]),
+        "DIR/m.jsonl:2: MoE records of two GPUs (`NVIDIA H200` and `NVIDIA H100 80GB HBM3`): fit one GPU at a time"
+    );
+}
+
+#[test]
 fn every_row_of_the_reliability_table_has_a_test() {
     let doc = std::fs::read_to_string(repo("docs/RELIABILITY.md")).unwrap();
     let source = std::fs::read_to_string(repo("tests/reliability.rs")).unwrap();

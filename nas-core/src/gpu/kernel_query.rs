@@ -699,4 +699,137 @@ mod tests {
             "roofline"
         );
     }
+    #[test]
+    fn moe_and_mla_queries_are_read_and_every_bad_key_is_named() {
+        let q = json!([{"kernel": "moe", "num_tokens": 4096, "hidden_size": 2048, "inter_size": 768, "num_experts": 128, "topk": 8},
+                       {"kernel": "moe", "num_tokens": 1, "hidden_size": 4096, "inter_size": 14336, "num_experts": 8, "topk": 2, "router": true, "imbalance": 1.5},
+                       {"kernel": "mla_decode", "batch": 8, "kv_len": 8192, "hidden_size": 7168, "num_heads": 128, "q_lora_rank": 1536,
+                        "kv_lora_rank": 512, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128},
+                       {"kernel": "mla_decode", "batch": 1, "kv_len": 1, "hidden_size": 2048, "num_heads": 16, "q_lora_rank": null,
+                        "kv_lora_rank": 512, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128}]);
+        assert_eq!(KernelQuery::list_from_json(&q).unwrap().len(), 4);
+        let moe = |extra: serde_json::Value| {
+            let mut q = json!({"kernel": "moe", "num_tokens": 16, "hidden_size": 2048, "inter_size": 768, "num_experts": 128, "topk": 8});
+            for (k, v) in extra.as_object().unwrap() {
+                q[k] = v.clone();
+            }
+            KernelQuery::list_from_json(&json!([q])).unwrap_err().to_string()
+        };
+        assert_eq!(
+            moe(json!({"topk": 129})),
+            "queries[0].topk: `topk` = 129 is more than `num_experts` = 128"
+        );
+        assert_eq!(
+            moe(json!({"num_tokens": 0})),
+            "queries[0].num_tokens: expected a positive integer, got 0"
+        );
+        assert!(moe(json!({"num_experts": 1_000_000, "topk": 1}))
+            .contains("queries[0].num_experts: 1000000 is absurdly large"));
+        assert!(moe(json!({"hidden_size": 1u64 << 40})).contains("queries[0].hidden_size:"));
+        let e = moe(json!({"num_expert": 8}));
+        assert!(
+            e.starts_with("queries[0]: unknown key `num_expert` (did you mean `num_experts`?)"),
+            "{e}"
+        );
+        assert!(moe(json!({"imbalance": 0.5})).contains("queries[0].imbalance: `imbalance` must be from 1"));
+        assert!(moe(json!({"imbalance": "2"})).contains("queries[0].imbalance: expected a positive number"));
+        assert!(moe(json!({"router": 1})).contains("queries[0].router: expected true or false, got 1"));
+        let mla = json!([{"kernel": "mla_decode", "batch": 8, "kv_len": 8192, "hidden_size": 7168, "num_heads": 128,
+                          "kv_lora_rank": 0, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128}]);
+        let e = KernelQuery::list_from_json(&mla).unwrap_err().to_string();
+        assert_eq!(e, "queries[0].kv_lora_rank: expected a positive integer, got 0");
+    }
+
+    #[test]
+    fn moe_answers_grow_with_tokens_and_sum_their_kernels() {
+        let gpu = h200();
+        let moe = |tokens, router| {
+            gpu.kernel(&KernelQuery::Moe {
+                shape: crate::cost::moe::MoeMlpShape {
+                    tokens,
+                    hidden: 2048,
+                    expert_ffn: 768,
+                    experts: 128,
+                    top_k: 8,
+                    imbalance: 1.0,
+                },
+                router,
+            })
+            .unwrap()
+        };
+        let (small, big) = (moe(1, false), moe(16384, false));
+        assert!(
+            big.latency_ms > 5.0 * small.latency_ms,
+            "{} vs {}",
+            big.latency_ms,
+            small.latency_ms
+        );
+        assert_eq!((small.bound, big.bound), ("memory", "compute"));
+        assert_eq!(big.model, "moe");
+        for a in [&small, &big] {
+            let kernels: f64 = a.per_kernel.iter().map(|k| k.ms).sum();
+            let resources: f64 = a.per_resource.iter().map(|r| r.ms).sum();
+            assert!((kernels - a.latency_ms).abs() < 1e-9 * a.latency_ms);
+            assert!((resources - a.latency_ms).abs() < 1e-9 * a.latency_ms);
+            assert!(!a
+                .per_kernel
+                .iter()
+                .any(|k| k.kernel == "moe_router" || k.kernel == "moe_grouping"));
+        }
+        assert!(moe(1, true).latency_ms > small.latency_ms);
+        assert!(moe(1, true).per_kernel.iter().any(|k| k.kernel == "moe_router"));
+        assert!(
+            big.source.contains("MoE model fitted on") && big.source.contains("balanced"),
+            "{}",
+            big.source
+        );
+        // a GPU with no MoE fit answers with a labelled roofline
+        let seed = Registry::builtin()
+            .resolve(&GpuTarget::builtin("a100").with_cost_model(CostModelKind::Seed))
+            .unwrap();
+        let q = KernelQuery::Moe {
+            shape: crate::cost::moe::MoeMlpShape {
+                tokens: 64,
+                hidden: 4096,
+                expert_ffn: 14336,
+                experts: 8,
+                top_k: 2,
+                imbalance: 1.0,
+            },
+            router: false,
+        };
+        let a = seed.kernel(&q).unwrap();
+        assert_eq!(a.model, "roofline");
+        assert!(a.source.contains("spec-sheet roofline estimate"), "{}", a.source);
+        // the transferred H100 says so
+        let h100 = Registry::builtin().resolve(&GpuTarget::builtin("h100")).unwrap();
+        assert!(h100.kernel(&q).unwrap().source.contains("transferred from NVIDIA H200"));
+    }
+
+    #[test]
+    fn mla_decode_answers_grow_with_the_cache() {
+        let gpu = h200();
+        let mla = |kv_len| {
+            gpu.kernel(&KernelQuery::MlaDecode {
+                shape: crate::cost::mla::MlaShape {
+                    hidden: 7168,
+                    heads: 128,
+                    q_lora_rank: Some(1536),
+                    kv_lora_rank: 512,
+                    qk_nope_head_dim: 128,
+                    qk_rope_head_dim: 64,
+                    v_head_dim: 128,
+                },
+                batch: 8,
+                kv_len,
+            })
+            .unwrap()
+        };
+        let (short, long) = (mla(1024), mla(32768));
+        assert!(long.latency_ms > short.latency_ms);
+        assert_eq!(long.model, "mla");
+        let kernels: f64 = long.per_kernel.iter().map(|k| k.ms).sum();
+        assert!((kernels - long.latency_ms).abs() < 1e-9 * long.latency_ms);
+        assert_eq!(long.per_kernel.len(), crate::cost::mla::MLA_DECODE_KERNELS.len());
+    }
 }
