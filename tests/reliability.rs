@@ -1146,7 +1146,7 @@ fn kernel_query_of_an_unknown_kernel() {
     let q = dir.file("q.json", r#"[{"kernel": "gemv", "m": 1}]"#);
     assert_eq!(
         dir.error(&["kernel", "--hardware", "h200", "--queries", &q]),
-        "DIR/q.json: queries[0].kernel: unknown kernel `gemv` (did you mean `gemm`?); known: gemm, decode_attention, prefill_attention"
+        "DIR/q.json: queries[0].kernel: unknown kernel `gemv` (did you mean `gemm`?); known: gemm, decode_attention, prefill_attention, moe, mla_decode"
     );
 }
 

@@ -73,7 +73,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Predict single kernels (GEMMs, decode and prefill attention) on one GPU:
+    /// Predict single kernels (GEMMs, decode and prefill attention, MoE MLPs, MLA decode) on one GPU:
     /// a JSON array of queries in, one answer per query out (latency, what
     /// limits it, per resource, provenance).
     Kernel {
@@ -88,7 +88,10 @@ enum Command {
         calibration: Option<PathBuf>,
         /// JSON array of queries: {"kernel": "gemm", "m", "n", "k"},
         /// {"kernel": "decode_attention", "batch", "kv_len", "num_heads", "num_kv_heads", "head_dim", "window"?},
-        /// {"kernel": "prefill_attention", "batch", "seq_len", "num_heads", "num_kv_heads", "head_dim", "window"?}.
+        /// {"kernel": "prefill_attention", "batch", "seq_len", "num_heads", "num_kv_heads", "head_dim", "window"?},
+        /// {"kernel": "moe", "num_tokens", "hidden_size", "inter_size", "num_experts", "topk", "imbalance"?, "router"?},
+        /// {"kernel": "mla_decode", "batch", "kv_len", "hidden_size", "num_heads", "q_lora_rank"?, "kv_lora_rank",
+        /// "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"}.
         #[arg(long)]
         queries: PathBuf,
     },

@@ -1,12 +1,16 @@
 //! One kernel on one GPU: what `nas kernel` answers. A user asks how long a
-//! GEMM, a decode attention or a causal prefill attention takes, and what
-//! limits it, and checks the model kernel by kernel against their engine.
+//! GEMM, a decode attention, a causal prefill attention, a routed MoE MLP or
+//! an MLA decode attention takes, and what limits it, and checks the model
+//! kernel by kernel against their engine.
 //!
 //! On the measured model a GEMM with fewer rows than one 128-row tile (a
 //! decode GEMM) uses the decode model where the profile has one, every other
 //! GEMM and prefill attention the layer model, decode attention the decode
 //! model; on the seed model (and where a profile lacks the decode model) a
-//! roofline of the GPU's step throughputs answers.
+//! roofline of the GPU's step throughputs answers. A MoE MLP uses the
+//! profile's MoE model (`cost/moe.rs`, the engine form), MLA decode its MLA
+//! constants (`cost/mla.rs`); without them a spec-sheet roofline answers and
+//! `source` says so.
 
 use serde::Serialize;
 use serde_json::Value;
