@@ -308,11 +308,13 @@ fn run(command: Command) -> Result<()> {
                 &measurements,
                 &out,
                 &exclude_sets,
-                &decode,
-                &decode_micro,
-                transfer_decode_from.as_deref(),
-                &moe,
-                &mla,
+                Extras {
+                    decode: &decode,
+                    decode_micro: &decode_micro,
+                    transfer_decode_from: transfer_decode_from.as_deref(),
+                    moe: &moe,
+                    mla: &mla,
+                },
                 limits,
             )
         }
@@ -604,17 +606,29 @@ fn whole_model_keys(out: &mut Value, shape: &LayerShape, layer_ms: f64, step: Op
     }
 }
 
+/// What `nas calibrate` fits besides the layer model.
+struct Extras<'a> {
+    decode: &'a [PathBuf],
+    decode_micro: &'a [PathBuf],
+    transfer_decode_from: Option<&'a Path>,
+    moe: &'a [PathBuf],
+    mla: &'a [PathBuf],
+}
+
 fn calibrate(
     files: &[PathBuf],
     out: &Path,
     exclude_sets: &[String],
-    decode_files: &[PathBuf],
-    decode_micro_files: &[PathBuf],
-    transfer_decode_from: Option<&Path>,
-    moe_files: &[PathBuf],
-    mla_files: &[PathBuf],
+    extras: Extras,
     limits: Option<nas::calibrate::PhysicalLimits>,
 ) -> Result<()> {
+    let Extras {
+        decode: decode_files,
+        decode_micro: decode_micro_files,
+        transfer_decode_from,
+        moe: moe_files,
+        mla: mla_files,
+    } = extras;
     let data = MeasurementSet::read(files)?;
     let excluded: Vec<&str> = exclude_sets.iter().map(String::as_str).collect();
     let (mut profile, rows) = CalibrationProfile::fit(&data, &excluded, limits)?;

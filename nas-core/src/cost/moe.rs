@@ -170,7 +170,7 @@ impl Routing {
     /// The busiest expert gets `imbalance` x the mean rows (at most all of
     /// them), the others share the rest evenly; `imbalance` <= 1 is balanced.
     pub fn imbalanced(tokens: u64, top_k: u64, experts: u64, imbalance: f64) -> Routing {
-        if !(imbalance > 1.0) || experts < 2 {
+        if imbalance.is_nan() || imbalance <= 1.0 || experts < 2 {
             return Routing::balanced(tokens, top_k, experts);
         }
         let n = tokens as u128 * top_k as u128;
@@ -262,6 +262,8 @@ pub fn grouped_gemm_work(routing: &Routing, n: u64, k: u64, form: &MoeForm) -> G
 }
 
 /// One kernel's work: plain, or a grouped GEMM (the slower of its two sides).
+/// Fixed arrays on the stack (six per layer), so the size difference is kept.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum KernelWork {
     Plain(Work),
