@@ -25,13 +25,24 @@ done
 # MoE and MLA, H200: the MoE model fitted on MoE MLP layers, routed MoE MLPs and
 # grouped GEMMs, MLA's own constants on MLA prefill and split-cache decode layers
 # (`train` configs only; harness/moe_mla.py).
+# Precision, H200: fp8 layers, fp8 and int4 decode steps, fp8 and int4 GEMMs
+# (precision_micro.py, two runs), fitted with every bf16 constant fixed; the
+# fp8 layers of the bf16 validation shapes, the validation models' steps and
+# the `micro_validation` GEMMs are never fitted on.
 h200=calibration/data/h200
 "$nas" calibrate --out calibration/h200.json \
   --measurements "$h200/layers.jsonl" "$h200/layers-supplement.jsonl" "$h200/layers-supplement-2.jsonl" \
   --decode "$h200/decode.jsonl" "$h200/decode-stack.jsonl" --decode-micro "$h200/decode-micro.jsonl" \
-  --moe "$h200/moe.jsonl" "$h200/moe-routed.jsonl" --mla "$h200/mla.jsonl" "$h200/mla-decode-split.jsonl"
+  --moe "$h200/moe.jsonl" "$h200/moe-routed.jsonl" --mla "$h200/mla.jsonl" "$h200/mla-decode-split.jsonl" \
+  --precision "$h200/fp8-micro.jsonl" "$h200/int4-micro.jsonl" "$h200/fp8-layers.jsonl" \
+  "$h200/precision-layers.jsonl" "$h200/precision-micro.jsonl" "$h200/precision-decode.jsonl" \
+  "$h200/precision-decode-stack.jsonl"
 "$nas" fidelity --calibration calibration/h200.json --decode "$h200/decode.jsonl" "$h200/decode-stack.jsonl" \
   --seed-hardware h100 --out docs/results/decode-fidelity-h200
+h200p=("$h200/fp8-micro.jsonl" "$h200/int4-micro.jsonl" "$h200/fp8-layers.jsonl" "$h200/precision-layers.jsonl"
+        "$h200/precision-micro.jsonl" "$h200/precision-decode.jsonl" "$h200/precision-decode-stack.jsonl")
+"$nas" fidelity --calibration calibration/h200.json --precision "${h200p[@]}" \
+  --measurements "$h200/layers.jsonl" --out docs/results/precision-fidelity-h200
 "$nas" fidelity --calibration calibration/h200.json --moe "$h200/moe.jsonl" "$h200/moe-routed.jsonl" \
   --mla "$h200/mla.jsonl" "$h200/mla-decode-split.jsonl" --out docs/results/moe-mla-fidelity
 # Decode, H100: no H100 was lent for compiled decode steps, so the H200's
@@ -41,6 +52,6 @@ h200=calibration/data/h200
 h100=calibration/data/h100
 "$nas" calibrate --out calibration/h100-sxm.json \
   --measurements "$h100/layers.jsonl" "$h100/layers-supplement.jsonl" "$h100/layers-supplement-2.jsonl" \
-  --transfer-decode-from calibration/h200.json
+  --transfer-decode-from calibration/h200.json --transfer-precision-from calibration/h200.json
 "$nas" fidelity --calibration calibration/h100-sxm.json --decode "$h100/decode.jsonl" \
   --seed-hardware h100 --out docs/results/decode-fidelity-h100

@@ -1,7 +1,7 @@
 // A search on a GPU the seed does not know, declared inline, next to an H100
 // whose matmul throughput is overridden.
 //
-//     cargo run --release --example custom_gpu
+//     cargo run --release -p nas-examples --example custom_gpu
 //
 // Writes docs/results/custom-gpu.{json,md,html}. The `workstation` numbers below
 // are illustrative values for the example, NOT measurements: replace them

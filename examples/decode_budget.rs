@@ -2,7 +2,7 @@
 // its memory with 8 sequences of 8192 tokens and whose scaling-law loss at
 // 15T training tokens is low enough?
 //
-//     cargo run --release --example decode_budget
+//     cargo run --release -p nas-examples --example decode_budget
 //
 // Writes docs/results/decode-budget.{json,md,html}. Decode latency is a roofline
 // estimate on the seed's constants (weights and KV cache at HBM bandwidth),
@@ -24,7 +24,7 @@ nas::nas_search! {
 
         known llama3_8b { hidden_dim: 4096, heads: 32, kv_heads: 8, head_dim: 128, ffn_dim: 14336, qk_norm: false, num_layers: 32, vocab_size: 128256 }
         known mistral_7b { hidden_dim: 4096, heads: 32, kv_heads: 8, head_dim: 128, ffn_dim: 14336, qk_norm: false, num_layers: 32, vocab_size: 32000, window: 4096 }
-        known qwen3_8b { hidden_dim: 4096, heads: 32, kv_heads: 8, head_dim: 128, ffn_dim: 12288, num_layers: 36, vocab_size: 151936 }
+        known qwen3_8b { hidden_dim: 4096, heads: 32, kv_heads: 8, head_dim: 128, ffn_dim: 12288, qk_norm: true, num_layers: 36, vocab_size: 151936 }
         known llama2_7b { hidden_dim: 4096, heads: 32, kv_heads: 32, head_dim: 128, ffn_dim: 11008, qk_norm: false, num_layers: 32, vocab_size: 32000 }
 
         family gen {

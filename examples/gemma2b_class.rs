@@ -1,7 +1,7 @@
 // A Gemma-2B-class search of our own design: which ~2B-parameter-class layer
 // shape is fastest on each GPU while keeping enough width and FFN capacity?
 //
-//     cargo run --release --example gemma2b_class
+//     cargo run --release -p nas-examples --example gemma2b_class
 //
 // Writes docs/results/gemma-2b-class.{json,md,html}. H100 and H200 latencies come
 // from their measured profiles, the A100 from the seed's hand-set constants (see
@@ -18,7 +18,7 @@ nas::nas_search! {
 
         // Reference points: Gemma-2-2B-like and Gemma-3-1B-like layers at this workload.
         known gemma2_2b_like { hidden_dim: 2304, heads: 8, kv_heads: 4, head_dim: 256, ffn_dim: 9216, window: 4096, qk_norm: false }
-        known gemma3_1b_like { hidden_dim: 1152, heads: 4, kv_heads: 1, head_dim: 256, ffn_dim: 6912, window: 512 }
+        known gemma3_1b_like { hidden_dim: 1152, heads: 4, kv_heads: 1, head_dim: 256, ffn_dim: 6912, window: 512, qk_norm: true }
 
         family g2b {
             hidden_dim: [2048, 2304, 2560],

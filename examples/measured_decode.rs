@@ -3,7 +3,7 @@
 // sequences of 32k tokens on an H200 and whose prefill (16 prompts of 1024
 // tokens) takes at most 200 ms?
 //
-//     cargo run --release --example measured_decode
+//     cargo run --release -p nas-examples --example measured_decode
 //
 // Writes docs/results/measured-decode.{json,md,html}. The layer latencies come
 // from the kernel-aware model fitted on each GPU's measurements; prefill is
@@ -23,8 +23,8 @@ nas::nas_search! {
         }
 
         known llama3_8b { hidden_dim: 4096, heads: 32, kv_heads: 8, head_dim: 128, ffn_dim: 14336, qk_norm: false, num_layers: 32, vocab_size: 128256 }
-        known qwen3_8b { hidden_dim: 4096, heads: 32, kv_heads: 8, head_dim: 128, ffn_dim: 12288, num_layers: 36, vocab_size: 151936 }
-        known qwen3_4b { hidden_dim: 2560, heads: 32, kv_heads: 8, head_dim: 128, ffn_dim: 9728, num_layers: 36, vocab_size: 151936, tie_embeddings: true }
+        known qwen3_8b { hidden_dim: 4096, heads: 32, kv_heads: 8, head_dim: 128, ffn_dim: 12288, qk_norm: true, num_layers: 36, vocab_size: 151936 }
+        known qwen3_4b { hidden_dim: 2560, heads: 32, kv_heads: 8, head_dim: 128, ffn_dim: 9728, qk_norm: true, num_layers: 36, vocab_size: 151936, tie_embeddings: true }
         known llama3_2_3b { hidden_dim: 3072, heads: 24, kv_heads: 8, head_dim: 128, ffn_dim: 8192, qk_norm: false, num_layers: 28, vocab_size: 128256, tie_embeddings: true }
         known llama3_2_1b { hidden_dim: 2048, heads: 32, kv_heads: 8, head_dim: 64, ffn_dim: 8192, qk_norm: false, num_layers: 16, vocab_size: 128256, tie_embeddings: true }
         known llama2_7b { hidden_dim: 4096, heads: 32, kv_heads: 32, head_dim: 128, ffn_dim: 11008, qk_norm: false, num_layers: 32, vocab_size: 32000 }

@@ -1,7 +1,7 @@
 // The seed tool's whole multi-hardware search, written in the DSL.
 //
 // Run from the repository root:
-//     cargo run --release --example seed_pack
+//     cargo run --release -p nas-examples --example seed_pack
 // It writes docs/results/kernel-aware-nas-multihardware.{json,md,html}, the same
 // bytes as `nas pack --seed --calibration-db calibration/seed/noeris-cost-model-training.json`,
 // and numbers equal to the seed's own reference pack (parity).
@@ -17,23 +17,24 @@ nas::nas_search! {
         // The seed's A100 measurements (MIT, see calibration/seed/README.md).
         calibration_db: "calibration/seed/noeris-cost-model-training.json",
 
-        known gemma4_e2b { hidden_dim: 1536, heads: 8, kv_heads: 1, head_dim: 256, ffn_dim: 6144, window: 512 }
-        known gemma4_31b { hidden_dim: 5376, heads: 32, kv_heads: 16, head_dim: 256, ffn_dim: 21504, window: 1024 }
+        known gemma4_e2b { hidden_dim: 1536, heads: 8, kv_heads: 1, head_dim: 256, ffn_dim: 6144, window: 512, qk_norm: true }
+        known gemma4_31b { hidden_dim: 5376, heads: 32, kv_heads: 16, head_dim: 256, ffn_dim: 21504, window: 1024, qk_norm: true }
         known llama3_8b { hidden_dim: 4096, heads: 32, kv_heads: 8, head_dim: 128, ffn_dim: 14336, qk_norm: false }
         known llama3_70b { hidden_dim: 8192, heads: 64, kv_heads: 8, head_dim: 128, ffn_dim: 28672, qk_norm: false }
 
-        seed optimal_2b { hidden_dim: 2048, heads: 16, kv_heads: 2, head_dim: 128, ffn_dim: 8192, window: 1024 }
-        seed wide_ffn_2b { hidden_dim: 1536, heads: 8, kv_heads: 1, head_dim: 256, ffn_dim: 8192, window: 1024 }
-        seed narrow_heads { hidden_dim: 2048, heads: 32, kv_heads: 4, head_dim: 64, ffn_dim: 8192, window: 1024 }
-        seed deep_narrow { hidden_dim: 1024, heads: 8, kv_heads: 1, head_dim: 128, ffn_dim: 4096, window: 512 }
-        seed big_head_gqa { hidden_dim: 2048, heads: 8, kv_heads: 1, head_dim: 256, ffn_dim: 8192, window: 1024 }
+        seed optimal_2b { hidden_dim: 2048, heads: 16, kv_heads: 2, head_dim: 128, ffn_dim: 8192, window: 1024, qk_norm: true }
+        seed wide_ffn_2b { hidden_dim: 1536, heads: 8, kv_heads: 1, head_dim: 256, ffn_dim: 8192, window: 1024, qk_norm: true }
+        seed narrow_heads { hidden_dim: 2048, heads: 32, kv_heads: 4, head_dim: 64, ffn_dim: 8192, window: 1024, qk_norm: true }
+        seed deep_narrow { hidden_dim: 1024, heads: 8, kv_heads: 1, head_dim: 128, ffn_dim: 4096, window: 512, qk_norm: true }
+        seed big_head_gqa { hidden_dim: 2048, heads: 8, kv_heads: 1, head_dim: 256, ffn_dim: 8192, window: 1024, qk_norm: true }
 
         family gen {
             hidden_dim: [1536, 2048, 2560, 3072, 4096],
             head_dim: [128, 256],
-            gqa_group: 4,
+            gqa_group: 4 round_down, // the seed: kv heads = max(1, heads / 4), rounded down
             ffn_ratio: [4.0 as "4p0", 16.0 / 3.0 as "5p33"] round_to 128,
             window: [512, 1024],
+            qk_norm: true,
             name: "gen_h{hidden_dim}_hd{head_dim}_gqa{gqa_group}_ffn{ffn_ratio}_w{window}",
         }
 
@@ -51,7 +52,7 @@ nas::nas_search! {
             heads: 32, kv_heads: 8, head_dim: 128, ffn_dim: 14336, qk_norm: false, window: full,
         }
         sweep ffn_dim in 7936..8448 step 64 {
-            hidden_dim: 2048, heads: 16, kv_heads: 2, head_dim: 128, window: 1024,
+            hidden_dim: 2048, heads: 16, kv_heads: 2, head_dim: 128, window: 1024, qk_norm: true,
         }
 
         constraints {

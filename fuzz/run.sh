@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-300}
-targets=${TARGETS:-"shape_json seed_db profile measurements spec_json spec_stream dsl_macro"}
+targets=${TARGETS:-"shape_json seed_db profile measurements spec_json spec_stream dsl_macro hf_config"}
 export RUSTC_BOOTSTRAP=1
 # One thread per search (the streaming search uses rayon), so one core per fuzzer.
 export RAYON_NUM_THREADS=1

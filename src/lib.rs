@@ -19,8 +19,11 @@ pub mod __private {
     pub use nas_core::gpu::{CostModelKind, GpuTarget, OwnGpu, SpecSheet};
     pub use nas_core::hardware::Throughputs;
     pub use nas_core::model::{LossFit, ModelDims, ParamCount, ScalingLaw};
+    pub use nas_core::precision::{KvCachePrecision, Precision, WeightPrecision};
     pub use nas_core::search::constraints::{Bound, CmpOp, Constraint, Metric};
-    pub use nas_core::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
+    pub use nas_core::search::family::{
+        Axis, AxisKind, AxisValue, Family, FfnRounding, GqaRounding, Labeled, Rounding, Workload,
+    };
     pub use nas_core::search::{CliffAxis, CliffSweep, RankMetric};
     pub use nas_core::shapes::{Candidate, LayerShape};
     pub use std::borrow::Cow;
@@ -44,6 +47,7 @@ pub mod __private {
             use_qk_norm,
             window_size: if window == 0 { None } else { Some(window) },
             model: ModelDims::NONE,
+            precision: Precision::BF16,
         }
     }
 
@@ -61,6 +65,28 @@ pub mod __private {
             source: Cow::Borrowed(source),
             shape: LayerShape {
                 model,
+                ..shape(sizes, use_qk_norm, window)
+            },
+        }
+    }
+
+    /// A candidate of a generated table served in `precision` (the tables of
+    /// bf16 candidates use [`candidate`]).
+    pub const fn candidate_in(
+        name: &'static str,
+        source: &'static str,
+        sizes: [u64; 7],
+        use_qk_norm: bool,
+        window: u64,
+        model: ModelDims,
+        precision: Precision,
+    ) -> Candidate {
+        Candidate {
+            name: Cow::Borrowed(name),
+            source: Cow::Borrowed(source),
+            shape: LayerShape {
+                model,
+                precision,
                 ..shape(sizes, use_qk_norm, window)
             },
         }

@@ -866,3 +866,76 @@ fn kernel_answers_single_kernels_in_input_order_with_provenance() {
         .iter()
         .all(|a| a["model"] == "roofline" && a["cost_model"] == "seed"));
 }
+
+/// `--tp N`: each whole model gets one GPU's shard, its memory and its
+/// steps with the collectives; a degree that does not divide is exit 2.
+#[test]
+fn predict_tensor_parallel_reports_one_gpus_share() {
+    let dir = TempDir::new("tp");
+    let mut model = good_shape();
+    model["num_layers"] = json!(24);
+    model["vocab_size"] = json!(32000);
+    model["window_size"] = Value::Null;
+    let configs = dir.file("m.json", &json!([model, good_shape()]).to_string());
+    let run = |tp: &str| nas(&["predict", "--hardware", "h200", "--configs", &configs, "--tp", tp]);
+    let one: Value = serde_json::from_slice(&run("1").stdout).unwrap();
+    let two = run("2");
+    assert!(two.status.success(), "{}", String::from_utf8_lossy(&two.stderr));
+    let two: Value = serde_json::from_slice(&two.stdout).unwrap();
+    let (t1, t2) = (&one[0]["tensor_parallel"], &two[0]["tensor_parallel"]);
+    assert_eq!(t1["weight_bytes_per_gpu"], one[0]["weight_bytes"]);
+    assert_eq!(t1["decode"]["collectives_ms"], 0.0);
+    assert_eq!(
+        (t2["per_gpu_heads"].as_u64(), t2["per_gpu_kv_heads"].as_u64()),
+        (Some(8), Some(1))
+    );
+    assert_eq!(
+        t2["kv_cache_bytes_per_token_per_gpu"].as_u64().unwrap() * 2,
+        one[0]["kv_cache_bytes_per_token"].as_u64().unwrap()
+    );
+    assert!(t2["decode"]["step"]["per_kernel"]["tp_all_reduce"].as_f64().unwrap() > 0.0);
+    assert!(
+        two[1].get("tensor_parallel").is_none(),
+        "a plain layer has no whole-model figures"
+    );
+    for (tp, says) in [
+        ("3", "`num_heads` = 16 does not divide by tp = 3"),
+        ("0", "`tp` = 0 must be between 1 and 72"),
+    ] {
+        let out = run(tp);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says) && err.lines().count() == 1, "{err}");
+    }
+}
+
+/// `--tp` and `--ep` on a Hugging Face MoE config: expert parallelism puts
+/// all-to-alls in the step; an `--ep` that is neither 1 nor `--tp` is exit 2.
+#[test]
+fn predict_tensor_and_expert_parallel_configs() {
+    let mixtral = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-configs/mixtral-8x7b-v0.1.json");
+    let mixtral = mixtral.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["predict", "--hardware", "h200", "--configs", mixtral, "--batch", "8"];
+        args.extend_from_slice(extra);
+        nas(&args)
+    };
+    let figures = |out: Output| -> Value {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()[0]["tensor_parallel"].clone()
+    };
+    let tp = figures(run(&["--tp", "4"]));
+    let ep = figures(run(&["--tp", "4", "--ep", "4"]));
+    assert!(tp["decode_per_kernel"].get("ep_all_to_all").is_none());
+    assert!(ep["decode_per_kernel"]["ep_all_to_all"].as_f64().unwrap() > 0.0);
+    // Mixtral-8x7B: 46,702,792,704 parameters; a quarter of every matrix but the
+    // norms and (under expert parallelism) the router on each GPU.
+    let per_gpu = tp["weight_bytes_per_gpu"].as_u64().unwrap();
+    assert!(
+        per_gpu > 2 * 46_702_792_704 / 4 && per_gpu < 2 * 46_702_792_704 / 4 + 10_000_000,
+        "{per_gpu}"
+    );
+    let out = run(&["--tp", "4", "--ep", "2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`ep` = 2 must be 1"));
+}

@@ -171,6 +171,7 @@ fn shape(p: &Published) -> LayerShape {
             tie_embeddings: Some(p.tied),
             ..ModelDims::NONE
         },
+        precision: nas::precision::Precision::BF16,
     }
 }
 

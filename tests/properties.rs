@@ -29,6 +29,7 @@ fn shape() -> impl Strategy<Value = LayerShape> {
             use_qk_norm: qk,
             window_size: w,
             model: nas::model::ModelDims::NONE,
+            precision: nas::precision::Precision::BF16,
         })
 }
 

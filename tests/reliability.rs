@@ -774,7 +774,7 @@ fn search_spec_with_an_unknown_cost_model() {
             &dir,
             &format!(r#"{{"hardware": ["h100"], "cost_model": "guess", "family": {{"axes": {AXES}, "name": "x"}}}}"#)
         ),
-        "DIR/s.json: cost_model: unknown cost model `guess`; known: measured, seed"
+        "DIR/s.json: cost_model: unknown cost model `guess` (no known name is close); known: measured, seed"
     );
 }
 
@@ -885,7 +885,9 @@ fn search_spec_family_beyond_the_streaming_limit() {
 /// family of 10^15 combinations before allocating anything.
 #[test]
 fn family_of_10_15_candidates_refuses_to_materialize() {
-    use nas::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
+    use nas::search::family::{
+        Axis, AxisKind, AxisValue, Family, FfnRounding, GqaRounding, Labeled, Rounding, Workload,
+    };
     let axis = |kind, values: Vec<u64>| Axis {
         kind,
         values: values
@@ -912,6 +914,7 @@ fn family_of_10_15_candidates_refuses_to_materialize() {
             multiple: 1,
             rounding: Rounding::NearestEven,
         },
+        gqa_rounding: GqaRounding::Exact,
         template: "x".into(),
     };
     assert_eq!(family.combinations(), 1_000_000_000_000_000);
@@ -987,7 +990,7 @@ fn search_spec_fits_on_a_gpu_it_does_not_target() {
                 r#"{{"hardware": ["h100"], "family": {{"axes": {AXES}, "name": "x"}}, "constraints": [{{"fits": {{"gpu": "a100", "batch": 1, "context": 1}}}}]}}"#
             )
         ),
-        "DIR/s.json: constraints[0].fits.gpu: `fits` names `a100`, which is not a target of this search (did you mean `h100`?); targets: h100"
+        "DIR/s.json: constraints[0].fits.gpu: `fits` names `a100`, which is not a target of this search (no known name is close); targets: h100"
     );
 }
 
@@ -1391,7 +1394,7 @@ fn search_spec_axis_with_a_hugging_face_name() {
             &dir,
             r#"{"hardware": ["h100"], "family": {"axes": [{"axis": "hidden_dim", "values": [2048]}, {"axis": "head_dim", "values": [128]}, {"axis": "intermediate_size", "values": [8192]}], "name": "x"}}"#
         ),
-        "DIR/s.json: family.axes[2]: unknown field `intermediate_size` (did you mean `ffn_dim`?); a family takes the axes hidden_dim, head_dim, num_heads, kv_heads, gqa_group, ffn_dim, ffn_ratio, window, qk_norm, seq_len, batch_size, num_layers, vocab_size, tie_embeddings, context_len and `name`, `source`"
+        "DIR/s.json: family.axes[2]: unknown field `intermediate_size` (did you mean `ffn_dim`?); a family takes the axes hidden_dim, head_dim, num_heads, kv_heads, gqa_group, ffn_dim, ffn_ratio, window, qk_norm, seq_len, batch_size, num_layers, vocab_size, tie_embeddings, context_len, weights, kv_cache and `name`, `source`"
     );
 }
 
@@ -1404,5 +1407,1057 @@ fn search_spec_window_full_as_a_string() {
             r#"{"hardware": ["h100"], "family": {"axes": [{"axis": "hidden_dim", "values": [2048]}, {"axis": "head_dim", "values": [128]}, {"axis": "ffn_dim", "values": [8192]}, {"axis": "window", "values": [512, "full"]}], "name": "x{window}"}}"#
         ),
         "DIR/s.json: family.axes[3].values[1]: `window` = \"full\" is a string: write bare `full` (no quotes; `null` in a JSON spec) for full attention, or a positive integer"
+    );
+}
+
+#[test]
+fn search_spec_with_an_unknown_weight_precision() {
+    let dir = Dir::new("specPrecUnknown");
+    let axes = AXES.replace("]}]", r#"]}, {"axis": "weights", "values": ["bf16", "fp16"]}]"#);
+    assert_eq!(
+        search(
+            &dir,
+            &format!(r#"{{"hardware": ["h100"], "family": {{"axes": {axes}, "name": "x{{weights}}"}}}}"#)
+        ),
+        "DIR/s.json: family.axes[3].values[1]: unknown weight precision `fp16` (did you mean `fp8`?); known: bf16, fp8 (e4m3, per-tensor scales), int4 (weight-only, group 128)"
+    );
+}
+
+#[test]
+fn search_spec_with_fp8_on_a_t4() {
+    let dir = Dir::new("specPrecT4");
+    let axes = AXES.replace("]}]", r#"]}, {"axis": "weights", "values": ["bf16", "fp8"]}]"#);
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h200", "t4"], "cost_model": {{"t4": "seed"}}, "family": {{"axes": {axes}, "name": "x{{weights}}"}}}}"#
+            )
+        ),
+        "DIR/s.json: family.axes[3].values[1]: hardware `t4` cannot run fp8 weights: it has no fp8 tensor cores (its kernels run bf16 weights)"
+    );
+}
+
+#[test]
+fn search_spec_with_an_int4_kv_cache() {
+    let dir = Dir::new("specPrecKv");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h200"], "workload": {{"kv_cache": "int4"}}, "family": {{"axes": {AXES}, "name": "x"}}}}"#
+            )
+        ),
+        "DIR/s.json: workload.kv_cache: unknown KV-cache precision `int4` (no known name is close); known: bf16, fp8 (e4m3, per-tensor scales)"
+    );
+}
+
+#[test]
+fn shape_with_a_weights_key_that_is_not_a_string() {
+    let dir = Dir::new("shapeWeights8");
+    assert_eq!(
+        predict_shape(&dir, json!({"weights": 8})),
+        "DIR/c.json: configs[0]: `weights` must be a string (\"bf16\", \"fp8\"...), got 8"
+    );
+}
+
+#[test]
+fn shape_with_an_int4_kv_cache() {
+    let dir = Dir::new("shapeKvInt4");
+    assert_eq!(
+        predict_shape(&dir, json!({"kv_cache": "int4"})),
+        "DIR/c.json: configs[0].kv_cache: unknown KV-cache precision `int4` (no known name is close); known: bf16, fp8 (e4m3, per-tensor scales)"
+    );
+}
+
+#[test]
+fn predict_with_an_unknown_weights_flag() {
+    let dir = Dir::new("flagWeights");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h200", "--configs", &path, "--weights", "fp16"]),
+        "--weights: unknown weight precision `fp16` (did you mean `fp8`?); known: bf16, fp8 (e4m3, per-tensor scales), int4 (weight-only, group 128)"
+    );
+}
+
+#[test]
+fn predict_int4_on_a_t4() {
+    let dir = Dir::new("flagT4Int4");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "t4", "--cost-model", "seed", "--configs", &path, "--weights", "int4"]),
+        "DIR/c.json: `a`: hardware `t4` cannot run int4 weights: it has no bf16 tensor cores for the int4 kernels (its kernels run bf16 weights)"
+    );
+}
+
+#[test]
+fn predict_an_fp8_kv_cache_on_an_a100() {
+    let dir = Dir::new("flagA100Kv");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "a100", "--cost-model", "seed", "--configs", &path, "--kv-cache", "fp8"]),
+        "DIR/c.json: `a`: hardware `a100` cannot read an fp8 KV cache: it has no fp8 conversion in its tensor cores (its kernels read a bf16 KV cache)"
+    );
+}
+
+#[test]
+fn predict_fp8_under_the_seed_cost_model() {
+    let dir = Dir::new("flagSeedFp8");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h100", "--cost-model", "seed", "--configs", &path, "--weights", "fp8"]),
+        "DIR/c.json: `a`: hardware `h100` under the seed cost model prices bf16 only (the seed tool's formula has no precision): ask for the measured cost model (`cost_model: measured`, `--cost-model measured`) to price fp8"
+    );
+}
+
+#[test]
+fn pack_of_the_seed_in_fp8_on_its_gpus() {
+    let dir = Dir::new("packFp8");
+    let out = dir.path("p");
+    assert_eq!(
+        dir.error(&["pack", "--seed", "--weights", "fp8", "--out", &out]),
+        "candidate `gemma4_e2b`: hardware `a100` cannot run fp8 weights: it has no fp8 tensor cores (its kernels run bf16, int4 weights)"
+    );
+}
+
+#[test]
+fn kernel_query_with_an_unknown_dtype() {
+    let dir = Dir::new("kernelDtype");
+    let q = dir.file(
+        "q.json",
+        r#"[{"kernel": "gemm", "m": 16, "n": 4096, "k": 4096, "dtype": "int8"}]"#,
+    );
+    assert_eq!(
+        dir.error(&["kernel", "--hardware", "h200", "--queries", &q]),
+        "DIR/q.json: queries[0].dtype: unknown GEMM dtype `int8` (no known name is close); known: bf16, fp8 (e4m3, per-tensor scales, the activation's dynamic quantization included)"
+    );
+}
+
+#[test]
+fn kernel_query_in_fp8_on_an_a100() {
+    let dir = Dir::new("kernelFp8A100");
+    let q = dir.file(
+        "q.json",
+        r#"[{"kernel": "gemm", "m": 16, "n": 4096, "k": 4096, "dtype": "fp8"}]"#,
+    );
+    assert_eq!(
+        dir.error(&["kernel", "--hardware", "a100", "--cost-model", "seed", "--queries", &q]),
+        "DIR/q.json: queries[0]: hardware `a100` cannot run fp8 weights: it has no fp8 tensor cores (its kernels run bf16, int4 weights)"
+    );
+}
+
+#[test]
+fn profile_whose_fp8_gemm_rate_beats_the_fp8_peak() {
+    let dir = Dir::new("profileFp8Peak");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(repo("calibration/h200.json")).unwrap()).unwrap();
+    // 4000 TFLOP/s on a GPU whose dense fp8 peak is 1978.9
+    v["precision"]["layer"]["gemm_fp8_flops"] =
+        json!({"ms_per_unit": 1.0 / 4e12, "throughput": 4000.0, "unit": "TFLOP/s"});
+    let p = dir.file("p.json", &v.to_string());
+    let c = dir.file("c.json", &json!([good_shape()]).to_string());
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h200", "--calibration", &p, "--configs", &c]),
+        "DIR/p.json: `precision.layer.gemm_fp8_flops` = 4000.0 TFLOP/s is faster than the physical limit 1978.9 TFLOP/s"
+    );
+}
+
+#[test]
+fn profile_without_a_precision_section_asked_for_fp8() {
+    let dir = Dir::new("profileNoPrec");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(repo("calibration/h200.json")).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("precision");
+    let p = dir.file("p.json", &v.to_string());
+    let c = dir.file("c.json", &json!([good_shape()]).to_string());
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h200", "--calibration", &p, "--configs", &c, "--weights", "fp8"]),
+        "DIR/c.json: `a`: hardware `h200`: the measured profile DIR/p.json: it has no precision section, so it prices bf16 weights only: fit one with `nas calibrate --precision FILE...` (calibration/README.md) to price fp8 weights"
+    );
+}
+
+#[test]
+fn calibrate_precision_with_a_bf16_decode_step() {
+    let dir = Dir::new("calibPrecBf16");
+    let line = std::fs::read_to_string(repo("calibration/data/h200/decode.jsonl"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let f = dir.file("p.jsonl", &line);
+    let out = dir.path("out.json");
+    let h200 = |f: &str| repo(&format!("calibration/data/h200/{f}"));
+    let (layers, decode, micro) = (h200("layers.jsonl"), h200("decode.jsonl"), h200("decode-micro.jsonl"));
+    assert_eq!(
+        dir.error(&[
+            "calibrate",
+            "--out",
+            &out,
+            "--measurements",
+            &layers,
+            "--decode",
+            &decode,
+            "--decode-micro",
+            &micro,
+            "--precision",
+            &f
+        ]),
+        "DIR/p.jsonl:1: a bf16 decode step: those fit the bf16 decode model (`--decode`), not the precision section"
+    );
+}
+
+// ---------------------------------------------------------------- Hugging Face configs (nas predict --configs, nas import)
+
+#[test]
+fn hf_config_with_an_unsupported_model_type() {
+    let dir = Dir::new("hf_config_with_an_unsupported_model_type");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "bert"}"#),
+        "DIR/c.json: model_type: `bert` is not supported (no known name is close); supported: llama, mistral, qwen2, qwen3, qwen3_moe, gemma2, gemma3_text, phi3, mixtral, deepseek_v2, deepseek_v3, gpt_oss, olmo2, gpt2"
+    );
+}
+
+#[test]
+fn hf_config_of_multimodal_gemma3() {
+    let dir = Dir::new("hf_config_of_multimodal_gemma3");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "gemma3"}"#),
+        "DIR/c.json: model_type: `gemma3` is not supported (a multimodal Gemma-3 config: give its `text_config`, model_type gemma3_text); supported: llama, mistral, qwen2, qwen3, qwen3_moe, gemma2, gemma3_text, phi3, mixtral, deepseek_v2, deepseek_v3, gpt_oss, olmo2, gpt2"
+    );
+}
+
+#[test]
+fn hf_config_with_model_type_not_a_string() {
+    let dir = Dir::new("hf_config_with_model_type_not_a_string");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": 3}"#),
+        "DIR/c.json: model_type: must be a string, got a number"
+    );
+}
+
+#[test]
+fn hf_config_with_kv_heads_not_dividing_heads() {
+    let dir = Dir::new("hf_config_with_kv_heads_not_dividing_heads");
+    assert_eq!(
+        predict_file(
+            &dir,
+            r#"{"model_type": "llama", "num_attention_heads": 32, "num_key_value_heads": 3}"#
+        ),
+        "DIR/c.json: num_key_value_heads: 3 does not divide num_attention_heads = 32"
+    );
+}
+
+#[test]
+fn hf_config_with_an_absurd_hidden_size() {
+    let dir = Dir::new("hf_config_with_an_absurd_hidden_size");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "llama", "hidden_size": 1000000000000}"#),
+        "DIR/c.json: hidden_size: 1000000000000 is absurdly large (the limit is 16777216)"
+    );
+}
+
+#[test]
+fn hf_config_with_an_absurd_layer_count() {
+    let dir = Dir::new("hf_config_with_an_absurd_layer_count");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "qwen3", "num_hidden_layers": 1000000000}"#),
+        "DIR/c.json: num_hidden_layers: 1000000000 is absurdly large (the limit is 65536)"
+    );
+}
+
+#[test]
+fn hf_config_whose_parameter_count_overflows() {
+    let dir = Dir::new("hf_config_whose_parameter_count_overflows");
+    assert_eq!(
+        predict_file(
+            &dir,
+            r#"{"model_type": "llama", "hidden_size": 16777216, "intermediate_size": 16777216, "num_hidden_layers": 65536, "num_attention_heads": 1}"#
+        ),
+        "DIR/c.json: num_hidden_layers: these sizes make the parameter count overflow a 64-bit integer"
+    );
+}
+
+#[test]
+fn hf_config_with_a_size_as_a_string() {
+    let dir = Dir::new("hf_config_with_a_size_as_a_string");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "mistral", "hidden_size": "4096"}"#),
+        "DIR/c.json: hidden_size: must be a positive integer, got a string"
+    );
+}
+
+#[test]
+fn hf_config_with_a_negative_size() {
+    let dir = Dir::new("hf_config_with_a_negative_size");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "qwen2", "intermediate_size": -1}"#),
+        "DIR/c.json: intermediate_size: must be a positive integer, got -1"
+    );
+}
+
+#[test]
+fn hf_config_with_a_fractional_size() {
+    let dir = Dir::new("hf_config_with_a_fractional_size");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "qwen2", "intermediate_size": 2.5}"#),
+        "DIR/c.json: intermediate_size: must be a positive integer, got 2.5"
+    );
+}
+
+#[test]
+fn hf_config_with_a_zero_vocabulary() {
+    let dir = Dir::new("hf_config_with_a_zero_vocabulary");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "olmo2", "vocab_size": 0}"#),
+        "DIR/c.json: vocab_size: must be at least 1, got 0"
+    );
+}
+
+#[test]
+fn hf_config_with_nan() {
+    let dir = Dir::new("hf_config_with_nan");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "qwen2", "intermediate_size": NaN}"#),
+        "DIR/c.json: invalid JSON: expected value at line 1 column 46"
+    );
+}
+
+#[test]
+fn hf_config_with_a_boolean_as_a_string() {
+    let dir = Dir::new("hf_config_with_a_boolean_as_a_string");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "gpt2", "tie_word_embeddings": "no"}"#),
+        "DIR/c.json: tie_word_embeddings: must be true or false, got a string"
+    );
+}
+
+#[test]
+fn hf_config_with_a_huge_layer_types_list() {
+    let dir = Dir::new("hf_config_with_a_huge_layer_types_list");
+    let list = vec!["full_attention"; 1_000_000];
+    let path = dir.file(
+        "c.json",
+        &json!({"model_type": "gemma2", "layer_types": list}).to_string(),
+    );
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h100", "--configs", &path]),
+        "DIR/c.json: layer_types: has 1000000 entries, but num_hidden_layers is 26 (one entry per layer)"
+    );
+}
+
+#[test]
+fn hf_config_with_an_unknown_layer_type() {
+    let dir = Dir::new("hf_config_with_an_unknown_layer_type");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "gpt_oss", "num_hidden_layers": 2, "layer_types": ["sliding_attention", "chunked_attention"]}"#),
+        "DIR/c.json: layer_types: entry 1 is `chunked_attention`, a layer kind nas cannot build; known: sliding_attention, full_attention"
+    );
+}
+
+#[test]
+fn hf_config_missing_a_key_without_default() {
+    let dir = Dir::new("hf_config_missing_a_key_without_default");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "deepseek_v2"}"#),
+        "DIR/c.json: num_experts_per_tok: missing (DeepSeek-V2's default is None, which routes no token)"
+    );
+}
+
+#[test]
+fn hf_config_with_top_k_above_experts() {
+    let dir = Dir::new("hf_config_with_top_k_above_experts");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "mixtral", "num_experts_per_tok": 9}"#),
+        "DIR/c.json: num_experts_per_tok: 9 is above num_local_experts = 8"
+    );
+}
+
+#[test]
+fn hf_config_with_an_unknown_activation() {
+    let dir = Dir::new("hf_config_with_an_unknown_activation");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "llama", "hidden_act": "swiglu"}"#),
+        "DIR/c.json: hidden_act: `swiglu` is not an activation transformers knows (did you mean `silu`?); known: gelu, gelu_10, gelu_accurate, gelu_fast, gelu_new, gelu_python, gelu_python_tanh, gelu_pytorch_tanh, hardswish, laplace, leaky_relu, linear, mish, prelu, quick_gelu, relu, relu2, relu6, sigmoid, silu, sqrtsoftplus, swish, tanh, xielu"
+    );
+}
+
+#[test]
+fn hf_config_with_a_quantization_nas_cannot_honour() {
+    let dir = Dir::new("hf_config_with_a_quantization_nas_cannot_honour");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "llama", "quantization_config": {"quant_method": "gptq", "bits": 4}}"#),
+        "DIR/c.json: quantization_config: quant_method `gptq` is not one nas can honour (fp8 and mxfp4 are counted as bf16 weights; remove quantization_config to count the bf16 model)"
+    );
+}
+
+#[test]
+fn hf_config_with_moe_layer_freq_transformers_ignores() {
+    let dir = Dir::new("hf_config_with_moe_layer_freq_transformers_ignores");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "deepseek_v3", "moe_layer_freq": 2}"#),
+        "DIR/c.json: moe_layer_freq: 2 is not what transformers builds: its DeepSeek classes ignore this key and put a mixture in every layer from first_k_dense_replace on"
+    );
+}
+
+#[test]
+fn hf_config_of_a_bidirectional_embedding_model() {
+    let dir = Dir::new("hf_config_of_a_bidirectional_embedding_model");
+    assert_eq!(
+        predict_file(
+            &dir,
+            r#"{"model_type": "gemma3_text", "use_bidirectional_attention": true}"#
+        ),
+        "DIR/c.json: use_bidirectional_attention: true makes an embedding model, not a causal language model"
+    );
+}
+
+#[test]
+fn hf_config_with_a_zero_sliding_window_pattern() {
+    let dir = Dir::new("hf_config_with_a_zero_sliding_window_pattern");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "gemma3_text", "sliding_window_pattern": 0}"#),
+        "DIR/c.json: sliding_window_pattern: must be at least 1, got 0"
+    );
+}
+
+#[test]
+fn hf_config_gpt2_with_heads_not_dividing_width() {
+    let dir = Dir::new("hf_config_gpt2_with_heads_not_dividing_width");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "gpt2", "n_head": 7}"#),
+        "DIR/c.json: n_head: 7 does not divide n_embd = 768 (transformers' GPT-2 refuses it)"
+    );
+}
+
+#[test]
+fn hf_config_gpt2_with_cross_attention() {
+    let dir = Dir::new("hf_config_gpt2_with_cross_attention");
+    assert_eq!(
+        predict_file(&dir, r#"{"model_type": "gpt2", "add_cross_attention": true}"#),
+        "DIR/c.json: add_cross_attention: true adds encoder-decoder cross-attention layers, which a decoder-only stack does not have"
+    );
+}
+
+#[test]
+fn hf_config_in_an_array_with_a_bad_key() {
+    let dir = Dir::new("hf_config_in_an_array_with_a_bad_key");
+    assert_eq!(
+        predict_file(&dir, r#"[{"model_type": "llama", "num_key_value_heads": 5}]"#),
+        "DIR/c.json: configs[0]: num_key_value_heads: 5 does not divide num_attention_heads = 32"
+    );
+}
+
+#[test]
+fn hf_config_in_an_array_with_a_name_not_a_string() {
+    let dir = Dir::new("hf_config_in_an_array_with_a_name_not_a_string");
+    assert_eq!(
+        predict_file(&dir, r#"[{"model_type": "llama", "name": 5}]"#),
+        "DIR/c.json: configs[0]: name: must be a string"
+    );
+}
+
+#[test]
+fn predict_with_a_zero_batch() {
+    let dir = Dir::new("predict_with_a_zero_batch");
+    let cfg = dir.file("cfg.json", r#"{"model_type": "llama", "num_hidden_layers": 1}"#);
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h100", "--configs", &cfg, "--batch", "0"]),
+        "--batch: must be between 1 and 16777216, got 0"
+    );
+}
+
+#[test]
+fn predict_of_a_config_whose_workload_overflows() {
+    let dir = Dir::new("predict_of_a_config_whose_workload_overflows");
+    let cfg = dir.file("cfg.json", r#"{"model_type": "llama", "num_hidden_layers": 1}"#);
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "h100", "--configs", &cfg, "--seq-len", "16777216", "--batch", "16777216"]),
+        "`cfg`: layer kind `full_dense`: its dense stand-in at this workload is not a valid layer: these sizes make FLOP or byte counts overflow a 64-bit integer"
+    );
+}
+
+#[test]
+fn import_of_a_file_that_is_not_a_config() {
+    let dir = Dir::new("import_of_a_file_that_is_not_a_config");
+    let arr = dir.file("arr.json", r#"[1]"#);
+    assert_eq!(
+        dir.error(&["import", &arr]),
+        "DIR/arr.json: expected a Hugging Face config (a JSON object with `model_type`)"
+    );
+}
+
+#[test]
+fn import_of_a_bad_config() {
+    let dir = Dir::new("import_of_a_bad_config");
+    let bad = dir.file("bad.json", r#"{"model_type": "qwen2", "num_key_value_heads": 5}"#);
+    assert_eq!(
+        dir.error(&["import", &bad]),
+        "DIR/bad.json: num_key_value_heads: 5 does not divide num_attention_heads = 32"
+    );
+}
+
+// ---------------------------------------------------------------- issue 14, second pass
+
+#[test]
+fn unknown_hardware_in_capitals() {
+    let dir = Dir::new("hwCaps");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    // `a100` and `h100` are both one edit from `H100`; the case-blind match wins
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "H100", "--configs", &path]),
+        "unknown hardware `H100` (did you mean `h100`?); known: a100, t4, h100, h200"
+    );
+}
+
+#[test]
+fn unknown_hardware_with_nothing_close() {
+    let dir = Dir::new("hwFar");
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    // one edit from `h200`, but another first letter: another GPU, not a typo
+    assert_eq!(
+        dir.error(&["predict", "--hardware", "b200", "--configs", &path]),
+        "unknown hardware `b200` (no known name is close); known: a100, t4, h100, h200"
+    );
+}
+
+/// A Llama-3-8B layer written without `use_qk_norm` is predicted without
+/// QK-norm (it was read as QK-norm on), and the output shows the value used.
+#[test]
+fn shape_without_use_qk_norm_has_no_qk_norm() {
+    let dir = Dir::new("qkDefault");
+    let llama = json!({"name": "llama3_8b", "hidden_dim": 4096, "num_heads": 32, "num_kv_heads": 8,
+                       "head_dim": 128, "ffn_dim": 14336, "seq_len": 2048});
+    let predict = |shape: &Value| -> Value {
+        let path = dir.file("c.json", &json!([shape]).to_string());
+        let out = nas(&["predict", "--hardware", "h100", "--configs", &path]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.contains(r#""use_qk_norm": false"#) || shape["use_qk_norm"] == json!(true),
+            "{text}"
+        );
+        serde_json::from_str::<Value>(&text).unwrap()[0].clone()
+    };
+    let unsaid = predict(&llama);
+    let mut off = llama.clone();
+    off["use_qk_norm"] = json!(false);
+    let mut on = llama.clone();
+    on["use_qk_norm"] = json!(true);
+    assert_eq!(unsaid["config"]["use_qk_norm"], json!(false));
+    assert_eq!(unsaid["total_ms"], predict(&off)["total_ms"]);
+    assert_ne!(unsaid["total_ms"], predict(&on)["total_ms"]);
+}
+
+#[test]
+fn search_spec_whose_gqa_group_divides_no_heads() {
+    let dir = Dir::new("specGqa");
+    // 1536 / 256 = 6 heads: not in groups of 4 (it was rounded to 1 kv head, the name still saying 4)
+    assert_eq!(
+        search(
+            &dir,
+            r#"{"hardware": ["h100"], "family": {"axes": [{"axis": "hidden_dim", "values": [1536]}, {"axis": "head_dim", "values": [256]}, {"axis": "gqa_group", "values": [4]}, {"axis": "ffn_ratio", "values": [4.0]}], "name": "g{gqa_group}"}}"#
+        ),
+        "DIR/s.json: family: the family yields no valid candidate (e.g. hidden_dim=1536, head_dim=256, gqa_group=4, ffn_ratio=4: gqa_group 4 does not divide num_heads 6)"
+    );
+}
+
+/// A group that divides some heads and not others skips the others, counted
+/// out of `valid_candidates`; `"round": "down"` asks for the seed's rule.
+#[test]
+fn search_spec_whose_gqa_group_divides_some_heads() {
+    let dir = Dir::new("specGqaSome");
+    let spec = |round: &str| {
+        format!(
+            r#"{{"hardware": ["h100"], "family": {{"axes": [{{"axis": "hidden_dim", "values": [1536, 2048]}}, {{"axis": "head_dim", "values": [256]}}, {{"axis": "gqa_group", "values": [4]{round}}}, {{"axis": "ffn_ratio", "values": [4.0]}}], "name": "h{{hidden_dim}}_g{{gqa_group}}"}}}}"#
+        )
+    };
+    let run = |text: &str| -> Value {
+        let path = dir.file("s.json", text);
+        let out = nas(&["search", "--spec", &path, "--quiet"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let exact = run(&spec(""));
+    assert_eq!(
+        (exact["combinations"].as_u64(), exact["valid_candidates"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let text = exact.to_string();
+    assert!(
+        !text.contains("h1536_g4") && text.contains("h2048_g4"),
+        r#"h1536_g4 is skipped: "valid_candidates": 1"#
+    );
+    let down = run(&spec(r#", "round": "down""#));
+    assert_eq!(down["valid_candidates"].as_u64(), Some(2));
+    let h1536 = down["results"][0]["total_ms_top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == json!("h1536_g4"))
+        .unwrap()
+        .clone();
+    assert_eq!(h1536["config"]["num_kv_heads"], json!(1), "max(1, 6 / 4)");
+}
+
+#[test]
+fn search_spec_with_too_many_gpus() {
+    let dir = Dir::new("specGpus");
+    let gpus: Vec<Value> = (0..65)
+        .map(|i| json!({"key": format!("g{i}"), "base": "h100", "cost_model": "seed"}))
+        .collect();
+    assert_eq!(
+        search(
+            &dir,
+            &format!(r#"{{"hardware": {}, "family": {{"axes": {AXES}, "name": "x"}}}}"#, json!(gpus))
+        ),
+        "DIR/s.json: hardware: 65 GPUs listed; a search targets at most 64 (its time and its report grow with every GPU)"
+    );
+}
+
+#[test]
+fn search_spec_that_reports_too_many_candidates() {
+    let dir = Dir::new("specReported");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h100", "h200", {{"key": "a", "base": "a100", "cost_model": "seed"}}, {{"key": "b", "base": "a100", "cost_model": "seed"}}, {{"key": "c", "base": "a100", "cost_model": "seed"}}, {{"key": "d", "base": "a100", "cost_model": "seed"}}], "top_k": 10000, "family": {{"axes": {AXES}, "name": "x"}}}}"#
+            )
+        ),
+        "DIR/s.json: top_k: `top_k` = 10000 on 6 GPUs reports 60000 candidates per list; a search reports at most 50000 (top_k x GPUs): ask for fewer"
+    );
+}
+
+#[test]
+fn search_spec_with_too_many_comparisons() {
+    let dir = Dir::new("specClauses");
+    let clauses: Vec<Value> = (0..300)
+        .map(|i| json!({"metric": "param_proxy_m", "op": ">=", "value": i as f64 * 0.001}))
+        .collect();
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h100"], "family": {{"axes": {AXES}, "name": "x"}}, "constraints": {}}}"#,
+                json!(clauses)
+            )
+        ),
+        "DIR/s.json: constraints[256]: the constraints hold 300 comparisons, more than the 256 a search takes (the first beyond them is here)"
+    );
+}
+
+#[test]
+fn search_spec_gpu_with_absurd_memory() {
+    let dir = Dir::new("specMemory");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": [{{"key": "mine", "base": "h100", "cost_model": "seed", "memory_gib": 1e308}}], "family": {{"axes": {AXES}, "name": "x"}}}}"#
+            )
+        ),
+        "DIR/s.json: hardware[0].memory_gib: `memory_gib`: 1e308 GiB is absurdly large (the limit is 1048576)"
+    );
+}
+
+#[test]
+fn search_spec_labels_and_sources_that_are_not_strings() {
+    let dir = Dir::new("specLabels");
+    assert_eq!(
+        search(
+            &dir,
+            r#"{"hardware": [{"key": "mine", "base": "h100", "cost_model": "seed", "label": 5}], "family": {"axes": [{"axis": "hidden_dim", "values": [{"value": 2048, "label": 7}]}, {"axis": "head_dim", "values": [128]}, {"axis": "ffn_dim", "values": [8192]}], "name": "x", "source": 3}}"#
+        ),
+        "DIR/s.json: hardware[0].label: `label` must be a string; family.source: `source` must be a string; family.axes[0].values[0].label: a label must be a string, got 7"
+    );
+}
+
+/// A profile with `residuals`, `decode_model`... edited by hand, or fitted
+/// to medians that are not times: refused when read.
+fn profile_error(dir: &Dir, edit: impl FnOnce(&mut Value)) -> String {
+    let mut profile: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("calibration/h200.json")).unwrap()).unwrap();
+    edit(&mut profile);
+    let profile = dir.file("p.json", &serde_json::to_string_pretty(&profile).unwrap());
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    dir.error(&[
+        "predict",
+        "--hardware",
+        "h200",
+        "--calibration",
+        &profile,
+        "--configs",
+        &path,
+    ])
+}
+
+#[test]
+fn calibration_profile_far_from_its_own_data() {
+    let dir = Dir::new("profileFar");
+    assert_eq!(
+        profile_error(&dir, |p| {
+            p["residuals"]["all"]["mape_pct"] = json!(80.0);
+            p["residuals"]["all"]["max_abs_pct"] = json!(100.0);
+        }),
+        "DIR/p.json: `residuals.all`: the fit misses its own training data by 8.000e1% on average (more than 50%): its medians are not these kernels' times in milliseconds, or not one GPU's; a profile so far off predicts nothing and is refused"
+    );
+}
+
+#[test]
+fn calibration_profile_with_a_statistic_out_of_range() {
+    let dir = Dir::new("profileStat");
+    assert_eq!(
+        profile_error(&dir, |p| p["decode_model"]["residuals"]["validation"]
+            ["within_10_pct"] = json!(150.0)),
+        "DIR/p.json: `decode_model.residuals.validation.within_10_pct` must be a share from 0 to 100, got 150.0"
+    );
+}
+
+#[test]
+fn calibration_profile_with_a_decode_throughput_that_disagrees() {
+    let dir = Dir::new("profileDecodeTp");
+    let e = profile_error(&dir, |p| {
+        p["decode_model"]["fitted"]["decode_kv_bytes"]["throughput"] = json!(1e-310)
+    });
+    assert!(
+        e.starts_with(
+            "DIR/p.json: `decode_model.decode_kv_bytes.throughput` = 1e-310 GB/s does not match its `ms_per_unit`"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn calibration_profile_with_a_misspelt_key() {
+    let dir = Dir::new("profileKey");
+    let e = profile_error(&dir, |p| {
+        let d = p.as_object_mut().unwrap().remove("decode_model").unwrap();
+        p["decode_modle"] = d;
+    });
+    // a misspelt decode model was silently "no decode model" (the roofline instead)
+    assert!(
+        e.starts_with("DIR/p.json: not a calibration profile: unknown field `decode_modle`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn calibration_profile_with_a_key_given_twice() {
+    let dir = Dir::new("profileTwice");
+    let text = std::fs::read_to_string(repo("calibration/h200.json")).unwrap();
+    let twice = text.replacen("\"sm_count\": 132,", "\"sm_count\": 132,\n  \"sm_count\": 66,", 1);
+    let profile = dir.file("p.json", &twice);
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    let e = dir.error(&[
+        "predict",
+        "--hardware",
+        "h200",
+        "--calibration",
+        &profile,
+        "--configs",
+        &path,
+    ]);
+    assert!(
+        e.starts_with("DIR/p.json: top level: key `sm_count` is given twice"),
+        "{e}"
+    );
+}
+
+/// Runs `nas calibrate` into `DIR/p.json`; returns its error, and checks that no profile was written.
+fn calibrate_error(dir: &Dir, args: &[&str]) -> String {
+    let out = dir.path("p.json");
+    let mut all = vec!["calibrate", "--out", &out];
+    all.extend_from_slice(args);
+    let e = dir.error(&all);
+    assert!(!Path::new(&out).exists(), "no profile is written");
+    e
+}
+
+/// The committed H100 layer measurements, with `edit` applied to each record.
+fn h100_layers(dir: &Dir, edit: impl Fn(usize, &mut Value)) -> String {
+    let text = std::fs::read_to_string(repo("calibration/data/h100/layers.jsonl")).unwrap();
+    let lines: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            edit(i, &mut v);
+            v.to_string()
+        })
+        .collect();
+    dir.file("m.jsonl", &(lines.join("\n") + "\n"))
+}
+
+#[test]
+fn measurement_with_an_absurd_median() {
+    let dir = Dir::new("medianAbsurd");
+    let m = h100_layers(&dir, |i, v| {
+        if i == 2 {
+            v["median_ms"] = json!(1e300);
+        }
+    });
+    assert_eq!(
+        calibrate_error(&dir, &["--measurements", &m]),
+        "DIR/m.jsonl:3: `median_ms` = 1e300 is absurd for one GPU kernel, layer or step (from 1e-6 to 1e7 ms: 1 ns to 2.8 hours; is it in milliseconds?)"
+    );
+}
+
+/// Medians in seconds (1000 times too small): the fit, held at the GPU's
+/// peaks, misses them all, and its profile (all at the peaks, launches free)
+/// is not written.
+#[test]
+fn measurements_a_fit_cannot_follow() {
+    let dir = Dir::new("medianSeconds");
+    let m = h100_layers(&dir, |_, v| {
+        if let Some(t) = v["median_ms"].as_f64() {
+            v["median_ms"] = json!(t / 1000.0);
+        }
+    });
+    let e = calibrate_error(&dir, &["--measurements", &m]);
+    assert!(
+        e.starts_with("the fitted profile: `residuals.all`: the fit misses its own training data by"),
+        "{e}"
+    );
+    assert!(e.ends_with("; it is not written"), "{e}");
+}
+
+#[test]
+fn measurements_too_many_to_fit() {
+    let dir = Dir::new("fitTooMany");
+    let text = std::fs::read_to_string(repo("calibration/data/h100/layers.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("\"set\": \"train\"")).collect();
+    let many: Vec<&str> = lines.iter().cycle().take(4097).copied().collect();
+    let m = dir.file("m.jsonl", &(many.join("\n") + "\n"));
+    assert_eq!(
+        calibrate_error(&dir, &["--measurements", &m]),
+        "4097 measurements to fit; a fit takes at most 4096 (its leave-one-out cross-validation refits once per record, so time grows with their square): fit a sample"
+    );
+}
+
+#[test]
+fn measurement_line_with_a_key_given_twice() {
+    let dir = Dir::new("measTwice");
+    let text = std::fs::read_to_string(repo("calibration/data/h100/layers.jsonl")).unwrap();
+    let first =
+        text.lines()
+            .next()
+            .unwrap()
+            .replacen("\"set\": \"train\"", "\"set\": \"train\", \"set\": \"validation\"", 1);
+    let m = dir.file("m.jsonl", &format!("{first}\n"));
+    let e = calibrate_error(&dir, &["--measurements", &m]);
+    assert!(
+        e.starts_with("DIR/m.jsonl:1: top level: key `set` is given twice"),
+        "{e}"
+    );
+}
+
+#[test]
+fn decode_steps_of_another_gpu_than_the_layers() {
+    let dir = Dir::new("decodeOtherGpu");
+    // H200 decode steps into a profile of H100 layers
+    assert_eq!(
+        calibrate_error(
+            &dir,
+            &[
+                "--measurements",
+                &repo("calibration/data/h100/layers.jsonl"),
+                "--decode",
+                &repo("calibration/data/h200/decode.jsonl"),
+            ]
+        ),
+        "the decode steps were measured on `NVIDIA H200`, the profile's layers on `NVIDIA H100 80GB HBM3`: one profile is one GPU's"
+    );
+}
+
+#[test]
+fn decode_micro_benchmarks_of_two_gpus() {
+    let dir = Dir::new("microTwoGpus");
+    let text = std::fs::read_to_string(repo("calibration/data/h200/decode-micro.jsonl")).unwrap();
+    let lines: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 5 {
+                l.replace("NVIDIA H200", "NVIDIA H100 80GB HBM3")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    let micro = dir.file("micro.jsonl", &(lines.join("\n") + "\n"));
+    assert_eq!(
+        calibrate_error(
+            &dir,
+            &[
+                "--measurements",
+                &repo("calibration/data/h200/layers.jsonl"),
+                "--decode",
+                &repo("calibration/data/h200/decode.jsonl"),
+                "--decode-micro",
+                &micro,
+            ]
+        ),
+        "DIR/micro.jsonl:6: measured on `NVIDIA H100 80GB HBM3`, but the records before it on `NVIDIA H200`: one GPU at a time"
+    );
+}
+
+#[test]
+fn decode_record_with_a_set_that_is_not_a_string() {
+    let dir = Dir::new("decodeSet");
+    let text = std::fs::read_to_string(repo("calibration/data/h200/decode.jsonl")).unwrap();
+    let mut first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    // it was read as `train`: a validation model fitted on
+    first["set"] = json!(["validation"]);
+    let d = dir.file("d.jsonl", &format!("{first}\n"));
+    assert_eq!(
+        calibrate_error(
+            &dir,
+            &[
+                "--measurements",
+                &repo("calibration/data/h200/layers.jsonl"),
+                "--decode",
+                &d
+            ]
+        ),
+        "DIR/d.jsonl:1: `set` must be a string, got [\"validation\"]"
+    );
+}
+
+#[test]
+fn calibration_db_with_a_key_given_twice() {
+    let dir = Dir::new("dbTwice");
+    let db = dir.file(
+        "db.json",
+        r#"{"records": {"matmul:x": {"shape_key": "a:NVIDIA A100-SXM4-80GB", "best_tflops": 1.0, "best_tflops": 900.0}}}"#,
+    );
+    let path = dir.file("c.json", &json!([good_shape()]).to_string());
+    let e = dir.error(&[
+        "predict",
+        "--hardware",
+        "a100",
+        "--cost-model",
+        "seed",
+        "--calibration",
+        &db,
+        "--configs",
+        &path,
+    ]);
+    assert!(
+        e.starts_with("calibration DB DIR/db.json: not valid JSON: records.matmul:x: key `best_tflops` is given twice"),
+        "{e}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn report_prefix_that_is_a_device() {
+    let dir = Dir::new("prefixDevice");
+    // it wrote /dev/null.json, /dev/null.md and /dev/null.html into /dev
+    assert_eq!(
+        dir.error(&["pack", "--seed", "--out", "/dev/null"]),
+        "/dev/null: is a device or a pipe, but a report is several files named from its prefix (.json, .md, .html): give a prefix in a folder, such as out/report"
+    );
+    assert!(!Path::new("/dev/null.json").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn output_through_a_symbolic_link() {
+    let dir = Dir::new("outLink");
+    std::fs::create_dir(dir.0.join("elsewhere")).unwrap();
+    std::fs::write(dir.0.join("elsewhere/r.json"), "old").unwrap();
+    std::os::unix::fs::symlink("elsewhere/r.json", dir.0.join("link.json")).unwrap();
+    let spec = repo("examples/specs/gqa-sweep.json");
+    let out = nas(&["search", "--spec", &spec, "--quiet", "--out", &dir.path("link.json")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let link = std::fs::symlink_metadata(dir.0.join("link.json")).unwrap();
+    assert!(
+        link.file_type().is_symlink(),
+        "(the file the link names is replaced; the link stays)"
+    );
+    let written = std::fs::read_to_string(dir.0.join("elsewhere/r.json")).unwrap();
+    assert!(written.contains("\"valid_candidates\""), "{written}");
+    assert_eq!(dir.names(), ["elsewhere", "link.json"], "no temporary file left");
+}
+
+#[test]
+fn search_spec_of_eight_axes_of_65536_values() {
+    let dir = Dir::new("spec2p128");
+    // 2^128 combinations: one more than a u128 holds (the count once wrapped to a small number)
+    let axes: Vec<Value> = [
+        "seq_len",
+        "batch_size",
+        "num_layers",
+        "vocab_size",
+        "context_len",
+        "ffn_dim",
+        "num_heads",
+        "kv_heads",
+    ]
+    .iter()
+    .map(|a| json!({"axis": a, "values": (1..=65536).collect::<Vec<u64>>()}))
+    .chain([
+        json!({"axis": "hidden_dim", "values": [2048]}),
+        json!({"axis": "head_dim", "values": [128]}),
+    ])
+    .collect();
+    assert_eq!(
+        search(
+            &dir,
+            &json!({"hardware": ["h100"], "family": {"axes": axes, "name": "x{seq_len}_{batch_size}_{num_layers}_{vocab_size}_{context_len}_{ffn_dim}_{num_heads}_{kv_heads}"}}).to_string()
+        ),
+        "DIR/s.json: family: the family has 2^128 or more combinations; the streaming search handles at most 2^62"
+    );
+}
+
+#[test]
+fn search_spec_listing_a_gpu_twice() {
+    let dir = Dir::new("specGpuTwice");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(r#"{{"hardware": ["h100", "h100"], "family": {{"axes": {AXES}, "name": "x"}}}}"#)
+        ),
+        "DIR/s.json: hardware[1]: hardware `h100` is listed twice; hardware[0]: `h100` is first listed here"
+    );
+}
+
+#[test]
+fn search_spec_gpu_named_like_a_builtin_but_for_case() {
+    let dir = Dir::new("specGpuCase");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": [{{"key": "H100", "base": "h100", "cost_model": "seed"}}], "family": {{"axes": {AXES}, "name": "x"}}}}"#
+            )
+        ),
+        "DIR/s.json: hardware[0]: `H100` is the built-in GPU `h100` but for case; give yours another name"
+    );
+}
+
+#[test]
+fn search_spec_gpu_profile_that_is_not_a_string() {
+    let dir = Dir::new("specGpuProfile");
+    // one error: the throughputs are not also reported missing, nor the profile absent
+    assert_eq!(
+        search(
+            &dir,
+            &format!(r#"{{"hardware": [{{"key": "mine", "profile": 5}}], "family": {{"axes": {AXES}, "name": "x"}}}}"#)
+        ),
+        "DIR/s.json: hardware[0].profile: `profile` must be a string"
+    );
+}
+
+#[test]
+fn search_spec_comparison_whose_op_is_not_a_string() {
+    let dir = Dir::new("specOp");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h100"], "family": {{"axes": {AXES}, "name": "x"}}, "constraints": [{{"metric": "hidden_dim", "op": 5, "value": 1}}]}}"#
+            )
+        ),
+        "DIR/s.json: constraints[0]: `op` is one of >=, >, <=, <, ==, !=; got 5"
     );
 }

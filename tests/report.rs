@@ -327,6 +327,7 @@ fn names_with_markdown_characters_stay_themselves_in_tables_and_html() {
         use_qk_norm: true,
         window_size: None,
         model: nas::model::ModelDims::NONE,
+        precision: nas::precision::Precision::BF16,
     };
     let names = ["a|b", "*star*", "_under_", "x<y>&z", "[l](u)"];
     let candidates: Vec<Candidate> = names
@@ -399,7 +400,7 @@ fn committed_seed_pack_is_what_the_code_writes() {
         let committed = std::fs::read_to_string(repo(&format!("{prefix}.{ext}"))).unwrap();
         assert!(
             committed == ours,
-            "{prefix}.{ext} is not what the code writes: run `cargo run --release --example seed_pack`"
+            "{prefix}.{ext} is not what the code writes: run `cargo run --release -p nas-examples --example seed_pack`"
         );
     }
 }

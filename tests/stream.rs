@@ -5,7 +5,7 @@ use nas::calibrate::CalibrationBlock;
 use nas::gpu::{CostModelKind, Gpu, GpuTarget, Latencies, Registry};
 use nas::model::StepLatency;
 use nas::search::constraints::{Bound, CmpOp, Constraint, Constraints, Metric, Proxies};
-use nas::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
+use nas::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, GqaRounding, Labeled, Rounding, Workload};
 use nas::search::seed::{self, SEARCH_FAMILY, WORKLOAD};
 use nas::search::stream::{search, Ranked, StreamSpec};
 use nas::search::{rank_order, RankMetric};
@@ -204,6 +204,7 @@ prop_compose! {
         windows in prop::collection::btree_set(prop::sample::select(vec![0u64, 256, 1024]), 1..3),
         seqs in prop::collection::btree_set(prop::sample::select(vec![256u64, 1024, 2048]), 1..3),
         up in any::<bool>(),
+        gqa_down in any::<bool>(),
     ) -> Family {
         Family {
             source: "generated_candidate".into(),
@@ -217,6 +218,7 @@ prop_compose! {
                 Axis { kind: AxisKind::QkNorm, values: vec![Labeled::new(AxisValue::Bool(true)), Labeled::new(AxisValue::Bool(false))].into() },
             ].into(),
             ffn_rounding: FfnRounding { multiple: 128, rounding: if up { Rounding::Up } else { Rounding::NearestEven } },
+            gqa_rounding: if gqa_down { GqaRounding::Down } else { GqaRounding::Exact },
             template: "h{hidden_dim}_hd{head_dim}_g{gqa_group}_f{ffn_ratio}_w{window}_s{seq_len}_{qk_norm}".into(),
         }
     }
@@ -268,6 +270,7 @@ fn whole_models_stream_by_decode_under_latency_constraints() {
             multiple: 256,
             rounding: Rounding::NearestEven,
         },
+        gqa_rounding: GqaRounding::Exact,
         template: "m_h{hidden_dim}_g{gqa_group}_f{ffn_ratio}_l{num_layers}_v{vocab_size}_w{window}_b{batch_size}_c{context_len}"
             .into(),
     };
@@ -385,6 +388,7 @@ fn windows_not_below_the_sequence_length_are_kept() {
             multiple: 128,
             rounding: Rounding::NearestEven,
         },
+        gqa_rounding: GqaRounding::Exact,
         template: "w{window}".into(),
     };
     let workload = Workload::layer(2048, 1);
@@ -409,4 +413,97 @@ fn windows_not_below_the_sequence_length_are_kept() {
         .collect();
     names.sort();
     assert_eq!(names, ["w2048", "w8192", "wfull"]);
+}
+
+/// Precision axes (weights bf16 / fp8 / int4, KV cache bf16 / fp8) change
+/// which kernels' work and rates apply: the streamed search, whose tables are
+/// built from the fields each kernel declares it reads, equals full
+/// materialization on the measured GPUs, by every ranking.
+#[test]
+fn precision_axes_stream_to_the_materialized_result() {
+    use nas::precision::{KvCachePrecision, WeightPrecision};
+    let family = Family {
+        source: "generated_candidate".into(),
+        axes: vec![
+            ints(AxisKind::HiddenDim, vec![2048, 4096]),
+            ints(AxisKind::HeadDim, vec![64, 128]),
+            ints(AxisKind::GqaGroup, vec![1, 4, 8]),
+            Axis {
+                kind: AxisKind::FfnRatio,
+                values: vec![Labeled::new(AxisValue::Ratio(3.5))].into(),
+            },
+            ints(AxisKind::NumLayers, vec![24]),
+            ints(AxisKind::VocabSize, vec![128256]),
+            Axis {
+                kind: AxisKind::Weights,
+                values: WeightPrecision::ALL
+                    .map(|p| Labeled::new(AxisValue::Weights(p)))
+                    .to_vec()
+                    .into(),
+            },
+            Axis {
+                kind: AxisKind::KvCache,
+                values: KvCachePrecision::ALL
+                    .map(|p| Labeled::new(AxisValue::KvCache(p)))
+                    .to_vec()
+                    .into(),
+            },
+            ints(AxisKind::BatchSize, vec![1, 32]),
+            ints(AxisKind::ContextLen, vec![8192]),
+        ]
+        .into(),
+        ffn_rounding: FfnRounding {
+            multiple: 256,
+            rounding: Rounding::NearestEven,
+        },
+        gqa_rounding: GqaRounding::Exact,
+        template: "m_h{hidden_dim}_d{head_dim}_g{gqa_group}_{weights}_kv{kv_cache}_b{batch_size}".into(),
+    };
+    let workload = Workload::layer(2048, 1);
+    let gpus = Registry::builtin()
+        .resolve_all(&[GpuTarget::builtin("h200"), GpuTarget::builtin("h100")])
+        .unwrap();
+    // 8 GiB of weights: the 4096-wide models pass in fp8 and int4, not in bf16.
+    let constraints = Constraints::new(vec![
+        Constraint::Compare {
+            metric: Metric::HiddenDim,
+            op: CmpOp::Ge,
+            bound: Bound::Int(2048),
+        },
+        Constraint::Compare {
+            metric: Metric::WeightGib,
+            op: CmpOp::Le,
+            bound: Bound::Float(8.0),
+        },
+    ])
+    .unwrap();
+    // The axes matter: the same architecture is faster in fp8 than in bf16 on decode.
+    let candidates = family.expand(workload).unwrap().candidates;
+    let shapes: Vec<_> = candidates.iter().map(|c| c.shape).collect();
+    let latency = Latencies::new(&gpus, &shapes);
+    let step = gpus[0].step_throughputs().unwrap();
+    let decode = |w: WeightPrecision, kv: KvCachePrecision| {
+        let i = shapes
+            .iter()
+            .position(|s| s.precision.weights == w && s.precision.kv_cache == kv && s.batch_size == 32)
+            .unwrap();
+        nas::model::step_latency(&shapes[i], &step, latency.total_ms(i, 0)).decode_ms
+    };
+    assert!(
+        decode(WeightPrecision::Fp8, KvCachePrecision::Bf16) < decode(WeightPrecision::Bf16, KvCachePrecision::Bf16)
+    );
+    assert!(decode(WeightPrecision::Fp8, KvCachePrecision::Fp8) < decode(WeightPrecision::Fp8, KvCachePrecision::Bf16));
+    let passing = |w: WeightPrecision| {
+        shapes
+            .iter()
+            .filter(|s| s.hidden_dim == 4096 && s.precision.weights == w && constraints.report(s).passes)
+            .count()
+    };
+    assert_eq!(passing(WeightPrecision::Bf16), 0);
+    assert!(passing(WeightPrecision::Fp8) > 0 && passing(WeightPrecision::Int4) > 0);
+    for rank_by in [RankMetric::DecodeMs, RankMetric::PrefillMs, RankMetric::TotalMs] {
+        for k in [1, 5, 500] {
+            assert_same_by(&gpus, &family, workload, &constraints, k, rank_by);
+        }
+    }
 }

@@ -93,18 +93,36 @@ def kv_range(context, window):
     return lo, pos
 
 
-def counts(dims, layers, batch, context):
+GROUP = 128  # int4 group size (bf16 scale and zero per group of 128 along K)
+PRECISIONS = ("bf16", "fp8", "int4")
+
+
+def matrix_bytes(n, k, precision):
+    """Bytes of one [N, K] projection weight: bf16 2NK; fp8 (e4m3, one per-tensor fp32 scale) NK + 4;
+    int4 (tinygemm, group 128) NK/2 + (K/128) * N * 2 * 2 (bf16 scales and zeros)."""
+    if precision == "fp8":
+        return n * k + 4
+    if precision == "int4":
+        return n * k // 2 + (k // GROUP) * n * 2 * 2
+    return 2 * n * k
+
+
+def counts(dims, layers, batch, context, precision="bf16"):
     d, _, h, kv, hd, f, vocab, tied, qk, window = dims
     lo, pos = kv_range(context, window)
     keys = pos + 1 - lo
     layer_params = d * (h + 2 * kv) * hd + h * hd * d + 2 * d * f + f * d
-    weight_bytes = 2 * (layers * (layer_params + 2 * d + (2 * hd if qk else 0)) + vocab * d + d) + 2 * batch * d
+    # the four projections + MLP in `precision`; norms, embedding and LM head bf16
+    mats = [((h + 2 * kv) * hd, d), (d, h * hd), (2 * f, d), (d, f)]
+    layer_bytes = sum(matrix_bytes(n, k, precision) for n, k in mats) + 2 * (2 * d + (2 * hd if qk else 0))
+    weight_bytes = layers * layer_bytes + 2 * (vocab * d + d) + 2 * batch * d
     kv_read = 2 * 2 * layers * batch * kv * keys * hd
     kv_alloc = 2 * 2 * layers * batch * kv * (context + 1) * hd
     flops = 2 * batch * (layers * layer_params + vocab * d) + 4 * batch * h * hd * keys * layers
     return {"weight_bytes": weight_bytes, "kv_bytes_read": kv_read, "kv_cache_alloc_bytes": kv_alloc,
             "kv_tokens_attended": keys, "flops": flops,
-            "mem_needed": weight_bytes + kv_alloc + (0 if tied else 2 * vocab * d) + 4 * batch * vocab + 2**31}
+            "mem_needed": weight_bytes + kv_alloc + (0 if tied else 2 * vocab * d) + 4 * batch * vocab + 2**31
+            + (2 * max(n * k for n, k in mats) if precision != "bf16" else 0)}
 
 
 def plan(quick):
@@ -152,7 +170,15 @@ def skipped_for_memory(quick):
 # the step (torch imported lazily: the pre-compile parent never touches CUDA)
 # ----------------------------------------------------------------------------
 
-def _fns():
+FP8_MAX = 448.0
+
+
+def _fns(precision="bf16", int4_eager=False):
+    """(make_layer_fn, embed, head). `precision` is that of the four projections + MLP:
+    bf16 F.linear; fp8: dynamic per-tensor e4m3 quantization of the activation (amax -> scale ->
+    clamp -> cast, inside the compiled layer) + torch._scaled_mm with the weight's per-tensor scale,
+    bf16 out; int4: torch._weight_int4pack_mm (tinygemm, group 128, bf16 scales and zeros).
+    A weight is passed as (tensor, scale) and used through `lin`."""
     import torch
     import torch.nn.functional as Fn
 
@@ -164,11 +190,27 @@ def _fns():
         x1, x2 = x.chunk(2, dim=-1)
         return torch.cat((-x2, x1), dim=-1)
 
+    def int4_mm(x, w, s):
+        return torch._weight_int4pack_mm(x, w, GROUP, s)
+
+    if int4_eager:
+        int4_mm = torch._dynamo.disable(int4_mm)
+
+    def lin(x, w, s):
+        if precision == "fp8":
+            amax = x.abs().amax().float().clamp(min=1e-12)
+            sa = amax / FP8_MAX
+            q = (x.float() / sa).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)
+            return torch._scaled_mm(q, w.t(), scale_a=sa, scale_b=s, out_dtype=torch.bfloat16)
+        if precision == "int4":
+            return int4_mm(x, w, s)
+        return Fn.linear(x, w)
+
     def make_layer_fn(H, Hkv, Dh, F, qk, lo, pos):
-        def layer(x, n1, wqkv, qn, kn, wo, n2, wgu, wd, kc, vc, cos, sin):
+        def layer(x, n1, wqkv, qn, kn, wo, n2, wgu, wd, kc, vc, cos, sin, sqkv, so, sgu, sd):
             b = x.shape[0]
             h = rms_norm(x, n1)
-            qkv = Fn.linear(h, wqkv)
+            qkv = lin(h, wqkv, sqkv)
             q, k, v = qkv.split([H * Dh, Hkv * Dh, Hkv * Dh], dim=-1)
             q = q.reshape(b, H, Dh)
             k = k.reshape(b, Hkv, Dh)
@@ -182,10 +224,10 @@ def _fns():
             vc[:, :, pos] = v
             o = Fn.scaled_dot_product_attention(q.unsqueeze(2), kc[:, :, lo:pos + 1], vc[:, :, lo:pos + 1],
                                                 enable_gqa=(H != Hkv))
-            x = x + Fn.linear(o.reshape(b, H * Dh), wo)
+            x = x + lin(o.reshape(b, H * Dh), wo, so)
             h = rms_norm(x, n2)
-            gu = Fn.linear(h, wgu)
-            x = x + Fn.linear(Fn.gelu(gu[:, :F], approximate="tanh") * gu[:, F:], wd)
+            gu = lin(h, wgu, sgu)
+            x = x + lin(Fn.gelu(gu[:, :F], approximate="tanh") * gu[:, F:], wd, sd)
             return x
         return layer
 
@@ -206,7 +248,32 @@ def rope_at(pos, Dh):
     return emb.cos().to(torch.bfloat16), emb.sin().to(torch.bfloat16)
 
 
-def make_weights(dims, layers, seed=0):
+def quant_weight_fp8(w):
+    """e4m3 weight with one per-tensor fp32 scale (amax / 448)."""
+    import torch
+    s = (w.float().abs().amax() / FP8_MAX).clamp(min=1e-12)
+    return (w.float() / s).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn), s.float()
+
+
+def int4_weight(n, k, g):
+    """A random int4 weight [N, K] packed for tinygemm (uint8 [N, K/2], even k in the high nibble,
+    inner_k_tiles 8) and its bf16 scales and zeros [K/128, N, 2]; dequantized (q - 8) * scale + zero,
+    magnitude ~ N(0, 1/K)."""
+    import torch
+    q = torch.randint(0, 16, (n, k), device="cuda", dtype=torch.int32, generator=g)
+    u8 = ((q[:, ::2] << 4) | q[:, 1::2]).to(torch.uint8)
+    del q
+    wp = torch._convert_weight_to_int4pack(u8, 8)
+    del u8
+    ng = k // GROUP
+    sc = (torch.rand(n, ng, device="cuda", generator=g) * 0.2 + 0.1) / math.sqrt(k)
+    sz = torch.stack([sc, torch.zeros_like(sc)], dim=2).transpose(0, 1).contiguous().to(torch.bfloat16)
+    return wp, sz
+
+
+def make_weights(dims, layers, seed=0, precision="bf16"):
+    """Random weights; the four projections + MLP in `precision` (each a (tensor, scale) pair; bf16:
+    scale None), norms, embedding and LM head bf16."""
     import torch
     bf = torch.bfloat16
     d, _, h, kv, hd, f, vocab, tied, qk, window = dims
@@ -219,13 +286,22 @@ def make_weights(dims, layers, seed=0):
     def norm(n):
         return (1.0 + 0.1 * torch.randn(n, device="cuda", generator=g)).to(bf)
 
-    W = {"emb": rn(vocab, d, std=1.0), "nf": norm(d), "layers": []}
+    def mat(n, k):
+        if precision == "int4":
+            return int4_weight(n, k, g)
+        w = rn(n, k, std=k ** -0.5)
+        if precision == "fp8":
+            w8, s = quant_weight_fp8(w)
+            del w
+            return w8, s
+        return w, None
+
+    W = {"emb": rn(vocab, d, std=1.0), "nf": norm(d), "layers": [], "precision": precision}
     W["lm"] = W["emb"] if tied else rn(vocab, d, std=d ** -0.5)
     for _ in range(layers):
         W["layers"].append({
-            "n1": norm(d), "wqkv": rn((h + 2 * kv) * hd, d, std=d ** -0.5), "qn": norm(hd), "kn": norm(hd),
-            "wo": rn(d, h * hd, std=(h * hd) ** -0.5), "n2": norm(d), "wgu": rn(2 * f, d, std=d ** -0.5),
-            "wd": rn(d, f, std=f ** -0.5)})
+            "n1": norm(d), "wqkv": mat((h + 2 * kv) * hd, d), "qn": norm(hd), "kn": norm(hd),
+            "wo": mat(d, h * hd), "n2": norm(d), "wgu": mat(2 * f, d), "wd": mat(d, f)})
     return W
 
 
@@ -243,9 +319,9 @@ def make_caches(dims, layers, batch, context):
 class Step:
     """Compiled functions + tensors of one (model, batch, context) point."""
 
-    def __init__(self, dims, W, caches, batch, context, eager=False):
+    def __init__(self, dims, W, caches, batch, context, eager=False, int4_eager=False):
         import torch
-        make_layer_fn, embed, head = _fns()
+        make_layer_fn, embed, head = _fns(W.get("precision", "bf16"), int4_eager)
         d, _, h, kv, hd, f, vocab, tied, qk, window = dims
         lo, pos = kv_range(context, window)
         comp = (lambda fn: fn) if eager else (lambda fn: torch.compile(fn, dynamic=False))
@@ -261,8 +337,9 @@ class Step:
         W = self.W
         x = self.embed(self.tokens, W["emb"])
         for L, (kc, vc) in zip(W["layers"], self.caches):
-            x = self.layer(x, L["n1"], L["wqkv"], L["qn"], L["kn"], L["wo"], L["n2"], L["wgu"], L["wd"],
-                           kc, vc, self.cos, self.sin)
+            x = self.layer(x, L["n1"], L["wqkv"][0], L["qn"], L["kn"], L["wo"][0], L["n2"], L["wgu"][0],
+                           L["wd"][0], kc, vc, self.cos, self.sin, L["wqkv"][1], L["wo"][1], L["wgu"][1],
+                           L["wd"][1])
         self.logits = self.head(x, W["nf"], W["lm"])
         return self.logits
 
@@ -272,9 +349,9 @@ def compile_one(job):
     import torch
     torch._dynamo.reset()
     dims = dims_of(job["model"])
-    W = make_weights(dims, 1)
+    W = make_weights(dims, 1, precision=job.get("precision", "bf16"))
     caches = make_caches(dims, 1, job["batch"], job["context"])
-    st = Step(dims, W, caches, job["batch"], job["context"])
+    st = Step(dims, W, caches, job["batch"], job["context"], int4_eager=job.get("int4_eager", False))
     st()
     st()
     torch.cuda.synchronize()
@@ -332,14 +409,15 @@ def profile_kernels(g):
 PROFILE_AT = {(1, 512), (16, 8192), (64, 2048), (64, 8192), (1, 16384)}
 
 
-def measure_point(name, batch, context, W, env, pre, first, log):
+def measure_point(name, batch, context, W, env, pre, first, log, int4_eager=False):
     import torch
     import timing as T
     dims = dims_of(name)
     stack = is_stack(name)
     layers = STACK_LAYERS if stack else dims[1]
     d, full_layers, h, kv, hd, f, vocab, tied, qk, window = dims
-    cnt = counts(dims, layers, batch, context)
+    precision = W.get("precision", "bf16")
+    cnt = counts(dims, layers, batch, context, precision)
     rec = {"kind": "decode_stack" if stack else "decode", "model": name,
            "set": "validation" if name in validation_names() else "train", **env,
            "shape": {"name": name, "hidden_dim": d, "num_heads": h, "num_kv_heads": kv, "head_dim": hd,
@@ -349,6 +427,16 @@ def measure_point(name, batch, context, W, env, pre, first, log):
            "truth": "compiled_graph", "batch": batch, "context": context}
     if stack:
         rec["full_num_layers"] = full_layers
+    if precision != "bf16":
+        # nas-core's keys: the projections + MLP in `weights`; KV cache, norms, embedding, head bf16
+        rec["shape"]["weights"] = precision
+        rec["precision"] = {"fp8": "fp8_e4m3", "int4": "int4_g128"}[precision]
+        rec["precision_layout"] = (
+            "qkv/o/gate_up/down: dynamic per-tensor e4m3 activation quant (amax/448, inside the compiled "
+            "layer) + torch._scaled_mm, per-tensor weight scale, bf16 out" if precision == "fp8" else
+            "qkv/o/gate_up/down: torch._weight_int4pack_mm (tinygemm, inner_k_tiles 8), group 128, bf16 "
+            "scales and zeros" + (" called eagerly (torch._dynamo.disable: a graph break)" if int4_eager
+                                  else " inside the compiled layer")) + "; attention, norms, embedding, LM head bf16"
     rec.update({k: v for k, v in cnt.items() if k != "mem_needed"})
     rec["sdpa_backend"] = sdpa_backend(dims, batch, context)
     if pre is not None:
@@ -358,7 +446,7 @@ def measure_point(name, batch, context, W, env, pre, first, log):
     caches = st = g = None
     try:
         caches = make_caches(dims, layers, batch, context)
-        st = Step(dims, W, caches, batch, context)
+        st = Step(dims, W, caches, batch, context, int4_eager=int4_eager)
         t = time.time()
         with torch.no_grad():
             st()

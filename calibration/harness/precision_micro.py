@@ -352,7 +352,7 @@ def build_layer(d):
     """(compiled fn, args, eager bf16 module): precision fp8 swaps the four projections."""
     import torch
     import kernels as K
-    shape = {k: v for k, v in d.items() if k != "precision"}
+    shape = {k: v for k, v in d.items() if k not in ("precision", "set")}
     cfn, args, layer = K.build_layer(shape)
     eager = layer
     if d["precision"] == "fp8":
@@ -370,8 +370,8 @@ def measure_layer(d, env, pre):
     import torch
     import kernels as K
     import timing as T
-    shape = {k: v for k, v in d.items() if k != "precision"}
-    rec = {"kind": "layer", "set": "fp8_layer", "truth": "precision_micro", **env, "shape": shape,
+    shape = {k: v for k, v in d.items() if k not in ("precision", "set")}
+    rec = {"kind": "layer", "set": d.get("set", "fp8_layer"), "truth": "precision_micro", **env, "shape": shape,
            "precision": d["precision"]}
     if d["precision"] == "fp8":
         rec["layout"] = ("kernels.DecoderLayer; qkv/o/gate_up/down = dynamic per-tensor e4m3 activation "
@@ -496,6 +496,13 @@ def flex_probe(env):
 
 def compile_one(job):
     import torch
+    if job["kind"] == "decode":
+        import decode_compiled as DC
+        DC.compile_one(job["shape"])
+        return
+    if job["kind"] == "flex":
+        build("flex_kv", job["shape"])
+        return
     if job["kind"] == "quant":
         M, K = job["shape"]["M"], job["shape"]["K"]
         compiled_quant(M, K)(torch.randn(M, K, device="cuda", dtype=torch.bfloat16))
@@ -560,6 +567,278 @@ def est_s(kind, s):
     return 0.3 + 25 * gemm_ms / 1e3
 
 
+# ----------------------------------------------------------------------------
+# the second run (issue 15): what the fits and their validation need
+# ----------------------------------------------------------------------------
+# Chosen before anything was fitted, by fixed rules:
+#  - fp8 validation layers: every shape of shapes.VALIDATION (the bf16 fit's validation set) whose GEMM
+#    sizes _scaled_mm accepts (hidden_dim, ffn_dim and heads x head_dim multiples of 16), except
+#    (5120, 40, 8, 128, 13824, 2048, 1): already measured in fp8-layers.jsonl (the first run). 23 layers.
+#  - fp8 training layers: 10 shapes of shapes.TRAIN (sizes, head dims 64/100/128/256, QK-norm,
+#    windows, batch > 1, MHA), all multiples of 16.
+#  - fp8 and int4 decode steps: the 12 models + 4 stacks of decode_compiled.py at 4 (batch, context)
+#    points each; validation models by decode_compiled's own rule (index 2, 5, 8, 11 of each list).
+#  - fp8 GEMMs: M sweeps filling the first grid's gaps, 4 more (N, K) of Llama-8B/70B-class layers, and
+#    40 random (M, N, K) (seed 15; even index: set "micro", odd: "micro_validation", never fitted on).
+FP8_TRAIN_LAYERS = [
+    (512, 8, 8, 64, 2048, 128, 1, False, None),
+    (768, 12, 4, 64, 3072, 512, 1, False, None),
+    (1024, 16, 4, 64, 4096, 256, 2, False, None),
+    (1152, 4, 1, 256, 6912, 2048, 1, True, None),
+    (1152, 4, 1, 256, 6912, 1024, 1, True, 512),
+    (2048, 32, 4, 64, 5632, 2048, 1, False, None),
+    (3072, 24, 8, 128, 8192, 2048, 1, False, None),
+    (4096, 32, 32, 128, 11008, 2048, 1, False, None),
+    (2048, 16, 4, 128, 8192, 16384, 1, False, 1024),
+    (2048, 16, 8, 100, 6000, 2048, 1, True, None),
+]
+FIRST_RUN_LAYER = (5120, 40, 8, 128, 13824, 2048, 1, False, None)
+DEC_POINTS = {"fp8": [(1, 512), (16, 2048), (64, 8192), (4, 8192)],
+              "int4": [(1, 512), (4, 2048), (16, 8192), (64, 512)]}
+SWEEP_MS = (2, 4, 8, 32, 128, 512, 2048, 8192)
+SWEEP_NK = [(4096, 4096), (8192, 8192)]
+NK2 = [(28672, 4096), (10240, 8192), (57344, 8192), (2048, 2048)]
+NK2_MS = (1, 16, 128, 1024, 8192, 32768)
+INT4_MS2 = (2, 8, 32)
+INT4_NK2 = [(4096, 4096), (14336, 4096), (8192, 8192), (28672, 8192)]
+FLEX_DECODE = [{"B": 1, "H": 32, "Hkv": 8, "Sq": 1, "Skv": 8192, "Dh": 128},
+               {"B": 64, "H": 32, "Hkv": 8, "Sq": 1, "Skv": 2048, "Dh": 128},
+               {"B": 16, "H": 8, "Hkv": 4, "Sq": 1, "Skv": 4096, "Dh": 256}]
+
+
+def aligned16(t):
+    D, H, Hkv, Dh, F = t[:5]
+    return D % 16 == 0 and F % 16 == 0 and (H * Dh) % 16 == 0 and ((H + 2 * Hkv) * Dh) % 16 == 0
+
+
+def layer_spec(t, set_name):
+    import shapes as SH
+    return {**SH.as_dict(t), "precision": "fp8", "set": set_name}
+
+
+def random_gemms(n=40, seed=15):
+    import random
+    rng = random.Random(seed)
+    out = []
+    while len(out) < n:
+        m = int(round(math.exp(rng.uniform(0.0, math.log(32768)))))
+        nn = int(round(math.exp(rng.uniform(math.log(512), math.log(32768))) / 16)) * 16
+        k = int(round(math.exp(rng.uniform(math.log(512), math.log(32768))) / 16)) * 16
+        if rng.random() < 0.5:
+            nn, k = max(128, nn // 128 * 128), max(128, k // 128 * 128)
+        if m * k > 2 ** 28 or nn * k > 2 ** 29 or 2 * m * nn * k > 4e13:
+            continue
+        out.append({"M": max(1, m), "N": nn, "K": k, "role": "random",
+                    "set": "micro" if len(out) % 2 == 0 else "micro_validation"})
+    return out
+
+
+def plan_second(quick):
+    """[(tier, kind, spec)] in timing order (the budget skips from the end)."""
+    import shapes as SH
+    import decode_compiled as DC
+    val = [t for t in SH.VALIDATION if aligned16(t) and t != FIRST_RUN_LAYER]
+    assert not set(FP8_TRAIN_LAYERS) & set(SH.VALIDATION)
+    assert all(aligned16(t) for t in FP8_TRAIN_LAYERS) and all(t in SH.TRAIN for t in FP8_TRAIN_LAYERS)
+    p = []
+    gem = random_gemms()
+    if quick:
+        gem = gem[:2]
+        val, train = val[:2], FP8_TRAIN_LAYERS[:1]
+    else:
+        train = FP8_TRAIN_LAYERS
+    for g in gem:
+        p.append((0, "fp8_gemm", g))
+    for n, k in ([] if quick else SWEEP_NK):
+        for m in SWEEP_MS:
+            p.append((0, "fp8_gemm", {"M": m, "N": n, "K": k, "role": "sweep", "set": "micro"}))
+    for n, k in (NK2[:1] if quick else NK2):
+        for m in (NK2_MS[:2] if quick else NK2_MS):
+            p.append((0, "fp8_gemm", {"M": m, "N": n, "K": k, "role": "layer_nk", "set": "micro"}))
+    for t in val:
+        p.append((1, "layer", layer_spec(t, "validation")))
+    for t in train:
+        p.append((1, "layer", layer_spec(t, "train")))
+    names = [n for n, _ in DC.MODELS] + [n for n, _ in DC.STACKS]
+    if quick:
+        names = ["qwen2_5_0_5b", "llama3_70b_stack"]
+    for prec in ("fp8", "int4"):
+        pts = DEC_POINTS[prec][:2] if quick else DEC_POINTS[prec]
+        for n in names:
+            layers = DC.STACK_LAYERS if DC.is_stack(n) else DC.dims_of(n)[1]
+            for b, c in pts:
+                if DC.counts(DC.dims_of(n), layers, b, c, prec)["mem_needed"] <= DC.MEM_LIMIT:
+                    p.append((2, "decode", {"model": n, "batch": b, "context": c, "precision": prec}))
+    for n, k in (INT4_NK2[:1] if quick else INT4_NK2):
+        for m in INT4_MS2:
+            p.append((4, "int4_gemm", {"M": m, "N": n, "K": k, "inner_k_tiles": 8, "set": "micro"}))
+    for s in (FLEX_DECODE[:1] if quick else FLEX_DECODE):
+        for kv in ("bf16", "fp8"):
+            p.append((4, "flex_kv", {**s, "kv_dtype": kv}))
+    return p
+
+
+def est_second(kind, s, compiled):
+    if kind == "layer":
+        return 3.5 if compiled else 12.0
+    if kind == "decode":
+        return 1.2 if compiled else 6.0
+    if kind == "flex_kv":
+        return 4.0 if compiled else 12.0
+    return est_s(kind, s) + (0.0 if compiled else 1.5)
+
+
+def main_second(a):
+    """The second precision run: fp8 layers (train + validation), fp8 and int4 decode steps of whole
+    models (decode_compiled.py's step with the projections + MLP in fp8 / int4), more fp8 GEMMs and
+    int4 GEMMs, flex_attention decode with an fp8 cache. One pre-compile pool for all of it, then one
+    timing process; every point in its own try (an error is recorded, the run goes on)."""
+    import decode_compiled as DC
+    T0 = time.time()
+    os.makedirs(a.out, exist_ok=True)
+    log = C.Log(os.path.join(a.out, "precision-log.txt"))
+    pts = plan_second(a.quick)
+    counts = {}
+    for _, k, s in pts:
+        key = k + ("_" + s["precision"] if k == "decode" else "")
+        counts[key] = counts.get(key, 0) + 1
+    log(f"precision_micro --suite second: {len(pts)} points {counts}, budget {a.budget_s:.0f}s, "
+        f"hard {a.hard_limit_s:.0f}s, pre-compile cap {a.precompile_s:.0f}s, workers {a.workers}")
+    jobs, seen, job_of = [], set(), {}
+    for i, (_, k, s) in enumerate(pts):
+        if k == "layer":
+            job_of[i] = len(jobs)
+            jobs.append({"kind": "layer", "shape": s})
+        elif k == "decode":
+            job_of[i] = len(jobs)
+            jobs.append({"kind": "decode", "shape": s})
+        elif k == "flex_kv":
+            job_of[i] = len(jobs)
+            jobs.append({"kind": "flex", "shape": s})
+        elif k == "fp8_gemm":
+            key = (s["M"], s["K"])
+            if key not in seen:
+                seen.add(key)
+                job_of[i] = len(jobs)
+                jobs.append({"kind": "quant", "shape": {"M": s["M"], "K": s["K"]}})
+    done = {}
+    if a.workers > 0 and jobs:
+        done = C.precompile(__file__, jobs, a.workers, T0 + a.precompile_s, a.out, log,
+                            "precision-precompile-log.txt")
+        with open(os.path.join(a.out, "precision-precompile.jsonl"), "w") as f:
+            for j in sorted(done):
+                f.write(json.dumps(done[j]) + "\n")
+    compiled_quant_keys = {(jobs[j]["shape"]["M"], jobs[j]["shape"]["K"]) for j in done
+                           if jobs[j]["kind"] == "quant" and not done[j].get("error")}
+
+    def pre_of(i):
+        j = job_of.get(i)
+        return done.get(j) if j is not None else None
+
+    def compiled(i, k, s):
+        if k == "fp8_gemm":
+            return (s["M"], s["K"]) in compiled_quant_keys
+        if k == "int4_gemm":
+            return True
+        r = pre_of(i)
+        return r is not None and not r.get("error")
+
+    import torch
+    C.setup_torch()
+    env = C.env_info()
+    log(json.dumps(env))
+    log(f"timing starts at {time.time() - T0:.0f}s")
+    C.warm_clocks()
+    w_micro = C.Writer(os.path.join(a.out, "precision-micro.jsonl"))
+    w_layer = C.Writer(os.path.join(a.out, "precision-layers.jsonl"))
+    w_dec = C.Writer(os.path.join(a.out, "precision-decode.jsonl"))
+    w_stack = C.Writer(os.path.join(a.out, "precision-decode-stack.jsonl"))
+    w_flex = C.Writer(os.path.join(a.out, "precision-flex-kv.jsonl"))
+    skipped, recs = [], []
+    cur, W, profiled = None, None, set()
+    int4_eager = False
+    for i, (tier, k, s) in enumerate(pts):
+        el = time.time() - T0
+        if el + est_second(k, s, compiled(i, k, s)) > a.budget_s or el > a.hard_limit_s:
+            skipped.append((tier, k, s))
+            continue
+        try:
+            if k == "layer":
+                rec = measure_layer(s, env, pre_of(i))
+                w_layer.write(rec)
+                recs.append(rec)
+                if rec.get("median_ms") is None:
+                    log(f"{i + 1:4d} t{tier} layer {s['set']} {json.dumps(s)[:140]} ERROR {rec['error'][:300]}")
+                else:
+                    log(f"{i + 1:4d} t{tier} layer fp8 {s['set']:10s} D{s['hidden_dim']} H{s['num_heads']}/"
+                        f"{s['num_kv_heads']} Dh{s['head_dim']} F{s['ffn_dim']} S{s['seq_len']} B{s['batch_size']} "
+                        f"qk{int(s['use_qk_norm'])} w{s['window_size']}: {rec['median_ms']:.4f} ms "
+                        f"{rec['tflops']} TF/s compile {rec.get('compile_s')}s err {rec.get('rel_err_vs_bf16_eager')}")
+                continue
+            if k == "decode":
+                n, prec = s["model"], s["precision"]
+                if (prec, n) != cur:
+                    W = None
+                    gc.collect()
+                    torch.cuda.empty_cache()
+                    torch._dynamo.reset()
+                    from torch._dynamo.utils import counters
+                    counters.clear()
+                    dims = DC.dims_of(n)
+                    t = time.time()
+                    W = DC.make_weights(dims, DC.STACK_LAYERS if DC.is_stack(n) else dims[1], precision=prec)
+                    torch.cuda.synchronize()
+                    log(f"     weights {n} {prec}: {time.time() - t:.1f}s")
+                    cur = (prec, n)
+                first = (prec, n) not in profiled
+                rec = DC.measure_point(n, s["batch"], s["context"], W, env, pre_of(i), first, log,
+                                       int4_eager=(prec == "int4" and int4_eager))
+                if rec.get("median_ms") is None and prec == "int4" and not int4_eager:
+                    log(f"     int4 step failed compiled ({rec.get('error', '')[:200]}); retrying with the int4 GEMM "
+                        f"called eagerly (a graph break) for every int4 step from here on")
+                    int4_eager = True
+                    torch._dynamo.reset()
+                    rec = DC.measure_point(n, s["batch"], s["context"], W, env, None, first, log, int4_eager=True)
+                    rec["compiled_attempt_error"] = "see log"
+                profiled.add((prec, n))
+                (w_stack if DC.is_stack(n) else w_dec).write(rec)
+                recs.append(rec)
+                ms = rec.get("median_ms")
+                log(f"{i + 1:4d} t{tier} decode {prec:4s} {n:26s} b{s['batch']:<3d} ctx{s['context']:<6d} "
+                    + (f"{ms:9.4f} ms {rec['gbps']:7.1f} GB/s finite={rec['output_finite']} spread={rec['spread']} "
+                       f"compile {rec['compile_s']}s" if ms else f"ERROR {rec.get('error', '')[:300]}"))
+                continue
+            if cur is not None:
+                W, cur = None, None
+                gc.collect()
+                torch.cuda.empty_cache()
+            rec = measure_micro(k, s, env)
+            for key in ("role", "set"):
+                if key in s:
+                    rec[key] = s[key]
+            if k == "flex_kv":
+                rec["set"] = "probe"
+            (w_flex if k == "flex_kv" else w_micro).write(rec)
+            recs.append(rec)
+            ms = rec.get("median_ms")
+            if ms is None:
+                log(f"{i + 1:4d} t{tier} {k} {json.dumps(s)} ERROR {rec['error'][:300]}")
+            else:
+                log(f"{i + 1:4d} t{tier} {k:10s} {json.dumps(s):90s} {ms * 1e3:10.2f} us {rec['gbps']:8.1f} GB/s"
+                    + (f" {rec['tflops']:8.2f} TF/s" if rec.get("tflops") else "")
+                    + f" buf {rec['buffers']} calls {rec['calls_per_replay']}"
+                    + ("" if rec.get("output_finite", True) else " NONFINITE"))
+        except Exception as e:  # noqa: BLE001  (one point's failure must not end the run)
+            log(f"{i + 1:4d} t{tier} {k} {json.dumps(s)[:150]} UNCAUGHT {C.err_text(e)}")
+            gc.collect()
+            torch.cuda.empty_cache()
+    for t, k, s in skipped:
+        log(f"  skipped (budget): t{t} {k} {json.dumps(s)}")
+    ok = [r for r in recs if r.get("median_ms")]
+    log(f"done: {len(ok)} measured, {len(recs) - len(ok)} errors, {len(skipped)} skipped (budget); "
+        f"wall {time.time() - T0:.0f}s")
+
+
 def main():
     import argparse
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -569,6 +848,9 @@ def main():
                    "(default 400, quick 90)")
     p.add_argument("--precompile-s", type=float, default=None, help="pre-compile phase cap (default 110, quick 45)")
     p.add_argument("--workers", type=int, default=7)
+    p.add_argument("--suite", choices=("first", "second"), default="first",
+                   help="first: the grid of the first run; second: fp8 layers, fp8/int4 decode steps, more GEMMs")
+    p.add_argument("--hard-limit-s", type=float, default=None, help="second suite: nothing starts past it")
     p.add_argument("--worker", action="store_true")
     p.add_argument("--jobs")
     p.add_argument("--claim-dir")
@@ -577,6 +859,14 @@ def main():
     C.set_env_defaults()
     if a.worker:
         return C.run_worker(compile_one, a.jobs, a.claim_dir, a.worker_id)
+    if a.suite == "second":
+        if a.budget_s is None:
+            a.budget_s = 90.0 if a.quick else 330.0
+        if a.precompile_s is None:
+            a.precompile_s = 45.0 if a.quick else 130.0
+        if a.hard_limit_s is None:
+            a.hard_limit_s = a.budget_s + 20.0
+        return main_second(a)
     if a.budget_s is None:
         a.budget_s = 90.0 if a.quick else 400.0
     if a.precompile_s is None:

@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
         let limits = PhysicalLimits {
             hbm_gbps: 3350.0,
             dense_bf16_tflops: 989.4,
+            dense_fp8_tflops: Some(1978.9),
             source: "fuzz".into(),
         };
         if let Ok((profile, rows)) = CalibrationProfile::fit(&set, &[], Some(limits)) {

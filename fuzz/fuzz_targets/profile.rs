@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
         use_qk_norm: false,
         window_size: Some(1),
         model: nas_core::model::ModelDims::NONE,
+        precision: nas_core::precision::Precision::BF16,
     };
     // valid, with counts near the u64 limit
     let large = LayerShape {
@@ -38,8 +39,25 @@ fuzz_target!(|data: &[u8]| {
         use_qk_norm: true,
         window_size: None,
         model: nas_core::model::ModelDims::NONE,
+        precision: nas_core::precision::Precision::BF16,
     };
-    let shapes = [small, large];
+    // the same in fp8 and int4 (a profile's precision section prices them)
+    let in_format = |s: LayerShape, weights| LayerShape {
+        precision: nas_core::precision::Precision {
+            weights,
+            kv_cache: nas_core::precision::KvCachePrecision::Fp8,
+        },
+        ..s
+    };
+    use nas_core::precision::WeightPrecision::{Fp8, Int4};
+    let shapes = [
+        small,
+        large,
+        in_format(small, Fp8),
+        in_format(large, Fp8),
+        in_format(small, Int4),
+        in_format(large, Int4),
+    ];
     let shapes: Vec<LayerShape> = shapes.into_iter().filter(|s| s.validate().is_ok()).collect();
     let latency = profile.predict(&shapes);
     for i in 0..shapes.len() {

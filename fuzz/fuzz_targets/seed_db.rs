@@ -24,6 +24,7 @@ fuzz_target!(|data: &[u8]| {
         use_qk_norm: true,
         window_size: None,
         model: nas_core::model::ModelDims::NONE,
+        precision: nas_core::precision::Precision::BF16,
     };
     for (key, throughputs) in SEED_CONSTANTS.iter() {
         let t = throughputs.apply(&block.overrides_for(key));

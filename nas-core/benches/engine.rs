@@ -156,6 +156,7 @@ fn scalar_seed_loop(
                 use_qk_norm: qk[d[6]],
                 window_size: window[d[5]],
                 model: WORKLOAD.model,
+                precision: WORKLOAD.precision,
             };
             if shape.validate().is_ok() {
                 valid += 1;

@@ -86,32 +86,70 @@ pub const FIELD_ALIASES: &[(&str, &[&str])] = &[
     ("tie_word_embeddings", &["tie_embeddings"]),
 ];
 
-/// Closest name in `known` to `name`, for "did you mean" hints: another
-/// tool's name for a field first ([`FIELD_ALIASES`]), else by edit distance.
-pub fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+/// What a "did you mean" says when no known name is close.
+pub const NOTHING_CLOSE: &str = "no known name is close";
+
+/// The known names closest to `name`, for "did you mean" hints: another
+/// tool's name for a field first ([`FIELD_ALIASES`]), then a name equal to
+/// it but for case (`H100` is `h100`), else the names at the smallest edit
+/// distance (compared in lower case) that start with the same letter: a
+/// different first letter is a different thing, not a typo (`b200` is not
+/// an `h200`). Ties are all returned, in `known`'s order; an empty list when
+/// nothing is close.
+pub fn suggestions<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
     // No known name is this long: skip the quadratic distance on hostile input.
     if name.len() > 64 {
-        return None;
+        return Vec::new();
     }
     let known: Vec<&'a str> = known.into_iter().collect();
-    if let Some((_, ours)) = FIELD_ALIASES.iter().find(|(theirs, _)| *theirs == name) {
+    let lower = name.to_lowercase();
+    if let Some((_, ours)) = FIELD_ALIASES.iter().find(|(theirs, _)| *theirs == lower) {
         if let Some(k) = ours.iter().find_map(|o| known.iter().find(|k| *k == o)) {
-            return Some(k);
+            return vec![k];
         }
     }
-    known
-        .into_iter()
-        .map(|k| (edit_distance(name, k), k))
-        .filter(|(d, k)| *d <= (k.len().max(name.len()) / 3).max(2))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
+    if let Some(k) = known.iter().find(|k| k.to_lowercase() == lower) {
+        return vec![k];
+    }
+    let first = lower.chars().next();
+    let close: Vec<(usize, &'a str)> = known
+        .iter()
+        .filter(|k| k.to_lowercase().chars().next() == first)
+        .map(|k| (edit_distance(&lower, &k.to_lowercase()), *k))
+        .filter(|(d, k)| *d <= (k.chars().count().max(lower.chars().count()) / 3).max(2))
+        .collect();
+    let Some(best) = close.iter().map(|(d, _)| *d).min() else {
+        return Vec::new();
+    };
+    let mut out: Vec<&'a str> = close.into_iter().filter(|(d, _)| *d == best).map(|(_, k)| k).collect();
+    out.dedup();
+    out
 }
 
-/// A " (did you mean `x`?)" suffix, or nothing.
+/// The closest known name to `name` (the first of [`suggestions`]).
+pub fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    suggestions(name, known).into_iter().next()
+}
+
+/// A " (did you mean `x`?)" suffix (" (did you mean `x` or `y`?)" for a
+/// tie), or " (no known name is close)".
 pub fn hint<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> String {
-    did_you_mean(name, known)
-        .map(|k| format!(" (did you mean `{k}`?)"))
-        .unwrap_or_default()
+    let shown: Vec<String> = suggestions(name, known).iter().map(|k| format!("`{k}`")).collect();
+    match shown.as_slice() {
+        [] => format!(" ({NOTHING_CLOSE})"),
+        [one] => format!(" (did you mean {one}?)"),
+        [rest @ .., last] => format!(" (did you mean {} or {last}?)", rest.join(", ")),
+    }
+}
+
+/// [`hint`] for a message that lists no known names itself: when nothing
+/// is close, the known names follow (" (no known name is close); known: a, b").
+pub fn hint_or_list<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    let known: Vec<&'a str> = known.into_iter().collect();
+    match suggestions(name, known.iter().copied()).is_empty() {
+        true => format!(" ({NOTHING_CLOSE}); known: {}", known.join(", ")),
+        false => hint(name, known),
+    }
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -151,5 +189,29 @@ mod tests {
             Some("hidden_dim")
         );
         assert_eq!(did_you_mean("zzzzzzzz", ["a100", "t4", "h100"]), None);
+    }
+
+    /// Case first: `H100` is `h100` (the edit distance alone tied it with
+    /// `a100`, which came first); a different first letter is no typo.
+    #[test]
+    fn suggestions_prefer_case_and_say_when_nothing_is_close() {
+        let gpus = ["a100", "t4", "h100", "h200"];
+        assert_eq!(suggestions("H100", gpus), ["h100"]);
+        assert_eq!(suggestions("A100", gpus), ["a100"]);
+        assert_eq!(suggestions("T4", gpus), ["t4"]);
+        assert_eq!(suggestions("b200", gpus), Vec::<&str>::new());
+        assert_eq!(hint("b200", gpus), " (no known name is close)");
+        assert_eq!(hint("H100", gpus), " (did you mean `h100`?)");
+        // a true tie names every name it ties
+        assert_eq!(hint("h300", gpus), " (did you mean `h100` or `h200`?)");
+        assert_eq!(
+            hint("Hidden_Dim", ["head_dim", "hidden_dim"]),
+            " (did you mean `hidden_dim`?)"
+        );
+        assert_eq!(
+            hint("NUM_ATTENTION_HEADS", ["num_heads", "heads"]),
+            " (did you mean `heads`?)"
+        );
+        assert_eq!(hint(&"x".repeat(65), gpus), " (no known name is close)");
     }
 }

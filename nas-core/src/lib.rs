@@ -14,8 +14,11 @@ pub mod gpu;
 pub mod hardware;
 pub mod input;
 pub mod model;
+pub mod parallel;
+pub mod precision;
 pub mod report;
 pub mod search;
 pub mod shapes;
+pub mod stack;
 
 pub use error::{Error, Result};

@@ -9,13 +9,22 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{hint, Error, Result};
+use crate::error::{hint_or_list, Error, Result};
 use crate::model::ModelDims;
+use crate::precision::{KvCachePrecision, Precision, WeightPrecision};
 
 /// Largest value accepted for any single size. Far above any real model
 /// (Llama-3-405B has 16384 hidden, 53248 ffn), small enough that a typo like
 /// `4096000000` is caught as absurd rather than silently evaluated.
 pub const MAX_DIM: u64 = 1 << 24;
+
+/// `use_qk_norm` of a shape that does not say (a JSON shape without the key,
+/// a DSL or JSON-spec candidate without `qk_norm`, a family without a
+/// `qk_norm` axis): off, as in Llama, Mistral and Qwen2.5, and in every
+/// Hugging Face config, which has no such key. The seed tool defaulted to on;
+/// its data says `true` where it meant it (`search/seed.rs`), and every shape
+/// a report shows carries the value it was evaluated with.
+pub const DEFAULT_USE_QK_NORM: bool = false;
 
 /// One decoder layer's shape in the seed tool's keys.
 ///
@@ -30,6 +39,9 @@ pub struct LayerShape {
     pub ffn_dim: u64,
     pub seq_len: u64,
     pub batch_size: u64,
+    /// RMSNorm of queries and keys before RoPE (Qwen3, Gemma 3, OLMo 2 have
+    /// it; Llama, Mistral, Qwen2.5 do not). Where a shape is written without
+    /// it, it is [`DEFAULT_USE_QK_NORM`]: off.
     pub use_qk_norm: bool,
     /// Sliding-window size in tokens; `None` is full causal attention.
     pub window_size: Option<u64>,
@@ -37,6 +49,11 @@ pub struct LayerShape {
     /// the seed's plain layers, and then absent from their JSON.
     #[serde(flatten)]
     pub model: ModelDims,
+    /// The deployment precision of the weights and KV cache (`weights`,
+    /// `kv_cache` in JSON, both omitted when bf16, so a bf16 shape reads and
+    /// writes as before precision existed).
+    #[serde(flatten)]
+    pub precision: Precision,
 }
 
 /// The JSON keys of a shape, in the seed's order (and `name`, which travels with it).
@@ -62,8 +79,15 @@ pub const MODEL_KEYS: [&str; 5] = [
     "training_tokens",
 ];
 
+/// The JSON keys of a shape's deployment precision (both optional, bf16 when absent).
+pub const PRECISION_KEYS: [&str; 2] = ["weights", "kv_cache"];
+
 /// Most layers a model may have.
 pub const MAX_LAYERS: u64 = 1 << 16;
+
+/// Most experts a mixture-of-experts layer may have (the largest released
+/// models have a few hundred).
+pub const MAX_EXPERTS: u64 = 1 << 16;
 
 /// Most training tokens a loss estimate accepts (10^16, far beyond any run so far).
 pub const MAX_TRAINING_TOKENS: u64 = 10_000_000_000_000_000;
@@ -235,12 +259,18 @@ impl LayerShape {
             .as_object()
             .ok_or_else(|| Error::input(place, format!("expected a JSON object, got {}", kind_of(value))))?;
         for key in obj.keys() {
-            if !SHAPE_KEYS.contains(&key.as_str()) && !MODEL_KEYS.contains(&key.as_str()) {
+            if !SHAPE_KEYS.contains(&key.as_str())
+                && !MODEL_KEYS.contains(&key.as_str())
+                && !PRECISION_KEYS.contains(&key.as_str())
+            {
                 return Err(Error::input(
                     place,
                     format!(
                         "unknown key `{key}`{}",
-                        hint(key, SHAPE_KEYS.iter().chain(&MODEL_KEYS).copied())
+                        hint_or_list(
+                            key,
+                            SHAPE_KEYS.iter().chain(&MODEL_KEYS).chain(&PRECISION_KEYS).copied()
+                        )
                     ),
                 ));
             }
@@ -264,7 +294,7 @@ impl LayerShape {
             }
         };
         let use_qk_norm = match obj.get("use_qk_norm") {
-            None => true,
+            None => DEFAULT_USE_QK_NORM,
             Some(Value::Bool(b)) => *b,
             Some(other) => {
                 return Err(Error::input(
@@ -300,6 +330,24 @@ impl LayerShape {
                 ))
             }
         };
+        let word = |key: &str| -> Result<Option<&str>> {
+            match obj.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.as_str())),
+                Some(other) => Err(Error::input(
+                    place,
+                    format!("`{key}` must be a string (\"bf16\", \"fp8\"...), got {other}"),
+                )),
+            }
+        };
+        let weights = match word("weights")? {
+            None => WeightPrecision::Bf16,
+            Some(w) => WeightPrecision::from_name(w).map_err(|e| Error::input(format!("{place}.weights"), e))?,
+        };
+        let kv_cache = match word("kv_cache")? {
+            None => KvCachePrecision::Bf16,
+            Some(w) => KvCachePrecision::from_name(w).map_err(|e| Error::input(format!("{place}.kv_cache"), e))?,
+        };
         let model = ModelDims {
             num_layers: optional("num_layers")?,
             vocab_size: optional("vocab_size")?,
@@ -319,6 +367,7 @@ impl LayerShape {
             use_qk_norm,
             window_size,
             model,
+            precision: Precision::new(weights, kv_cache),
         };
         let label = match &name {
             Some(n) => format!("{place} (`{n}`)"),
@@ -392,6 +441,7 @@ pub fn canonical_key(name: &str) -> Option<&'static str> {
         .map(|(_, key)| *key)
         .or_else(|| SHAPE_KEYS.iter().find(|k| **k == name).copied())
         .or_else(|| MODEL_KEYS[..4].iter().find(|k| **k == name).copied())
+        .or_else(|| PRECISION_KEYS.iter().find(|k| **k == name).copied())
 }
 
 fn mul(factors: &[u64]) -> Option<u64> {
@@ -463,6 +513,10 @@ pub enum ShapeField {
     VocabSize,
     TieEmbeddings,
     ContextLen,
+    /// The weights' precision: which GEMM kernels run and how many bytes they read.
+    Weights,
+    /// The KV cache's precision: how many bytes decode attention reads.
+    KvCache,
 }
 
 /// Source label of the seed's known models.
@@ -489,6 +543,7 @@ mod tests {
             use_qk_norm: true,
             window_size: Some(1024),
             model: ModelDims::NONE,
+            precision: Precision::BF16,
         }
     }
 
@@ -553,11 +608,16 @@ mod tests {
     }
 
     #[test]
-    fn json_reader_applies_seed_defaults() {
+    fn json_reader_applies_the_defaults() {
         let v = json!({"name": "a", "hidden_dim": 2048, "num_heads": 16, "num_kv_heads": 2,
                        "head_dim": 128, "ffn_dim": 8192, "seq_len": 2048});
         let (name, s) = LayerShape::from_json(&v, "c").unwrap();
         assert_eq!(name.as_deref(), Some("a"));
-        assert_eq!((s.batch_size, s.use_qk_norm, s.window_size), (1, true, None));
+        // no QK-norm unless the shape says so (a Llama-style layer; the seed's
+        // `true` lives in its own data)
+        assert_eq!((s.batch_size, s.use_qk_norm, s.window_size), (1, false, None));
+        let mut v = v;
+        v["use_qk_norm"] = json!(true);
+        assert!(LayerShape::from_json(&v, "c").unwrap().1.use_qk_norm);
     }
 }

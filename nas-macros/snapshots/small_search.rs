@@ -25,6 +25,7 @@ impl Small {
                     hbm_gbps: ::core::option::Option::Some(2039f64),
                     dense_bf16_tflops: ::core::option::Option::Some(312f64),
                     dense_fp8_tflops: ::core::option::Option::None,
+                    bf16_tensor_cores: ::core::option::Option::Some(true),
                     memory_gib: ::core::option::Option::Some(80f64),
                     source: ::nas::__private::Cow::Borrowed(
                         "NVIDIA A100 datasheet (SXM4 80 GB): 108 SMs, 40 MB L2, 2039 GB/s HBM2e, 312 TFLOP/s dense bf16",
@@ -56,7 +57,7 @@ impl Small {
             "gen_h2048_w512",
             "generated_candidate",
             [2048, 16, 4, 128, 8192, 1024, 2],
-            true,
+            false,
             512,
             ::nas::__private::ModelDims::NONE,
         ),
@@ -64,7 +65,7 @@ impl Small {
             "gen_h2048_wfull",
             "generated_candidate",
             [2048, 16, 4, 128, 8192, 1024, 2],
-            true,
+            false,
             0,
             ::nas::__private::ModelDims::NONE,
         ),
@@ -72,7 +73,7 @@ impl Small {
             "gen_h2560_w512",
             "generated_candidate",
             [2560, 20, 5, 128, 10240, 1024, 2],
-            true,
+            false,
             512,
             ::nas::__private::ModelDims::NONE,
         ),
@@ -80,7 +81,7 @@ impl Small {
             "gen_h2560_wfull",
             "generated_candidate",
             [2560, 20, 5, 128, 10240, 1024, 2],
-            true,
+            false,
             0,
             ::nas::__private::ModelDims::NONE,
         ),
@@ -115,6 +116,7 @@ impl Small {
         seq_len: 1024u64,
         batch_size: 2u64,
         model: ::nas::__private::ModelDims::NONE,
+        precision: ::nas::__private::Precision::BF16,
     };
     /// A larger space (its axes, streamed at run time, never a table) and
     /// how many of its best are reported, if declared.
@@ -123,7 +125,7 @@ impl Small {
     pub const SWEEPS: &'static [::nas::__private::CliffSweep] = &[
         ::nas::__private::CliffSweep {
             axis: ::nas::__private::CliffAxis::FfnDim,
-            base: ::nas::__private::shape([2048, 16, 2, 128, 8064, 1024, 2], true, 0),
+            base: ::nas::__private::shape([2048, 16, 2, 128, 8064, 1024, 2], false, 0),
             values: ::nas::__private::Cow::Borrowed(&[8064, 8192]),
         },
     ];

@@ -12,7 +12,7 @@ pub struct Spec {
 }
 
 pub enum Item {
-    Hardware { span: Span, names: Vec<Ident> },
+    Hardware { list: Span, names: Vec<Ident> },
     Gpu(GpuDef),
     Workload { span: Span, fields: Vec<Field> },
     Fixed(FixedDef),
@@ -79,10 +79,13 @@ pub struct Field {
     pub rounding: Option<RoundingSpec>,
 }
 
-/// `round_to 128` after a ratio list.
+/// `round_to 128` after a ratio list; `round_down` (no multiple) after a
+/// `gqa_group`.
 pub struct RoundingSpec {
     pub mode: nas_core::search::family::Rounding,
-    pub multiple: Number,
+    /// The keyword (`round_to`, `round_up_to`, `round_down_to`, `round_down`).
+    pub keyword: proc_macro2::Span,
+    pub multiple: Option<Number>,
 }
 
 pub enum Value {
@@ -102,6 +105,8 @@ pub enum Scalar {
     /// `full`: full attention, for windows.
     Full(Span),
     Str(LitStr),
+    /// A bare word: a precision (`bf16`, `fp8`, `int4`).
+    Word(Ident),
 }
 
 /// A number written as a literal or a constant expression (`16.0 / 3.0`, `-5`).
@@ -160,6 +165,7 @@ impl Scalar {
             Scalar::Bool(b) => b.to_token_stream(),
             Scalar::Full(span) => quote::quote_spanned!(*span=> full),
             Scalar::Str(s) => s.to_token_stream(),
+            Scalar::Word(w) => w.to_token_stream(),
         }
     }
 }

@@ -7,6 +7,7 @@ use quote::{format_ident, quote, ToTokens};
 
 use nas_core::gpu::{GpuTarget, SpecSheet};
 use nas_core::model::ModelDims;
+use nas_core::precision::Precision;
 use nas_core::search::constraints::{Bound, Constraint};
 use nas_core::search::family::{AxisValue, Family};
 use nas_core::search::CliffSweep;
@@ -29,6 +30,7 @@ pub fn expand(spec: &Spec, checked: &Checked) -> TokenStream {
     };
     let (seq_len, batch_size) = (checked.workload.seq_len, checked.workload.batch_size);
     let workload_model = model_tokens(&checked.workload.model);
+    let workload_precision = precision_tokens(&checked.workload.precision);
     let sweeps = checked.sweeps.iter().map(sweep);
     let calibration_db = match &checked.calibration_db {
         Some(path) => quote!(::core::option::Option::Some(#path)),
@@ -50,7 +52,9 @@ pub fn expand(spec: &Spec, checked: &Checked) -> TokenStream {
             pub const CONSTRAINTS: &'static [::nas::__private::Constraint] = &[#(#constraints),*];
             /// The default sequence length and batch size of candidates.
             pub const WORKLOAD: ::nas::__private::Workload =
-                ::nas::__private::Workload { seq_len: #seq_len, batch_size: #batch_size, model: #workload_model };
+                ::nas::__private::Workload {
+                    seq_len: #seq_len, batch_size: #batch_size, model: #workload_model, precision: #workload_precision,
+                };
             /// A larger space (its axes, streamed at run time, never a table) and
             /// how many of its best are reported, if declared.
             pub const SPACE: ::core::option::Option<(::nas::__private::Family, usize)> = #space;
@@ -155,10 +159,11 @@ fn spec_sheet(s: &SpecSheet) -> TokenStream {
         f(s.memory_gib),
     );
     let source = cow(&s.source);
+    let bf16_cores = opt(s.bf16_tensor_cores, |b| quote!(#b));
     quote! {
         ::nas::__private::SpecSheet {
             sm_count: #sm, l2_bytes: #l2, hbm_gbps: #hbm, dense_bf16_tflops: #bf16,
-            dense_fp8_tflops: #fp8, memory_gib: #memory, source: #source,
+            dense_fp8_tflops: #fp8, bf16_tensor_cores: #bf16_cores, memory_gib: #memory, source: #source,
         }
     }
 }
@@ -183,7 +188,25 @@ fn shape_args(s: &LayerShape) -> TokenStream {
 fn candidate(c: &Candidate) -> TokenStream {
     let (name, source, args) = (str_lit(&c.name), str_lit(&c.source), shape_args(&c.shape));
     let model = model_tokens(&c.shape.model);
-    quote!(::nas::__private::candidate(#name, #source, #args, #model))
+    if c.shape.precision.is_bf16() {
+        return quote!(::nas::__private::candidate(#name, #source, #args, #model));
+    }
+    let precision = precision_tokens(&c.shape.precision);
+    quote!(::nas::__private::candidate_in(#name, #source, #args, #model, #precision))
+}
+
+/// A precision as a `const` expression.
+fn precision_tokens(p: &Precision) -> TokenStream {
+    if p.is_bf16() {
+        return quote!(::nas::__private::Precision::BF16);
+    }
+    let (w, kv) = (variant(p.weights), variant(p.kv_cache));
+    quote! {
+        ::nas::__private::Precision {
+            weights: ::nas::__private::WeightPrecision::#w,
+            kv_cache: ::nas::__private::KvCachePrecision::#kv,
+        }
+    }
 }
 
 /// Whole-model fields: a short const for a plain layer, else a struct literal.
@@ -242,6 +265,14 @@ fn family_tokens(f: &Family) -> TokenStream {
                 }
                 AxisValue::Window(None) => quote!(::nas::__private::AxisValue::Window(::core::option::Option::None)),
                 AxisValue::Bool(b) => quote!(::nas::__private::AxisValue::Bool(#b)),
+                AxisValue::Weights(p) => {
+                    let p = variant(p);
+                    quote!(::nas::__private::AxisValue::Weights(::nas::__private::WeightPrecision::#p))
+                }
+                AxisValue::KvCache(p) => {
+                    let p = variant(p);
+                    quote!(::nas::__private::AxisValue::KvCache(::nas::__private::KvCachePrecision::#p))
+                }
             };
             let label = match &v.label {
                 Some(l) => {
@@ -261,6 +292,7 @@ fn family_tokens(f: &Family) -> TokenStream {
     });
     let multiple = f.ffn_rounding.multiple;
     let rounding = variant(f.ffn_rounding.rounding);
+    let gqa_rounding = variant(f.gqa_rounding);
     quote! {
         ::nas::__private::Family {
             source: ::nas::__private::Cow::Borrowed(#source),
@@ -269,6 +301,7 @@ fn family_tokens(f: &Family) -> TokenStream {
                 multiple: #multiple,
                 rounding: ::nas::__private::Rounding::#rounding,
             },
+            gqa_rounding: ::nas::__private::GqaRounding::#gqa_rounding,
             template: ::nas::__private::Cow::Borrowed(#template),
         }
     }

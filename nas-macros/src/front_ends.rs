@@ -161,7 +161,7 @@ fn cases() -> Vec<Case> {
             "an unknown cost model",
             ("hardware: [h100], cost_model: guess,", AXES_DSL, "", "5"),
             (r#""hardware": ["h100"], "cost_model": "guess","#, AXES_JSON, ""),
-            Some("unknown cost model `guess`; known: measured, seed"),
+            Some("unknown cost model `guess` (no known name is close); known: measured, seed"),
         ),
         case(
             "a GPU listed twice",
@@ -290,7 +290,25 @@ fn cases() -> Vec<Case> {
             "rounding on another axis",
             (H100_DSL, r#"hidden_dim: [2048] round_to 64, head_dim: 128, ffn_ratio: 4.0, name: "s","#, "", "5"),
             (H100_JSON, r#""axes": [{"axis": "hidden_dim", "values": [2048], "round": "up"}, {"axis": "head_dim", "values": [128]}, {"axis": "ffn_ratio", "values": [4.0]}], "name": "s""#, ""),
-            Some("applies to `ffn_ratio` only"),
+            Some("rounding applies to `ffn_ratio` (`round_to M`) and `gqa_group` (`round_down`) only"),
+        ),
+        case(
+            "a gqa group that divides none of the heads (6 heads in groups of 4): skipped, not rounded",
+            (H100_DSL, r#"hidden_dim: 1536, head_dim: 256, gqa_group: 4, ffn_ratio: 4.0, name: "s{gqa_group}","#, "", "5"),
+            (H100_JSON, r#""axes": [{"axis": "hidden_dim", "values": [1536]}, {"axis": "head_dim", "values": [256]}, {"axis": "gqa_group", "values": [4]}, {"axis": "ffn_ratio", "values": [4.0]}], "name": "s{gqa_group}""#, ""),
+            Some("yields no valid candidate"),
+        ),
+        case(
+            "the seed's gqa rounding, asked for",
+            (H100_DSL, r#"hidden_dim: 1536, head_dim: 256, gqa_group: 4 round_down, ffn_ratio: 4.0, name: "s{gqa_group}","#, "", "5"),
+            (H100_JSON, r#""axes": [{"axis": "hidden_dim", "values": [1536]}, {"axis": "head_dim", "values": [256]}, {"axis": "gqa_group", "values": [4], "round": "down"}, {"axis": "ffn_ratio", "values": [4.0]}], "name": "s{gqa_group}""#, ""),
+            None,
+        ),
+        case(
+            "a gqa group rounded to a multiple",
+            (H100_DSL, r#"hidden_dim: 1536, head_dim: 256, gqa_group: 4 round_down_to 2, ffn_ratio: 4.0, name: "s{gqa_group}","#, "", "5"),
+            (H100_JSON, r#""axes": [{"axis": "hidden_dim", "values": [1536]}, {"axis": "head_dim", "values": [256]}, {"axis": "gqa_group", "values": [4], "round": "down", "multiple": 2}, {"axis": "ffn_ratio", "values": [4.0]}], "name": "s{gqa_group}""#, ""),
+            Some("`gqa_group` rounds only down, to no multiple"),
         ),
         case(
             "an unknown scaling law",

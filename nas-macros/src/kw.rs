@@ -20,6 +20,7 @@ syn::custom_keyword!(full);
 syn::custom_keyword!(round_to);
 syn::custom_keyword!(round_up_to);
 syn::custom_keyword!(round_down_to);
+syn::custom_keyword!(round_down);
 
 /// Item keywords, for "did you mean" on an unknown item.
 pub const ITEMS: [&str; 13] = [

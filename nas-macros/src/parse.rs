@@ -73,13 +73,14 @@ impl Parse for Item {
         input.call(Attribute::parse_outer)?;
         let look = input.lookahead1();
         if look.peek(kw::hardware) {
-            let span = input.parse::<kw::hardware>()?.span;
+            input.parse::<kw::hardware>()?;
             input.parse::<Token![:]>()?;
             let list;
-            bracketed!(list in input);
+            // errors about the list (`hardware: []`) point at its brackets
+            let brackets = bracketed!(list in input);
             let names = Punctuated::<Ident, Token![,]>::parse_terminated(&list)?;
             Ok(Item::Hardware {
-                span,
+                list: brackets.span.join(),
                 names: names.into_iter().collect(),
             })
         } else if look.peek(kw::gpu) {
@@ -195,13 +196,14 @@ impl Parse for Item {
         } else if input.peek(Ident) {
             let ident: Ident = input.parse()?;
             let name = ident.to_string();
+            let hint = match name.as_str() {
+                // the JSON spec's key: in the DSL a space says how many it keeps
+                "top_k" | "top" => " (a space keeps its best N: `space NAME top N { ... }`)".to_string(),
+                _ => nas_core::error::hint(&name, kw::ITEMS),
+            };
             Err(syn::Error::new(
                 ident.span(),
-                format!(
-                    "unknown item `{name}`{}; expected one of: {}",
-                    nas_core::error::hint(&name, kw::ITEMS),
-                    kw::ITEMS.join(", ")
-                ),
+                format!("unknown item `{name}`{hint}; expected one of: {}", kw::ITEMS.join(", ")),
             ))
         } else {
             Err(look.error())
@@ -214,20 +216,25 @@ impl Parse for Field {
         let name = input.parse()?;
         input.parse::<Token![:]>()?;
         let value = input.parse()?;
-        let rounding = if input.peek(kw::round_to) || input.peek(kw::round_up_to) || input.peek(kw::round_down_to) {
-            let mode = if input.peek(kw::round_to) {
-                input.parse::<kw::round_to>()?;
-                Rounding::NearestEven
+        let rounding = if input.peek(kw::round_down) {
+            let keyword = input.parse::<kw::round_down>()?.span;
+            Some(RoundingSpec {
+                mode: Rounding::Down,
+                keyword,
+                multiple: None,
+            })
+        } else if input.peek(kw::round_to) || input.peek(kw::round_up_to) || input.peek(kw::round_down_to) {
+            let (mode, keyword) = if input.peek(kw::round_to) {
+                (Rounding::NearestEven, input.parse::<kw::round_to>()?.span)
             } else if input.peek(kw::round_up_to) {
-                input.parse::<kw::round_up_to>()?;
-                Rounding::Up
+                (Rounding::Up, input.parse::<kw::round_up_to>()?.span)
             } else {
-                input.parse::<kw::round_down_to>()?;
-                Rounding::Down
+                (Rounding::Down, input.parse::<kw::round_down_to>()?.span)
             };
             Some(RoundingSpec {
                 mode,
-                multiple: input.parse()?,
+                keyword,
+                multiple: Some(input.parse()?),
             })
         } else {
             None
@@ -275,8 +282,11 @@ impl Parse for Scalar {
             Ok(Scalar::Str(input.parse()?))
         } else if input.peek(LitInt) || input.peek(LitFloat) || input.peek(Token![-]) || input.peek(syn::token::Paren) {
             Ok(Scalar::Number(input.parse()?))
+        } else if input.peek(syn::Ident) {
+            // a bare word: a precision (`fp8`); the spec builder says where one is not allowed
+            Ok(Scalar::Word(input.parse()?))
         } else {
-            Err(input.error("expected a number, `true`, `false`, `full` or a string"))
+            Err(input.error("expected a number, `true`, `false`, `full`, a word (`fp8`) or a string"))
         }
     }
 }

@@ -76,6 +76,10 @@ impl Places {
                 value: b::Scalar::Str(v.value()),
                 place: self.place(v),
             },
+            Scalar::Word(w) => b::Atom {
+                value: b::Scalar::Word(w.to_string()),
+                place: self.place(w),
+            },
         }
     }
 
@@ -104,20 +108,23 @@ impl Places {
             .map(|f| b::Field {
                 name: self.word(&f.name),
                 value: self.value(&f.value),
-                rounding: f.rounding.as_ref().map(|r| b::RoundingInput {
-                    place: self.place(&f.name),
-                    mode: Some(b::Atom {
-                        value: b::Scalar::Str(
-                            match r.mode {
-                                Rounding::NearestEven => "nearest",
-                                Rounding::Up => "up",
-                                Rounding::Down => "down",
-                            }
-                            .into(),
-                        ),
-                        place: self.place(&r.multiple.tokens),
-                    }),
-                    multiple: Some(self.number(&r.multiple)),
+                rounding: f.rounding.as_ref().map(|r| {
+                    let keyword = proc_macro2::Ident::new("round", r.keyword);
+                    b::RoundingInput {
+                        place: self.place(&keyword),
+                        mode: Some(b::Atom {
+                            value: b::Scalar::Str(
+                                match r.mode {
+                                    Rounding::NearestEven => "nearest",
+                                    Rounding::Up => "up",
+                                    Rounding::Down => "down",
+                                }
+                                .into(),
+                            ),
+                            place: self.place(&keyword),
+                        }),
+                        multiple: r.multiple.as_ref().map(|m| self.number(m)),
+                    }
                 }),
                 place: self.place(field_tokens(f)),
             })
@@ -185,10 +192,14 @@ impl Places {
             .items
             .iter()
             .map(|item| match item {
-                Item::Hardware { span, names } => b::ItemInput::Hardware {
-                    place: self.place(quote::quote_spanned!(*span=> hardware)),
-                    names: names.iter().map(|n| self.word(n)).collect(),
-                },
+                Item::Hardware { list, names } => {
+                    let mut brackets = proc_macro2::Group::new(proc_macro2::Delimiter::Bracket, TokenStream::new());
+                    brackets.set_span(*list);
+                    b::ItemInput::Hardware {
+                        place: self.place(brackets),
+                        names: names.iter().map(|n| self.word(n)).collect(),
+                    }
+                }
                 Item::Gpu(g) => b::ItemInput::Gpu(b::GpuInput {
                     name: self.word(&g.name),
                     base: g.base.as_ref().map(|n| self.word(n)),

@@ -37,6 +37,7 @@ pub struct DecodeRecord {
 
 /// The fitted decode throughputs and how well they predict.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DecodeFit {
     /// Bandwidth a decode step reaches (GB/s): weights and KV cache read once.
     pub bandwidth_gbps: f64,
@@ -68,6 +69,24 @@ impl DecodeFit {
                 self.launch_ms
             ));
         }
+        for (key, v) in [
+            ("train_mape_pct", Some(self.train_mape_pct)),
+            ("validation_mape_pct", self.validation_mape_pct),
+        ] {
+            if let Some(v) = v.filter(|v| !(v.is_finite() && *v >= 0.0)) {
+                return Err(format!(
+                    "`decode.{key}` must be a finite non-negative percentage, got {v:?}"
+                ));
+            }
+        }
+        if self.train_mape_pct > super::profile::MAX_TRAINING_MAPE_PCT {
+            return Err(format!(
+                "`decode`: the fit misses its own training steps by {:.3e}% on average (more than {}%); a fit so \
+                 far off predicts nothing and is refused",
+                self.train_mape_pct,
+                super::profile::MAX_TRAINING_MAPE_PCT
+            ));
+        }
         Ok(())
     }
 
@@ -96,12 +115,24 @@ pub fn for_each_json_line(
         let text = String::from_utf8(bytes).map_err(|_| Error::input(path.display().to_string(), "not UTF-8 text"))?;
         for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             let place = format!("{}:{}", path.display(), n + 1);
-            let v: Value =
-                serde_json::from_str(line).map_err(|e| Error::input(&place, format!("invalid JSON: {e}")))?;
+            // a key given twice is an error, as in every JSON input
+            let v: Value = crate::input::parse_json(line.as_bytes(), &place)?;
             each(&place, v)?;
         }
     }
     Ok(crate::calibrate::seed_db::sha256_hex(&all))
+}
+
+/// Decode data of `what` (decode steps, decode micro-benchmarks) measured on
+/// `theirs` goes into, or is compared with, a profile of `ours` only when the
+/// two are one GPU: the error names both.
+pub fn check_same_gpu(what: &str, theirs: &str, ours: &str) -> Result<()> {
+    if theirs != ours {
+        return Err(Error::Spec(format!(
+            "the {what} were measured on `{theirs}`, the profile's layers on `{ours}`: one profile is one GPU's"
+        )));
+    }
+    Ok(())
 }
 
 /// Reads decode records (JSON lines with `"kind": "decode"` or `"decode_stack"`) from files.
@@ -127,18 +158,23 @@ pub fn read(paths: &[impl AsRef<Path>]) -> Result<(Vec<DecodeRecord>, String)> {
             if model::figures(&shape).is_none() {
                 return Err(Error::input(place, "the shape needs `num_layers` and `vocab_size`"));
             }
-            let median_ms = v
-                .get("median_ms")
-                .and_then(Value::as_f64)
-                .filter(|t| t.is_finite() && *t > 0.0)
-                .ok_or_else(|| Error::input(place, "`median_ms` must be a positive number"))?;
+            let median_ms =
+                super::measurements::check_median_ms(v.get("median_ms")).map_err(|e| Error::input(place, e))?;
+            // optional strings: absent is the default, any other type an error (never read as the default)
+            let optional = |key: &str| -> Result<Option<String>> {
+                match v.get(key) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::String(s)) => Ok(Some(s.clone())),
+                    Some(other) => Err(Error::input(place, format!("`{key}` must be a string, got {other}"))),
+                }
+            };
             records.push(DecodeRecord {
                 model: text_of("model")?,
-                set: text_of("set").unwrap_or_else(|_| "train".into()),
+                set: optional("set")?.unwrap_or_else(|| "train".into()),
                 gpu: text_of("gpu")?,
                 shape,
                 median_ms,
-                truth: v.get("truth").and_then(Value::as_str).map(str::to_string),
+                truth: optional("truth")?,
             });
         }
         Ok(())

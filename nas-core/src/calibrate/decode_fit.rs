@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
-use crate::cost::decode::{self as dm, DecodeConstants, DecodeForm, COUNT, DECODE_RESOURCES};
+use crate::cost::decode::{self as dm, DecodeConstants, DecodeForm, Work, COUNT, DECODE_RESOURCES, TOTAL};
 use crate::cost::kernel_aware::Unit;
 use crate::error::{Error, Result};
 use crate::gpu::PeakUnit;
@@ -21,8 +21,16 @@ use super::profile::{throughput, FittedResource, PhysicalLimits, ResidualStats};
 /// leave-one-model-out error on the training models.
 pub const RAMP_CHOICES: [f64; 6] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
 
+/// Most decode steps (and, separately, micro-benchmarks) one decode fit
+/// takes; the committed fit takes 196 steps and 461 micro-benchmarks.
+pub const MAX_FIT_STEPS: usize = 4096;
+
+/// Most models one decode fit holds out in turn (the committed fit: 17).
+pub const MAX_FIT_MODELS: usize = 64;
+
 /// The decode model fitted to one GPU (or carried over from another).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DecodeModelFit {
     /// Bytes per kernel billed at the ramp's extra cost.
     pub ramp_bytes: f64,
@@ -47,8 +55,10 @@ pub struct DecodeModelFit {
 
 impl DecodeModelFit {
     /// The constants decode predictions multiply by.
+    /// The constants decode predictions multiply by (the precision resources 0:
+    /// the profile's precision section fills them).
     pub fn constants(&self) -> DecodeConstants {
-        let mut ms_per_unit = [0.0; COUNT];
+        let mut ms_per_unit = [0.0; TOTAL];
         for (slot, (name, _, _)) in ms_per_unit.iter_mut().zip(DECODE_RESOURCES) {
             *slot = self.fitted.get(name).map_or(0.0, |f| f.ms_per_unit);
         }
@@ -56,6 +66,7 @@ impl DecodeModelFit {
             form: DecodeForm {
                 ramp_bytes: self.ramp_bytes,
                 ridge_flops_per_byte: self.ridge_flops_per_byte,
+                fp8_ridge_flops_per_byte: 0.0,
             },
             ms_per_unit,
         }
@@ -105,6 +116,15 @@ impl DecodeModelFit {
         {
             return Err(format!("`decode_model` has an unknown resource `{extra}`"));
         }
+        for (name, unit, _) in DECODE_RESOURCES {
+            super::profile::check_shown_throughput(&format!("decode_model.{name}"), unit, &self.fitted[name])?;
+        }
+        for (key, s) in &self.residuals {
+            s.check(&format!("decode_model.residuals.{key}"))?;
+        }
+        if let Some(train) = self.residuals.get("train") {
+            train.check_training_fit("decode_model.residuals.train")?;
+        }
         Ok(())
     }
 
@@ -153,12 +173,14 @@ pub enum MicroDecode {
 #[derive(Clone, Debug, PartialEq)]
 pub struct MicroRecord {
     pub kind: String,
+    /// The GPU it was measured on, as its driver named it.
+    pub gpu: String,
     pub kernel: MicroDecode,
     pub median_ms: f64,
 }
 
 impl MicroDecode {
-    fn work(&self, form: &DecodeForm) -> [f64; COUNT] {
+    pub(crate) fn work(&self, form: &DecodeForm) -> Work {
         match *self {
             MicroDecode::Gemm { m, n, k } => dm::gemm_work(m, n, k, form),
             MicroDecode::Attention {
@@ -183,20 +205,46 @@ pub fn read_micro(paths: &[impl AsRef<std::path::Path>]) -> Result<(Vec<MicroRec
     let mut skipped = 0;
     let sha = super::decode::for_each_json_line(paths, |place, v| {
         {
-            let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-            let Some(median_ms) = v
-                .get("median_ms")
-                .and_then(Value::as_f64)
-                .filter(|t| t.is_finite() && *t > 0.0)
-            else {
+            let kind = v
+                .get("kind")
+                .and_then(Value::as_str)
+                .ok_or_else(|| Error::input(place, "missing string `kind`"))?
+                .to_string();
+            let gpu = v
+                .get("gpu")
+                .and_then(Value::as_str)
+                .ok_or_else(|| Error::input(place, "missing string `gpu`"))?
+                .to_string();
+            // A record the harness could not measure has `median_ms: null`
+            // (and its `error`): left out. Any other value must be a time.
+            if v.get("median_ms").is_some_and(Value::is_null) {
                 skipped += 1;
                 return Ok(());
+            }
+            let median_ms =
+                super::measurements::check_median_ms(v.get("median_ms")).map_err(|e| Error::input(place, e))?;
+            let l2_resident = match v.get("l2_resident") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(other) => {
+                    return Err(Error::input(
+                        place,
+                        format!("`l2_resident` must be true or false, got {other}"),
+                    ))
+                }
             };
-            let warm = v.get("l2_resident").and_then(Value::as_bool).unwrap_or(false)
-                || match (
-                    v.get("rotated_bytes").and_then(Value::as_f64),
-                    v.get("l2_bytes").and_then(Value::as_f64),
-                ) {
+            let bytes_of = |key: &str| -> Result<Option<f64>> {
+                match v.get(key) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(b) => b
+                        .as_f64()
+                        .filter(|b| b.is_finite() && *b >= 0.0)
+                        .map(Some)
+                        .ok_or_else(|| Error::input(place, format!("`{key}` must be a number of bytes, got {b}"))),
+                }
+            };
+            let warm = l2_resident
+                || match (bytes_of("rotated_bytes")?, bytes_of("l2_bytes")?) {
                     (Some(r), Some(l2)) => r < 3.0 * l2 && !is_elementwise(&kind),
                     _ => false,
                 };
@@ -245,8 +293,17 @@ pub fn read_micro(paths: &[impl AsRef<std::path::Path>]) -> Result<(Vec<MicroRec
                 },
                 other => return Err(Error::input(place, format!("unknown decode micro kind `{other}`"))),
             };
+            if let Some(first) = out.first().map(|r: &MicroRecord| r.gpu.clone()) {
+                if first != gpu {
+                    return Err(Error::input(
+                        place,
+                        format!("measured on `{gpu}`, but the records before it on `{first}`: one GPU at a time"),
+                    ));
+                }
+            }
             out.push(MicroRecord {
                 kind,
+                gpu,
                 kernel,
                 median_ms,
             });
@@ -271,7 +328,7 @@ impl DecodeModelFit {
     /// target GPU's own micro-benchmarks. `source` names them.
     pub fn refine(&self, micro: &[MicroRecord], limits: &PhysicalLimits, source: &str) -> Result<DecodeModelFit> {
         let form = self.constants().form;
-        let rows: Vec<[f64; COUNT]> = micro.iter().map(|m| m.kernel.work(&form)).collect();
+        let rows: Vec<Work> = micro.iter().map(|m| m.kernel.work(&form)).collect();
         let free: Vec<usize> = (0..COUNT).filter(|&j| rows.iter().any(|r| r[j] != 0.0)).collect();
         if micro.len() <= free.len() {
             return Err(Error::Spec(format!(
@@ -280,10 +337,10 @@ impl DecodeModelFit {
                 free.len()
             )));
         }
-        let x: Vec<[f64; COUNT]> = rows
+        let x: Vec<Work> = rows
             .iter()
             .map(|r| {
-                let mut only = [0.0; COUNT];
+                let mut only = [0.0; TOTAL];
                 for &j in &free {
                     only[j] = r[j];
                 }
@@ -314,13 +371,14 @@ impl DecodeModelFit {
 }
 
 /// The whole step's work of a record under `form`.
-fn row(record: &DecodeRecord, form: &DecodeForm) -> Option<[f64; COUNT]> {
+fn row(record: &DecodeRecord, form: &DecodeForm) -> Option<Work> {
     let s = &record.shape;
     dm::step_work(s, s.batch_size, model::context_of(s), form)
 }
 
-/// Fits on `train` records, bounded below by `limits`; returns the fitted ms per unit.
-fn solve(rows: &[[f64; COUNT]], y: &[f64], limits: &PhysicalLimits) -> Vec<f64> {
+/// Fits the bf16 resources (the first [`COUNT`]) on `train` records, bounded
+/// below by `limits`; returns the fitted ms per unit.
+fn solve(rows: &[Work], y: &[f64], limits: &PhysicalLimits) -> Vec<f64> {
     let x = DMatrix::from_fn(rows.len(), COUNT, |i, j| rows[i][j]);
     let lower: Vec<f64> = DECODE_RESOURCES
         .iter()
@@ -332,7 +390,7 @@ fn solve(rows: &[[f64; COUNT]], y: &[f64], limits: &PhysicalLimits) -> Vec<f64> 
         .collect()
 }
 
-fn relative_errors(records: &[&DecodeRecord], rows: &[[f64; COUNT]], t: &[f64]) -> Vec<f64> {
+fn relative_errors(records: &[&DecodeRecord], rows: &[Work], t: &[f64]) -> Vec<f64> {
     records
         .iter()
         .zip(rows)
@@ -352,11 +410,30 @@ pub fn fit(
     data_sha256: &str,
     limits: &PhysicalLimits,
 ) -> Result<DecodeModelFit> {
+    if let Some(r) = records.iter().find(|r| !r.shape.precision.is_bf16()) {
+        return Err(Error::Spec(format!(
+            "decode record of `{}` is in {}: the bf16 decode model fits bf16 steps only (fp8 and int4 steps go to \
+             `nas calibrate --precision`)",
+            r.model,
+            r.shape.precision.label()
+        )));
+    }
     let train: Vec<&DecodeRecord> = records.iter().filter(|r| r.set != "validation").collect();
     let validation: Vec<&DecodeRecord> = records.iter().filter(|r| r.set == "validation").collect();
     let mut models: Vec<String> = train.iter().map(|r| r.model.clone()).collect();
     models.sort();
     models.dedup();
+    if train.len() > MAX_FIT_STEPS || micro.len() > MAX_FIT_STEPS || models.len() > MAX_FIT_MODELS {
+        return Err(Error::Spec(format!(
+            "{} training decode steps of {} models and {} micro-benchmarks; a decode fit takes at most \
+             {MAX_FIT_STEPS} steps, {MAX_FIT_MODELS} models and {MAX_FIT_STEPS} micro-benchmarks (it refits once \
+             per model for each of {} ramps): fit a sample",
+            train.len(),
+            models.len(),
+            micro.len(),
+            RAMP_CHOICES.len()
+        )));
+    }
     if train.len() + micro.len() <= COUNT || models.len() < 3 {
         return Err(Error::Spec(format!(
             "{} training decode steps of {} models and {} micro-benchmarks to fit {COUNT} constants: measure more",
@@ -370,8 +447,8 @@ pub fn fit(
         .map(|r| r.median_ms)
         .chain(micro.iter().map(|m| m.median_ms))
         .collect();
-    let micro_rows = |form: &DecodeForm| -> Vec<[f64; COUNT]> { micro.iter().map(|m| m.kernel.work(form)).collect() };
-    let rows_for = |form: &DecodeForm, list: &[&DecodeRecord]| -> Result<Vec<[f64; COUNT]>> {
+    let micro_rows = |form: &DecodeForm| -> Vec<Work> { micro.iter().map(|m| m.kernel.work(form)).collect() };
+    let rows_for = |form: &DecodeForm, list: &[&DecodeRecord]| -> Result<Vec<Work>> {
         list.iter()
             .map(|r| {
                 row(r, form).ok_or_else(|| Error::Spec(format!("decode record of `{}` is not a whole model", r.model)))
@@ -379,7 +456,7 @@ pub fn fit(
             .collect()
     };
     // Steps first, then micro kernels (always fitted on; only steps are held out).
-    let all_rows = |form: &DecodeForm| -> Result<Vec<[f64; COUNT]>> {
+    let all_rows = |form: &DecodeForm| -> Result<Vec<Work>> {
         let mut rows = rows_for(form, &train)?;
         rows.extend(micro_rows(form));
         Ok(rows)
@@ -411,6 +488,7 @@ pub fn fit(
         let form = DecodeForm {
             ramp_bytes: mib * 1024.0 * 1024.0,
             ridge_flops_per_byte: limits.ridge_flops_per_byte(),
+            fp8_ridge_flops_per_byte: 0.0,
         };
         let errors = leave_one_model_out(&form)?;
         let mape = ResidualStats::of(&errors).mape_pct;
@@ -485,12 +563,13 @@ mod tests {
         PhysicalLimits {
             hbm_gbps: 4800.0,
             dense_bf16_tflops: 989.4,
+            dense_fp8_tflops: Some(1978.9),
             source: "test".into(),
         }
     }
 
     /// Decode steps of made-up models on a GPU whose every constant is known.
-    fn synthetic(truth: &[f64; COUNT], form: &DecodeForm) -> Vec<DecodeRecord> {
+    fn synthetic(truth: &[f64; TOTAL], form: &DecodeForm) -> Vec<DecodeRecord> {
         let mut out = Vec::new();
         let dims = [
             (1024u64, 8u64, 64u64, 4096u64, 16u64),
@@ -518,6 +597,7 @@ mod tests {
                         context_len: Some(context),
                         ..model::ModelDims::NONE
                     },
+                    precision: crate::precision::Precision::BF16,
                 };
                 let w = dm::step_work(&shape, batch, context, form).unwrap();
                 let ms = w.iter().zip(truth).map(|(a, b)| a * b).sum();
@@ -551,12 +631,23 @@ mod tests {
             4e-3,
             6e-3,
             2e-2,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
         ];
         let form = DecodeForm {
             ramp_bytes: 8.0 * 1024.0 * 1024.0,
             ridge_flops_per_byte: limits().ridge_flops_per_byte(),
+            fp8_ridge_flops_per_byte: 0.0,
         };
         let records = synthetic(&truth, &form);
+        let mut fp8 = records.clone();
+        fp8[0].shape.precision.weights = crate::precision::WeightPrecision::Fp8;
+        let e = fit(&fp8, &[], &"0".repeat(64), &limits()).unwrap_err().to_string();
+        assert!(e.contains("fits bf16 steps only"), "{e}");
         let fit = fit(&records, &[], &"0".repeat(64), &limits()).unwrap();
         assert_eq!(fit.ramp_bytes, form.ramp_bytes, "the true ramp cross-validates best");
         assert!(fit.residuals["validation"].mape_pct < 1e-6, "{:?}", fit.residuals);
@@ -590,6 +681,7 @@ mod tests {
         .chain([4096.0, 65536.0, 1e6].map(|bytes| MicroDecode::Elementwise { bytes }))
         .map(|kernel| MicroRecord {
             kind: "test".into(),
+            gpu: "G".into(),
             median_ms: slow.ms(&kernel.work(&slow.form)),
             kernel,
         })

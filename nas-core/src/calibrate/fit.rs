@@ -68,6 +68,13 @@ pub fn fit_relative(x: &DMatrix<f64>, y: &[f64]) -> DVector<f64> {
 /// work gets its bound). Solved as NNLS in `s = t - lower` on the residual
 /// the bounds leave, `y - X lower`.
 pub fn fit_relative_bounded(x: &DMatrix<f64>, y: &[f64], lower: &[f64]) -> DVector<f64> {
+    fit_relative_with_fixed(x, y, &vec![0.0; y.len()], lower)
+}
+
+/// [`fit_relative_bounded`] of `y ~ fixed + X t`: each row's `fixed`
+/// milliseconds come from constants fitted before (the bf16 model under a
+/// precision fit), so only `t` is solved for, still weighted by 1/y.
+pub fn fit_relative_with_fixed(x: &DMatrix<f64>, y: &[f64], fixed: &[f64], lower: &[f64]) -> DVector<f64> {
     let lower: Vec<f64> = (0..x.ncols())
         .map(|j| {
             lower
@@ -86,9 +93,10 @@ pub fn fit_relative_bounded(x: &DMatrix<f64>, y: &[f64], lower: &[f64]) -> DVect
             0.0
         }
     });
-    // relative residual (X (lower + s) - y) / y = weighted s - (1 - weighted lower)
+    // relative residual (fixed + X (lower + s) - y) / y = weighted s - (1 - fixed/y - weighted lower)
     let rest = DVector::from_fn(x.nrows(), |i, _| {
-        1.0 - (0..x.ncols()).map(|j| weighted[(i, j)] * lower[j]).sum::<f64>()
+        1.0 - fixed.get(i).copied().unwrap_or(0.0) / y[i]
+            - (0..x.ncols()).map(|j| weighted[(i, j)] * lower[j]).sum::<f64>()
     });
     let s = nnls(&scaled, &rest);
     DVector::from_fn(x.ncols(), |j, _| {
@@ -127,6 +135,15 @@ mod tests {
         assert!(t[1] == 0.0 && (t[0] - 1.0).abs() < 0.05, "{t}");
         let unused = DMatrix::from_row_slice(3, 2, &[1.0, 0.0, 2.0, 0.0, 3.0, 0.0]);
         assert_eq!(fit_relative(&unused, &[1.0, 2.0, 3.0])[1], 0.0);
+    }
+
+    #[test]
+    fn fixed_parts_are_kept_and_only_the_rest_is_fitted() {
+        // y = 5 (fixed, known) + 2 a + 0.5 b: the fit finds a and b alone.
+        let x = DMatrix::from_row_slice(4, 2, &[1.0, 1.0, 2.0, 1.0, 3.0, 2.0, 4.0, 1.0]);
+        let y: Vec<f64> = (0..4).map(|i| 5.0 + 2.0 * x[(i, 0)] + 0.5 * x[(i, 1)]).collect();
+        let t = fit_relative_with_fixed(&x, &y, &[5.0; 4], &[0.0, 0.0]);
+        assert!((t[0] - 2.0).abs() < 1e-9 && (t[1] - 0.5).abs() < 1e-9, "{t}");
     }
 
     #[test]

@@ -12,6 +12,31 @@ use crate::shapes::{kind_of, LayerShape, MAX_DIM};
 /// Most streaming multiprocessors a GPU may have (an H100 has 132).
 pub const MAX_SM_COUNT: u64 = 1 << 16;
 
+/// Shortest median time a measurement may report: 1 ns (a kernel launch
+/// alone takes microseconds; CUDA events resolve about 0.5 us).
+pub const MIN_MEDIAN_MS: f64 = 1e-6;
+
+/// Longest: 1e7 ms, about 2.8 hours for one kernel, layer or decode step.
+pub const MAX_MEDIAN_MS: f64 = 1e7;
+
+/// A measured median in milliseconds: a finite number from
+/// [`MIN_MEDIAN_MS`] to [`MAX_MEDIAN_MS`]. Medians outside that range (in
+/// seconds or nanoseconds by mistake, or absurd) made fits that predict
+/// nothing: the error says so instead.
+pub fn check_median_ms(value: Option<&Value>) -> std::result::Result<f64, String> {
+    match value.and_then(Value::as_f64) {
+        Some(t) if t.is_finite() && (MIN_MEDIAN_MS..=MAX_MEDIAN_MS).contains(&t) => Ok(t),
+        Some(t) if t.is_finite() && t > 0.0 => Err(format!(
+            "`median_ms` = {t:?} is absurd for one GPU kernel, layer or step (from {MIN_MEDIAN_MS:e} to \
+             {MAX_MEDIAN_MS:e} ms: 1 ns to 2.8 hours; is it in milliseconds?)"
+        )),
+        _ => Err(format!(
+            "`median_ms` must be a finite positive number of milliseconds, got {}",
+            value.map_or("nothing".to_string(), |v| v.to_string())
+        )),
+    }
+}
+
 /// What was timed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Subject {
@@ -76,8 +101,8 @@ impl MeasurementSet {
                     continue;
                 }
                 let origin = format!("{name}:{}", n + 1);
-                let value: Value = serde_json::from_str(line)
-                    .map_err(|e| Error::input(&origin, format!("invalid JSON: {}", crate::input::json_problem(&e))))?;
+                // a key given twice is an error, as in every JSON input
+                let value: Value = crate::input::parse_json(line.as_bytes(), &origin)?;
                 if value.get("error").is_some_and(|e| !e.is_null()) {
                     failed_records += 1;
                     continue;
@@ -132,11 +157,7 @@ fn parse_record(v: &Value, origin: String) -> Result<Measurement> {
         let message = format!("`sm_count` = {sm_count} is absurdly large (the limit is {MAX_SM_COUNT})");
         return Err(Error::input(&origin, message));
     }
-    let median_ms = obj
-        .get("median_ms")
-        .and_then(Value::as_f64)
-        .filter(|t| t.is_finite() && *t > 0.0)
-        .ok_or_else(|| Error::input(&origin, "`median_ms` must be a finite positive number"))?;
+    let median_ms = check_median_ms(obj.get("median_ms")).map_err(|e| Error::input(&origin, e))?;
     let shape = obj
         .get("shape")
         .and_then(Value::as_object)

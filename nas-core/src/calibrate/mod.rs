@@ -8,6 +8,7 @@ pub mod measurements;
 pub mod mla_fit;
 pub mod moe_fit;
 pub mod moe_mla_report;
+pub mod precision_fit;
 pub mod profile;
 pub mod seed_db;
 

@@ -514,6 +514,7 @@ mod tests {
         PhysicalLimits {
             hbm_gbps: 4800.0,
             dense_bf16_tflops: 989.4,
+            dense_fp8_tflops: None,
             source: "test".into(),
         }
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
-use crate::cost::kernel_aware::{KernelAwareModel, Unit, RESOURCES, RESOURCE_BOUNDS, RESOURCE_UNITS};
+use crate::cost::kernel_aware::{KernelAwareModel, Unit, ALL_RESOURCES, RESOURCES, RESOURCE_BOUNDS, RESOURCE_UNITS};
 use crate::cost::{work_matrix, CostModel, LatencyMatrix, LayerModel};
 use crate::error::{Error, Result};
 use crate::gpu::{spec_sheet, PeakUnit, SpecSheet};
@@ -41,11 +41,16 @@ const FALLBACKS: [(&str, &str); 6] = [
 /// The physical peaks a profile's throughputs are bounded by (from the GPU's
 /// spec sheet, or given to `nas calibrate` for a GPU it does not know).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PhysicalLimits {
     /// Peak HBM bandwidth, GB/s: bounds every `GB/s` resource.
     pub hbm_gbps: f64,
     /// Dense bf16 tensor-core peak, TFLOP/s: bounds every `TFLOP/s` resource.
     pub dense_bf16_tflops: f64,
+    /// Dense fp8 tensor-core peak, TFLOP/s: bounds the fp8 GEMM resources of
+    /// the precision section (absent on GPUs without fp8 and in older profiles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dense_fp8_tflops: Option<f64>,
     /// Where the figures come from.
     pub source: String,
 }
@@ -56,6 +61,7 @@ impl PhysicalLimits {
         Some(PhysicalLimits {
             hbm_gbps: sheet.hbm_gbps?,
             dense_bf16_tflops: sheet.dense_bf16_tflops?,
+            dense_fp8_tflops: sheet.dense_fp8_tflops,
             source: sheet.source.to_string(),
         })
     }
@@ -69,6 +75,7 @@ impl PhysicalLimits {
         for (key, v) in [
             ("hbm_gbps", self.hbm_gbps),
             ("dense_bf16_tflops", self.dense_bf16_tflops),
+            ("dense_fp8_tflops", self.dense_fp8_tflops.unwrap_or(1.0)),
         ] {
             if !(v.is_finite() && (1e-3..=1e9).contains(&v)) {
                 return Err(format!(
@@ -80,10 +87,13 @@ impl PhysicalLimits {
     }
 
     /// The limit of one kind of peak, in that resource's own unit.
+    /// A GPU without an fp8 peak is bounded at its bf16 peak for fp8 work (it
+    /// runs none: precision checks refuse fp8 there first).
     pub fn limit(&self, unit: PeakUnit) -> f64 {
         match unit {
             PeakUnit::HbmGbps => self.hbm_gbps,
             PeakUnit::DenseBf16Tflops => self.dense_bf16_tflops,
+            PeakUnit::DenseFp8Tflops => self.dense_fp8_tflops.unwrap_or(self.dense_bf16_tflops),
         }
     }
 
@@ -91,8 +101,13 @@ impl PhysicalLimits {
     pub fn min_ms_per_unit(&self, unit: PeakUnit) -> f64 {
         match unit {
             PeakUnit::HbmGbps => 1.0 / (self.hbm_gbps * 1e6),
-            PeakUnit::DenseBf16Tflops => 1.0 / (self.dense_bf16_tflops * 1e9),
+            PeakUnit::DenseBf16Tflops | PeakUnit::DenseFp8Tflops => 1.0 / (self.limit(unit) * 1e9),
         }
+    }
+
+    /// FLOPs per byte at which dense fp8 compute and HBM take equally long.
+    pub fn fp8_ridge_flops_per_byte(&self) -> f64 {
+        self.limit(PeakUnit::DenseFp8Tflops) * 1e12 / (self.hbm_gbps * 1e9)
     }
 
     /// FLOPs per byte at which dense compute and HBM take equally long.
@@ -103,6 +118,7 @@ impl PhysicalLimits {
 
 /// One fitted resource.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FittedResource {
     /// Milliseconds per unit of work (FLOP, byte or launch): what the model multiplies by.
     pub ms_per_unit: f64,
@@ -125,6 +141,7 @@ impl FittedResource {
 
 /// How well a model matches measurements.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ResidualStats {
     pub rows: usize,
     /// Mean absolute percentage error.
@@ -145,10 +162,74 @@ impl ResidualStats {
             within_10_pct: relative.iter().filter(|r| r.abs() <= 0.10).count() as f64 / n * 100.0,
         }
     }
+
+    /// Statistics a profile read from disk may hold: finite, non-negative
+    /// errors, `max_abs_pct` not below `mape_pct`, a share from 0 to 100.
+    pub fn check(&self, place: &str) -> std::result::Result<(), String> {
+        for (key, v) in [("mape_pct", self.mape_pct), ("max_abs_pct", self.max_abs_pct)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!(
+                    "`{place}.{key}` must be a finite non-negative percentage, got {v:?}"
+                ));
+            }
+        }
+        if self.max_abs_pct < self.mape_pct * (1.0 - 1e-9) {
+            return Err(format!(
+                "`{place}.max_abs_pct` = {:?} is below its mean `mape_pct` = {:?}",
+                self.max_abs_pct, self.mape_pct
+            ));
+        }
+        if !(self.within_10_pct.is_finite() && (0.0..=100.0).contains(&self.within_10_pct)) {
+            return Err(format!(
+                "`{place}.within_10_pct` must be a share from 0 to 100, got {:?}",
+                self.within_10_pct
+            ));
+        }
+        Ok(())
+    }
+
+    /// A fit's errors on its own training data must be at most
+    /// [`MAX_TRAINING_MAPE_PCT`]: one further off predicts nothing (medians in
+    /// the wrong unit or absurd, another GPU's data, the wrong model).
+    pub fn check_training_fit(&self, place: &str) -> std::result::Result<(), String> {
+        if self.mape_pct > MAX_TRAINING_MAPE_PCT {
+            return Err(format!(
+                "`{place}`: the fit misses its own training data by {:.3e}% on average (more than \
+                 {MAX_TRAINING_MAPE_PCT}%): its medians are not these kernels' times in milliseconds, or not one \
+                 GPU's; a profile so far off predicts nothing and is refused",
+                self.mape_pct
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Most measurements one layer fit takes (the committed fits take 83):
+/// leave-one-out refits once per record, about 6 s at this limit.
+pub const MAX_FIT_RECORDS: usize = 4096;
+
+/// Most a fit may miss its own training data by, on average (MAPE in
+/// percent): the committed fits miss by 2-6%.
+pub const MAX_TRAINING_MAPE_PCT: f64 = 50.0;
+
+/// A fitted resource's shown `throughput` and `unit` must be what its
+/// `ms_per_unit` gives: whole-model steps read the throughput, so one that
+/// disagrees (negative, subnormal, edited) is refused.
+pub(crate) fn check_shown_throughput(place: &str, unit: Unit, f: &FittedResource) -> std::result::Result<(), String> {
+    let (want, want_unit) = throughput(unit, f.ms_per_unit);
+    let close = (f.throughput - want).abs() <= 1e-9 * want.abs().max(f.throughput.abs());
+    if !f.throughput.is_finite() || !close || f.unit != want_unit {
+        return Err(format!(
+            "`{place}.throughput` = {:?} {} does not match its `ms_per_unit` ({want:?} {want_unit})",
+            f.throughput, f.unit
+        ));
+    }
+    Ok(())
 }
 
 /// Where the fitted data came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DataProvenance {
     pub files: Vec<String>,
     /// SHA-256 over the files' bytes, in the order given.
@@ -161,6 +242,7 @@ pub struct DataProvenance {
 
 /// A fitted kernel-aware profile of one GPU.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CalibrationProfile {
     pub schema_version: u32,
     pub model: String,
@@ -203,6 +285,11 @@ pub struct CalibrationProfile {
     /// layers on top of the layer and decode fits (or transferred).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mla_model: Option<super::mla_fit::MlaModelFit>,
+    /// fp8 and int4 constants of the layer, kernel and decode models, fitted
+    /// with the bf16 ones fixed (or carried over from another GPU's fit:
+    /// `transferred_from` says so); without it the GPU prices bf16 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<super::precision_fit::PrecisionFit>,
 }
 
 /// A profile's error on layers it was never fitted on, as reports cite it.
@@ -285,7 +372,10 @@ impl CalibrationProfile {
         };
         Some(match (&self.decode_model, &self.decode) {
             (Some(model), _) => StepThroughputs {
-                decode: Some(model.constants()),
+                decode: Some(match &self.precision {
+                    Some(p) => p.decode_constants(&model.constants(), self.physical_limits().as_ref()),
+                    None => model.constants(),
+                }),
                 ..layer
             },
             (None, Some(decode)) => decode.step(&layer),
@@ -321,6 +411,13 @@ impl CalibrationProfile {
             .iter()
             .filter(|m| !exclude_sets.contains(&m.set.as_str()))
             .collect();
+        if used.len() > MAX_FIT_RECORDS {
+            return Err(Error::Spec(format!(
+                "{} measurements to fit; a fit takes at most {MAX_FIT_RECORDS} (its leave-one-out \
+                 cross-validation refits once per record, so time grows with their square): fit a sample",
+                used.len()
+            )));
+        }
         if used.len() < RESOURCES.len() {
             return Err(Error::Spec(format!(
                 "{} measurements to fit {} throughputs: measure more shapes",
@@ -446,6 +543,7 @@ impl CalibrationProfile {
             decode_model: None,
             moe_model: None,
             mla_model: None,
+            precision: None,
         };
         profile
             .check_own_limits()
@@ -501,6 +599,7 @@ impl CalibrationProfile {
                     match bound {
                         PeakUnit::HbmGbps => "HBM bandwidth",
                         PeakUnit::DenseBf16Tflops => "dense bf16 peak",
+                        PeakUnit::DenseFp8Tflops => "dense fp8 peak",
                     }
                 ));
             }
@@ -514,6 +613,9 @@ impl CalibrationProfile {
                 "`decode.bandwidth_gbps` = {:.1} GB/s is faster than the physical limit {:.1} GB/s (HBM bandwidth)",
                 d.bandwidth_gbps, limits.hbm_gbps
             ));
+        }
+        if let Some(p) = &self.precision {
+            p.check(Some(limits))?;
         }
         Ok(())
     }
@@ -533,15 +635,48 @@ impl CalibrationProfile {
 
     /// The model this profile parameterizes.
     pub fn model(&self) -> KernelAwareModel {
-        let ridge = self.physical_limits().map_or(0.0, |l| l.ridge_flops_per_byte());
-        KernelAwareModel::new(self.sm_count, ridge)
+        let limits = self.physical_limits();
+        let ridge = limits.as_ref().map_or(0.0, |l| l.ridge_flops_per_byte());
+        let fp8_ridge = limits.as_ref().map_or(0.0, |l| l.fp8_ridge_flops_per_byte());
+        KernelAwareModel::new(self.sm_count, ridge).with_fp8_ridge(fp8_ridge)
     }
 
-    /// Inverse throughputs as the R x 1 matrix `LatencyMatrix` takes.
+    /// Inverse throughputs as the R x 1 matrix `LatencyMatrix` takes: the bf16
+    /// resources, then the precision section's layer constants (0 without
+    /// one: a shape in fp8 is refused before it is priced there).
     pub fn inverse_throughputs(&self) -> DMatrix<f64> {
-        DMatrix::from_fn(RESOURCES.len(), 1, |r, _| {
-            self.fitted.get(RESOURCES[r]).map_or(0.0, |f| f.ms_per_unit)
+        self.inverse_with(|p| p.layer_values())
+    }
+
+    /// [`CalibrationProfile::inverse_throughputs`] with the precision
+    /// section's single-kernel constants (a GEMM on its own, `nas kernel`).
+    pub fn kernel_inverse_throughputs(&self) -> DMatrix<f64> {
+        self.inverse_with(|p| p.kernel_values())
+    }
+
+    fn inverse_with(&self, precision: impl Fn(&super::precision_fit::PrecisionFit) -> Vec<f64>) -> DMatrix<f64> {
+        let extra = self.precision.as_ref().map(precision).unwrap_or_default();
+        DMatrix::from_fn(ALL_RESOURCES.len(), 1, |r, _| match r < RESOURCES.len() {
+            true => self.fitted.get(RESOURCES[r]).map_or(0.0, |f| f.ms_per_unit),
+            false => extra.get(r - RESOURCES.len()).copied().unwrap_or(0.0),
         })
+    }
+
+    /// Whether this profile prices `precision`: fp8 weights need the
+    /// precision section, int4 weights its decode constants; an fp8 KV cache
+    /// is the bytes model of the bf16 decode fit (estimated) and needs nothing more.
+    pub fn precision_ready(&self, precision: &crate::precision::Precision) -> std::result::Result<(), String> {
+        if precision.weights.is_bf16() {
+            return Ok(());
+        }
+        match &self.precision {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "it has no precision section, so it prices bf16 weights only: fit one with `nas calibrate \
+                 --precision FILE...` (calibration/README.md) to price {} weights",
+                precision.weights
+            )),
+        }
     }
 
     /// Predictions for validated shapes on this GPU.
@@ -553,22 +688,26 @@ impl CalibrationProfile {
         )
     }
 
+    /// The profile as written to disk. A profile that reading would refuse
+    /// (a fit far from its data, a constant out of bounds) is an error here,
+    /// so none is ever written.
     pub fn to_json(&self) -> Result<String> {
         let value = serde_json::to_value(self).map_err(|e| Error::Spec(format!("serializing the profile: {e}")))?;
         let mut text = serde_json::to_string_pretty(&value).map_err(|e| Error::Spec(e.to_string()))?;
         text.push('\n');
+        Self::from_json(&text, "the fitted profile").map_err(|e| Error::Spec(format!("{e}; it is not written")))?;
         Ok(text)
     }
 
     /// Reads a profile; `place` names it in errors. Every resource must be
     /// present with a finite, non-negative value.
     pub fn from_json(text: &str, place: &str) -> Result<Self> {
-        let p: CalibrationProfile = serde_json::from_str(text).map_err(|e| {
-            Error::input(
-                place,
-                format!("not a calibration profile: {}", crate::input::json_problem(&e)),
-            )
-        })?;
+        // JSON first (a key given twice is an error, as in every JSON input),
+        // then the profile's fields (an unknown or misspelt one is an error:
+        // a misspelt `decode_model` must not quietly mean "none")
+        let doc = crate::input::parse_json(text.as_bytes(), place)?;
+        let p: CalibrationProfile =
+            serde_json::from_value(doc).map_err(|e| Error::input(place, format!("not a calibration profile: {e}")))?;
         if p.model != MODEL {
             return Err(Error::input(place, format!("model `{}` is not `{MODEL}`", p.model)));
         }
@@ -624,25 +763,37 @@ impl CalibrationProfile {
             m.check(p.physical_limits().as_ref())
                 .map_err(|problem| Error::input(place, problem))?;
         }
+        if let Some(x) = &p.precision {
+            if p.decode_model.is_none() {
+                return Err(Error::input(
+                    place,
+                    "a `precision` section needs the `decode_model` its decode constants build on",
+                ));
+            }
+            x.check(p.physical_limits().as_ref())
+                .map_err(|problem| Error::input(place, problem))?;
+        }
         if let Some(l) = &p.limits {
             l.check().map_err(|problem| Error::input(place, problem))?;
         }
         p.check_own_limits().map_err(|problem| Error::input(place, problem))?;
-        // The shown throughput is derived from ms_per_unit; whole-model steps
-        // read it, so one that disagrees (negative, subnormal, edited) is refused.
         for (name, unit) in RESOURCES.iter().zip(RESOURCE_UNITS) {
-            let f = &p.fitted[*name];
-            let (want, want_unit) = throughput(unit, f.ms_per_unit);
-            let close = (f.throughput - want).abs() <= 1e-9 * want.abs().max(f.throughput.abs());
-            if !f.throughput.is_finite() || !close || f.unit != want_unit {
-                return Err(Error::input(
-                    place,
-                    format!(
-                        "`{name}.throughput` = {:?} {} does not match its `ms_per_unit` ({want:?} {want_unit})",
-                        f.throughput, f.unit
-                    ),
-                ));
+            check_shown_throughput(name, unit, &p.fitted[*name]).map_err(|problem| Error::input(place, problem))?;
+        }
+        // Every statistic it shows, and its fit on its own data.
+        for (what, stats) in [
+            ("residuals", &p.residuals),
+            ("cross_validation", &p.cross_validation),
+            ("validation", &p.validation),
+        ] {
+            for (key, s) in stats {
+                s.check(&format!("{what}.{key}"))
+                    .map_err(|problem| Error::input(place, problem))?;
             }
+        }
+        if let Some(all) = p.residuals.get("all") {
+            all.check_training_fit("residuals.all")
+                .map_err(|problem| Error::input(place, problem))?;
         }
         Ok(p)
     }
@@ -655,7 +806,7 @@ fn kind_of(m: &super::measurements::Measurement) -> String {
     }
 }
 
-/// One row per measurement: its work per resource.
+/// One row per measurement: its work per bf16 resource (the base fit's columns).
 fn design_matrix(model: &KernelAwareModel, rows: &[&super::measurements::Measurement]) -> DMatrix<f64> {
     let mut design = DMatrix::zeros(rows.len(), RESOURCES.len());
     for (i, m) in rows.iter().enumerate() {
@@ -663,17 +814,18 @@ fn design_matrix(model: &KernelAwareModel, rows: &[&super::measurements::Measure
             Subject::Layer(shape) => per_resource(model, shape),
             Subject::Micro { kernel, .. } => model.micro_work(kernel),
         };
-        for (j, w) in row.iter().enumerate() {
+        for (j, w) in row.iter().take(RESOURCES.len()).enumerate() {
             design[(i, j)] = *w;
         }
     }
     design
 }
 
-/// A layer's work summed per resource: one row of the fit's design matrix.
-fn per_resource(model: &KernelAwareModel, shape: &LayerShape) -> Vec<f64> {
+/// A layer's work summed per resource (every resource, precision ones
+/// included): one row of a fit's design matrix.
+pub(crate) fn per_resource(model: &KernelAwareModel, shape: &LayerShape) -> Vec<f64> {
     let work = work_matrix(model, std::slice::from_ref(shape));
-    let mut row = vec![0.0; RESOURCES.len()];
+    let mut row = vec![0.0; ALL_RESOURCES.len()];
     for (c, (_, r)) in model.columns().iter().enumerate() {
         row[*r] += work[(0, c)];
     }
@@ -708,6 +860,7 @@ mod tests {
                     use_qk_norm: (i + j) % 2 == 0,
                     window_size: window,
                     model: crate::model::ModelDims::NONE,
+                    precision: crate::precision::Precision::BF16,
                 };
                 subjects.push(Subject::Layer(layer));
             }
@@ -724,7 +877,7 @@ mod tests {
             .enumerate()
             .map(|(i, subject)| {
                 let work = match &subject {
-                    Subject::Layer(s) => per_resource(&model, s),
+                    Subject::Layer(s) => per_resource(&model, s)[..RESOURCES.len()].to_vec(),
                     Subject::Micro { kernel, .. } => model.micro_work(kernel),
                 };
                 let ms = nalgebra::DVector::from_vec(work).dot(&t);
@@ -751,6 +904,7 @@ mod tests {
         PhysicalLimits {
             hbm_gbps: 3350.0,
             dense_bf16_tflops: 989.4,
+            dense_fp8_tflops: None,
             source: "test".into(),
         }
     }

@@ -103,8 +103,14 @@ impl CalibrationBlock {
     /// Parses DB bytes; `shown_path` is what the block reports as its source.
     pub fn from_bytes(shown_path: &str, bytes: &[u8]) -> Result<Self> {
         let place = |p: String| format!("calibration DB {shown_path}: {p}");
-        let doc: Value = serde_json::from_slice(bytes)
-            .map_err(|e| Error::input(place("not valid JSON".into()), crate::input::json_problem(&e)))?;
+        let doc: Value = crate::input::parse_json(bytes, "").map_err(|e| match e {
+            // "calibration DB PATH: not valid JSON: <problem>", the problem said as every reader says it
+            Error::Input { problem, .. } => Error::input(
+                place("not valid JSON".into()),
+                problem.strip_prefix("invalid JSON: ").unwrap_or(&problem).to_string(),
+            ),
+            other => other,
+        })?;
         let records = doc
             .get("records")
             .and_then(Value::as_object)

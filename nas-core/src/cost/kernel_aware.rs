@@ -23,9 +23,18 @@
 //! - norms, QK-norm, RoPE, the GeGLU activation and residual adds are
 //!   memory-bound: bytes at a bandwidth no faster than HBM's;
 //! - every kernel launch costs a fixed few microseconds even in a CUDA graph
-//!   (QK-norm adds one kernel).
+//!   (QK-norm adds one kernel);
+//! - fp8 weights (e4m3, per-tensor scales) run the four GEMMs on the fp8
+//!   tensor cores (`_scaled_mm`; sizes padded to 16) at their own fitted rate,
+//!   bounded by the dense fp8 peak, each with the dynamic quantization of its
+//!   activation (read twice, written once in e4m3, a fixed cost): the
+//!   [`PRECISION_RESOURCES`], fitted with the bf16 ones fixed (the profile's
+//!   `precision` section). int4 weights have no measured prefill kernel on the
+//!   device (its int4 kernel is decode-only): they are priced as bf16 GEMMs
+//!   reading int4 weight bytes, estimated, not measured.
 
 use crate::gpu::PeakUnit;
+use crate::precision::WeightPrecision;
 use crate::shapes::{LayerShape, ShapeField};
 
 use super::CostModel;
@@ -91,7 +100,41 @@ const RESOURCE_TABLE: [(&str, Unit, Option<PeakUnit>); 11] = [
     ("kernel_launch", Unit::Launches, None),
 ];
 
-/// Resource names, in [`CostModel::resources`] order.
+/// The resources of fp8 GEMMs in a layer (the profile's `precision` section):
+/// tile FLOPs on the fp8 tensor cores, the operand bytes of memory-bound fp8
+/// GEMMs, the bytes of the activation's quantization and its fixed cost.
+pub const PRECISION_RESOURCE_TABLE: [(&str, Unit, Option<PeakUnit>); 4] = [
+    ("gemm_fp8_flops", Unit::Flops, Some(PeakUnit::DenseFp8Tflops)),
+    ("gemm_fp8_bytes", Unit::Bytes, Some(PeakUnit::HbmGbps)),
+    ("fp8_quant_bytes", Unit::Bytes, Some(PeakUnit::HbmGbps)),
+    ("fp8_quant_launch", Unit::Launches, None),
+];
+
+/// Names of [`PRECISION_RESOURCE_TABLE`].
+pub const PRECISION_RESOURCES: [&str; 4] = [
+    PRECISION_RESOURCE_TABLE[0].0,
+    PRECISION_RESOURCE_TABLE[1].0,
+    PRECISION_RESOURCE_TABLE[2].0,
+    PRECISION_RESOURCE_TABLE[3].0,
+];
+
+/// Every resource of the model: the bf16 ones (what the profile's `fitted`
+/// holds), then the precision ones.
+pub const ALL_RESOURCES: [&str; RESOURCE_TABLE.len() + 4] = {
+    let mut out = [""; RESOURCE_TABLE.len() + 4];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = if i < RESOURCE_TABLE.len() {
+            RESOURCE_TABLE[i].0
+        } else {
+            PRECISION_RESOURCE_TABLE[i - RESOURCE_TABLE.len()].0
+        };
+        i += 1;
+    }
+    out
+};
+
+/// Resource names of the bf16 model, the first resources of [`ALL_RESOURCES`].
 pub const RESOURCES: [&str; RESOURCE_TABLE.len()] = {
     let mut out = [""; RESOURCE_TABLE.len()];
     let mut i = 0;
@@ -159,13 +202,25 @@ mod r {
     pub const ATTN_ROWS: usize = 8;
     pub const ELEMENTWISE: usize = 9;
     pub const LAUNCH: usize = 10;
+    pub const FP8_FLOPS: usize = 11;
+    pub const FP8_BYTES: usize = 12;
+    pub const QUANT_BYTES: usize = 13;
+    pub const QUANT_LAUNCH: usize = 14;
 }
 
-/// Columns per GEMM kernel: one per GEMM resource.
-const GEMM_RESOURCES: usize = 3;
+/// Columns per GEMM kernel: one per GEMM resource, bf16 and fp8.
+const GEMM_RESOURCES: usize = 7;
 
 const fn gemm_columns(kernel: usize) -> [(usize, usize); GEMM_RESOURCES] {
-    [(kernel, r::GEMM), (kernel, r::GEMM_MISALIGNED), (kernel, r::GEMM_BYTES)]
+    [
+        (kernel, r::GEMM),
+        (kernel, r::GEMM_MISALIGNED),
+        (kernel, r::GEMM_BYTES),
+        (kernel, r::FP8_FLOPS),
+        (kernel, r::FP8_BYTES),
+        (kernel, r::QUANT_BYTES),
+        (kernel, r::QUANT_LAUNCH),
+    ]
 }
 
 const N_COLUMNS: usize = 4 * GEMM_RESOURCES + 13;
@@ -222,6 +277,8 @@ pub struct KernelAwareModel {
     /// FLOPs per byte below which a GEMM is billed its bytes, not its FLOPs;
     /// 0 bills every GEMM its FLOPs (no spec sheet known).
     pub ridge_flops_per_byte: f64,
+    /// The same for fp8 GEMMs (dense fp8 peak over HBM; 0: none known).
+    pub fp8_ridge_flops_per_byte: f64,
 }
 
 impl KernelAwareModel {
@@ -236,21 +293,86 @@ impl KernelAwareModel {
         KernelAwareModel {
             sm_count,
             ridge_flops_per_byte: ridge,
+            fp8_ridge_flops_per_byte: 0.0,
+        }
+    }
+
+    /// The same model with the fp8 ridge point `ridge` (0 or not finite: none).
+    pub fn with_fp8_ridge(self, ridge: f64) -> Self {
+        KernelAwareModel {
+            fp8_ridge_flops_per_byte: if ridge.is_finite() && ridge > 0.0 { ridge } else { 0.0 },
+            ..self
         }
     }
 }
 
-/// The work of one GEMM `out[M,N] = A[M,K] @ W[N,K]^T` in the GEMM resources:
-/// wave-quantized tile FLOPs (on the aligned or the misaligned resource), or,
-/// when those FLOPs per operand byte are below `ridge`, its operand bytes.
-pub fn gemm_work(m: u64, n: u64, k: u64, sm_count: u64, ridge: f64) -> [f64; GEMM_RESOURCES] {
-    // u128: exact for any u64 sizes (a validated shape's counts fit a u64 anyway).
+/// Tile FLOPs of a GEMM on 128x256 output tiles in waves over `sm_count`
+/// SMs, the last wave's idle slots at [`WAVE_TAIL_SHARE`].
+fn tile_flops(m: u64, n: u64, k: u64, sm_count: u64) -> f64 {
     let (m, n, k) = (m as u128, n as u128, k as u128);
     let tile = (BLOCK * GEMM_TILE_N) as u128;
     let tiles = m.div_ceil(BLOCK as u128) * n.div_ceil(GEMM_TILE_N as u128);
     let sms = sm_count.max(1) as u128;
     let idle_tiles = tiles.div_ceil(sms) * sms - tiles;
-    let flops = 2.0 * k as f64 * ((tiles * tile) as f64 + WAVE_TAIL_SHARE * (idle_tiles * tile) as f64);
+    2.0 * k as f64 * ((tiles * tile) as f64 + WAVE_TAIL_SHARE * (idle_tiles * tile) as f64)
+}
+
+/// The work of one fp8 GEMM with its activation's dynamic quantization, in
+/// [`PRECISION_RESOURCES`] order: tile FLOPs on sizes padded to 16 (what
+/// `_scaled_mm` needs), or, below the fp8 ridge point, the operand bytes (e4m3
+/// activation and weight, bf16 output); the quantization's bytes (the bf16
+/// activation read twice, amax then cast, and written once in e4m3: `5mk`);
+/// one quantization.
+pub fn fp8_gemm_work(m: u64, n: u64, k: u64, sm_count: u64, fp8_ridge: f64) -> [f64; 4] {
+    let flops = tile_flops(m, n.next_multiple_of(16), k.next_multiple_of(16), sm_count);
+    let (mf, nf, kf) = (m as f64, n as f64, k as f64);
+    let bytes = mf * kf + nf * kf + 2.0 * mf * nf;
+    let quant = 5.0 * mf * kf;
+    if flops < fp8_ridge * bytes {
+        [0.0, bytes, quant, 1.0]
+    } else {
+        [flops, 0.0, quant, 1.0]
+    }
+}
+
+/// One layer GEMM's work in all its columns (bf16 resources, then fp8 ones)
+/// for weights in `weights`.
+fn layer_gemm_work(
+    model: &KernelAwareModel,
+    m: u64,
+    n: u64,
+    k: u64,
+    weights: WeightPrecision,
+) -> [f64; GEMM_RESOURCES] {
+    let mut out = [0.0; GEMM_RESOURCES];
+    match weights {
+        WeightPrecision::Bf16 => {
+            out[..3].copy_from_slice(&gemm_work(m, n, k, model.sm_count, model.ridge_flops_per_byte));
+        }
+        WeightPrecision::Fp8 => {
+            out[3..].copy_from_slice(&fp8_gemm_work(m, n, k, model.sm_count, model.fp8_ridge_flops_per_byte));
+        }
+        WeightPrecision::Int4 => {
+            // Estimated: bf16 tensor-core work (the weights dequantized), reading int4 weight bytes.
+            let bf16 = gemm_work(m, n, k, model.sm_count, model.ridge_flops_per_byte);
+            let weight = WeightPrecision::Int4
+                .matrix_bytes(n, k)
+                .map_or(f64::INFINITY, |x| x as f64);
+            let bytes = ELEM * (m as f64 * k as f64 + m as f64 * n as f64) + weight;
+            // memory-bound: the bytes the GEMM really reads
+            out[..3].copy_from_slice(&if bf16[2] > 0.0 { [0.0, 0.0, bytes] } else { bf16 });
+        }
+    }
+    out
+}
+
+/// The work of one GEMM `out[M,N] = A[M,K] @ W[N,K]^T` in the GEMM resources:
+/// wave-quantized tile FLOPs (on the aligned or the misaligned resource), or,
+/// when those FLOPs per operand byte are below `ridge`, its operand bytes.
+pub fn gemm_work(m: u64, n: u64, k: u64, sm_count: u64, ridge: f64) -> [f64; 3] {
+    let flops = tile_flops(m, n, k, sm_count);
+    // u128: exact for any u64 sizes (a validated shape's counts fit a u64 anyway).
+    let (m, n, k) = (m as u128, n as u128, k as u128);
     let bytes = ELEM * (m * k + n * k + m * n) as f64;
     // compute as the GPU runs it (whole tiles, the wave tail) against bytes
     if flops < ridge * bytes {
@@ -324,7 +446,7 @@ impl CostModel for KernelAwareModel {
     }
 
     fn resources(&self) -> &[&'static str] {
-        &RESOURCES
+        &ALL_RESOURCES
     }
 
     fn columns(&self) -> &[(usize, usize)] {
@@ -342,11 +464,14 @@ impl CostModel for KernelAwareModel {
         use ShapeField::*;
         match kernel {
             k::NORM1 | k::RES1 | k::NORM2 | k::RES2 => &[BatchSize, SeqLen, HiddenDim],
-            k::QKV => &[BatchSize, SeqLen, HiddenDim, NumHeads, NumKvHeads, HeadDim],
+            k::QKV => &[BatchSize, SeqLen, HiddenDim, NumHeads, NumKvHeads, HeadDim, Weights],
             k::ROPE => &[BatchSize, SeqLen, NumHeads, NumKvHeads, HeadDim, UseQkNorm],
+            // Prefill attention reads the fresh bf16 K and V (the cache's
+            // format only changes what is written for decode).
             k::ATTN => &[BatchSize, SeqLen, NumHeads, HeadDim, WindowSize],
-            k::OUT => &[BatchSize, SeqLen, HiddenDim, NumHeads, HeadDim],
-            k::UP | k::ACT | k::DOWN => &[BatchSize, SeqLen, HiddenDim, FfnDim],
+            k::OUT => &[BatchSize, SeqLen, HiddenDim, NumHeads, HeadDim, Weights],
+            k::UP | k::DOWN => &[BatchSize, SeqLen, HiddenDim, FfnDim, Weights],
+            k::ACT => &[BatchSize, SeqLen, HiddenDim, FfnDim],
             // QK-norm is a kernel launch of its own.
             _ => &[UseQkNorm],
         }
@@ -357,13 +482,7 @@ impl CostModel for KernelAwareModel {
         let (d, h, hkv, dh, f) = (s.hidden_dim, s.num_heads, s.num_kv_heads, s.head_dim, s.ffn_dim);
         let gemms = [((h + 2 * hkv) * dh, d), (d, h * dh), (2 * f, d), (d, f)];
         for (slot, (n, kdim)) in GEMM_SLOTS.iter().zip(gemms) {
-            row[*slot..*slot + GEMM_RESOURCES].copy_from_slice(&gemm_work(
-                m,
-                n,
-                kdim,
-                self.sm_count,
-                self.ridge_flops_per_byte,
-            ));
+            row[*slot..*slot + GEMM_RESOURCES].copy_from_slice(&layer_gemm_work(self, m, n, kdim, s.precision.weights));
         }
         let (resource, flops) = attention_work(s.batch_size, h, s.seq_len, dh, s.window_size);
         row[ATTN_SLOT + resource - r::ATTN] = flops;

@@ -345,6 +345,12 @@ pub fn mla_constants(gpu: &Gpu) -> Result<(Base<'_>, [f64; COUNT], String)> {
     ))
 }
 
+/// Whether `gpu`'s profile has a fitted (or transferred) `mla_model` section;
+/// without one its MLA times are spec-sheet roofline estimates.
+pub fn mla_is_fitted(gpu: &Gpu) -> bool {
+    matches!(&gpu.cost, GpuCost::Measured(m) if m.profile.mla_model.is_some())
+}
+
 /// Where a GPU's MLA numbers come from, in one sentence.
 pub fn mla_source(gpu: &Gpu) -> String {
     if let GpuCost::Measured(m) = &gpu.cost {

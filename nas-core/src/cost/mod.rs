@@ -290,8 +290,26 @@ mod tests {
             use_qk_norm: true,
             window_size: Some(512),
             model: ModelDims::NONE,
+            precision: crate::precision::Precision::BF16,
         };
-        let variants: [(ShapeField, LayerShape); 9] = [
+        use crate::precision::{KvCachePrecision, Precision, WeightPrecision};
+        let in_precision = |weights, kv_cache| LayerShape {
+            precision: Precision { weights, kv_cache },
+            ..base
+        };
+        let variants: [(ShapeField, LayerShape); 12] = [
+            (
+                ShapeField::Weights,
+                in_precision(WeightPrecision::Fp8, KvCachePrecision::Bf16),
+            ),
+            (
+                ShapeField::Weights,
+                in_precision(WeightPrecision::Int4, KvCachePrecision::Bf16),
+            ),
+            (
+                ShapeField::KvCache,
+                in_precision(WeightPrecision::Bf16, KvCachePrecision::Fp8),
+            ),
             (
                 ShapeField::HiddenDim,
                 LayerShape {
@@ -328,7 +346,7 @@ mod tests {
         ];
         let models = [
             LayerModel::Seed,
-            LayerModel::KernelAware(KernelAwareModel::new(132, 295.0)),
+            LayerModel::KernelAware(KernelAwareModel::new(132, 295.0).with_fp8_ridge(590.0)),
         ];
         for model in models {
             let work = |s: &LayerShape| work_matrix(&model, std::slice::from_ref(s));

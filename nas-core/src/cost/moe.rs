@@ -474,6 +474,12 @@ pub fn moe_constants(gpu: &Gpu) -> Result<(MoeConstants, String)> {
     ))
 }
 
+/// Whether `gpu`'s profile has a fitted (or transferred) `moe_model` section;
+/// without one its MoE times are spec-sheet roofline estimates.
+pub fn moe_is_fitted(gpu: &Gpu) -> bool {
+    matches!(&gpu.cost, GpuCost::Measured(m) if m.profile.moe_model.is_some())
+}
+
 /// Where a GPU's MoE numbers come from, in one sentence.
 pub fn moe_source(gpu: &Gpu) -> String {
     if let GpuCost::Measured(m) = &gpu.cost {

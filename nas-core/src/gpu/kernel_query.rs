@@ -15,22 +15,51 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cost::decode::{self as dm, DecodeConstants, DECODE_RESOURCES};
-use crate::cost::kernel_aware::{MicroKernel, Unit, BLOCK, RESOURCES, RESOURCE_UNITS};
+use crate::cost::decode::{self as dm, DecodeConstants};
+use crate::cost::kernel_aware::{
+    self as ka, MicroKernel, Unit, BLOCK, PRECISION_RESOURCE_TABLE, RESOURCES, RESOURCE_UNITS,
+};
 use crate::error::{Error, Result};
 use crate::model::{StepThroughputs, BYTES_PER_VALUE};
+use crate::precision::{KvCachePrecision, Precision, WeightPrecision};
 use crate::shapes::{kind_of, MAX_DIM};
 
 use super::{Gpu, GpuCost};
 
+/// What an fp8 GEMM query runs in.
+const FP8: Precision = Precision {
+    weights: WeightPrecision::Fp8,
+    kv_cache: KvCachePrecision::Bf16,
+};
+
 /// Most queries one file may hold.
 pub const MAX_QUERIES: usize = 100_000;
 
-/// One bf16 kernel to predict.
+/// The data type of a GEMM query.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GemmDtype {
+    /// bf16 operands and output.
+    #[default]
+    Bf16,
+    /// e4m3 weight and activation with per-tensor scales, bf16 output, the
+    /// activation's dynamic per-tensor quantization included.
+    Fp8,
+}
+
+impl GemmDtype {
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmDtype::Bf16 => "bf16",
+            GemmDtype::Fp8 => "fp8",
+        }
+    }
+}
+
+/// One kernel to predict.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum KernelQuery {
-    /// `out[m, n] = a[m, k] @ w[n, k]^T`.
-    Gemm { m: u64, n: u64, k: u64 },
+    /// `out[m, n] = a[m, k] @ w[n, k]^T` in `dtype`.
+    Gemm { m: u64, n: u64, k: u64, dtype: GemmDtype },
     /// One new query token per sequence attending to `kv_len` cached tokens
     /// (itself included; its K/V write into the cache counted).
     DecodeAttention {
@@ -235,11 +264,30 @@ impl KernelQuery {
         };
         Ok(match kind {
             "gemm" => {
-                known(obj, &["m", "n", "k"], place)?;
+                known(obj, &["m", "n", "k", "dtype"], place)?;
+                let dtype = match obj.get("dtype") {
+                    None => GemmDtype::Bf16,
+                    Some(Value::String(d)) if d == "bf16" => GemmDtype::Bf16,
+                    Some(Value::String(d)) if d == "fp8" => GemmDtype::Fp8,
+                    Some(other) => {
+                        let shown = other.as_str().map_or_else(|| other.to_string(), |d| format!("`{d}`"));
+                        return Err(err(
+                            &format!("{place}.dtype"),
+                            format!(
+                                "unknown GEMM dtype {shown}{}; known: bf16, fp8 (e4m3, per-tensor scales, the \
+                                 activation's dynamic quantization included)",
+                                other
+                                    .as_str()
+                                    .map_or(String::new(), |d| crate::error::hint(d, ["bf16", "fp8"]))
+                            ),
+                        ));
+                    }
+                };
                 KernelQuery::Gemm {
                     m: size(obj, "m", place)?,
                     n: size(obj, "n", place)?,
                     k: size(obj, "k", place)?,
+                    dtype,
                 }
             }
             "decode_attention" => {
@@ -418,11 +466,11 @@ fn answer(kernel: &'static str, model: &'static str, parts: Vec<(&str, Unit, f64
 }
 
 fn decode_answer(kernel: &'static str, c: &DecodeConstants, work: &dm::Work) -> KernelAnswer {
-    let parts = DECODE_RESOURCES
-        .iter()
-        .zip(work)
-        .zip(&c.ms_per_unit)
-        .map(|(((name, unit, _), w), t)| (*name, *unit, w * t))
+    let parts = (0..dm::TOTAL)
+        .map(|j| {
+            let (name, unit, _) = dm::resource(j);
+            (name, unit, work[j] * c.ms_per_unit[j])
+        })
         .collect();
     answer(kernel, "decode", parts)
 }
@@ -453,7 +501,53 @@ impl Gpu {
             Some(own) => format!("{}; {own}", self.provenance().summary()),
             None => self.provenance().summary(),
         };
+        if let KernelQuery::Gemm {
+            dtype: GemmDtype::Fp8, ..
+        } = q
+        {
+            if let Some(p) = self.precision_provenance(&FP8) {
+                a.source = format!("{}; {p}", a.source);
+            }
+        }
         Ok(a)
+    }
+
+    /// An fp8 GEMM on its own: of fewer than 128 rows, the decode model's fp8
+    /// GEMM; else the precision section's single-kernel constants (its
+    /// quantization kernels included), plus one launch.
+    fn fp8_gemm(&self, m: u64, n: u64, k: u64) -> Result<KernelAnswer> {
+        self.check_precision(&FP8)?;
+        let GpuCost::Measured(mp) = &self.cost else {
+            return Err(Error::Hardware(format!(
+                "hardware `{}`: fp8 needs the measured cost model",
+                self.key
+            )));
+        };
+        let p = &mp.profile;
+        let fit = p
+            .precision
+            .as_ref()
+            .ok_or_else(|| Error::Hardware(format!("hardware `{}`: the profile has no precision section", self.key)))?;
+        if m < BLOCK {
+            if let Some(c) = self.step_throughputs()?.decode {
+                return Ok(decode_answer(
+                    "gemm",
+                    &c,
+                    &dm::gemm_work_in(m, n, k, WeightPrecision::Fp8, &c.form),
+                ));
+            }
+        }
+        let model = p.model();
+        let work = ka::fp8_gemm_work(m, n, k, model.sm_count, model.fp8_ridge_flops_per_byte);
+        let mut parts: Vec<(&str, Unit, f64)> = PRECISION_RESOURCE_TABLE
+            .iter()
+            .zip(work)
+            .zip(fit.kernel_values())
+            .map(|(((name, unit, _), w), t)| (*name, *unit, w * t))
+            .collect();
+        let launch = p.fitted.get("kernel_launch").map_or(0.0, |f| f.ms_per_unit);
+        parts.push(("kernel_launch", Unit::Launches, launch));
+        Ok(answer("gemm", "prefill", parts))
     }
 
     fn kernel_alone(&self, q: &KernelQuery) -> Result<KernelAnswer> {
@@ -481,7 +575,13 @@ impl Gpu {
             KernelQuery::Moe { .. } | KernelQuery::MlaDecode { .. } => {
                 return Err(Error::Spec(format!("`{}` is answered by its own model", q.name())))
             }
-            KernelQuery::Gemm { m, n, k } => {
+            KernelQuery::Gemm {
+                m,
+                n,
+                k,
+                dtype: GemmDtype::Fp8,
+            } => self.fp8_gemm(m, n, k)?,
+            KernelQuery::Gemm { m, n, k, .. } => {
                 let (bytes, flops) = (v * (m * k + n * k + m * n) as f64, 2.0 * (m * n) as f64 * k as f64);
                 match (decode, m < BLOCK) {
                     (Some(c), true) => decode_answer(kernel, &c, &dm::gemm_work(m, n, k, &c.form)),
@@ -674,7 +774,15 @@ mod tests {
     #[test]
     fn answers_grow_with_work_and_say_what_limits_them() {
         let gpu = h200();
-        let gemm = |m| gpu.kernel(&KernelQuery::Gemm { m, n: 8192, k: 8192 }).unwrap();
+        let gemm = |m| {
+            gpu.kernel(&KernelQuery::Gemm {
+                m,
+                n: 8192,
+                k: 8192,
+                dtype: GemmDtype::Bf16,
+            })
+            .unwrap()
+        };
         let (small, big) = (gemm(1), gemm(16384));
         assert!(big.latency_ms > 50.0 * small.latency_ms);
         assert_eq!(big.bound, "compute");
@@ -697,9 +805,14 @@ mod tests {
             .resolve(&GpuTarget::builtin("h100").with_cost_model(CostModelKind::Seed))
             .unwrap();
         assert_eq!(
-            seed.kernel(&KernelQuery::Gemm { m: 1, n: 8192, k: 8192 })
-                .unwrap()
-                .model,
+            seed.kernel(&KernelQuery::Gemm {
+                m: 1,
+                n: 8192,
+                k: 8192,
+                dtype: GemmDtype::Bf16,
+            })
+            .unwrap()
+            .model,
             "roofline"
         );
     }

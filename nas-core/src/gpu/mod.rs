@@ -24,7 +24,7 @@ use crate::hardware::Throughputs;
 use crate::model::StepThroughputs;
 use crate::shapes::LayerShape;
 
-pub use kernel_query::{KernelAnswer, KernelQuery};
+pub use kernel_query::{GemmDtype, KernelAnswer, KernelQuery};
 pub use registry::{GpuTarget, OwnGpu, Registry, RegistryEntry};
 pub use spec_sheet::{PeakUnit, SpecSheet};
 
@@ -140,6 +140,76 @@ impl Gpu {
         }
     }
 
+    /// Whether this GPU runs and prices `precision`: its tensor cores must
+    /// support it ([`crate::precision::check_supported`]), and its cost model
+    /// must price it (the seed's formula is bf16 only; a measured profile
+    /// needs its precision section for fp8 or int4 weights).
+    pub fn check_precision(&self, precision: &crate::precision::Precision) -> Result<()> {
+        if precision.is_bf16() {
+            return Ok(());
+        }
+        crate::precision::check_supported(&self.spec, &self.key, precision).map_err(Error::Hardware)?;
+        match &self.cost {
+            GpuCost::Seed { .. } => Err(Error::Hardware(format!(
+                "hardware `{}` under the seed cost model prices bf16 only (the seed tool's formula has no \
+                 precision): ask for the measured cost model (`cost_model: measured`, `--cost-model measured`) \
+                 to price {}",
+                self.key,
+                precision.label()
+            ))),
+            GpuCost::Measured(m) => m.profile.precision_ready(precision).map_err(|e| {
+                Error::Hardware(format!(
+                    "hardware `{}`: the measured profile {}: {e}",
+                    self.key, m.source
+                ))
+            }),
+        }
+    }
+
+    /// Where this GPU's prices for `precision` come from, in one line (for
+    /// reports): measured, transferred, or estimated.
+    pub fn precision_provenance(&self, precision: &crate::precision::Precision) -> Option<String> {
+        if precision.is_bf16() {
+            return None;
+        }
+        let GpuCost::Measured(m) = &self.cost else {
+            return None;
+        };
+        let p = m.profile.precision.as_ref()?;
+        let mut parts = Vec::new();
+        if !precision.weights.is_bf16() {
+            let how = match &p.transferred_from {
+                Some(from) => format!(
+                    "{} weights: transferred from {from} through the two spec sheets, not measured on this GPU",
+                    precision.weights
+                ),
+                None => {
+                    let v = |k: &str| {
+                        p.residuals
+                            .get(k)
+                            .map_or("n/a".to_string(), |r| format!("{:.2}%", r.mape_pct))
+                    };
+                    format!(
+                        "{} weights: fitted on {} (held-out MAPE: fp8 layers {}, fp8 decode {}, int4 decode {})",
+                        precision.weights,
+                        m.profile.gpu,
+                        v("layer_validation"),
+                        v("decode_fp8_validation"),
+                        v("decode_int4_validation")
+                    )
+                }
+            };
+            parts.push(how);
+            if precision.weights == crate::precision::WeightPrecision::Int4 {
+                parts.push(format!("int4 prefill {}", p.int4_prefill));
+            }
+        }
+        if !precision.kv_cache.is_bf16() {
+            parts.push(format!("fp8 KV cache {}", p.kv_cache_fp8));
+        }
+        Some(parts.join("; "))
+    }
+
     /// The seed throughputs, for the seed's calibration DB overrides; `None`
     /// under the measured model.
     pub fn seed_throughputs(&self) -> Option<&Throughputs> {
@@ -180,6 +250,7 @@ impl Gpu {
                 decode: "roofline of the seed's constants: bytes at hbm_bandwidth_gbps, FLOPs at \
                          matmul/attention throughput, no cost per kernel; not measured"
                     .into(),
+                precision: None,
             },
             GpuCost::Measured(m) => {
                 let p = &m.profile;
@@ -226,6 +297,29 @@ impl Gpu {
                     data_sha256: Some(p.data.sha256.clone()),
                     validation: p.held_out(),
                     decode,
+                    precision: p.precision.as_ref().map(|x| match &x.transferred_from {
+                        Some(from) => format!(
+                            "fp8 and int4 weights: transferred from {from} through the two spec sheets (bytes by HBM, \
+                             FLOPs by the dense peaks, fixed costs kept), not measured on this GPU; fp8 KV cache {}",
+                            x.kv_cache_fp8
+                        ),
+                        None => {
+                            let v = |k: &str| {
+                                x.residuals.get(k).map_or("n/a".to_string(), |r| format!("{:.2}%", r.mape_pct))
+                            };
+                            format!(
+                                "fp8 and int4 weights: fitted on {}'s fp8 layers, fp8/int4 decode steps and GEMMs with the \
+                                 bf16 constants fixed (held-out MAPE: fp8 layers {}, fp8 decode {}, int4 decode {}); \
+                                 int4 prefill {}; fp8 KV cache {}",
+                                p.gpu,
+                                v("layer_validation"),
+                                v("decode_fp8_validation"),
+                                v("decode_int4_validation"),
+                                x.int4_prefill,
+                                x.kv_cache_fp8
+                            )
+                        }
+                    }),
                 }
             }
         }
@@ -255,6 +349,10 @@ pub struct CostProvenance {
     pub validation: Option<crate::calibrate::profile::HeldOut>,
     /// How whole-model decode steps are predicted.
     pub decode: String,
+    /// How fp8 and int4 weights and an fp8 KV cache are priced (measured,
+    /// transferred or estimated); absent where only bf16 is priced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
 }
 
 impl CostProvenance {

@@ -115,6 +115,35 @@ impl Registry {
         self.resolve_with(target, &|_| Ok(None)).map(|_| ())
     }
 
+    /// Checks, without reading any file, that `target` runs and prices
+    /// `precision` ([`Gpu::check_precision`]); a profile the target names by
+    /// file is checked when it is read ([`Registry::resolve`] callers check
+    /// again). A target that does not resolve passes here (its own error is
+    /// reported where it is listed).
+    pub fn check_precision(
+        &self,
+        target: &GpuTarget,
+        precision: &crate::precision::Precision,
+    ) -> std::result::Result<(), String> {
+        if precision.is_bf16() {
+            return Ok(());
+        }
+        match self.resolve_with(target, &|_| Ok(None)) {
+            Ok(Some(gpu)) => gpu.check_precision(precision).map_err(|e| e.to_string()),
+            Ok(None) => {
+                let spec = match &target.own {
+                    Some(own) => own.spec.clone(),
+                    None => match self.entry(&target.key) {
+                        Ok(e) => e.spec.clone(),
+                        Err(_) => return Ok(()),
+                    },
+                };
+                crate::precision::check_supported(&spec, &target.key, precision)
+            }
+            Err(_) => Ok(()),
+        }
+    }
+
     /// The GPU `target` names, with the cost model it asks for; a profile
     /// file it names is read now.
     pub fn resolve(&self, target: &GpuTarget) -> Result<Gpu> {

@@ -19,8 +19,12 @@ pub struct SpecSheet {
     /// Dense (no sparsity) 16-bit tensor-core peak, TFLOP/s: bf16 where the
     /// GPU has it (fp16 on the T4, which has no bf16 tensor cores).
     pub dense_bf16_tflops: Option<f64>,
-    /// Dense fp8 tensor-core peak, TFLOP/s (Hopper and later).
+    /// Dense fp8 tensor-core peak, TFLOP/s (Hopper and later): `None` on a
+    /// GPU without fp8 tensor cores, which then runs no fp8 weights or KV cache.
     pub dense_fp8_tflops: Option<f64>,
+    /// Whether the tensor cores run bf16 (sm80 and later), which the int4
+    /// weight-only kernels dequantize into; `None` when not declared.
+    pub bf16_tensor_cores: Option<bool>,
     /// Memory capacity in GiB, for memory-fit constraints.
     pub memory_gib: Option<f64>,
     /// Where these figures come from, in one sentence.
@@ -35,6 +39,7 @@ impl SpecSheet {
         hbm_gbps: None,
         dense_bf16_tflops: None,
         dense_fp8_tflops: None,
+        bf16_tensor_cores: None,
         memory_gib: None,
         source: Cow::Borrowed("not declared"),
     };
@@ -46,6 +51,7 @@ impl SpecSheet {
         match unit {
             PeakUnit::HbmGbps => self.hbm_gbps,
             PeakUnit::DenseBf16Tflops => self.dense_bf16_tflops,
+            PeakUnit::DenseFp8Tflops => self.dense_fp8_tflops,
         }
     }
 }
@@ -57,6 +63,8 @@ pub enum PeakUnit {
     HbmGbps,
     /// Dense 16-bit tensor-core FLOPs, TFLOP/s.
     DenseBf16Tflops,
+    /// Dense fp8 tensor-core FLOPs, TFLOP/s.
+    DenseFp8Tflops,
 }
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -68,6 +76,7 @@ pub const A100: SpecSheet = SpecSheet {
     hbm_gbps: Some(2039.0),
     dense_bf16_tflops: Some(312.0),
     dense_fp8_tflops: None,
+    bf16_tensor_cores: Some(true),
     memory_gib: Some(80.0),
     source: Cow::Borrowed(
         "NVIDIA A100 datasheet (SXM4 80 GB): 108 SMs, 40 MB L2, 2039 GB/s HBM2e, 312 TFLOP/s dense bf16",
@@ -81,6 +90,7 @@ pub const T4: SpecSheet = SpecSheet {
     hbm_gbps: Some(320.0),
     dense_bf16_tflops: Some(65.0),
     dense_fp8_tflops: None,
+    bf16_tensor_cores: Some(false),
     memory_gib: Some(16.0),
     source: Cow::Borrowed(
         "NVIDIA T4 datasheet: 40 SMs, 4 MB L2, 320 GB/s GDDR6, 65 TFLOP/s dense fp16 (no bf16 tensor cores)",
@@ -95,6 +105,7 @@ pub const H100: SpecSheet = SpecSheet {
     hbm_gbps: Some(3350.0),
     dense_bf16_tflops: Some(989.4),
     dense_fp8_tflops: Some(1978.9),
+    bf16_tensor_cores: Some(true),
     memory_gib: Some(80.0),
     source: Cow::Borrowed(
         "NVIDIA H100 datasheet (SXM5 80 GB): 132 SMs, 50 MB L2, 3350 GB/s HBM3, 989 TFLOP/s dense bf16, \
@@ -110,12 +121,50 @@ pub const H200: SpecSheet = SpecSheet {
     hbm_gbps: Some(4800.0),
     dense_bf16_tflops: Some(989.4),
     dense_fp8_tflops: Some(1978.9),
+    bf16_tensor_cores: Some(true),
     memory_gib: Some(150_109_880_320.0 / GIB),
     source: Cow::Borrowed(
         "NVIDIA H200 datasheet (SXM 141 GB): 4800 GB/s HBM3e, 989 TFLOP/s dense bf16, 1979 dense fp8; \
          132 SMs, 60 MiB L2 and 150,109,880,320 bytes of memory as the driver reported them",
     ),
 };
+
+/// A GPU's link to the other GPUs of its host: what a collective's bytes
+/// cross. Bandwidth is per direction, per GPU (half the data sheet's
+/// bidirectional figure).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Interconnect {
+    pub name: &'static str,
+    /// GB/s (10^9 B/s) each way: no fitted bus bandwidth may exceed it.
+    pub gbps_per_direction: f64,
+    pub source: &'static str,
+}
+
+/// The link of a built-in GPU, by registry key (`h100`, `h200`, `a100`,
+/// `t4`); `None` for a GPU whose link is not known.
+pub fn interconnect(gpu_key: &str) -> Option<&'static Interconnect> {
+    const NVLINK4: Interconnect = Interconnect {
+        name: "NVLink 4",
+        gbps_per_direction: 450.0,
+        source: "NVIDIA H100/H200 SXM datasheets: NVLink 900 GB/s per GPU (bidirectional)",
+    };
+    const NVLINK3: Interconnect = Interconnect {
+        name: "NVLink 3",
+        gbps_per_direction: 300.0,
+        source: "NVIDIA A100 SXM4 datasheet: NVLink 600 GB/s per GPU (bidirectional)",
+    };
+    const PCIE3: Interconnect = Interconnect {
+        name: "PCIe Gen3 x16",
+        gbps_per_direction: 16.0,
+        source: "NVIDIA T4 datasheet: PCIe Gen3 x16, 32 GB/s (bidirectional)",
+    };
+    match gpu_key {
+        "h100" | "h200" => Some(&NVLINK4),
+        "a100" => Some(&NVLINK3),
+        "t4" => Some(&PCIE3),
+        _ => None,
+    }
+}
 
 /// Largest GPU memory accepted, in GiB (a pebibyte): far above any GPU, and
 /// small enough that byte counts stay exact in an f64.
@@ -128,7 +177,7 @@ pub fn check_memory_gib(gib: f64) -> Result<f64, String> {
         return Err(format!("expected a positive number of GiB, got {gib}"));
     }
     if gib > MAX_MEMORY_GIB {
-        return Err(format!("{gib} GiB is absurdly large (the limit is {MAX_MEMORY_GIB})"));
+        return Err(format!("{gib:?} GiB is absurdly large (the limit is {MAX_MEMORY_GIB})"));
     }
     Ok(gib)
 }

@@ -12,13 +12,21 @@
 //! layer, QK-norm weights of `head_dim` each for q and k when QK-norm is on,
 //! a final norm, token embeddings and an LM head unless tied. Biases, learned
 //! position embeddings, ungated MLPs and extra "sandwich" norms (GPT-2,
-//! Qwen2.5, Gemma-2) are not counted. Weights and KV cache are bf16.
+//! Qwen2.5, Gemma-2) are not counted.
+//!
+//! Bytes follow the shape's precision ([`crate::precision`]): the seven
+//! projection and MLP matrices of each layer in its weight format (bf16 2
+//! bytes a parameter, fp8 1 plus a 4-byte scale per matrix, int4 half a byte
+//! plus bf16 scales and zeros per group of 128), norms, embeddings and the LM
+//! head in bf16 (as serving engines keep them); the KV cache in its own format
+//! (bf16 2 bytes a value, fp8 1). Parameters do not depend on precision.
 
 pub mod scaling;
 
 use serde::{Deserialize, Serialize};
 
 use crate::hardware::Throughputs;
+use crate::precision::WeightPrecision;
 use crate::shapes::LayerShape;
 
 pub use scaling::{LossFit, ParamCount, ScalingLaw};
@@ -94,9 +102,10 @@ pub struct Parameters {
 /// Memory of a whole model on a GPU.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Memory {
-    /// bf16 weights.
+    /// Weights in the shape's precision (projections and MLP in its weight
+    /// format; norms, embeddings and LM head bf16).
     pub weight_bytes: u64,
-    /// bf16 K and V of every layer for one token (before any window).
+    /// K and V of every layer for one token (before any window), in the KV cache's format.
     pub kv_cache_bytes_per_token: u64,
     /// Peak of live activations in one prefill layer at the shape's batch
     /// and sequence: the residual stream plus the largest kernel's inputs
@@ -119,7 +128,7 @@ pub struct ModelFigures {
 pub fn figures(shape: &LayerShape) -> Option<ModelFigures> {
     let parameters = parameters(shape)?;
     let memory = Memory {
-        weight_bytes: parameters.total.saturating_mul(BYTES_PER_VALUE),
+        weight_bytes: weight_bytes(shape, &parameters)?,
         kv_cache_bytes_per_token: kv_cache_bytes_per_token(shape)?,
         activation_peak_bytes: activation_peak_bytes(shape),
     };
@@ -171,14 +180,45 @@ pub fn parameters(shape: &LayerShape) -> Option<Parameters> {
     })
 }
 
-/// bf16 K and V of every layer for one token, when `num_layers` is known.
+/// The seven projection and MLP matrices of one layer as `(n, k)` (`out = x @ W^T`):
+/// q, k, v, o, gate, up, down.
+pub fn layer_matrices(shape: &LayerShape) -> [(u64, u64); 7] {
+    let (d, f) = (shape.hidden_dim, shape.ffn_dim);
+    let q = mul(&[shape.num_heads, shape.head_dim]);
+    let kv = mul(&[shape.num_kv_heads, shape.head_dim]);
+    [(q, d), (kv, d), (kv, d), (d, q), (f, d), (f, d), (d, f)]
+}
+
+/// Bytes of one layer's projection and MLP matrices in `weights` (saturating).
+pub fn layer_matrix_bytes(shape: &LayerShape, weights: WeightPrecision) -> u64 {
+    layer_matrices(shape)
+        .iter()
+        .map(|&(n, k)| weights.matrix_bytes(n, k).unwrap_or(u64::MAX))
+        .fold(0u64, u64::saturating_add)
+}
+
+/// Weight bytes of a whole model in its precision: every layer's matrices in
+/// the weight format, its norms, the final norm, the embedding and an untied
+/// LM head in bf16.
+pub fn weight_bytes(shape: &LayerShape, p: &Parameters) -> Option<u64> {
+    let layers = shape.model.num_layers?;
+    let per_layer = layer_matrix_bytes(shape, shape.precision.weights)
+        .saturating_add(p.norms_per_layer.saturating_mul(BYTES_PER_VALUE));
+    Some(
+        mul(&[layers, per_layer])
+            .saturating_add(mul(&[p.final_norm + p.embedding, BYTES_PER_VALUE]))
+            .saturating_add(mul(&[p.lm_head, BYTES_PER_VALUE])),
+    )
+}
+
+/// K and V of every layer for one token, in the KV cache's format, when `num_layers` is known.
 pub fn kv_cache_bytes_per_token(shape: &LayerShape) -> Option<u64> {
     Some(mul(&[
         2,
         shape.model.num_layers?,
         shape.num_kv_heads,
         shape.head_dim,
-        BYTES_PER_VALUE,
+        shape.precision.kv_cache.bytes_per_value(),
     ]))
 }
 
@@ -290,6 +330,11 @@ impl StepThroughputs {
         }
     }
 
+    /// An elementwise kernel moving `bytes`: at the bandwidth, plus the launch cost.
+    pub fn elementwise_ms(&self, bytes: f64) -> f64 {
+        self.kernel_ms(bytes, 0.0, self.matmul_tflops)
+    }
+
     /// Roofline time of a kernel moving `bytes` and doing `flops`.
     fn kernel_ms(&self, bytes: f64, flops: f64, tflops: f64) -> f64 {
         let memory = bytes / (self.bandwidth_gbps * 1e9) * 1e3;
@@ -303,12 +348,14 @@ impl StepThroughputs {
 pub fn decode_kernel_fields(kernel: usize) -> &'static [crate::shapes::ShapeField] {
     use crate::shapes::ShapeField::*;
     match kernel {
-        // norms, residuals, RoPE and the K/V write
-        0 => &[BatchSize, HiddenDim, NumHeads, NumKvHeads, HeadDim],
-        1 => &[BatchSize, HiddenDim, NumHeads, NumKvHeads, HeadDim],
-        2 => &[BatchSize, NumHeads, NumKvHeads, HeadDim, WindowSize, ContextLen, SeqLen],
-        3 => &[BatchSize, HiddenDim, NumHeads, HeadDim],
-        4 | 6 => &[BatchSize, HiddenDim, FfnDim],
+        // norms, residuals, RoPE and the K/V write (in the cache's format)
+        0 => &[BatchSize, HiddenDim, NumHeads, NumKvHeads, HeadDim, KvCache],
+        1 => &[BatchSize, HiddenDim, NumHeads, NumKvHeads, HeadDim, Weights],
+        2 => &[
+            BatchSize, NumHeads, NumKvHeads, HeadDim, WindowSize, ContextLen, SeqLen, KvCache,
+        ],
+        3 => &[BatchSize, HiddenDim, NumHeads, HeadDim, Weights],
+        4 | 6 => &[BatchSize, HiddenDim, FfnDim, Weights],
         5 => &[BatchSize, FfnDim],
         7 => &[BatchSize, HiddenDim],
         _ => &[BatchSize, HiddenDim, VocabSize],
@@ -339,21 +386,32 @@ pub fn decode_kernel_ms(
     let (h, kv, hd) = (shape.num_heads as f64, shape.num_kv_heads as f64, shape.head_dim as f64);
     // A GEMV-like matrix product: weights k x n read once, b rows in and out.
     let gemm = |k: f64, n: f64| gpu.kernel_ms(v * (k * n + b * (k + n)), 2.0 * b * k * n, gpu.matmul_tflops);
+    // The same with the weights in the shape's format (the LM head stays bf16).
+    let weights = shape.precision.weights;
+    let layer_gemm = |k: f64, n: f64| match weights {
+        WeightPrecision::Bf16 => gemm(k, n),
+        p => {
+            let w = p.matrix_bytes(n as u64, k as u64).map_or(f64::INFINITY, |x| x as f64);
+            gpu.kernel_ms(w + v * b * (k + n), 2.0 * b * k * n, gpu.matmul_tflops)
+        }
+    };
+    let kv_value = shape.precision.kv_cache.bytes_per_value() as f64;
     Some(match kernel {
         0 => 2.0 * gpu.kernel_ms(v * 2.0 * b * d, 0.0, gpu.matmul_tflops),
-        1 => gemm(d, (h + 2.0 * kv) * hd),
+        1 => layer_gemm(d, (h + 2.0 * kv) * hd),
         2 => {
             let cached = cached_tokens(shape, context) as f64;
-            gpu.kernel_ms(
-                v * b * (2.0 * kv * hd * cached + 2.0 * h * hd),
-                4.0 * b * h * hd * cached,
-                gpu.attention_tflops,
-            )
+            let bytes = if shape.precision.kv_cache.is_bf16() {
+                v * b * (2.0 * kv * hd * cached + 2.0 * h * hd)
+            } else {
+                kv_value * b * 2.0 * kv * hd * cached + v * b * 2.0 * h * hd
+            };
+            gpu.kernel_ms(bytes, 4.0 * b * h * hd * cached, gpu.attention_tflops)
         }
-        3 => gemm(h * hd, d),
-        4 => gemm(d, 2.0 * f),
+        3 => layer_gemm(h * hd, d),
+        4 => layer_gemm(d, 2.0 * f),
         5 => gpu.kernel_ms(v * 3.0 * b * f, 0.0, gpu.matmul_tflops),
-        6 => gemm(f, d),
+        6 => layer_gemm(f, d),
         7 => gpu.kernel_ms(v * 2.0 * b * d, 0.0, gpu.matmul_tflops),
         _ => gemm(d, shape.model.vocab_size? as f64),
     })
@@ -477,9 +535,27 @@ mod tests {
                 context_len: Some(8192),
                 ..ModelDims::NONE
             },
+            precision: crate::precision::Precision::BF16,
         };
         let with_model = |m: ModelDims| LayerShape { model: m, ..base };
+        use crate::precision::{KvCachePrecision, Precision, WeightPrecision};
+        let in_precision = |weights, kv_cache| LayerShape {
+            precision: Precision { weights, kv_cache },
+            ..base
+        };
         let variants: Vec<(ShapeField, LayerShape)> = vec![
+            (
+                ShapeField::Weights,
+                in_precision(WeightPrecision::Fp8, KvCachePrecision::Bf16),
+            ),
+            (
+                ShapeField::Weights,
+                in_precision(WeightPrecision::Int4, KvCachePrecision::Bf16),
+            ),
+            (
+                ShapeField::KvCache,
+                in_precision(WeightPrecision::Bf16, KvCachePrecision::Fp8),
+            ),
             (
                 ShapeField::HiddenDim,
                 LayerShape {
@@ -554,8 +630,9 @@ mod tests {
                 form: crate::cost::decode::DecodeForm {
                     ramp_bytes: 4.0 * 1048576.0,
                     ridge_flops_per_byte: 206.0,
+                    fp8_ridge_flops_per_byte: 412.0,
                 },
-                ms_per_unit: [1e-9; crate::cost::decode::COUNT],
+                ms_per_unit: [1e-9; crate::cost::decode::TOTAL],
             }),
             ..roofline
         };

@@ -92,9 +92,15 @@ impl LossFit {
     /// The estimated loss (nats per token) of a model of `parameters`
     /// trained on `tokens` tokens.
     pub fn loss(&self, parameters: &Parameters, tokens: u64) -> f64 {
+        self.loss_of(parameters.total, parameters.non_embedding, tokens)
+    }
+
+    /// The estimated loss of a dense model of `total` parameters
+    /// (`non_embedding` of them outside the embedding and LM head).
+    pub fn loss_of(&self, total: u64, non_embedding: u64, tokens: u64) -> f64 {
         let n = match self.count {
-            ParamCount::All => parameters.total,
-            ParamCount::NonEmbedding => parameters.non_embedding,
+            ParamCount::All => total,
+            ParamCount::NonEmbedding => non_embedding,
         } as f64;
         let (e, a, b, alpha, beta) = self.law.constants();
         e + a / n.powf(alpha) + b / (tokens as f64).powf(beta)

@@ -218,7 +218,7 @@ impl Pack {
         };
         doc.heading(2, "Whole models");
         doc.list(notes);
-        let mut t = Table::new(&[
+        let mut t = Table::new(&self.columns(&[
             ("candidate", Align::Left),
             ("parameters", Align::Right),
             ("non-embedding", Align::Right),
@@ -226,22 +226,27 @@ impl Pack {
             ("KV cache per token (bytes)", Align::Right),
             ("loss estimate", Align::Right),
             ("constraints", Align::Left),
-        ]);
+        ]));
         for c in &self.candidate_catalog {
             let Some(m) = &c.model else { continue };
-            t.row(vec![
-                escape(&c.name),
-                m.parameters.total.to_string(),
-                m.parameters.non_embedding.to_string(),
-                format!("{:.2}", m.memory.weight_bytes as f64 / crate::model::GIB),
-                m.memory.kv_cache_bytes_per_token.to_string(),
-                m.loss_estimate.map_or("n/a".to_string(), |l| format!("{l:.4}")),
-                if c.constraints.passes {
-                    "pass".to_string()
-                } else {
-                    escape(&c.constraints.failed.join(", "))
-                },
-            ]);
+            let label = c.config.precision.label();
+            t.row(self.cells(
+                vec![
+                    escape(&c.name),
+                    m.parameters.total.to_string(),
+                    m.parameters.non_embedding.to_string(),
+                    format!("{:.2}", m.memory.weight_bytes as f64 / crate::model::GIB),
+                    m.memory.kv_cache_bytes_per_token.to_string(),
+                    m.loss_estimate.map_or("n/a".to_string(), |l| format!("{l:.4}")),
+                    if c.constraints.passes {
+                        "pass".to_string()
+                    } else {
+                        escape(&c.constraints.failed.join(", "))
+                    },
+                ],
+                0,
+                Some(&label),
+            ));
         }
         doc.table(&t);
         let latency_clauses = self.constraints.reads_latency();
@@ -284,7 +289,7 @@ impl Pack {
                     String::new()
                 }
             ));
-            let mut t = Table::new(&[
+            let mut t = Table::new(&self.columns(&[
                 ("rank", Align::Right),
                 ("candidate", Align::Left),
                 ("decode ms", Align::Right),
@@ -292,9 +297,10 @@ impl Pack {
                 ("decode tokens/s", Align::Right),
                 ("fits memory", Align::Left),
                 ("loss estimate", Align::Right),
-            ]);
+            ]));
             for r in &report.constrained_ranking {
-                t.row(vec![
+                t.row(self.cells(
+                    vec![
                     r.rank.to_string(),
                     escape(&r.name),
                     ms(r.decode_ms),
@@ -304,9 +310,15 @@ impl Pack {
                         .map_or("unknown", |f| if f { "yes" } else { "no" })
                         .to_string(),
                     r.loss_estimate.map_or("n/a".to_string(), |l| format!("{l:.4}")),
-                ]);
+                ],
+                    1,
+                    r.precision.as_deref(),
+                ));
             }
             doc.table(&t);
+            if self.precisioned() {
+                self.decode_breakdown(doc, key, report);
+            }
             if !report.loss_decode_pareto_front.is_empty() {
                 doc.paragraph(&format!(
                     "Pareto front of decode latency vs loss estimate on {} (no other candidate is both faster and lower in loss): {}.",
@@ -354,9 +366,51 @@ impl Pack {
             .hardware_profiles
             .iter()
             .filter_map(of)
-            .map(|p| escape_prose(&format!("{}. Decode: {}.", p.summary(), p.decode)))
+            .map(|p| match (&p.precision, self.precisioned()) {
+                (Some(x), true) => escape_prose(&format!("{}. Decode: {}. Precision: {x}.", p.summary(), p.decode)),
+                _ => escape_prose(&format!("{}. Decode: {}.", p.summary(), p.decode)),
+            })
             .collect();
         doc.list(&items);
+        if self.precisioned() {
+            doc.paragraph(
+                "Precision: `fp8` weights are e4m3 with per-tensor scales and dynamic per-tensor quantization of every \
+                 GEMM's activation (included in the projection and MLP times); `int4` weights are weight-only int4 \
+                 with bf16 scales and zeros per group of 128; only the four attention projections and the MLP take \
+                 the weight format (embeddings, norms and the LM head stay bf16); an `fp8 KV` cache stores one byte \
+                 per value (estimated, not measured: no attention kernel on the measured GPU reads it fast).",
+            );
+        }
+    }
+
+    /// Whether some candidate is not bf16: the tables then carry a precision column.
+    pub fn precisioned(&self) -> bool {
+        self.candidate_catalog.iter().any(|c| !c.config.precision.is_bf16())
+            || self.reports.values().any(|r| {
+                r.generated_search
+                    .total_ms_top
+                    .iter()
+                    .chain(&r.generated_search.pareto_front)
+                    .any(|e| e.precision.is_some())
+            })
+    }
+
+    /// `columns` with a `precision` column after the candidate's when the pack is precisioned.
+    fn columns<'a>(&self, columns: &[(&'a str, Align)]) -> Vec<(&'a str, Align)> {
+        let mut out = columns.to_vec();
+        if self.precisioned() {
+            let at = out.iter().position(|(c, _)| *c == "candidate").map_or(0, |i| i + 1);
+            out.insert(at, ("precision", Align::Left));
+        }
+        out
+    }
+
+    /// `cells` with the precision label inserted after the candidate's (index `at`) when precisioned.
+    fn cells(&self, mut cells: Vec<String>, at: usize, precision: Option<&str>) -> Vec<String> {
+        if self.precisioned() {
+            cells.insert(at + 1, escape(precision.unwrap_or("bf16")));
+        }
+        cells
     }
 
     /// True when every GPU of the pack runs on the seed's constants.
@@ -445,7 +499,7 @@ impl Pack {
         self.pareto_section(doc, key, &gpu);
 
         doc.heading(3, &format!("{gpu}: fastest candidates"));
-        let mut t = Table::new(&[
+        let mut t = Table::new(&self.columns(&[
             ("rank", Align::Right),
             ("candidate", Align::Left),
             ("source", Align::Left),
@@ -454,23 +508,27 @@ impl Pack {
             ("param proxy (M)", Align::Right),
             ("quality proxy", Align::Right),
             ("passes constraints", Align::Left),
-        ]);
+        ]));
         for e in report.rankings.total_ms.iter().take(TOP_ROWS) {
             let c = by_name.get(e.name.as_str());
-            t.row(vec![
-                e.rank.to_string(),
-                escape(&e.name),
-                escape(&e.source),
-                ms(e.total_ms),
-                escape(&e.bottleneck),
-                c.map_or_else(String::new, |c| format!("{:.1}", c.constraints.param_proxy_m)),
-                c.map_or_else(String::new, |c| format!("{:.3}", c.quality_proxy)),
-                match e.constraint_passes {
-                    Some(true) => "yes".into(),
-                    Some(false) => "no".into(),
-                    None => String::new(),
-                },
-            ]);
+            t.row(self.cells(
+                vec![
+                    e.rank.to_string(),
+                    escape(&e.name),
+                    escape(&e.source),
+                    ms(e.total_ms),
+                    escape(&e.bottleneck),
+                    c.map_or_else(String::new, |c| format!("{:.1}", c.constraints.param_proxy_m)),
+                    c.map_or_else(String::new, |c| format!("{:.3}", c.quality_proxy)),
+                    match e.constraint_passes {
+                        Some(true) => "yes".into(),
+                        Some(false) => "no".into(),
+                        None => String::new(),
+                    },
+                ],
+                1,
+                e.precision.as_deref(),
+            ));
         }
         doc.table(&t);
 
@@ -479,7 +537,7 @@ impl Pack {
         if constrained.is_empty() {
             doc.paragraph("No candidate passes the constraints.");
         } else {
-            let mut t = Table::new(&[
+            let mut t = Table::new(&self.columns(&[
                 ("rank", Align::Right),
                 ("candidate", Align::Left),
                 ("source", Align::Left),
@@ -487,17 +545,21 @@ impl Pack {
                 ("bottleneck", Align::Left),
                 ("param proxy (M)", Align::Right),
                 ("quality proxy", Align::Right),
-            ]);
+            ]));
             for e in constrained.iter().take(TOP_ROWS) {
-                t.row(vec![
-                    e.rank.to_string(),
-                    escape(&e.name),
-                    escape(&e.source),
-                    ms(e.total_ms),
-                    escape(&e.bottleneck),
-                    format!("{:.1}", e.param_proxy_m),
-                    format!("{:.3}", e.quality_proxy),
-                ]);
+                t.row(self.cells(
+                    vec![
+                        e.rank.to_string(),
+                        escape(&e.name),
+                        escape(&e.source),
+                        ms(e.total_ms),
+                        escape(&e.bottleneck),
+                        format!("{:.1}", e.param_proxy_m),
+                        format!("{:.3}", e.quality_proxy),
+                    ],
+                    1,
+                    e.precision.as_deref(),
+                ));
             }
             doc.table(&t);
         }
@@ -513,11 +575,12 @@ impl Pack {
             let mut columns: Vec<(&str, Align)> = vec![("candidate", Align::Left), ("total ms", Align::Right)];
             let escaped: Vec<String> = kernels.iter().map(|k| escape(k)).collect();
             columns.extend(escaped.iter().map(|k| (k.as_str(), Align::Right)));
-            let mut t = Table::new(&columns);
+            let mut t = Table::new(&self.columns(&columns));
             for c in &rows {
                 let mut cells = vec![escape(&c.name), ms(c.total_ms)];
                 cells.extend(kernels.iter().map(|k| ms(c.per_kernel.get(k).copied().unwrap_or(0.0))));
-                t.row(cells);
+                let label = c.config.precision.label();
+                t.row(self.cells(cells, 0, Some(&label)));
             }
             doc.table(&t);
         }
@@ -529,21 +592,25 @@ impl Pack {
                 "The fastest of the {} valid candidates of the generated space (it is streamed, only its top is kept).",
                 report.generated_candidate_count
             ));
-            let mut t = Table::new(&[
+            let mut t = Table::new(&self.columns(&[
                 ("rank", Align::Right),
                 ("candidate", Align::Left),
                 ("total ms", Align::Right),
                 ("ms per M param proxy", Align::Right),
                 ("bottleneck", Align::Left),
-            ]);
+            ]));
             for e in top.iter().take(TOP_ROWS) {
-                t.row(vec![
-                    e.rank.to_string(),
-                    escape(&e.name),
-                    ms(e.total_ms),
-                    format!("{:.6}", e.ms_per_mparam_proxy),
-                    escape(&e.bottleneck),
-                ]);
+                t.row(self.cells(
+                    vec![
+                        e.rank.to_string(),
+                        escape(&e.name),
+                        ms(e.total_ms),
+                        format!("{:.6}", e.ms_per_mparam_proxy),
+                        escape(&e.bottleneck),
+                    ],
+                    1,
+                    e.precision.as_deref(),
+                ));
             }
             doc.table(&t);
         }
@@ -554,21 +621,26 @@ impl Pack {
         doc.paragraph("Candidates that no other candidate beats on both latency and quality proxy, fastest first.");
         doc.chart(Chart::Pareto { gpu: key.to_string() });
         let front = self.pareto(key);
-        let mut t = Table::new(&[
+        let mut t = Table::new(&self.columns(&[
             ("#", Align::Right),
             ("candidate", Align::Left),
             ("total ms", Align::Right),
             ("quality proxy", Align::Right),
             ("passes constraints", Align::Left),
-        ]);
+        ]));
         for (k, c) in front.iter().enumerate() {
-            t.row(vec![
-                (k + 1).to_string(),
-                escape(&c.name),
-                ms(c.total_ms),
-                format!("{:.3}", c.quality_proxy),
-                if c.constraints.passes { "yes" } else { "no" }.into(),
-            ]);
+            let label = c.config.precision.label();
+            t.row(self.cells(
+                vec![
+                    (k + 1).to_string(),
+                    escape(&c.name),
+                    ms(c.total_ms),
+                    format!("{:.3}", c.quality_proxy),
+                    if c.constraints.passes { "yes" } else { "no" }.into(),
+                ],
+                1,
+                Some(&label),
+            ));
         }
         doc.table(&t);
 
@@ -582,30 +654,74 @@ impl Pack {
                 "The front over the {} valid candidates of the generated space (streamed, not held in memory; dashed orange in the chart above).",
                 report.generated_candidate_count
             ));
-            let mut t = Table::new(&[
+            let mut t = Table::new(&self.columns(&[
                 ("#", Align::Right),
                 ("candidate", Align::Left),
                 ("total ms", Align::Right),
                 ("quality proxy", Align::Right),
                 ("passes constraints", Align::Left),
                 ("bottleneck", Align::Left),
-            ]);
+            ]));
             for e in generated {
-                t.row(vec![
-                    e.rank.to_string(),
-                    escape(&e.name),
-                    ms(e.total_ms),
-                    e.quality_proxy.map_or_else(String::new, |q| format!("{q:.3}")),
-                    match e.constraint_passes {
-                        Some(true) => "yes".into(),
-                        Some(false) => "no".into(),
-                        None => String::new(),
-                    },
-                    escape(&e.bottleneck),
-                ]);
+                t.row(self.cells(
+                    vec![
+                        e.rank.to_string(),
+                        escape(&e.name),
+                        ms(e.total_ms),
+                        e.quality_proxy.map_or_else(String::new, |q| format!("{q:.3}")),
+                        match e.constraint_passes {
+                            Some(true) => "yes".into(),
+                            Some(false) => "no".into(),
+                            None => String::new(),
+                        },
+                        escape(&e.bottleneck),
+                    ],
+                    1,
+                    e.precision.as_deref(),
+                ));
             }
             doc.table(&t);
         }
+    }
+
+    /// Where each ranked whole model's decode step goes, per kernel, with the
+    /// KV cache's share: what makes the ranking move with precision.
+    fn decode_breakdown(&self, doc: &mut Document, key: &str, report: &crate::report::pack::WholeModelReport) {
+        let rows: Vec<&crate::report::pack::WholeModelEntry> = report
+            .constrained_ranking
+            .iter()
+            .take(TOP_ROWS)
+            .filter_map(|r| report.candidates.iter().find(|c| c.name == r.name))
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        doc.paragraph(&format!(
+            "Where {}'s decode step goes (ms per kernel, all layers; `KV share` = attention over the cache / the step).",
+            escape(&key.to_uppercase())
+        ));
+        let kernels = crate::model::DECODE_KERNELS;
+        let mut columns: Vec<(&str, Align)> = vec![("candidate", Align::Left), ("decode ms", Align::Right)];
+        columns.extend(kernels.iter().map(|k| (*k, Align::Right)));
+        columns.push(("KV share", Align::Right));
+        let mut t = Table::new(&self.columns(&columns));
+        for c in rows {
+            let mut cells = vec![escape(&c.name), ms(c.decode.total_ms)];
+            cells.extend(
+                kernels
+                    .iter()
+                    .map(|k| ms(c.decode.per_kernel.get(k).copied().unwrap_or(0.0))),
+            );
+            let kv = c
+                .decode
+                .per_kernel
+                .get("attention_over_context")
+                .copied()
+                .unwrap_or(0.0);
+            cells.push(format!("{:.1}%", 100.0 * kv / c.decode.total_ms));
+            t.row(self.cells(cells, 0, c.precision.as_deref()));
+        }
+        doc.table(&t);
     }
 
     fn cliff_section(&self, doc: &mut Document) {

@@ -7,6 +7,7 @@ pub mod fidelity;
 pub mod html;
 pub mod markdown;
 pub mod pack;
+pub mod precision_fidelity;
 pub mod write;
 
 pub use pack::*;

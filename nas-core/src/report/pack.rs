@@ -107,6 +107,9 @@ pub struct WholeModelReport {
 #[derive(Clone, Debug, Serialize)]
 pub struct WholeModelEntry {
     pub name: String,
+    /// The candidate's precision (`fp8`, `int4`, `fp8 + fp8 KV`...); absent for bf16 (the seed's schema).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
     /// Sequences decoded together (the candidate's batch_size).
     pub decode_batch: u64,
     /// Tokens in each sequence's KV cache during the decode step.
@@ -125,6 +128,9 @@ pub struct WholeModelEntry {
 pub struct WholeModelRank {
     pub rank: usize,
     pub name: String,
+    /// The candidate's precision (`fp8`, `int4`, `fp8 + fp8 KV`...); absent for bf16 (the seed's schema).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
     pub decode_ms: f64,
     pub prefill_ms: f64,
     /// batch / the decode step in seconds.
@@ -162,6 +168,9 @@ pub struct RankEntry {
     /// total_ms over the unrounded D*F/1e6.
     pub ms_per_mparam_proxy: f64,
     pub name: String,
+    /// The candidate's precision (`fp8`, `int4`, `fp8 + fp8 KV`...); absent for bf16 (the seed's schema).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
     pub quality_proxy: Option<f64>,
     pub rank: usize,
     pub source: String,
@@ -173,6 +182,9 @@ pub struct RankEntry {
 pub struct ConstrainedEntry {
     pub bottleneck: String,
     pub name: String,
+    /// The candidate's precision (`fp8`, `int4`, `fp8 + fp8 KV`...); absent for bf16 (the seed's schema).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
     pub param_proxy_m: f64,
     pub quality_proxy: f64,
     pub rank: usize,
@@ -302,15 +314,12 @@ impl Pack {
         let json = self.to_json()?;
         let md = self.to_markdown();
         let html = self.to_html()?;
-        let (json_path, md_path, html_path) = (
-            super::write::with_suffix(prefix, "json"),
-            super::write::with_suffix(prefix, "md"),
-            super::write::with_suffix(prefix, "html"),
-        );
+        let paths = super::write::report_paths(prefix, &["json", "md", "html"])?;
+        let (json_path, md_path, html_path) = (&paths[0], &paths[1], &paths[2]);
         super::write::write_all_atomic(&[
-            (&json_path, json.as_bytes()),
-            (&md_path, md.as_bytes()),
-            (&html_path, html.as_bytes()),
+            (json_path, json.as_bytes()),
+            (md_path, md.as_bytes()),
+            (html_path, html.as_bytes()),
         ])
     }
 }

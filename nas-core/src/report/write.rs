@@ -13,6 +13,48 @@ pub fn with_suffix(prefix: &Path, ext: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The files of a report written under `prefix`: `PREFIX.EXT` for each of
+/// `exts`. A prefix that names a device or a pipe (`--out /dev/null`) is an
+/// error: its files would be new regular files beside it (`/dev/null.json`
+/// in `/dev`), not output to it.
+pub fn report_paths(prefix: &Path, exts: &[&str]) -> Result<Vec<PathBuf>> {
+    if is_special(prefix) {
+        let names: Vec<String> = exts.iter().map(|e| format!(".{e}")).collect();
+        return Err(Error::io(
+            prefix,
+            std::io::Error::other(format!(
+                "is a device or a pipe, but a report is several files named from its prefix ({}): give a \
+                 prefix in a folder, such as out/report",
+                names.join(", ")
+            )),
+        ));
+    }
+    Ok(exts.iter().map(|e| with_suffix(prefix, e)).collect())
+}
+
+/// The path a write goes to: `path` itself, or for a symbolic link the file
+/// it names (so a link to a file elsewhere is written through, not replaced
+/// by a regular file).
+fn resolve_link(path: &Path) -> PathBuf {
+    let mut at = path.to_path_buf();
+    // a bounded walk: a cycle of links is left to the write's own error
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(&at) {
+                Ok(target) => {
+                    at = match at.parent() {
+                        Some(dir) if target.is_relative() => dir.join(target),
+                        _ => target,
+                    }
+                }
+                Err(_) => break,
+            },
+            _ => break,
+        }
+    }
+    at
+}
+
 /// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it
 /// over `path`. On any error the temporary file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -26,6 +68,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// exists and is not a regular file (`/dev/null`, `/dev/stdout`, a pipe) is
 /// written in place, never replaced by a file.
 pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
+    let resolved: Vec<(PathBuf, &Path, &[u8])> = files.iter().map(|(p, b)| (resolve_link(p), *p, *b)).collect();
+    let files: Vec<(&Path, &[u8])> = resolved.iter().map(|(at, _, b)| (at.as_path(), *b)).collect();
+    let files = files.as_slice();
     let mut temps: Vec<(PathBuf, &Path)> = Vec::new();
     let cleanup = |temps: &[(PathBuf, &Path)]| {
         for (tmp, _) in temps {

@@ -46,9 +46,9 @@ pub enum Metric {
     /// Exact parameters, in millions.
     ParamsM,
     NonEmbeddingParamsM,
-    /// bf16 weights, GiB.
+    /// Weights in the candidate's precision, GiB.
     WeightGib,
-    /// bf16 KV cache of `batch_size` sequences of the decode context, GiB.
+    /// The KV cache (in its precision) of `batch_size` sequences of the decode context, GiB.
     KvCacheGib,
     /// Scaling-law loss (needs training tokens).
     LossEstimate,
@@ -179,7 +179,8 @@ impl Metric {
             Metric::NumLayers => &[NumLayers],
             Metric::VocabSize => &[VocabSize],
             Metric::ContextLen => &[ContextLen, SeqLen],
-            Metric::ParamsM | Metric::NonEmbeddingParamsM | Metric::WeightGib | Metric::LossEstimate => &[
+            // Parameters (and the loss) do not depend on precision.
+            Metric::ParamsM | Metric::NonEmbeddingParamsM | Metric::LossEstimate => &[
                 HiddenDim,
                 NumHeads,
                 NumKvHeads,
@@ -190,12 +191,24 @@ impl Metric {
                 VocabSize,
                 TieEmbeddings,
             ],
+            Metric::WeightGib => &[
+                HiddenDim,
+                NumHeads,
+                NumKvHeads,
+                HeadDim,
+                FfnDim,
+                UseQkNorm,
+                NumLayers,
+                VocabSize,
+                TieEmbeddings,
+                Weights,
+            ],
             Metric::KvCacheGib => &[
-                NumLayers, NumKvHeads, HeadDim, BatchSize, SeqLen, ContextLen, WindowSize,
+                NumLayers, NumKvHeads, HeadDim, BatchSize, SeqLen, ContextLen, WindowSize, KvCache,
             ],
             Metric::PrefillMs | Metric::DecodeMs | Metric::DecodeTokensPerS => &[
                 HiddenDim, NumHeads, NumKvHeads, HeadDim, FfnDim, SeqLen, BatchSize, UseQkNorm, WindowSize, NumLayers,
-                VocabSize, ContextLen,
+                VocabSize, ContextLen, Weights, KvCache,
             ],
         }
     }
@@ -414,7 +427,7 @@ pub enum Constraint {
     },
     All(Cow<'static, [Constraint]>),
     Any(Cow<'static, [Constraint]>),
-    /// `fits(gpu, batch: B, context: C)`: bf16 weights, the KV cache of B
+    /// `fits(gpu, batch: B, context: C)`: weights (in their precision), the KV cache of B
     /// sequences of C tokens and one prefill layer's activation peak fit in
     /// the GPU's memory (its capacity resolved when the spec is built).
     Fits {
@@ -432,7 +445,12 @@ impl Constraint {
             Constraint::Compare { metric, .. } | Constraint::Range { metric, .. } => out.push(*metric),
             Constraint::All(cs) | Constraint::Any(cs) => cs.iter().for_each(|c| c.metrics(out)),
             // What the memory it needs depends on.
-            Constraint::Fits { .. } => out.extend([Metric::ParamsM, Metric::KvCacheGib, Metric::QualityProxy]),
+            Constraint::Fits { .. } => out.extend([
+                Metric::ParamsM,
+                Metric::WeightGib,
+                Metric::KvCacheGib,
+                Metric::QualityProxy,
+            ]),
         }
     }
 
@@ -698,6 +716,11 @@ pub struct ConstraintReport {
     pub quality_proxy: f64,
 }
 
+/// Most comparisons (`fits` and ranges count one each, `any`/`all` their
+/// members) the constraints of one search hold: checking them for
+/// contradictions, and the search's tables, grow with the count.
+pub const MAX_CONSTRAINT_ATOMS: usize = 256;
+
 impl Constraints {
     pub fn new(clauses: Vec<Constraint>) -> Result<Self> {
         let c = Constraints {
@@ -708,6 +731,18 @@ impl Constraints {
     }
 
     pub fn check(&self) -> Result<()> {
+        fn atoms(c: &Constraint) -> usize {
+            match c {
+                Constraint::All(cs) | Constraint::Any(cs) => cs.iter().map(atoms).sum(),
+                _ => 1,
+            }
+        }
+        let n: usize = self.clauses.iter().map(atoms).sum();
+        if n > MAX_CONSTRAINT_ATOMS {
+            return Err(Error::Spec(format!(
+                "the constraints hold {n} comparisons; a search takes at most {MAX_CONSTRAINT_ATOMS}"
+            )));
+        }
         self.clauses.iter().try_for_each(Constraint::check)
     }
 
@@ -769,6 +804,76 @@ mod tests {
             use_qk_norm: true,
             window_size: Some(512),
             model: crate::model::ModelDims::NONE,
+            precision: crate::precision::Precision::BF16,
+        }
+    }
+
+    /// Changing a shape field a metric does not declare leaves its value
+    /// unchanged: the streaming search builds its constraint tables from the
+    /// declarations (precision included: weight and KV bytes follow it,
+    /// parameters do not).
+    #[test]
+    fn metrics_read_only_the_fields_they_declare() {
+        use crate::model::ModelDims;
+        use crate::precision::{KvCachePrecision, Precision, WeightPrecision};
+        use crate::shapes::ShapeField as F;
+        let base = LayerShape {
+            model: ModelDims {
+                num_layers: Some(24),
+                vocab_size: Some(32000),
+                tie_embeddings: Some(false),
+                context_len: Some(4096),
+                training_tokens: Some(1_000_000_000_000),
+                ..ModelDims::NONE
+            },
+            ..shape(2048, 8192)
+        };
+        let with = |f: &dyn Fn(&mut LayerShape)| {
+            let mut s = base;
+            f(&mut s);
+            s
+        };
+        let variants: Vec<(F, LayerShape)> = vec![
+            (F::HiddenDim, with(&|s| s.hidden_dim = 3072)),
+            (F::NumHeads, with(&|s| s.num_heads = 16)),
+            (F::NumKvHeads, with(&|s| s.num_kv_heads = 2)),
+            (F::HeadDim, with(&|s| s.head_dim = 128)),
+            (F::FfnDim, with(&|s| s.ffn_dim = 6144)),
+            (F::SeqLen, with(&|s| s.seq_len = 1024)),
+            (F::BatchSize, with(&|s| s.batch_size = 4)),
+            (F::UseQkNorm, with(&|s| s.use_qk_norm = false)),
+            (F::WindowSize, with(&|s| s.window_size = Some(1024))),
+            (F::NumLayers, with(&|s| s.model.num_layers = Some(32))),
+            (F::VocabSize, with(&|s| s.model.vocab_size = Some(128256))),
+            (F::TieEmbeddings, with(&|s| s.model.tie_embeddings = Some(true))),
+            (F::ContextLen, with(&|s| s.model.context_len = Some(8192))),
+            (
+                F::Weights,
+                with(&|s| s.precision = Precision::new(WeightPrecision::Fp8, KvCachePrecision::Bf16)),
+            ),
+            (
+                F::Weights,
+                with(&|s| s.precision = Precision::new(WeightPrecision::Int4, KvCachePrecision::Bf16)),
+            ),
+            (
+                F::KvCache,
+                with(&|s| s.precision = Precision::new(WeightPrecision::Bf16, KvCachePrecision::Fp8)),
+            ),
+        ];
+        let same = |a: Bound, b: Bound| match (a, b) {
+            (Bound::Float(x), Bound::Float(y)) => x == y || (x.is_nan() && y.is_nan()),
+            (a, b) => a == b,
+        };
+        for metric in Metric::ALL.into_iter().filter(|m| !m.is_latency()) {
+            for (field, changed) in &variants {
+                if !metric.fields().contains(field) {
+                    assert!(
+                        same(metric.value(&base), metric.value(changed)),
+                        "`{}` reads {field:?} but does not declare it",
+                        metric.name()
+                    );
+                }
+            }
         }
     }
 

@@ -4,8 +4,9 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use crate::error::{hint, Error, Result};
+use crate::error::{hint_or_list, Error, Result};
 use crate::model::ModelDims;
+use crate::precision::{KvCachePrecision, Precision, WeightPrecision};
 use crate::shapes::{Candidate, LayerShape, ShapeField};
 
 /// An axis a family can vary.
@@ -16,7 +17,9 @@ pub enum AxisKind {
     /// Without this axis, heads = hidden_dim / head_dim (skipped when it does not divide).
     NumHeads,
     KvHeads,
-    /// kv heads = max(1, heads / group).
+    /// kv heads = heads / group; a group that does not divide the heads
+    /// skips the combination (or, under [`GqaRounding::Down`], the seed's
+    /// rule: kv heads = max(1, floor(heads / group))).
     GqaGroup,
     FfnDim,
     /// ffn_dim = hidden_dim * ratio, rounded to the family's multiple.
@@ -32,10 +35,14 @@ pub enum AxisKind {
     VocabSize,
     TieEmbeddings,
     ContextLen,
+    /// Deployment precision: the weights' format (bf16, fp8, int4) and the
+    /// KV cache's (bf16, fp8).
+    Weights,
+    KvCache,
 }
 
 impl AxisKind {
-    pub const ALL: [AxisKind; 15] = [
+    pub const ALL: [AxisKind; 17] = [
         AxisKind::HiddenDim,
         AxisKind::HeadDim,
         AxisKind::NumHeads,
@@ -51,6 +58,8 @@ impl AxisKind {
         AxisKind::VocabSize,
         AxisKind::TieEmbeddings,
         AxisKind::ContextLen,
+        AxisKind::Weights,
+        AxisKind::KvCache,
     ];
 
     /// The axis's name in specs and name templates.
@@ -71,6 +80,8 @@ impl AxisKind {
             AxisKind::VocabSize => "vocab_size",
             AxisKind::TieEmbeddings => "tie_embeddings",
             AxisKind::ContextLen => "context_len",
+            AxisKind::Weights => "weights",
+            AxisKind::KvCache => "kv_cache",
         }
     }
 
@@ -87,7 +98,7 @@ impl AxisKind {
             Error::Spec(format!(
                 "unknown axis `{}`{}",
                 shown(name),
-                hint(name, AxisKind::ALL.iter().map(|k| k.name()))
+                hint_or_list(name, AxisKind::ALL.iter().map(|k| k.name()))
             ))
         })
     }
@@ -101,6 +112,8 @@ pub enum AxisValue {
     /// A window in tokens, or `None` for full attention.
     Window(Option<u64>),
     Bool(bool),
+    Weights(WeightPrecision),
+    KvCache(KvCachePrecision),
 }
 
 impl AxisValue {
@@ -111,6 +124,8 @@ impl AxisValue {
             AxisValue::Int(v) | AxisValue::Window(Some(v)) => v.to_string(),
             AxisValue::Window(None) => "full".into(),
             AxisValue::Bool(b) => b.to_string(),
+            AxisValue::Weights(p) => p.name().to_string(),
+            AxisValue::KvCache(p) => p.name().to_string(),
             AxisValue::Ratio(r) => {
                 let text = format!("{r:?}");
                 text.strip_suffix(".0").unwrap_or(&text).replace('.', "p")
@@ -181,6 +196,22 @@ impl FfnRounding {
     }
 }
 
+/// How a `gqa_group` axis gives kv heads when the group does not divide the
+/// heads (heads = hidden_dim / head_dim vary along a family).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GqaRounding {
+    /// kv heads = heads / group exactly; a combination whose group does not
+    /// divide its heads is skipped (counted among the invalid ones, with
+    /// the reason), so a name's `{gqa_group}` is always the group it has.
+    #[default]
+    Exact,
+    /// The seed's rule, asked for explicitly (`gqa_group: 4 round_down` in
+    /// the DSL, `"round": "down"` in a JSON spec): kv heads = max(1,
+    /// floor(heads / group)); the name shows the declared group, the shape
+    /// the group it gets (6 heads in group 4: 1 kv head, a group of 6).
+    Down,
+}
+
 /// The run-time defaults candidates fall back to: seq_len and batch_size,
 /// and whole-model fields (context, training tokens and loss fit...) that
 /// neither the candidate nor an axis sets.
@@ -189,6 +220,8 @@ pub struct Workload {
     pub seq_len: u64,
     pub batch_size: u64,
     pub model: ModelDims,
+    /// The precision of candidates that declare none (bf16 unless set).
+    pub precision: Precision,
 }
 
 impl Workload {
@@ -198,6 +231,7 @@ impl Workload {
             seq_len,
             batch_size,
             model: ModelDims::NONE,
+            precision: Precision::BF16,
         }
     }
 }
@@ -208,6 +242,7 @@ pub struct Family {
     pub source: Cow<'static, str>,
     pub axes: Cow<'static, [Axis]>,
     pub ffn_rounding: FfnRounding,
+    pub gqa_rounding: GqaRounding,
     pub template: Cow<'static, str>,
 }
 
@@ -230,6 +265,16 @@ const MAX_DERIVED_LABEL: usize = 24;
 
 /// Most states the check that labels do not run together explores.
 pub const MAX_NAME_STATES: usize = 100_000;
+
+/// A combination count as messages show it: [`Family::combinations`]
+/// saturates at `u128::MAX`, which is shown as what it means, "2^128 or more"
+/// (eight axes of 65,536 values make exactly 2^128).
+pub fn shown_count(n: u128) -> String {
+    match n {
+        u128::MAX => "2^128 or more".to_string(),
+        n => n.to_string(),
+    }
+}
 
 /// A template as error messages show it: at most 60 characters.
 pub fn shown(template: &str) -> Cow<'_, str> {
@@ -346,7 +391,28 @@ impl Family {
                 v
             })
             .collect();
-        let index_of = |part: usize, w: &str| parts[part].iter().position(|x| x == w);
+        let positions: Vec<std::collections::HashMap<&str, usize>> = parts
+            .iter()
+            .map(|p| p.iter().enumerate().map(|(i, w)| (w.as_str(), i)).collect())
+            .collect();
+        let index_of = |part: usize, w: &str| positions[part].get(w).copied();
+        // Whether a party that has consumed `b` parts, with `surplus` left to
+        // match, can go on: the next part has a string that the surplus
+        // begins with, or one that begins with the surplus. States that
+        // cannot are never queued (under `{a}_{b}` every surplus dies at the
+        // `_`), so only states that could lead to a collision count.
+        let viable = |b: usize, surplus: &str| -> bool {
+            if surplus.is_empty() {
+                return true;
+            }
+            if b == n {
+                return false;
+            }
+            (1..=surplus.len()).any(|cut| surplus.is_char_boundary(cut) && sets[b].contains(&surplus[..cut]))
+                || sorted[b]
+                    .get(sorted[b].partition_point(|(w, _)| *w < surplus))
+                    .is_some_and(|(w, _)| w.starts_with(surplus))
+        };
         // (ahead's choices, behind's choices, ahead's surplus): each list of
         // choices is one index per part consumed.
         type State = (Vec<usize>, Vec<usize>, String);
@@ -358,6 +424,9 @@ impl Family {
                         continue;
                     }
                     if let Some(short) = sets[k].get(&w[..cut]).and_then(|p| index_of(k, p)) {
+                        if !viable(k + 1, &w[cut..]) {
+                            continue;
+                        }
                         let mut a = vec![0; k];
                         let mut b = a.clone();
                         a.push(long);
@@ -367,49 +436,87 @@ impl Family {
                 }
             }
         }
-        let mut seen: HashSet<(usize, usize, String)> = HashSet::new();
-        while let Some((ahead, behind, surplus)) = queue.pop_front() {
-            if surplus.is_empty() && ahead.len() == behind.len() {
-                return Err(self.run_together_error(&parts, &axis_of, ahead, behind));
-            }
-            // With nothing left over, the party fewer parts in consumes next.
-            let (ahead, behind) = if surplus.is_empty() && ahead.len() < behind.len() {
-                (behind, ahead)
+        // Breadth first, for the shortest example, within a small budget;
+        // then depth first (a collision is a chain of a few states, found
+        // before the queue grows) within the whole one.
+        let mut initial = queue;
+        let passes: &[(bool, usize)] = if initial.len() > MAX_NAME_STATES {
+            &[(true, MAX_NAME_STATES)]
+        } else {
+            &[(false, MAX_NAME_STATES / 10), (true, MAX_NAME_STATES)]
+        };
+        for (pass, &(depth_first, budget)) in passes.iter().enumerate() {
+            let mut queue = if pass + 1 == passes.len() {
+                std::mem::take(&mut initial)
             } else {
-                (ahead, behind)
+                initial.clone()
             };
-            if !seen.insert((ahead.len(), behind.len(), surplus.clone())) {
-                continue;
-            }
-            if seen.len() > MAX_NAME_STATES {
-                return Ok(());
-            }
-            let b = behind.len();
-            if b == n {
-                continue;
-            }
-            // A string of the next part that the surplus begins with...
-            for cut in 0..=surplus.len() {
-                if !surplus.is_char_boundary(cut) {
+            let mut seen: HashSet<(usize, usize, String)> = HashSet::new();
+            while let Some((ahead, behind, surplus)) = if depth_first {
+                queue.pop_back()
+            } else {
+                queue.pop_front()
+            } {
+                if surplus.is_empty() && ahead.len() == behind.len() {
+                    return Err(self.run_together_error(&parts, &axis_of, ahead, behind));
+                }
+                // With nothing left over, the party fewer parts in consumes next.
+                let (ahead, behind) = if surplus.is_empty() && ahead.len() < behind.len() {
+                    (behind, ahead)
+                } else {
+                    (ahead, behind)
+                };
+                if !seen.insert((ahead.len(), behind.len(), surplus.clone())) {
                     continue;
                 }
-                if let Some(i) = sets[b].get(&surplus[..cut]).and_then(|w| index_of(b, w)) {
-                    let mut next = behind.clone();
-                    next.push(i);
-                    queue.push_back((ahead.clone(), next, surplus[cut..].to_string()));
+                if seen.len() > budget || queue.len() > 8 * budget {
+                    if !depth_first {
+                        break;
+                    }
+                    // Not proven either way: refused rather than risking two
+                    // candidates with one name.
+                    return Err(Error::Spec(format!(
+                        "name template `{}`: its labels are too many, and too alike, to check that they never run \
+                     together into one name; put a text between the placeholders that no label contains \
+                     (`{{a}}_{{b}}`)",
+                        shown(&self.template)
+                    )));
+                }
+                let b = behind.len();
+                if b == n {
+                    continue;
+                }
+                // A string of the next part that the surplus begins with...
+                for cut in 0..=surplus.len() {
+                    if !surplus.is_char_boundary(cut) {
+                        continue;
+                    }
+                    if let Some(i) = sets[b].get(&surplus[..cut]).and_then(|w| index_of(b, w)) {
+                        if !viable(b + 1, &surplus[cut..]) {
+                            continue;
+                        }
+                        let mut next = behind.clone();
+                        next.push(i);
+                        queue.push_back((ahead.clone(), next, surplus[cut..].to_string()));
+                    }
+                }
+                // ...or one that begins with the surplus and goes beyond it.
+                let from = sorted[b].partition_point(|(w, _)| *w < surplus.as_str());
+                for &(w, i) in sorted[b][from..]
+                    .iter()
+                    .take_while(|(w, _)| w.starts_with(surplus.as_str()))
+                {
+                    if w.len() > surplus.len() && viable(ahead.len(), &w[surplus.len()..]) {
+                        let mut next = behind.clone();
+                        next.push(i);
+                        queue.push_back((next, ahead.clone(), w[surplus.len()..].to_string()));
+                    }
                 }
             }
-            // ...or one that begins with the surplus and goes beyond it.
-            let from = sorted[b].partition_point(|(w, _)| *w < surplus.as_str());
-            for &(w, i) in sorted[b][from..]
-                .iter()
-                .take_while(|(w, _)| w.starts_with(surplus.as_str()))
-            {
-                if w.len() > surplus.len() {
-                    let mut next = behind.clone();
-                    next.push(i);
-                    queue.push_back((next, ahead.clone(), w[surplus.len()..].to_string()));
-                }
+
+            // the queue ran dry within the budget: no two choices make one name
+            if queue.is_empty() {
+                return Ok(());
             }
         }
         Ok(())
@@ -535,22 +642,16 @@ impl Family {
         let total = self.combinations();
         if total > MAX_MATERIALIZED {
             return Err(Error::Spec(format!(
-                "the family has {total} combinations, more than the {MAX_MATERIALIZED} that can be listed one by one; \
-                 stream it instead (a `space` in nas_search!, or `nas search --spec`)"
+                "the family has {} combinations, more than the {MAX_MATERIALIZED} that can be listed one by one; \
+                 stream it instead (a `space` in nas_search!, or `nas search --spec`)",
+                shown_count(total)
             )));
         }
         let mut out = Expansion::default();
         let mut names: BTreeMap<String, String> = BTreeMap::new();
         for index in 0..total {
             let picks = self.decode(index);
-            let describe = || {
-                picks
-                    .iter()
-                    .zip(self.axes.iter())
-                    .map(|(l, a)| format!("{}={}", a.kind.name(), l.label()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+            let describe = || self.describe(&picks);
             let shape = match self.shape_of(&picks, workload) {
                 Ok(shape) => shape,
                 Err(reason) => {
@@ -569,6 +670,32 @@ impl Family {
             out.candidates.push(Candidate::new(name, self.source.clone(), shape));
         }
         Ok(out)
+    }
+
+    /// A combination as messages show it: `hidden_dim=1536, head_dim=256, ...`.
+    pub fn describe(&self, picks: &[&Labeled]) -> String {
+        picks
+            .iter()
+            .zip(self.axes.iter())
+            .map(|(l, a)| format!("{}={}", a.kind.name(), l.label()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Up to `n` skipped combinations among the first `tries`, each with why
+    /// (`hidden_dim=1536, ...: gqa_group 4 does not divide num_heads 6`): the
+    /// examples an error about a family that yields nothing gives. Bounded
+    /// work, whatever the family's size.
+    pub fn sample_skips(&self, workload: Workload, n: usize, tries: u128) -> Vec<String> {
+        (0..self.combinations().min(tries))
+            .filter_map(|index| {
+                let picks = self.decode(index);
+                self.shape_of(&picks, workload)
+                    .err()
+                    .map(|why| format!("{}: {why}", self.describe(&picks)))
+            })
+            .take(n)
+            .collect()
     }
 
     /// The value picked on each axis for combination `index` (last axis fastest).
@@ -632,6 +759,8 @@ impl Family {
             ShapeField::VocabSize => axis(AxisKind::VocabSize),
             ShapeField::TieEmbeddings => axis(AxisKind::TieEmbeddings),
             ShapeField::ContextLen => axis(AxisKind::ContextLen),
+            ShapeField::Weights => axis(AxisKind::Weights),
+            ShapeField::KvCache => axis(AxisKind::KvCache),
         }
     }
 
@@ -660,7 +789,11 @@ impl Family {
         let num_kv_heads = match (int(AxisKind::KvHeads)?, int(AxisKind::GqaGroup)?) {
             (Some(kv), _) => kv,
             (None, Some(0)) => return Err("gqa_group must be at least 1".into()),
-            (None, Some(group)) => (num_heads / group).max(1),
+            (None, Some(group)) => match self.gqa_rounding {
+                GqaRounding::Down => (num_heads / group).max(1),
+                GqaRounding::Exact if num_heads % group == 0 => num_heads / group,
+                GqaRounding::Exact => return Err(format!("gqa_group {group} does not divide num_heads {num_heads}")),
+            },
             (None, None) => num_heads,
         };
         let ffn_dim = match (int(AxisKind::FfnDim)?, self.pick(picks, AxisKind::FfnRatio)) {
@@ -675,7 +808,7 @@ impl Family {
             Some(other) => return Err(format!("axis `window` takes sizes or full, got {other:?}")),
         };
         let use_qk_norm = match self.pick(picks, AxisKind::QkNorm) {
-            None => true,
+            None => crate::shapes::DEFAULT_USE_QK_NORM,
             Some(AxisValue::Bool(b)) => b,
             Some(other) => return Err(format!("axis `qk_norm` takes true or false, got {other:?}")),
         };
@@ -699,6 +832,18 @@ impl Family {
                 },
                 context_len: int(AxisKind::ContextLen)?.or(workload.model.context_len),
                 ..workload.model
+            },
+            precision: Precision {
+                weights: match self.pick(picks, AxisKind::Weights) {
+                    None => workload.precision.weights,
+                    Some(AxisValue::Weights(p)) => p,
+                    Some(other) => return Err(format!("axis `weights` takes bf16, fp8 or int4, got {other:?}")),
+                },
+                kv_cache: match self.pick(picks, AxisKind::KvCache) {
+                    None => workload.precision.kv_cache,
+                    Some(AxisValue::KvCache(p)) => p,
+                    Some(other) => return Err(format!("axis `kv_cache` takes bf16 or fp8, got {other:?}")),
+                },
             },
         };
         Ok(shape)
@@ -738,6 +883,8 @@ fn derived_label(kind: AxisKind, s: &LayerShape) -> String {
         AxisKind::VocabSize => return s.model.vocab_size.map_or("none".into(), |v| v.to_string()),
         AxisKind::TieEmbeddings => AxisValue::Bool(s.model.tie_embeddings.unwrap_or(false)),
         AxisKind::ContextLen => AxisValue::Int(crate::model::context_of(s)),
+        AxisKind::Weights => AxisValue::Weights(s.precision.weights),
+        AxisKind::KvCache => AxisValue::KvCache(s.precision.kv_cache),
     };
     value.default_label()
 }
@@ -790,6 +937,7 @@ mod tests {
                 multiple: 128,
                 rounding: Rounding::NearestEven,
             },
+            gqa_rounding: GqaRounding::Exact,
             template: template.to_string().into(),
         }
     }

@@ -251,8 +251,16 @@ impl SearchSpec {
         if self.hardware.is_empty() {
             return Err(Error::Spec("a search needs at least one hardware target".into()));
         }
+        // Every precision a candidate asks for must run on every GPU.
+        for c in &self.candidates {
+            for h in &self.hardware {
+                h.check_precision(&c.shape.precision)
+                    .map_err(|e| Error::Spec(format!("candidate `{}`: {e}", c.name)))?;
+            }
+        }
         if let Some(g) = &self.generated_search {
             g.family.check()?;
+            stream::check_precisions(&g.family, g.workload, &self.hardware)?;
         }
         for sweep in &self.cliffs {
             for &v in sweep.values.iter() {
@@ -471,6 +479,7 @@ impl GpuContext<'_> {
             .map(|(r, i)| ConstrainedEntry {
                 bottleneck: self.latency.kernels(i, self.g).bottleneck().to_string(),
                 name: self.candidates[i].name.to_string(),
+                precision: self.candidates[i].shape.precision.report_label(),
                 param_proxy_m: self.reports[i].param_proxy_m,
                 quality_proxy: self.reports[i].quality_proxy,
                 rank: r + 1,
@@ -513,6 +522,7 @@ fn rank_entry(c: &Candidate, latency: &Latencies, i: usize, g: usize, rank: usiz
         constraint_passes: None,
         ms_per_mparam_proxy: total_ms / Proxies::of(&c.shape).param_proxy_raw,
         name: c.name.to_string(),
+        precision: c.shape.precision.report_label(),
         quality_proxy: None,
         rank,
         source: c.source.to_string(),
@@ -530,6 +540,7 @@ fn generated_top(result: &stream::GpuResult, source: &str) -> GeneratedSearchRep
                 constraint_passes: None,
                 ms_per_mparam_proxy: e.ms_per_mparam_proxy,
                 name: e.name.clone(),
+                precision: e.shape.precision.report_label(),
                 quality_proxy: None,
                 rank: r + 1,
                 source: source.to_string(),

@@ -52,8 +52,10 @@ pub struct GpuSearchResult {
 pub struct SearchEntry {
     pub rank: usize,
     pub name: String,
-    /// The shape in the seed's keys.
+    /// The shape in the seed's keys (`weights`, `kv_cache` when not bf16).
     pub config: LayerShape,
+    /// The deployment precision: `bf16`, `fp8`, `int4`, `fp8 + fp8 KV`...
+    pub precision: String,
     pub total_ms: f64,
     pub ms_per_mparam_proxy: f64,
     pub quality_proxy: f64,
@@ -89,6 +91,7 @@ impl SearchEntry {
             rank,
             name: r.name.clone(),
             config: r.shape,
+            precision: r.shape.precision.label(),
             total_ms: r.total_ms,
             ms_per_mparam_proxy: r.ms_per_mparam_proxy,
             quality_proxy: r.quality_proxy,

@@ -10,7 +10,7 @@ use crate::model::ModelDims;
 use crate::shapes::{Candidate, LayerShape, GENERATED_CANDIDATE, KNOWN_MODEL, SEED_CANDIDATE};
 
 use super::constraints::{Bound, CmpOp, Constraint, Constraints, Metric};
-use super::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
+use super::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, GqaRounding, Labeled, Rounding, Workload};
 use super::{CliffAxis, CliffSweep, GeneratedSearch, SearchSpec, SEED_LIMITATIONS};
 
 /// The seed's workload: one sequence of 2048 tokens.
@@ -28,6 +28,7 @@ const fn shape(d: u64, h: u64, kv: u64, dh: u64, f: u64, qk: bool, w: Option<u64
         use_qk_norm: qk,
         window_size: w,
         model: ModelDims::NONE,
+        precision: crate::precision::Precision::BF16,
     }
 }
 
@@ -116,11 +117,19 @@ pub const PACK_FAMILY: Family = Family {
             kind: AxisKind::Window,
             values: Cow::Borrowed(&[window(512), window(1024)]),
         },
+        // The seed's layers have QK-norm unless it says otherwise.
+        Axis {
+            kind: AxisKind::QkNorm,
+            values: Cow::Borrowed(&[Labeled::new(AxisValue::Bool(true))]),
+        },
     ]),
     ffn_rounding: FfnRounding {
         multiple: 128,
         rounding: Rounding::NearestEven,
     },
+    // The seed's rule: kv heads = max(1, heads // 4), so 6 heads (1536 / 256)
+    // get 1 kv head and 10 heads get 2; its names show the declared group.
+    gqa_rounding: GqaRounding::Down,
     template: Cow::Borrowed("gen_h{hidden_dim}_hd{head_dim}_gqa{gqa_group}_ffn{ffn_ratio}_w{window}"),
 };
 
@@ -164,6 +173,7 @@ pub const SEARCH_FAMILY: Family = Family {
         multiple: 128,
         rounding: Rounding::Up,
     },
+    gqa_rounding: GqaRounding::Exact,
     template: Cow::Borrowed("gen_h{hidden_dim}_hd{head_dim}_kv{kv_heads}_ffn{ffn_ratio}_win{window}_{qk_norm}"),
 };
 

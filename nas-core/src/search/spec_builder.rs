@@ -17,8 +17,9 @@ use crate::error::hint;
 use crate::gpu::{CostModelKind, GpuTarget, OwnGpu, Registry, SpecSheet};
 use crate::hardware::{Throughputs, THROUGHPUT_KEYS};
 use crate::model::{ModelDims, ParamCount, ScalingLaw};
+use crate::precision::{KvCachePrecision, Precision, WeightPrecision};
 use crate::search::constraints::{Bound, CmpOp, Constraint, Constraints, Metric, MetricType};
-use crate::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, Labeled, Rounding, Workload};
+use crate::search::family::{Axis, AxisKind, AxisValue, Family, FfnRounding, GqaRounding, Labeled, Rounding, Workload};
 use crate::search::{CliffAxis, CliffSweep, RankMetric};
 use crate::shapes::{
     canonical_key, Candidate, LayerShape, GENERATED_CANDIDATE, KNOWN_MODEL, MAX_DIM, MAX_TRAINING_TOKENS,
@@ -37,17 +38,19 @@ pub const DEFAULT_FFN_ROUNDING: FfnRounding = FfnRounding {
 };
 
 /// The keys of a workload.
-pub const WORKLOAD_KEYS: [&str; 6] = [
+pub const WORKLOAD_KEYS: [&str; 8] = [
     "seq_len",
     "batch_size",
     "context_len",
     "training_tokens",
     "scaling_law",
     "loss_params",
+    "weights",
+    "kv_cache",
 ];
 
 /// The keys of a fixed candidate (short aliases as the DSL writes them).
-pub const SHAPE_FIELDS: [&str; 13] = [
+pub const SHAPE_FIELDS: [&str; 15] = [
     "hidden_dim",
     "heads",
     "kv_heads",
@@ -61,6 +64,8 @@ pub const SHAPE_FIELDS: [&str; 13] = [
     "vocab_size",
     "tie_embeddings",
     "context_len",
+    "weights",
+    "kv_cache",
 ];
 
 /// The keys of a declared GPU besides its throughputs.
@@ -87,6 +92,8 @@ pub enum Scalar {
     /// Full attention: the DSL's `full`, JSON's `null`.
     Full,
     Str(String),
+    /// A bare word (the DSL's `fp8`); JSON writes it as a string.
+    Word(String),
 }
 
 impl Scalar {
@@ -107,6 +114,7 @@ impl Display for Scalar {
             Scalar::Bool(b) => write!(f, "{b}"),
             Scalar::Full => f.write_str("full"),
             Scalar::Str(s) => write!(f, "{s:?}"),
+            Scalar::Word(s) => f.write_str(s),
         }
     }
 }
@@ -117,6 +125,11 @@ pub struct Atom {
     pub value: Scalar,
     pub place: Place,
 }
+
+/// Most GPUs one search targets (DSL `hardware`, JSON `hardware`): the
+/// streaming search walks the family once per 8 GPUs and keeps `top_k`
+/// entries per list per GPU, so time and memory grow with each.
+pub const MAX_HARDWARE: usize = 64;
 
 /// A name (a GPU, a metric, a candidate) and its place.
 #[derive(Clone, Debug, PartialEq)]
@@ -239,6 +252,14 @@ pub enum ClauseInput {
 }
 
 impl ClauseInput {
+    /// Comparisons, ranges and `fits` in this clause, nested ones included.
+    pub fn atoms(&self) -> usize {
+        match self {
+            ClauseInput::All(cs, _) | ClauseInput::Any(cs, _) => cs.iter().map(ClauseInput::atoms).sum(),
+            _ => 1,
+        }
+    }
+
     pub fn place(&self) -> Place {
         match self {
             ClauseInput::Fits { place, .. }
@@ -292,6 +313,7 @@ pub fn build(spec: &SpecInput) -> Result<Built, Vec<BuildError>> {
         errors: Vec::new(),
         workload: Workload::layer(DEFAULT_SEQ_LEN, DEFAULT_BATCH_SIZE),
         hardware: Vec::new(),
+        precisions: Vec::new(),
     };
     let built = b.spec(spec);
     if b.errors.is_empty() {
@@ -306,6 +328,9 @@ struct Builder {
     workload: Workload,
     /// The checked targets, for `fits(gpu, ...)`.
     hardware: Vec<GpuTarget>,
+    /// Every precision a candidate, family or the workload asks for, where:
+    /// each must run on every GPU of the search.
+    precisions: Vec<(Precision, Place)>,
 }
 
 fn first_seen<T: Copy>(seen: &mut BTreeMap<String, T>, key: &str, value: T) -> Option<T> {
@@ -416,6 +441,12 @@ impl Builder {
                                 None => Some(DEFAULT_TOP_K),
                                 Some(t) => self.top_k(t),
                             };
+                            if let Some(k) = k {
+                                if let Err(e) = crate::search::stream::check_reported(k, listed.len()) {
+                                    let place = top.as_ref().map_or(def.name.place, |t| t.place);
+                                    self.at(place, e);
+                                }
+                            }
                             if let (Some(family), Some(k)) = (family, k) {
                                 if self.space(def, &family) {
                                     space = Some((family, k));
@@ -522,6 +553,19 @@ impl Builder {
                         word.text
                     ),
                 );
+            }
+        }
+        // Every precision asked for must run on every GPU (its tensor cores, its cost model).
+        let registry = Registry::builtin();
+        let mut reported: Vec<(Place, String)> = Vec::new();
+        for (precision, place) in std::mem::take(&mut self.precisions) {
+            for target in &hardware {
+                if let Err(e) = registry.check_precision(target, &precision) {
+                    if !reported.iter().any(|(p, m)| *p == place && *m == e) {
+                        reported.push((place, e.clone()));
+                        self.at(place, e);
+                    }
+                }
             }
         }
         // Latency clauses cannot be known here: `report` assumes they hold,
@@ -648,16 +692,36 @@ impl Builder {
         if names.is_empty() {
             self.at(place, "`hardware: []` lists no GPU");
         }
+        if names.len() > MAX_HARDWARE {
+            self.at(
+                place,
+                format!(
+                    "{} GPUs listed; a search targets at most {MAX_HARDWARE} (its time and its \
+                     report grow with every GPU)",
+                    names.len()
+                ),
+            );
+        }
         targets
     }
 
     fn gpu(&mut self, def: &GpuInput) -> Option<GpuTarget> {
+        // Any error in the declaration ends it: nothing is checked (or
+        // reported) of a GPU that is not what was written.
+        let errors_before = self.errors.len();
         let key = def.name.text.as_str();
         let registry = Registry::builtin();
         if registry.entry(key).is_ok() {
             self.at(
                 def.name.place,
                 format!("`{key}` is a built-in GPU; give yours another name"),
+            );
+            return None;
+        }
+        if let Some(builtin) = registry.keys().iter().find(|k| k.eq_ignore_ascii_case(key)) {
+            self.at(
+                def.name.place,
+                format!("`{key}` is the built-in GPU `{builtin}` but for case; give yours another name"),
             );
             return None;
         }
@@ -702,14 +766,22 @@ impl Builder {
                 }
                 Some(v)
             }
-            None if given.iter().all(Option::is_none) && (profile.is_some() || base.is_some()) => None,
+            // a `profile` given with a bad value has had its error: the throughputs are not missing
+            None if given.iter().all(Option::is_none)
+                && (profile.is_some() || base.is_some() || fields.contains_key("profile")) =>
+            {
+                None
+            }
             None => {
+                // A throughput given with a bad value has had its error; it is not missing.
                 let missing: Vec<&str> = THROUGHPUT_KEYS
                     .iter()
-                    .zip(given)
-                    .filter(|(_, g)| g.is_none())
-                    .map(|(k, _)| *k)
+                    .filter(|k| !fields.contains_key(*k))
+                    .copied()
                     .collect();
+                if !ok {
+                    return None;
+                }
                 if !missing.is_empty() {
                     self.at(
                         def.name.place,
@@ -740,10 +812,10 @@ impl Builder {
         }
         let mut spec = base.map_or(SpecSheet::UNKNOWN, |b| b.spec.clone());
         if let Some(f) = fields.get("memory_gib") {
-            let checked = scalar_number(&f.value)
-                .ok_or_else(|| "`memory_gib` must be a number".to_string())
-                .and_then(|(n, _)| crate::gpu::spec_sheet::check_memory_gib(n))
-                .map_err(|e| format!("`memory_gib`: {e}"));
+            let checked = match scalar_number(&f.value) {
+                None => Err("`memory_gib` must be a number of GiB".to_string()),
+                Some((n, _)) => crate::gpu::spec_sheet::check_memory_gib(n).map_err(|e| format!("`memory_gib`: {e}")),
+            };
             match checked {
                 Ok(gib) => spec.memory_gib = Some(gib),
                 Err(e) => {
@@ -751,6 +823,9 @@ impl Builder {
                     return None;
                 }
             }
+        }
+        if self.errors.len() > errors_before {
+            return None;
         }
         let seed = match values {
             Some(v) => {
@@ -820,7 +895,10 @@ impl Builder {
                         map.insert(key, f);
                     }
                     if let Some(r) = &f.rounding {
-                        self.at(r.place, "rounding (`round_to`) applies to `ffn_ratio` in a family only");
+                        self.at(
+                            r.place,
+                            "rounding applies to a family's `ffn_ratio` (`round_to M`) and `gqa_group` (`round_down`) only",
+                        );
                         ok = false;
                     }
                 }
@@ -878,6 +956,47 @@ impl Builder {
         self.size("window", value)
     }
 
+    /// A weight format: `bf16`, `fp8` or `int4` (a bare word in the DSL, a string in JSON).
+    fn weights_of(&mut self, value: &Atom) -> Option<WeightPrecision> {
+        match &value.value {
+            Scalar::Str(w) | Scalar::Word(w) => match WeightPrecision::from_name(w) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    self.at(value.place, e);
+                    None
+                }
+            },
+            other => {
+                self.at(value.place, format!("`weights` takes bf16, fp8 or int4, got {other}"));
+                None
+            }
+        }
+    }
+
+    /// A KV-cache format: `bf16` or `fp8`.
+    fn kv_cache_of(&mut self, value: &Atom) -> Option<KvCachePrecision> {
+        match &value.value {
+            Scalar::Str(w) | Scalar::Word(w) => match KvCachePrecision::from_name(w) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    self.at(value.place, e);
+                    None
+                }
+            },
+            other => {
+                self.at(value.place, format!("`kv_cache` takes bf16 or fp8, got {other}"));
+                None
+            }
+        }
+    }
+
+    /// Records that a precision is asked for at `place` (checked against every GPU at the end).
+    fn use_precision(&mut self, precision: Precision, place: Place) {
+        if !precision.is_bf16() {
+            self.precisions.push((precision, place));
+        }
+    }
+
     /// A positive integer of at most [`MAX_DIM`] (a size of a layer).
     fn size(&mut self, key: &str, value: &Atom) -> Option<u64> {
         let n = self.positive_int(key, value)?;
@@ -925,6 +1044,18 @@ impl Builder {
                     s.place,
                     format!("expected \"all\" or \"non_embedding\", got {}", s.value),
                 ),
+                ("weights", _) => {
+                    if let Some(w) = self.weights_of(s) {
+                        self.workload.precision.weights = w;
+                        self.use_precision(Precision::new(w, KvCachePrecision::Bf16), s.place);
+                    }
+                }
+                ("kv_cache", _) => {
+                    if let Some(k) = self.kv_cache_of(s) {
+                        self.workload.precision.kv_cache = k;
+                        self.use_precision(Precision::new(WeightPrecision::Bf16, k), s.place);
+                    }
+                }
                 ("training_tokens", v) => match v.as_f64() {
                     Some(t) if t.fract() == 0.0 && t >= 1.0 && t <= MAX_TRAINING_TOKENS as f64 => {
                         self.workload.model.training_tokens = Some(t as u64)
@@ -1024,7 +1155,8 @@ impl Builder {
                 }
             }
         };
-        let use_qk_norm = boolean(self, "use_qk_norm", "qk_norm", &mut ok).unwrap_or(true);
+        let use_qk_norm =
+            boolean(self, "use_qk_norm", "qk_norm", &mut ok).unwrap_or(crate::shapes::DEFAULT_USE_QK_NORM);
         let window_size = match map.get("window_size").map(|f| &f.value) {
             None
             | Some(Value::Scalar(Atom {
@@ -1060,6 +1192,30 @@ impl Builder {
         let vocab_size = optional(self, "vocab_size");
         let context_len = optional(self, "context_len");
         let tie_embeddings = boolean(self, "tie_embeddings", "tie_embeddings", &mut ok);
+        let mut precision = workload.precision;
+        for key in ["weights", "kv_cache"] {
+            let Some(f) = map.get(key) else { continue };
+            let Value::Scalar(s) = &f.value else {
+                self.at(
+                    f.place,
+                    format!("`{key}` takes one value here (lists are for families)"),
+                );
+                ok = false;
+                continue;
+            };
+            let parsed = match key {
+                "weights" => self.weights_of(s).map(|w| precision.weights = w),
+                _ => self.kv_cache_of(s).map(|k| precision.kv_cache = k),
+            };
+            ok &= parsed.is_some();
+            if parsed.is_some() {
+                let asked = match key {
+                    "weights" => Precision::new(precision.weights, KvCachePrecision::Bf16),
+                    _ => Precision::new(WeightPrecision::Bf16, precision.kv_cache),
+                };
+                self.use_precision(asked, s.place);
+            }
+        }
         if !ok {
             return None;
         }
@@ -1083,6 +1239,7 @@ impl Builder {
             use_qk_norm,
             window_size,
             model,
+            precision,
         };
         if let Err(problem) = shape.validate() {
             match problem.key.and_then(|k| map.get(k)) {
@@ -1119,6 +1276,8 @@ impl Builder {
     fn what(def: &FamilyInput) -> String {
         match def.mode {
             FamilyMode::Listed => format!("family `{}`", def.name.text),
+            // the JSON spec's one family is named `family` (its key)
+            FamilyMode::Space { .. } if def.name.text == "family" => "the family".into(),
             FamilyMode::Space { .. } => format!("space `{}`", def.name.text),
         }
     }
@@ -1159,6 +1318,26 @@ impl Builder {
         ok.then_some(FfnRounding { multiple, rounding })
     }
 
+    /// `gqa_group`'s rounding: only down (the seed's rule), with no multiple.
+    fn gqa_rounding(&mut self, r: &RoundingInput) -> Option<GqaRounding> {
+        let down = matches!(&r.mode, Some(Atom { value: Scalar::Str(s), .. }) if s == "down");
+        if down && r.multiple.is_none() {
+            return Some(GqaRounding::Down);
+        }
+        let place = match (&r.mode, &r.multiple) {
+            (Some(m), _) if !down => m.place,
+            (_, Some(m)) => m.place,
+            _ => r.place,
+        };
+        self.at(
+            place,
+            "`gqa_group` rounds only down, to no multiple: `round_down` in the DSL, `\"round\": \"down\"` in JSON \
+             (kv heads = max(1, floor(heads / group)), the seed's rule); without it a group that does not divide \
+             the heads skips the combination",
+        );
+        None
+    }
+
     /// `top_k`: from 1 to [`crate::search::stream::MAX_TOP_K`] (each list is held in full).
     fn top_k(&mut self, t: &Atom) -> Option<usize> {
         let k = self.positive_int("top_k", t)?;
@@ -1181,11 +1360,18 @@ impl Builder {
         let mut template: Option<(&str, Place)> = None;
         let mut source = GENERATED_CANDIDATE.to_string();
         let mut rounding = DEFAULT_FFN_ROUNDING;
+        let mut gqa_rounding = GqaRounding::Exact;
         let mut seen: BTreeMap<String, Place> = BTreeMap::new();
         let mut ok = true;
         for f in &def.fields {
             let name = f.name.text.as_str();
             if name == "name" || name == "source" {
+                if let Some(first) = first_seen(&mut seen, name, f.name.place) {
+                    self.at(f.name.place, format!("`{name}` is given twice"));
+                    self.at(first, "first given here");
+                    ok = false;
+                    continue;
+                }
                 match &f.value {
                     Value::Scalar(Atom {
                         value: Scalar::Str(s),
@@ -1228,8 +1414,15 @@ impl Builder {
                     Some(r) => rounding = r,
                     None => ok = false,
                 },
+                (Some(r), AxisKind::GqaGroup) => match self.gqa_rounding(r) {
+                    Some(g) => gqa_rounding = g,
+                    None => ok = false,
+                },
                 (Some(r), _) => {
-                    self.at(r.place, "rounding (`round_to`) applies to `ffn_ratio` only");
+                    self.at(
+                        r.place,
+                        "rounding applies to `ffn_ratio` (`round_to M`) and `gqa_group` (`round_down`) only",
+                    );
                     ok = false;
                 }
                 (None, _) => {}
@@ -1243,6 +1436,10 @@ impl Builder {
             }
         }
         let Some((template, template_place)) = template else {
+            if seen.contains_key("name") {
+                // given, but not as a string: that error is reported
+                return None;
+            }
             self.at(
                 def.name.place,
                 format!("{} needs a name template: `name: \"...\"`", Self::what(def)),
@@ -1256,6 +1453,7 @@ impl Builder {
             source: source.into(),
             axes: axes.into(),
             ffn_rounding: rounding,
+            gqa_rounding,
             template: template.to_string().into(),
         };
         if let Err(e) = crate::search::family::parse_template(template) {
@@ -1314,21 +1512,36 @@ impl Builder {
     /// enumerating it (valid candidates are counted from its axes, and names
     /// stay distinct when the template names every axis that varies).
     fn space(&mut self, def: &FamilyInput, family: &Family) -> bool {
-        if let Err(e) = family.check_names_distinct() {
-            self.at(Self::template_place(def), e);
-            return false;
-        }
         let combinations = family.combinations();
         if combinations > crate::search::stream::MAX_COMBINATIONS as u128 {
             self.at(
                 def.name.place,
-                format!("the family has {combinations} combinations; the streaming search handles at most 2^62"),
+                format!(
+                    "the family has {} combinations; the streaming search handles at most 2^62",
+                    crate::search::family::shown_count(combinations)
+                ),
             );
             return false;
         }
+        if let Err(e) = family.check_names_distinct() {
+            self.at(Self::template_place(def), e);
+            return false;
+        }
         match crate::search::stream::count_valid(family, self.workload) {
-            Ok(0) | Err(_) => {
-                self.at(def.name.place, format!("{} yields no valid candidate", Self::what(def)));
+            Ok(0) => {
+                let reasons = family.sample_skips(self.workload, 3, 100_000);
+                let examples = match reasons.is_empty() {
+                    true => String::new(),
+                    false => format!(" (e.g. {})", reasons.join("; ")),
+                };
+                self.at(
+                    def.name.place,
+                    format!("{} yields no valid candidate{examples}", Self::what(def)),
+                );
+                false
+            }
+            Err(e) => {
+                self.at(def.name.place, format!("{}: {e}", Self::what(def)));
                 false
             }
             Ok(_) => true,
@@ -1358,6 +1571,14 @@ impl Builder {
                     );
                     None
                 }
+                (AxisKind::Weights, _) => self.weights_of(atom).map(|w| {
+                    self.use_precision(Precision::new(w, KvCachePrecision::Bf16), atom.place);
+                    AxisValue::Weights(w)
+                }),
+                (AxisKind::KvCache, _) => self.kv_cache_of(atom).map(|k| {
+                    self.use_precision(Precision::new(WeightPrecision::Bf16, k), atom.place);
+                    AxisValue::KvCache(k)
+                }),
                 (AxisKind::Window, Scalar::Full) => Some(AxisValue::Window(None)),
                 (AxisKind::Window, _) => self.window(atom).map(|w| AxisValue::Window(Some(w))),
                 (AxisKind::FfnRatio, Scalar::Int(_) | Scalar::Float(_)) => {
@@ -1456,6 +1677,24 @@ impl Builder {
     }
 
     fn constraints(&mut self, clauses: &[ClauseInput]) -> Vec<Constraint> {
+        // Checked before anything else: the contradiction check and the
+        // search's tables grow with the number of comparisons.
+        let limit = crate::search::constraints::MAX_CONSTRAINT_ATOMS;
+        let mut total = 0usize;
+        for c in clauses {
+            total += c.atoms();
+            if total > limit {
+                self.at(
+                    c.place(),
+                    format!(
+                        "the constraints hold {} comparisons, more than the {limit} a search takes (the first \
+                         beyond them is here)",
+                        clauses.iter().map(ClauseInput::atoms).sum::<usize>()
+                    ),
+                );
+                return Vec::new();
+            }
+        }
         let converted: Vec<Option<Constraint>> = clauses.iter().map(|c| self.clause(c)).collect();
         if converted.iter().any(Option::is_none) {
             return Vec::new();

@@ -522,8 +522,9 @@ impl Translator {
             Some("<") => CmpOp::Lt,
             Some("==") => CmpOp::Eq,
             Some("!=") => CmpOp::Ne,
-            other => {
-                self.error(path, format!("`op` is one of >=, >, <=, <, ==, !=; got {other:?}"));
+            _ => {
+                let got = obj.get("op").map_or("nothing".to_string(), Value::to_string);
+                self.error(path, format!("`op` is one of >=, >, <=, <, ==, !=; got {got}"));
                 return None;
             }
         };

@@ -44,6 +44,23 @@ pub const MAX_PARETO_SLOTS: u64 = 1 << 17;
 /// Most entries a streamed search reports per list (`top_k`).
 pub const MAX_TOP_K: usize = 10_000;
 
+/// Most entries a search reports in one list over all its GPUs (`top_k` x
+/// GPUs): each entry is kept, and written, with its shape and per-kernel
+/// times (about 1 KiB in memory), three lists per GPU.
+pub const MAX_REPORTED: usize = 50_000;
+
+/// `top_k` on `gpus` GPUs must report at most [`MAX_REPORTED`] entries per list.
+pub fn check_reported(top_k: usize, gpus: usize) -> std::result::Result<(), String> {
+    let entries = top_k.saturating_mul(gpus);
+    if entries > MAX_REPORTED {
+        return Err(format!(
+            "`top_k` = {top_k} on {gpus} GPUs reports {entries} candidates per list; a search reports at most \
+             {MAX_REPORTED} (top_k x GPUs): ask for fewer"
+        ));
+    }
+    Ok(())
+}
+
 /// Extra entries kept beyond k until the exact re-evaluation, so that values
 /// an ulp apart in the streamed sums cannot push a true top-k entry out.
 const MARGIN: usize = 16;
@@ -283,10 +300,12 @@ impl<'a> Plan<'a> {
         let combinations = spec.family.combinations();
         if combinations > MAX_COMBINATIONS as u128 {
             return Err(Error::Spec(format!(
-                "the family has {combinations} combinations; the streaming search handles at most 2^62"
+                "the family has {} combinations; the streaming search handles at most 2^62",
+                crate::search::family::shown_count(combinations)
             )));
         }
         let family = spec.family;
+        check_precisions(family, spec.workload, spec.hardware)?;
         let fields = |fs: &[ShapeField]| fs.iter().fold(0u64, |m, f| m | family.field_axes(*f));
 
         // One plan evaluates GPUs of one layer model (`search_range` splits the rest).
@@ -410,6 +429,49 @@ impl<'a> Plan<'a> {
     }
 }
 
+/// Every precision a family can give (its `weights` and `kv_cache` axes, the
+/// workload's otherwise) must run on every GPU: the error names the GPU and
+/// what it supports.
+pub fn check_precisions(family: &Family, workload: Workload, hardware: &[Gpu]) -> Result<()> {
+    use crate::precision::Precision;
+    let values = |kind: AxisKind| -> Vec<AxisValue> {
+        family
+            .axes
+            .iter()
+            .find(|a| a.kind == kind)
+            .map(|a| a.values.iter().map(|l| l.value).collect())
+            .unwrap_or_default()
+    };
+    let mut weights: Vec<_> = values(AxisKind::Weights)
+        .into_iter()
+        .filter_map(|v| match v {
+            AxisValue::Weights(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    if weights.is_empty() {
+        weights.push(workload.precision.weights);
+    }
+    let mut kv: Vec<_> = values(AxisKind::KvCache)
+        .into_iter()
+        .filter_map(|v| match v {
+            AxisValue::KvCache(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    if kv.is_empty() {
+        kv.push(workload.precision.kv_cache);
+    }
+    for gpu in hardware {
+        for &w in &weights {
+            for &k in &kv {
+                gpu.check_precision(&Precision::new(w, k))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The table over `mask` of the summed time of `kernels` on every GPU
 /// (`gpus` values per entry): the group's work columns times their inverse
 /// throughputs, one nalgebra product for the whole table. Entries no valid
@@ -426,7 +488,7 @@ fn group_latency(
     let columns: Vec<usize> = (0..all.len()).filter(|&c| kernels.contains(&all[c].0)).collect();
     let work = reps.table(mask, columns.len(), |shape, out| {
         if let Some(shape) = shape {
-            // Both layer models have at most 30 work columns.
+            // Both layer models have at most 41 work columns.
             let mut row = [0.0; 64];
             model.work_row(shape, &mut row[..all.len()]);
             for (o, &c) in out.iter_mut().zip(&columns) {
@@ -612,7 +674,7 @@ impl<'a> Representatives<'a> {
             })
             .collect();
         let Some(&first) = valid.first() else {
-            return Err(Error::Spec("the family yields no valid candidate".into()));
+            return Err(Error::Spec(NO_VALID_CANDIDATE.into()));
         };
         let base = digits_of(radix, shape_mask, first);
         // Every value of every other axis must be valid on its own (window 0, seq 0...).
@@ -777,6 +839,8 @@ fn set_field(shape: &mut LayerShape, kind: AxisKind, value: AxisValue) {
         (AxisKind::VocabSize, AxisValue::Int(v)) => shape.model.vocab_size = Some(v),
         (AxisKind::TieEmbeddings, AxisValue::Bool(b)) => shape.model.tie_embeddings = Some(b),
         (AxisKind::ContextLen, AxisValue::Int(v)) => shape.model.context_len = Some(v),
+        (AxisKind::Weights, AxisValue::Weights(p)) => shape.precision.weights = p,
+        (AxisKind::KvCache, AxisValue::KvCache(p)) => shape.precision.kv_cache = p,
         _ => {}
     }
 }
@@ -794,6 +858,13 @@ fn size_key(l: &Labeled) -> f64 {
         AxisValue::Ratio(r) => r,
         AxisValue::Window(w) => w.map_or(f64::INFINITY, |w| w as f64),
         AxisValue::Bool(_) => 0.0,
+        // fp8 and int4 count fewer bytes than bf16: bf16 is the largest
+        AxisValue::Weights(p) => match p {
+            crate::precision::WeightPrecision::Bf16 => 2.0,
+            crate::precision::WeightPrecision::Fp8 => 1.0,
+            crate::precision::WeightPrecision::Int4 => 0.0,
+        },
+        AxisValue::KvCache(p) => p.bytes_per_value() as f64,
     }
 }
 
@@ -1106,6 +1177,26 @@ pub fn search(spec: &StreamSpec, progress: &(dyn Fn(u64) + Sync)) -> Result<Stre
 
 /// Streams the first `limit` candidates of the family (all when `None`).
 pub fn search_range(spec: &StreamSpec, limit: Option<u64>, progress: &(dyn Fn(u64) + Sync)) -> Result<StreamResult> {
+    check_reported(spec.top_k, spec.hardware.len()).map_err(Error::Spec)?;
+    // The Pareto fronts of all GPUs hold at most one entry per quality-table
+    // entry and GPU: bounded over every GPU, not only over one pass's.
+    let quality_axes = spec.family.field_axes(ShapeField::HiddenDim) | spec.family.field_axes(ShapeField::FfnDim);
+    let quality_entries = spec
+        .family
+        .axes
+        .iter()
+        .enumerate()
+        .filter(|(a, _)| quality_axes & (1 << a) != 0)
+        .fold(1u64, |n, (_, axis)| n.saturating_mul(axis.values.len() as u64));
+    let slots = quality_entries.saturating_mul(spec.hardware.len() as u64);
+    if slots > MAX_PARETO_SLOTS {
+        return Err(Error::Spec(format!(
+            "the axes that decide the quality proxy (`hidden_dim` and the FFN size) have {quality_entries} \
+             combinations together, on {} GPUs; the streaming search's Pareto fronts hold at most \
+             {MAX_PARETO_SLOTS} (combinations x GPUs): give these axes fewer values, or the search fewer GPUs",
+            spec.hardware.len()
+        )));
+    }
     // One pass per run of GPUs that share a layer model (at most MAX_GPUS
     // each); the passes share nothing but their counts.
     let mut runs: Vec<&[Gpu]> = Vec::new();
@@ -1152,7 +1243,7 @@ pub fn search_range(spec: &StreamSpec, limit: Option<u64>, progress: &(dyn Fn(u6
         })
         .reduce(|| Partial::new(&plan), Partial::merge);
     if partial.valid == 0 {
-        return Err(Error::Spec("the family yields no valid candidate".into()));
+        return Err(Error::Spec(NO_VALID_CANDIDATE.into()));
     }
     finish(&plan, partial, end)
 }
@@ -1284,6 +1375,9 @@ fn finish(plan: &Plan, partial: Partial, combinations: u64) -> Result<StreamResu
 
 /// The number of valid candidates of a family, without enumerating them
 /// (for compile-time checks of huge spaces).
+/// What streaming a family in which no combination is valid says.
+const NO_VALID_CANDIDATE: &str = "the family yields no valid candidate";
+
 pub fn count_valid(family: &Family, workload: Workload) -> Result<u64> {
     let constraints = Constraints::default();
     let spec = StreamSpec {
@@ -1304,7 +1398,11 @@ pub fn count_valid(family: &Family, workload: Workload) -> Result<u64> {
     ]
     .iter()
     .fold(0u64, |m, f| m | family.field_axes(*f));
-    let reps = Representatives::new(&spec, &radix, mask)?;
+    let reps = match Representatives::new(&spec, &radix, mask) {
+        Ok(reps) => reps,
+        Err(Error::Spec(e)) if e == NO_VALID_CANDIDATE => return Ok(0),
+        Err(e) => return Err(e),
+    };
     let others: u64 = radix
         .iter()
         .enumerate()
@@ -1319,7 +1417,7 @@ pub fn count_valid(family: &Family, workload: Workload) -> Result<u64> {
 /// windows and QK-norm on or off (outermost first), batch 1; 30,146,560
 /// (30%) are valid shapes (kv heads must divide heads).
 pub fn bench_family() -> Family {
-    use crate::search::family::{Axis, AxisKind, AxisValue, FfnRounding, Rounding};
+    use crate::search::family::{Axis, AxisKind, AxisValue, FfnRounding, GqaRounding, Rounding};
     let ints = |kind, values: Vec<u64>| Axis {
         kind,
         values: values
@@ -1363,6 +1461,7 @@ pub fn bench_family() -> Family {
             multiple: 128,
             rounding: Rounding::NearestEven,
         },
+        gqa_rounding: GqaRounding::Exact,
         template: "b_s{seq_len}_h{hidden_dim}_hd{head_dim}_kv{kv_heads}_f{ffn_ratio}_w{window}_{qk_norm}".into(),
     }
 }

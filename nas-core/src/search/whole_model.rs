@@ -42,6 +42,7 @@ pub fn report(
             WholeModelRank {
                 rank: 0,
                 name: c.name.to_string(),
+                precision: c.shape.precision.report_label(),
                 decode_ms: decode.total_ms,
                 prefill_ms: prefill.total_ms,
                 decode_tokens_per_s: model::StepLatency::tokens_per_s(batch, decode.total_ms),
@@ -53,6 +54,7 @@ pub fn report(
         ));
         entries.push(WholeModelEntry {
             name: c.name.to_string(),
+            precision: c.shape.precision.report_label(),
             decode_batch: batch,
             decode_context: context,
             decode,

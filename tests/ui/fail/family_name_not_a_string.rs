@@ -1,0 +1,8 @@
+nas::nas_search! {
+    search S {
+        hardware: [h100],
+        family f { hidden_dim: 2048, head_dim: 128, ffn_ratio: 4.0, name: 5 }
+    }
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+nas::nas_search! {
+    search S {
+        hardware: [H100],
+        cost_model: seed,
+        gpu H100: h100 { memory_gib: 80 }
+        known a { hidden_dim: 2048, heads: 16, kv_heads: 2, head_dim: 128, ffn_dim: 8192 }
+    }
+}
+
+fn main() {}

@@ -1,0 +1,5 @@
+nas::nas_search! {
+    struct S {}
+}
+
+fn main() {}

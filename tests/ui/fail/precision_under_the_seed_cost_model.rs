@@ -1,0 +1,10 @@
+nas::nas_search! {
+    search S {
+        hardware: [h100],
+        cost_model: seed,
+        workload { weights: int4 }
+        known m { hidden_dim: 4096, heads: 32, kv_heads: 8, head_dim: 128, ffn_dim: 14336 }
+    }
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+nas::nas_search! {
+    search S {
+        hardware: [h200],
+        known m { hidden_dim: 4096, heads: 32, kv_heads: 8, head_dim: 128, ffn_dim: 14336, weights: 8 }
+    }
+}
+
+fn main() {}
