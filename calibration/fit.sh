@@ -45,6 +45,10 @@ h200p=("$h200/fp8-micro.jsonl" "$h200/int4-micro.jsonl" "$h200/fp8-layers.jsonl"
   --measurements "$h200/layers.jsonl" --out docs/results/precision-fidelity-h200
 "$nas" fidelity --calibration calibration/h200.json --moe "$h200/moe.jsonl" "$h200/moe-routed.jsonl" \
   --mla "$h200/mla.jsonl" "$h200/mla-decode-split.jsonl" --out docs/results/moe-mla-fidelity
+# Whole mixed sliding/global and MoE models' decode steps (decode_stacks.py),
+# every one held out: `nas predict --configs` on the fitted profile.
+"$nas" fidelity --calibration calibration/h200.json --stacks "$h200/decode-mixed.jsonl" "$h200/decode-moe.jsonl" \
+  --out docs/results/stack-decode-fidelity-h200
 # Decode, H100: no H100 was lent for compiled decode steps, so the H200's
 # decode model is carried over through the two spec sheets (transferred, not
 # measured); so are its MoE model and MLA constants. The H100's eager decode steps (a slower truth) are compared only

@@ -1234,6 +1234,47 @@ fn moe_records_of_two_gpus() {
     );
 }
 
+/// Two lines of the committed mixed-stack decode steps, the second changed by `edit`.
+fn stack_decode_error(dir: &Dir, edit: impl Fn(&mut Value)) -> String {
+    let text = std::fs::read_to_string(repo("calibration/data/h200/decode-mixed.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().take(2).collect();
+    let mut second: Value = serde_json::from_str(lines[1]).unwrap();
+    edit(&mut second);
+    let m = dir.file("m.jsonl", &format!("{}\n{second}\n", lines[0]));
+    let out = dir.path("x");
+    dir.error(&[
+        "fidelity",
+        "--calibration",
+        &repo("calibration/h200.json"),
+        "--stacks",
+        &m,
+        "--out",
+        &out,
+    ])
+}
+
+#[test]
+fn stack_decode_records_of_two_gpus() {
+    let dir = Dir::new("stackgpus");
+    assert_eq!(
+        stack_decode_error(&dir, |r| r["gpu"] = json!("NVIDIA H100 80GB HBM3")),
+        "DIR/m.jsonl:2: measured on `NVIDIA H100 80GB HBM3`, but the records before it on `NVIDIA H200`: one GPU at a time"
+    );
+}
+
+#[test]
+fn stack_decode_record_with_a_bad_config() {
+    let dir = Dir::new("stackcfg");
+    assert_eq!(
+        stack_decode_error(&dir, |r| r["config"]["num_key_value_heads"] = json!(3)),
+        "DIR/m.jsonl:2: config: num_key_value_heads: 3 does not divide num_attention_heads = 8"
+    );
+    assert_eq!(
+        stack_decode_error(&dir, |r| r["batch"] = json!(0)),
+        "DIR/m.jsonl:2: `batch` must be an integer from 1 to 16777216"
+    );
+}
+
 #[test]
 fn every_row_of_the_reliability_table_has_a_test() {
     let doc = std::fs::read_to_string(repo("docs/RELIABILITY.md")).unwrap();

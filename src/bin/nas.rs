@@ -259,7 +259,7 @@ enum Command {
         calibration: PathBuf,
         /// Measurement files with the layers to compare (with `--precision`: the
         /// bf16 layers whose validation shapes mark fp8 layers as held out).
-        #[arg(long, num_args = 1.., required_unless_present_any = ["decode", "moe", "precision"])]
+        #[arg(long, num_args = 1.., required_unless_present_any = ["decode", "moe", "precision", "stacks"])]
         measurements: Vec<PathBuf>,
         /// Instead of layers, compare fp8 / int4 measurements (`precision_micro.py`)
         /// with the profile's precision section (writes PREFIX.md).
@@ -276,6 +276,12 @@ enum Command {
         /// MLA layers for the `--moe` report.
         #[arg(long, num_args = 1.., requires = "moe")]
         mla: Vec<PathBuf>,
+        /// Instead of layers, compare measured decode steps of whole mixed
+        /// sliding/global and MoE models (`decode_stacks.py`: records that carry
+        /// their Hugging Face config) with `nas predict --configs` on the
+        /// profile's GPU (writes PREFIX.md).
+        #[arg(long, num_args = 1.., conflicts_with_all = ["measurements", "decode", "moe", "precision"])]
+        stacks: Vec<PathBuf>,
         /// Which measurement set to compare on.
         #[arg(long, default_value = "validation")]
         set: String,
@@ -499,7 +505,9 @@ fn run(command: Command) -> Result<()> {
             moe,
             mla,
             precision,
+            stacks,
         } => match (decode.is_empty(), moe.is_empty(), precision.is_empty()) {
+            _ if !stacks.is_empty() => stack_decode_fidelity(&calibration, &stacks, &out),
             (_, false, _) => moe_mla_fidelity(&calibration, &moe, &mla, &out),
             (true, true, true) => fidelity(&calibration, &measurements, &set, &seed_hardware, &out),
             (false, true, _) => decode_fidelity(&calibration, &decode, &seed_hardware, &out),
@@ -1508,6 +1516,26 @@ fn moe_mla_fidelity(profile_path: &Path, moe_files: &[PathBuf], mla_files: &[Pat
         mla_sha256: &mla_sha,
         command: &command,
     })?;
+    let path = nas::report::write::with_suffix(out, "md");
+    nas::report::write::write_atomic(&path, md.as_bytes())?;
+    say!("wrote {}", path.display());
+    Ok(())
+}
+
+fn stack_decode_fidelity(profile_path: &Path, files: &[PathBuf], out: &Path) -> Result<()> {
+    use nas::calibrate::stack_decode;
+    let gpu = Registry::builtin().resolve_profile(&profile_path.display().to_string())?;
+    let (records, sha) = stack_decode::read(files)?;
+    nas::calibrate::decode::check_same_gpu("stack decode steps", &records[0].gpu, &read_profile(profile_path)?.gpu)?;
+    let checked = stack_decode::check(&records, &gpu)?;
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let command = format!(
+        "nas fidelity --calibration {} --stacks {} --out {}",
+        profile_path.display(),
+        names.join(" "),
+        out.display()
+    );
+    let md = stack_decode::fidelity_markdown(&records, &checked, &gpu, &sha, &command);
     let path = nas::report::write::with_suffix(out, "md");
     nas::report::write::write_atomic(&path, md.as_bytes())?;
     say!("wrote {}", path.display());

@@ -11,6 +11,7 @@ pub mod moe_mla_report;
 pub mod precision_fit;
 pub mod profile;
 pub mod seed_db;
+pub mod stack_decode;
 
 pub use measurements::{Measurement, MeasurementSet, Subject};
 pub use profile::{CalibrationProfile, PhysicalLimits};
