@@ -6,7 +6,7 @@
 // so the KV cache becomes a larger share of every step and the GQA ratio,
 // the head size and the window matter more.
 //
-//     cargo run --release --example precision_search
+//     cargo run --release -p nas-examples --example precision_search
 //
 // Writes docs/results/precision-search-h200.{json,md,html} (the pack) and
 // docs/results/precision-search-h200-ranking.md (each architecture's rank
