@@ -6,7 +6,7 @@
 // so the KV cache becomes a larger share of every step and the GQA ratio,
 // the head size and the window matter more.
 //
-//     cargo run --release --example precision_search
+//     cargo run --release -p nas-examples --example precision_search
 //
 // Writes docs/results/precision-search-h200.{json,md,html} (the pack) and
 // docs/results/precision-search-h200-ranking.md (each architecture's rank
@@ -86,7 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     writeln!(
         md,
-        "From `cargo run --release --example precision_search` (the pack: `precision-search-h200.md`). Each \
+        "From `cargo run --release -p nas-examples --example precision_search` (the pack: `precision-search-h200.md`). Each \
          architecture's rank by decode latency (batch 32, 8192 tokens of context, on the H200's measured model) among \
          the {} bf16 candidates and among the {} fp8 ones that pass the constraints (fits the H200 at batch 32 x 8k; \
          loss estimate <= 1.99). `KV share` = attention over the cache / the whole decode step: fp8 weights halve \

@@ -1149,7 +1149,129 @@ fn kernel_query_of_an_unknown_kernel() {
     let q = dir.file("q.json", r#"[{"kernel": "gemv", "m": 1}]"#);
     assert_eq!(
         dir.error(&["kernel", "--hardware", "h200", "--queries", &q]),
-        "DIR/q.json: queries[0].kernel: unknown kernel `gemv` (did you mean `gemm`?); known: gemm, decode_attention, prefill_attention"
+        "DIR/q.json: queries[0].kernel: unknown kernel `gemv` (did you mean `gemm`?); known: gemm, decode_attention, prefill_attention, moe, mla_decode"
+    );
+}
+
+#[test]
+fn kernel_query_moe_with_more_topk_than_experts() {
+    let dir = Dir::new("kernelmoetopk");
+    let q = dir.file(
+        "q.json",
+        r#"[{"kernel": "moe", "num_tokens": 16, "hidden_size": 4096, "inter_size": 14336, "num_experts": 8, "topk": 9}]"#,
+    );
+    assert_eq!(
+        dir.error(&["kernel", "--hardware", "h200", "--queries", &q]),
+        "DIR/q.json: queries[0].topk: `topk` = 9 is more than `num_experts` = 8"
+    );
+}
+
+#[test]
+fn kernel_query_moe_with_a_misspelled_key() {
+    let dir = Dir::new("kernelmoekey");
+    let q = dir.file(
+        "q.json",
+        r#"[{"kernel": "moe", "num_tokens": 16, "hidden_size": 4096, "inter_size": 14336, "num_expert": 8, "topk": 2}]"#,
+    );
+    assert_eq!(
+        dir.error(&["kernel", "--hardware", "h200", "--queries", &q]),
+        "DIR/q.json: queries[0]: unknown key `num_expert` (did you mean `num_experts`?); expected: kernel, num_tokens, hidden_size, inter_size, num_experts, topk, imbalance, router"
+    );
+}
+
+#[test]
+fn kernel_query_mla_with_a_zero_rank() {
+    let dir = Dir::new("kernelmla");
+    let q = dir.file(
+        "q.json",
+        r#"[{"kernel": "mla_decode", "batch": 8, "kv_len": 8192, "hidden_size": 7168, "num_heads": 128, "kv_lora_rank": 0, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128}]"#,
+    );
+    assert_eq!(
+        dir.error(&["kernel", "--hardware", "h200", "--queries", &q]),
+        "DIR/q.json: queries[0].kv_lora_rank: expected a positive integer, got 0"
+    );
+}
+
+#[test]
+fn profile_whose_moe_model_beats_hbm() {
+    let dir = Dir::new("moeprofile");
+    let mut p: Value = serde_json::from_str(&std::fs::read_to_string(repo("calibration/h200.json")).unwrap()).unwrap();
+    p["moe_model"]["fitted"]["moe_gemm_weight_bytes"] =
+        json!({"ms_per_unit": 1.0 / (9000.0 * 1e6), "throughput": 9000.0, "unit": "GB/s"});
+    let path = dir.file("p.json", &p.to_string());
+    let q = dir.file("q.json", r#"[{"kernel": "gemm", "m": 1, "n": 64, "k": 64}]"#);
+    assert_eq!(
+        dir.error(&["kernel", "--hardware", "h200", "--calibration", &path, "--queries", &q]),
+        "DIR/p.json: `moe_model.moe_gemm_weight_bytes` = 9000.0 GB/s is faster than the physical limit 4800.0 GB/s"
+    );
+}
+
+#[test]
+fn moe_records_of_two_gpus() {
+    let dir = Dir::new("moegpus");
+    let lines: Vec<String> = std::fs::read_to_string(repo("calibration/data/h200/moe.jsonl"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .take(2)
+        .map(str::to_string)
+        .collect();
+    let mut second: Value = serde_json::from_str(&lines[1]).unwrap();
+    second["gpu"] = json!("NVIDIA H100 80GB HBM3");
+    let m = dir.file("m.jsonl", &format!("{}\n{second}\n", lines[0]));
+    let out = dir.path("x");
+    assert_eq!(
+        dir.error(&[
+            "fidelity",
+            "--calibration",
+            &repo("calibration/h200.json"),
+            "--moe",
+            &m,
+            "--out",
+            &out
+        ]),
+        "DIR/m.jsonl:2: MoE records of two GPUs (`NVIDIA H200` and `NVIDIA H100 80GB HBM3`): fit one GPU at a time"
+    );
+}
+
+/// Two lines of the committed mixed-stack decode steps, the second changed by `edit`.
+fn stack_decode_error(dir: &Dir, edit: impl Fn(&mut Value)) -> String {
+    let text = std::fs::read_to_string(repo("calibration/data/h200/decode-mixed.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().take(2).collect();
+    let mut second: Value = serde_json::from_str(lines[1]).unwrap();
+    edit(&mut second);
+    let m = dir.file("m.jsonl", &format!("{}\n{second}\n", lines[0]));
+    let out = dir.path("x");
+    dir.error(&[
+        "fidelity",
+        "--calibration",
+        &repo("calibration/h200.json"),
+        "--stacks",
+        &m,
+        "--out",
+        &out,
+    ])
+}
+
+#[test]
+fn stack_decode_records_of_two_gpus() {
+    let dir = Dir::new("stackgpus");
+    assert_eq!(
+        stack_decode_error(&dir, |r| r["gpu"] = json!("NVIDIA H100 80GB HBM3")),
+        "DIR/m.jsonl:2: measured on `NVIDIA H100 80GB HBM3`, but the records before it on `NVIDIA H200`: one GPU at a time"
+    );
+}
+
+#[test]
+fn stack_decode_record_with_a_bad_config() {
+    let dir = Dir::new("stackcfg");
+    assert_eq!(
+        stack_decode_error(&dir, |r| r["config"]["num_key_value_heads"] = json!(3)),
+        "DIR/m.jsonl:2: config: num_key_value_heads: 3 does not divide num_attention_heads = 8"
+    );
+    assert_eq!(
+        stack_decode_error(&dir, |r| r["batch"] = json!(0)),
+        "DIR/m.jsonl:2: `batch` must be an integer from 1 to 16777216"
     );
 }
 
@@ -2378,5 +2500,173 @@ fn search_spec_comparison_whose_op_is_not_a_string() {
             )
         ),
         "DIR/s.json: constraints[0]: `op` is one of >=, >, <=, <, ==, !=; got 5"
+    );
+}
+
+// ---------------------------------------------------------------- issue 13: mixtures, layer patterns, latent attention
+
+/// A whole model written as a JSON shape, Qwen3-30B-A3B's attention and sizes, with `extra` keys.
+fn stack_shape(dir: &Dir, extra: &str, args: &[&str]) -> String {
+    let text = format!(
+        r#"[{{"name": "m", "hidden_dim": 2048, "num_heads": 32, "num_kv_heads": 4, "head_dim": 128, "ffn_dim": 6144,
+             "seq_len": 1024, "batch_size": 1, "use_qk_norm": true, "num_layers": 48, "vocab_size": 151936, {extra}}}]"#
+    );
+    let path = dir.file("c.json", &text);
+    let mut all = vec!["predict", "--hardware", "h200", "--configs", &path];
+    all.extend(args);
+    dir.error(&all)
+}
+
+#[test]
+fn shape_with_top_k_above_experts() {
+    let dir = Dir::new("archTopK");
+    assert_eq!(
+        stack_shape(&dir, r#""experts": 8, "top_k": 16"#, &[]),
+        "DIR/c.json: configs[0] (`m`): `top_k` = 16 is above `experts` = 8: a token cannot pick more experts than exist"
+    );
+}
+
+#[test]
+fn shape_with_one_expert() {
+    let dir = Dir::new("archOne");
+    assert_eq!(
+        stack_shape(&dir, r#""experts": 1, "top_k": 1"#, &[]),
+        "DIR/c.json: configs[0] (`m`): `experts` = 1 is a dense MLP: a mixture needs at least 2 experts (leave `experts` out for a dense layer)"
+    );
+}
+
+#[test]
+fn shape_with_a_layer_pattern_that_is_not_a_string() {
+    let dir = Dir::new("archPatternType");
+    assert_eq!(
+        stack_shape(&dir, r#""window_size": 512, "layer_pattern": 5"#, &[]),
+        "DIR/c.json: configs[0]: `layer_pattern` must be a string (\"5:1\"), got 5"
+    );
+}
+
+#[test]
+fn shape_with_a_layer_pattern_of_zeros() {
+    let dir = Dir::new("archPatternZero");
+    assert_eq!(
+        stack_shape(&dir, r#""window_size": 512, "layer_pattern": "0:0""#, &[]),
+        "DIR/c.json: configs[0].layer_pattern: `layer_pattern` \"0:0\": both counts must be at least 1 (a pattern without sliding or without full layers is a uniform stack: give `window` alone, or no window)"
+    );
+}
+
+#[test]
+fn shape_with_a_hugging_face_expert_key() {
+    let dir = Dir::new("archHfKey");
+    assert_eq!(
+        stack_shape(&dir, r#""num_experts": 8"#, &[]),
+        "DIR/c.json: configs[0]: unknown key `num_experts` (did you mean `experts`?)"
+    );
+}
+
+#[test]
+fn shape_with_experts_as_a_string() {
+    let dir = Dir::new("archExpertsString");
+    assert_eq!(
+        stack_shape(&dir, r#""experts": "8", "top_k": 2"#, &[]),
+        "DIR/c.json: configs[0]: `experts` must be a positive integer, got \"8\""
+    );
+}
+
+#[test]
+fn shape_with_latent_attention_and_a_window() {
+    let dir = Dir::new("archLatentWindow");
+    let text = r#"[{"name": "m", "hidden_dim": 2048, "num_heads": 16, "num_kv_heads": 16, "head_dim": 128, "ffn_dim": 10944,
+                   "seq_len": 1024, "batch_size": 1, "use_qk_norm": false, "window_size": 4096, "num_layers": 27,
+                   "vocab_size": 102400, "kv_lora_rank": 512}]"#;
+    assert_eq!(
+        predict_file(&dir, text),
+        "DIR/c.json: configs[0] (`m`): latent attention attends to the whole context here: it takes no window (got 4096)"
+    );
+}
+
+#[test]
+fn stack_shape_under_tensor_parallelism() {
+    let dir = Dir::new("archTp");
+    assert_eq!(
+        stack_shape(&dir, r#""experts": 8, "top_k": 2"#, &["--tp", "2"]),
+        "DIR/c.json: `m`: `experts` makes the shape a stack of layer kinds, which `--tp` does not shard yet: write it as a Hugging Face config (`nas predict --configs FILE --tp N`)"
+    );
+}
+
+const STACK_AXES: &str = r#"{"axis": "hidden_dim", "values": [2048]}, {"axis": "head_dim", "values": [128]}, {"axis": "ffn_dim", "values": [6144]}, {"axis": "num_layers", "values": [48]}, {"axis": "vocab_size", "values": [151936]}"#;
+
+#[test]
+fn search_spec_with_a_layer_pattern_that_is_not_a_string() {
+    let dir = Dir::new("specPatternType");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h200"], "family": {{"axes": [{STACK_AXES}, {{"axis": "window", "values": [512]}}, {{"axis": "layer_pattern", "values": [5]}}], "name": "x"}}}}"#
+            )
+        ),
+        "DIR/s.json: family.axes[6].values[0]: `layer_pattern` takes a string \"a:b\" (a sliding-window layers, then b full-attention layers: \"5:1\"), got 5"
+    );
+}
+
+#[test]
+fn search_spec_with_one_expert() {
+    let dir = Dir::new("specOneExpert");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h200"], "family": {{"axes": [{STACK_AXES}, {{"axis": "experts", "values": [1, 8]}}, {{"axis": "top_k", "values": [1]}}], "name": "x{{experts}}"}}}}"#
+            )
+        ),
+        "DIR/s.json: family.axes[5].values[0]: `experts` = 1 is a dense MLP: a mixture needs at least 2 experts (leave `experts` out for a dense layer)"
+    );
+}
+
+#[test]
+fn search_spec_of_stacks_without_layers() {
+    let dir = Dir::new("specStackNoLayers");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h200"], "family": {{"axes": {}, {{"axis": "experts", "values": [8]}}, {{"axis": "top_k", "values": [1]}}], "name": "x"}}}}"#,
+                AXES.trim_end_matches(']')
+            )
+        ),
+        "DIR/s.json: family: `experts` makes the family's candidates stacks of layer kinds (whole models): it needs the axis `num_layers`"
+    );
+}
+
+#[test]
+fn search_spec_whose_top_k_is_above_every_expert_count() {
+    let dir = Dir::new("specTopKAbove");
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h200"], "family": {{"axes": [{STACK_AXES}, {{"axis": "experts", "values": [2]}}, {{"axis": "top_k", "values": [8]}}], "name": "x"}}}}"#
+            )
+        ),
+        "DIR/s.json: family: the family yields no valid candidate (e.g. hidden_dim=2048, head_dim=128, ffn_dim=6144, num_layers=48, vocab_size=151936, experts=2, top_k=8: `top_k` = 8 is above `experts` = 2: a token cannot pick more experts than exist)"
+    );
+}
+
+#[test]
+fn search_spec_of_too_many_stacks() {
+    let dir = Dir::new("specTooManyStacks");
+    let values = |n: u64, step: u64| -> String {
+        let v: Vec<String> = (1..=n).map(|i| (i * step).to_string()).collect();
+        v.join(", ")
+    };
+    assert_eq!(
+        search(
+            &dir,
+            &format!(
+                r#"{{"hardware": ["h200"], "family": {{"axes": [{STACK_AXES}, {{"axis": "experts", "values": [{}]}}, {{"axis": "top_k", "values": [1]}}, {{"axis": "expert_ffn_dim", "values": [{}]}}], "name": "x{{experts}}_{{expert_ffn_dim}}"}}}}"#,
+                values(512, 2),
+                values(1024, 64)
+            )
+        ),
+        "DIR/s.json: family: the family has 524288 combinations; a family with `experts` (a mixture of experts, a layer pattern or latent attention: a stack of layer kinds, timed candidate by candidate) has at most 262144: give its axes fewer values"
     );
 }

@@ -117,7 +117,7 @@ enum Command {
         #[arg(long = "kv-cache", value_name = "bf16|fp8")]
         kv_cache: Option<String>,
     },
-    /// Predict single kernels (GEMMs, decode and prefill attention) on one GPU:
+    /// Predict single kernels (GEMMs, decode and prefill attention, MoE MLPs, MLA decode) on one GPU:
     /// a JSON array of queries in, one answer per query out (latency, what
     /// limits it, per resource, provenance).
     Kernel {
@@ -132,7 +132,10 @@ enum Command {
         calibration: Option<PathBuf>,
         /// JSON array of queries: {"kernel": "gemm", "m", "n", "k"},
         /// {"kernel": "decode_attention", "batch", "kv_len", "num_heads", "num_kv_heads", "head_dim", "window"?},
-        /// {"kernel": "prefill_attention", "batch", "seq_len", "num_heads", "num_kv_heads", "head_dim", "window"?}.
+        /// {"kernel": "prefill_attention", "batch", "seq_len", "num_heads", "num_kv_heads", "head_dim", "window"?},
+        /// {"kernel": "moe", "num_tokens", "hidden_size", "inter_size", "num_experts", "topk", "imbalance"?, "router"?},
+        /// {"kernel": "mla_decode", "batch", "kv_len", "hidden_size", "num_heads", "q_lora_rank"?, "kv_lora_rank",
+        /// "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"}.
         #[arg(long)]
         queries: PathBuf,
     },
@@ -178,6 +181,16 @@ enum Command {
         /// measured; the profile says it was transferred).
         #[arg(long, conflicts_with = "decode")]
         transfer_decode_from: Option<PathBuf>,
+        /// Measured MoE MLPs (`calibration/harness/moe_mla.py`: `moe`, `moe_routed`
+        /// and `grouped_mm` records) to fit the MoE model on (`train` configs only).
+        /// Without it, `--transfer-decode-from` carries the other profile's MoE model over.
+        #[arg(long, num_args = 1..)]
+        moe: Vec<PathBuf>,
+        /// Measured MLA attention layers (`mla_prefill`, `mla_decode` records) to fit
+        /// MLA's own constants on (needs the decode model). Without it,
+        /// `--transfer-decode-from` carries the other profile's MLA constants over.
+        #[arg(long, num_args = 1..)]
+        mla: Vec<PathBuf>,
         /// fp8 and int4 measurements of this GPU (`calibration/harness/precision_micro.py`:
         /// fp8 layers, fp8 and int4 decode steps, fp8 and int4 GEMMs): fits the
         /// profile's precision section with its bf16 constants fixed. Needs the
@@ -246,7 +259,7 @@ enum Command {
         calibration: PathBuf,
         /// Measurement files with the layers to compare (with `--precision`: the
         /// bf16 layers whose validation shapes mark fp8 layers as held out).
-        #[arg(long, num_args = 1.., required_unless_present_any = ["decode", "precision"])]
+        #[arg(long, num_args = 1.., required_unless_present_any = ["decode", "moe", "precision", "stacks"])]
         measurements: Vec<PathBuf>,
         /// Instead of layers, compare fp8 / int4 measurements (`precision_micro.py`)
         /// with the profile's precision section (writes PREFIX.md).
@@ -256,6 +269,19 @@ enum Command {
         /// decode fit and the seed's roofline (writes PREFIX.md).
         #[arg(long, num_args = 1.., conflicts_with = "measurements")]
         decode: Vec<PathBuf>,
+        /// Instead of layers, compare measured MoE MLPs (with `--mla`, MLA layers too)
+        /// with the profile's MoE and MLA models and a spec-sheet roofline (writes PREFIX.md).
+        #[arg(long, num_args = 1.., conflicts_with_all = ["measurements", "decode"])]
+        moe: Vec<PathBuf>,
+        /// MLA layers for the `--moe` report.
+        #[arg(long, num_args = 1.., requires = "moe")]
+        mla: Vec<PathBuf>,
+        /// Instead of layers, compare measured decode steps of whole mixed
+        /// sliding/global and MoE models (`decode_stacks.py`: records that carry
+        /// their Hugging Face config) with `nas predict --configs` on the
+        /// profile's GPU (writes PREFIX.md).
+        #[arg(long, num_args = 1.., conflicts_with_all = ["measurements", "decode", "moe", "precision"])]
+        stacks: Vec<PathBuf>,
         /// Which measurement set to compare on.
         #[arg(long, default_value = "validation")]
         set: String,
@@ -389,6 +415,8 @@ fn run(command: Command) -> Result<()> {
             decode,
             decode_micro,
             transfer_decode_from,
+            moe,
+            mla,
             precision,
             transfer_precision_from,
             hbm_gbps,
@@ -412,9 +440,13 @@ fn run(command: Command) -> Result<()> {
             let (profile, data) = calibrate(
                 &measurements,
                 &exclude_sets,
-                &decode,
-                &decode_micro,
-                transfer_decode_from.as_deref(),
+                Extras {
+                    decode: &decode,
+                    decode_micro: &decode_micro,
+                    transfer_decode_from: transfer_decode_from.as_deref(),
+                    moe: &moe,
+                    mla: &mla,
+                },
                 limits,
                 &mut notes,
             )?;
@@ -470,11 +502,16 @@ fn run(command: Command) -> Result<()> {
             seed_hardware,
             out,
             decode,
+            moe,
+            mla,
             precision,
-        } => match (decode.is_empty(), precision.is_empty()) {
-            (true, true) => fidelity(&calibration, &measurements, &set, &seed_hardware, &out),
-            (false, _) => decode_fidelity(&calibration, &decode, &seed_hardware, &out),
-            (true, false) => precision_fidelity(&calibration, &precision, &measurements, &set, &out),
+            stacks,
+        } => match (decode.is_empty(), moe.is_empty(), precision.is_empty()) {
+            _ if !stacks.is_empty() => stack_decode_fidelity(&calibration, &stacks, &out),
+            (_, false, _) => moe_mla_fidelity(&calibration, &moe, &mla, &out),
+            (true, true, true) => fidelity(&calibration, &measurements, &set, &seed_hardware, &out),
+            (false, true, _) => decode_fidelity(&calibration, &decode, &seed_hardware, &out),
+            (true, true, false) => precision_fidelity(&calibration, &precision, &measurements, &set, &out),
         },
         Command::Hardware => list_hardware(),
         Command::Kernel {
@@ -1063,15 +1100,29 @@ fn whole_model_keys(
     Ok(())
 }
 
+/// What `nas calibrate` fits besides the layer model.
+struct Extras<'a> {
+    decode: &'a [PathBuf],
+    decode_micro: &'a [PathBuf],
+    transfer_decode_from: Option<&'a Path>,
+    moe: &'a [PathBuf],
+    mla: &'a [PathBuf],
+}
+
 fn calibrate(
     files: &[PathBuf],
     exclude_sets: &[String],
-    decode_files: &[PathBuf],
-    decode_micro_files: &[PathBuf],
-    transfer_decode_from: Option<&Path>,
+    extras: Extras,
     limits: Option<nas::calibrate::PhysicalLimits>,
     notes: &mut Vec<String>,
 ) -> Result<(CalibrationProfile, MeasurementSet)> {
+    let Extras {
+        decode: decode_files,
+        decode_micro: decode_micro_files,
+        transfer_decode_from,
+        moe: moe_files,
+        mla: mla_files,
+    } = extras;
     // What the fit prints, shown by the caller only once the profile is
     // known to be writable: a refused fit prints nothing on standard output.
     macro_rules! note {
@@ -1126,6 +1177,14 @@ fn calibrate(
             }
         }
         profile.decode_model = Some(moved);
+        if let (Some(m), true) = (&from.moe_model, moe_files.is_empty()) {
+            profile.moe_model = Some(m.transfer(&from_limits, &to_limits, &source));
+            note!("moe: MoE model transferred from {source}");
+        }
+        if let (Some(m), true) = (&from.mla_model, mla_files.is_empty()) {
+            profile.mla_model = Some(m.transfer(&from_limits, &to_limits, &source));
+            note!("mla: MLA constants transferred from {source}");
+        }
     }
     let compiled = |r: &nas::calibrate::decode::DecodeRecord| r.truth.as_deref() == Some("compiled_graph");
     if transfer_decode_from.is_none() && !decode_micro_files.is_empty() && decode_files.is_empty() {
@@ -1194,6 +1253,52 @@ fn calibrate(
             );
             profile.decode = Some(fit);
         }
+    }
+    if !moe_files.is_empty() {
+        let (records, skipped, sha) = nas::calibrate::moe_fit::read(moe_files)?;
+        let limits = profile.physical_limits().ok_or_else(no_limits)?;
+        let fit = nas::calibrate::moe_fit::fit(&records, &sha, &limits, profile.sm_count)?;
+        note!(
+            "moe: {} records ({skipped} left out: failed or the probe), ramp {} MiB, fitted on {}",
+            records.len(),
+            fit.ramp_bytes / 1048576.0,
+            fit.trained_on.join(", ")
+        );
+        for (name, f) in &fit.fitted {
+            note!("  {name:<32} {:>12.3} {}", f.throughput, f.unit);
+        }
+        for (set, s) in &fit.residuals {
+            note!(
+                "  moe {set:<28} {:>4} rows  MAPE {:>6.2}%  max {:>6.2}%  within10 {:>5.1}%",
+                s.rows,
+                s.mape_pct,
+                s.max_abs_pct,
+                s.within_10_pct
+            );
+        }
+        profile.moe_model = Some(fit);
+    }
+    if !mla_files.is_empty() {
+        let (records, skipped, sha) = nas::calibrate::mla_fit::read(mla_files)?;
+        let fit = nas::calibrate::mla_fit::fit(&records, &sha, &profile)?;
+        note!(
+            "mla: {} records ({skipped} left out: failed), fitted on {}",
+            records.len(),
+            fit.trained_on.join(", ")
+        );
+        for (name, f) in &fit.fitted {
+            note!("  {name:<32} {:>12.3} {}", f.throughput, f.unit);
+        }
+        for (set, s) in &fit.residuals {
+            note!(
+                "  mla {set:<28} {:>4} rows  MAPE {:>6.2}%  max {:>6.2}%  within10 {:>5.1}%",
+                s.rows,
+                s.mape_pct,
+                s.max_abs_pct,
+                s.within_10_pct
+            );
+        }
+        profile.mla_model = Some(fit);
     }
     note!(
         "fitted {} ({} SMs) on {} records",
@@ -1376,6 +1481,67 @@ fn precision_fidelity(profile_path: &Path, files: &[PathBuf], layers: &[PathBuf]
         &rows,
         &command,
     );
+    let path = nas::report::write::with_suffix(out, "md");
+    nas::report::write::write_atomic(&path, md.as_bytes())?;
+    say!("wrote {}", path.display());
+    Ok(())
+}
+
+fn moe_mla_fidelity(profile_path: &Path, moe_files: &[PathBuf], mla_files: &[PathBuf], out: &Path) -> Result<()> {
+    let profile = read_profile(profile_path)?;
+    let (moe, _, moe_sha) = nas::calibrate::moe_fit::read(moe_files)?;
+    let (mla, mla_sha) = match mla_files.is_empty() {
+        true => (Vec::new(), String::new()),
+        false => {
+            let (r, _, sha) = nas::calibrate::mla_fit::read(mla_files)?;
+            (r, sha)
+        }
+    };
+    let names = |files: &[PathBuf]| {
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut command = format!(
+        "nas fidelity --calibration {} --moe {}",
+        profile_path.display(),
+        names(moe_files)
+    );
+    if !mla_files.is_empty() {
+        command.push_str(&format!(" --mla {}", names(mla_files)));
+    }
+    command.push_str(&format!(" --out {}", out.display()));
+    let md = nas::calibrate::moe_mla_report::fidelity_markdown(&nas::calibrate::moe_mla_report::ReportInput {
+        profile: &profile,
+        profile_place: &profile_path.display().to_string(),
+        moe: &moe,
+        moe_sha256: &moe_sha,
+        mla: &mla,
+        mla_sha256: &mla_sha,
+        command: &command,
+    })?;
+    let path = nas::report::write::with_suffix(out, "md");
+    nas::report::write::write_atomic(&path, md.as_bytes())?;
+    say!("wrote {}", path.display());
+    Ok(())
+}
+
+fn stack_decode_fidelity(profile_path: &Path, files: &[PathBuf], out: &Path) -> Result<()> {
+    use nas::calibrate::stack_decode;
+    let gpu = Registry::builtin().resolve_profile(&profile_path.display().to_string())?;
+    let (records, sha) = stack_decode::read(files)?;
+    nas::calibrate::decode::check_same_gpu("stack decode steps", &records[0].gpu, &read_profile(profile_path)?.gpu)?;
+    let checked = stack_decode::check(&records, &gpu)?;
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let command = format!(
+        "nas fidelity --calibration {} --stacks {} --out {}",
+        profile_path.display(),
+        names.join(" "),
+        out.display()
+    );
+    let md = stack_decode::fidelity_markdown(&records, &checked, &gpu, &sha, &command);
     let path = nas::report::write::with_suffix(out, "md");
     nas::report::write::write_atomic(&path, md.as_bytes())?;
     say!("wrote {}", path.display());

@@ -277,6 +277,14 @@ pub struct CalibrationProfile {
     /// Whole-model decode uses it when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decode_model: Option<super::decode_fit::DecodeModelFit>,
+    /// The MoE MLP model (`cost/moe.rs`) fitted to measured MoE layers, routed
+    /// MoE MLPs and grouped GEMMs (or transferred: `transferred_from` says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moe_model: Option<super::moe_fit::MoeModelFit>,
+    /// MLA attention's own constants (`cost/mla.rs`), fitted to measured MLA
+    /// layers on top of the layer and decode fits (or transferred).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mla_model: Option<super::mla_fit::MlaModelFit>,
     /// fp8 and int4 constants of the layer, kernel and decode models, fitted
     /// with the bf16 ones fixed (or carried over from another GPU's fit:
     /// `transferred_from` says so); without it the GPU prices bf16 only.
@@ -533,6 +541,8 @@ impl CalibrationProfile {
             validation,
             decode: None,
             decode_model: None,
+            moe_model: None,
+            mla_model: None,
             precision: None,
         };
         profile
@@ -743,6 +753,14 @@ impl CalibrationProfile {
         }
         if let Some(d) = &p.decode_model {
             d.check(p.physical_limits().as_ref())
+                .map_err(|problem| Error::input(place, problem))?;
+        }
+        if let Some(m) = &p.moe_model {
+            m.check(p.physical_limits().as_ref())
+                .map_err(|problem| Error::input(place, problem))?;
+        }
+        if let Some(m) = &p.mla_model {
+            m.check(p.physical_limits().as_ref())
                 .map_err(|problem| Error::input(place, problem))?;
         }
         if let Some(x) = &p.precision {

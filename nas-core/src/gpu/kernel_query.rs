@@ -1,12 +1,16 @@
 //! One kernel on one GPU: what `nas kernel` answers. A user asks how long a
-//! GEMM, a decode attention or a causal prefill attention takes, and what
-//! limits it, and checks the model kernel by kernel against their engine.
+//! GEMM, a decode attention, a causal prefill attention, a routed MoE MLP or
+//! an MLA decode attention takes, and what limits it, and checks the model
+//! kernel by kernel against their engine.
 //!
 //! On the measured model a GEMM with fewer rows than one 128-row tile (a
 //! decode GEMM) uses the decode model where the profile has one, every other
 //! GEMM and prefill attention the layer model, decode attention the decode
 //! model; on the seed model (and where a profile lacks the decode model) a
-//! roofline of the GPU's step throughputs answers.
+//! roofline of the GPU's step throughputs answers. A MoE MLP uses the
+//! profile's MoE model (`cost/moe.rs`, the engine form), MLA decode its MLA
+//! constants (`cost/mla.rs`); without them a spec-sheet roofline answers and
+//! `source` says so.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -52,7 +56,7 @@ impl GemmDtype {
 }
 
 /// One kernel to predict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum KernelQuery {
     /// `out[m, n] = a[m, k] @ w[n, k]^T` in `dtype`.
     Gemm { m: u64, n: u64, k: u64, dtype: GemmDtype },
@@ -75,6 +79,19 @@ pub enum KernelQuery {
         head_dim: u64,
         window: Option<u64>,
     },
+    /// One MoE MLP of `num_tokens` tokens already routed: grouped gate-up,
+    /// activation, grouped down, combine (the router too when `router`).
+    Moe {
+        shape: crate::cost::moe::MoeMlpShape,
+        router: bool,
+    },
+    /// MLA decode attention (absorbed form) of `batch` sequences, each
+    /// attending to `kv_len` cached latents (itself included).
+    MlaDecode {
+        shape: crate::cost::mla::MlaShape,
+        batch: u64,
+        kv_len: u64,
+    },
 }
 
 /// One resource's share of a kernel's time.
@@ -95,9 +112,19 @@ pub struct KernelAnswer {
     pub model: &'static str,
     /// Milliseconds per fitted resource (those above zero), largest first.
     pub per_resource: Vec<ResourceTime>,
+    /// Milliseconds per kernel, for the kernels made of several (`moe`, `mla_decode`), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_kernel: Vec<KernelTime>,
     /// `measured` or `seed`, and where the numbers come from in one line.
     pub cost_model: &'static str,
     pub source: String,
+}
+
+/// One kernel's share of a composite kernel's time.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KernelTime {
+    pub kernel: String,
+    pub ms: f64,
 }
 
 fn err(place: &str, problem: impl Into<String>) -> Error {
@@ -148,6 +175,32 @@ fn known(obj: &serde_json::Map<String, Value>, keys: &[&str], place: &str) -> Re
     }
 }
 
+fn positive_float(obj: &serde_json::Map<String, Value>, key: &str, place: &str, default: f64) -> Result<f64> {
+    match obj.get(key) {
+        None => Ok(default),
+        Some(v) => v.as_f64().filter(|x| x.is_finite() && *x > 0.0).ok_or_else(|| {
+            err(
+                &format!("{place}.{key}"),
+                format!("expected a positive number, got {v}"),
+            )
+        }),
+    }
+}
+
+fn boolean(obj: &serde_json::Map<String, Value>, key: &str, place: &str) -> Result<bool> {
+    match obj.get(key) {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(v) => Err(err(
+            &format!("{place}.{key}"),
+            format!("expected true or false, got {v}"),
+        )),
+    }
+}
+
+/// The kernels `nas kernel` answers.
+pub const KERNELS: [&str; 5] = ["gemm", "decode_attention", "prefill_attention", "moe", "mla_decode"];
+
 impl KernelQuery {
     /// Reads a JSON array of queries; every error names its place (`queries[2].m`).
     pub fn list_from_json(v: &Value) -> Result<Vec<KernelQuery>> {
@@ -174,7 +227,7 @@ impl KernelQuery {
         let obj = v
             .as_object()
             .ok_or_else(|| err(place, format!("expected an object, got {}", kind_of(v))))?;
-        let kinds = ["gemm", "decode_attention", "prefill_attention"];
+        let kinds = KERNELS;
         let kind = match obj.get("kernel") {
             Some(Value::String(k)) if kinds.contains(&k.as_str()) => k.as_str(),
             Some(Value::String(k)) => {
@@ -193,12 +246,7 @@ impl KernelQuery {
                     format!("expected a string, got {other}"),
                 ))
             }
-            None => {
-                return Err(err(
-                    place,
-                    "missing `kernel` (gemm, decode_attention or prefill_attention)",
-                ))
-            }
+            None => return Err(err(place, format!("missing `kernel` ({})", KERNELS.join(", ")))),
         };
         let heads = |obj: &serde_json::Map<String, Value>| -> Result<(u64, u64, u64)> {
             let (h, kv, hd) = (
@@ -258,6 +306,92 @@ impl KernelQuery {
                     window: window(obj, place)?,
                 }
             }
+            "moe" => {
+                known(
+                    obj,
+                    &[
+                        "num_tokens",
+                        "hidden_size",
+                        "inter_size",
+                        "num_experts",
+                        "topk",
+                        "imbalance",
+                        "router",
+                    ],
+                    place,
+                )?;
+                let experts = size(obj, "num_experts", place)?;
+                if experts > crate::cost::moe::MAX_EXPERTS {
+                    return Err(err(
+                        &format!("{place}.num_experts"),
+                        format!(
+                            "{experts} is absurdly large (the limit is {})",
+                            crate::cost::moe::MAX_EXPERTS
+                        ),
+                    ));
+                }
+                let topk = size(obj, "topk", place)?;
+                if topk > experts {
+                    return Err(err(
+                        &format!("{place}.topk"),
+                        format!("`topk` = {topk} is more than `num_experts` = {experts}"),
+                    ));
+                }
+                let imbalance = positive_float(obj, "imbalance", place, 1.0)?;
+                if imbalance < 1.0 || imbalance > experts as f64 {
+                    return Err(err(
+                        &format!("{place}.imbalance"),
+                        format!(
+                            "`imbalance` must be from 1 (balanced) to `num_experts` = {experts} (every row on one expert), got {imbalance}"
+                        ),
+                    ));
+                }
+                KernelQuery::Moe {
+                    shape: crate::cost::moe::MoeMlpShape {
+                        tokens: size(obj, "num_tokens", place)?,
+                        hidden: size(obj, "hidden_size", place)?,
+                        expert_ffn: size(obj, "inter_size", place)?,
+                        experts,
+                        top_k: topk,
+                        imbalance,
+                    },
+                    router: boolean(obj, "router", place)?,
+                }
+            }
+            "mla_decode" => {
+                known(
+                    obj,
+                    &[
+                        "batch",
+                        "kv_len",
+                        "hidden_size",
+                        "num_heads",
+                        "q_lora_rank",
+                        "kv_lora_rank",
+                        "qk_nope_head_dim",
+                        "qk_rope_head_dim",
+                        "v_head_dim",
+                    ],
+                    place,
+                )?;
+                let q_lora_rank = match obj.get("q_lora_rank") {
+                    None | Some(Value::Null) => None,
+                    Some(_) => Some(size(obj, "q_lora_rank", place)?),
+                };
+                KernelQuery::MlaDecode {
+                    shape: crate::cost::mla::MlaShape {
+                        hidden: size(obj, "hidden_size", place)?,
+                        heads: size(obj, "num_heads", place)?,
+                        q_lora_rank,
+                        kv_lora_rank: size(obj, "kv_lora_rank", place)?,
+                        qk_nope_head_dim: size(obj, "qk_nope_head_dim", place)?,
+                        qk_rope_head_dim: size(obj, "qk_rope_head_dim", place)?,
+                        v_head_dim: size(obj, "v_head_dim", place)?,
+                    },
+                    batch: size(obj, "batch", place)?,
+                    kv_len: size(obj, "kv_len", place)?,
+                }
+            }
             _ => {
                 known(
                     obj,
@@ -282,6 +416,8 @@ impl KernelQuery {
             KernelQuery::Gemm { .. } => "gemm",
             KernelQuery::DecodeAttention { .. } => "decode_attention",
             KernelQuery::PrefillAttention { .. } => "prefill_attention",
+            KernelQuery::Moe { .. } => "moe",
+            KernelQuery::MlaDecode { .. } => "mla_decode",
         }
     }
 }
@@ -323,6 +459,7 @@ fn answer(kernel: &'static str, model: &'static str, parts: Vec<(&str, Unit, f64
         bound,
         model,
         per_resource,
+        per_kernel: Vec::new(),
         cost_model: "",
         source: String::new(),
     }
@@ -354,9 +491,16 @@ fn roofline(kernel: &'static str, step: &StepThroughputs, bytes: f64, flops: f64
 impl Gpu {
     /// The predicted time of one kernel on this GPU and what limits it.
     pub fn kernel(&self, q: &KernelQuery) -> Result<KernelAnswer> {
-        let mut a = self.kernel_alone(q)?;
+        let (mut a, own) = match q {
+            KernelQuery::Moe { shape, router } => moe_answer(self, shape, *router)?,
+            KernelQuery::MlaDecode { shape, batch, kv_len } => mla_answer(self, shape, *batch, *kv_len)?,
+            _ => (self.kernel_alone(q)?, None),
+        };
         a.cost_model = self.cost_model().name();
-        a.source = self.provenance().summary();
+        a.source = match own {
+            Some(own) => format!("{}; {own}", self.provenance().summary()),
+            None => self.provenance().summary(),
+        };
         if let KernelQuery::Gemm {
             dtype: GemmDtype::Fp8, ..
         } = q
@@ -428,6 +572,9 @@ impl Gpu {
         };
         let decode = step.decode.filter(|_| profile.is_some());
         Ok(match *q {
+            KernelQuery::Moe { .. } | KernelQuery::MlaDecode { .. } => {
+                return Err(Error::Spec(format!("`{}` is answered by its own model", q.name())))
+            }
             KernelQuery::Gemm {
                 m,
                 n,
@@ -501,6 +648,102 @@ impl Gpu {
     }
 }
 
+/// The MoE answer: the engine form of a routed MoE MLP (`cost::moe::Pipeline::Engine`).
+fn moe_answer(
+    gpu: &Gpu,
+    shape: &crate::cost::moe::MoeMlpShape,
+    router: bool,
+) -> Result<(KernelAnswer, Option<String>)> {
+    use crate::cost::moe::{self as m, MOE_KERNELS, MOE_RESOURCES};
+    m::check_shape(shape).map_err(|p| Error::shape("moe", p))?;
+    let (c, source) = m::moe_constants(gpu)?;
+    let fitted = matches!(&gpu.cost, GpuCost::Measured(p) if p.profile.moe_model.is_some());
+    let routing = m::Routing::imbalanced(shape.tokens, shape.top_k, shape.experts, shape.imbalance);
+    let work = m::layer_work(shape, &routing, m::Pipeline::Engine { router }, &c.form);
+    let mut per = [0.0; m::COUNT];
+    let mut per_kernel = Vec::new();
+    for (name, k) in MOE_KERNELS.iter().zip(work.iter()) {
+        let billed = c.billed(k);
+        let ms = c.ms(&billed);
+        if billed.iter().any(|w| *w != 0.0) {
+            per_kernel.push(KernelTime {
+                kernel: name.to_string(),
+                ms,
+            });
+        }
+        for ((p, w), t) in per.iter_mut().zip(billed).zip(c.ms_per_unit) {
+            *p += w * t;
+        }
+    }
+    let parts = MOE_RESOURCES
+        .iter()
+        .zip(per)
+        .map(|((name, unit, _), ms)| (*name, *unit, ms))
+        .collect();
+    let mut a = answer("moe", if fitted { "moe" } else { "roofline" }, parts);
+    a.per_kernel = per_kernel;
+    let form = if router {
+        "router GEMM and top-k, grouped gate-up, activation, grouped down, combine"
+    } else {
+        "grouped gate-up, activation, grouped down, combine (router excluded)"
+    };
+    Ok((
+        a,
+        Some(format!(
+            "moe: {form}; routing {}; the combine a contiguous weighted sum of each token's rows as a serving \
+             engine runs it (that form is not measured: the measured routed MLPs add grouping and a slower \
+             gather-and-sum combine); {source}",
+            if shape.imbalance > 1.0 {
+                format!("imbalanced, the busiest expert {} x the mean rows", shape.imbalance)
+            } else {
+                "balanced (tokens x topk / num_experts rows per expert)".to_string()
+            }
+        )),
+    ))
+}
+
+/// The MLA decode answer: the attention half of one MLA layer, absorbed form.
+fn mla_answer(
+    gpu: &Gpu,
+    shape: &crate::cost::mla::MlaShape,
+    batch: u64,
+    kv_len: u64,
+) -> Result<(KernelAnswer, Option<String>)> {
+    use crate::cost::mla as a;
+    a::check_shape(shape, batch, "kv_len", kv_len).map_err(|p| Error::shape("mla_decode", p))?;
+    let (base, c, source) = a::mla_constants(gpu)?;
+    let parts = a::decode_parts(&base, shape, batch, kv_len - 1);
+    let per_kernel: Vec<KernelTime> = a::parts_ms(&parts, &c)
+        .into_iter()
+        .map(|(kernel, ms)| KernelTime {
+            kernel: kernel.to_string(),
+            ms,
+        })
+        .collect();
+    let mut own = [0.0; a::COUNT];
+    let mut borrowed = 0.0;
+    for p in &parts {
+        borrowed += p.base_ms;
+        for ((o, w), t) in own.iter_mut().zip(p.work).zip(c) {
+            *o += w * t;
+        }
+    }
+    let mut list: Vec<(&str, Unit, f64)> = a::MLA_RESOURCES
+        .iter()
+        .zip(own)
+        .map(|((name, unit, _), ms)| (*name, *unit, ms))
+        .collect();
+    list.push((
+        "projections_norms_rope (layer and decode models)",
+        Unit::Bytes,
+        borrowed,
+    ));
+    let fitted = matches!(base, a::Base::Fitted(_));
+    let mut ans = answer("mla_decode", if fitted { "mla" } else { "roofline" }, list);
+    ans.per_kernel = per_kernel;
+    Ok((ans, Some(format!("mla_decode: {source}"))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,5 +815,138 @@ mod tests {
             .model,
             "roofline"
         );
+    }
+    #[test]
+    fn moe_and_mla_queries_are_read_and_every_bad_key_is_named() {
+        let q = json!([{"kernel": "moe", "num_tokens": 4096, "hidden_size": 2048, "inter_size": 768, "num_experts": 128, "topk": 8},
+                       {"kernel": "moe", "num_tokens": 1, "hidden_size": 4096, "inter_size": 14336, "num_experts": 8, "topk": 2, "router": true, "imbalance": 1.5},
+                       {"kernel": "mla_decode", "batch": 8, "kv_len": 8192, "hidden_size": 7168, "num_heads": 128, "q_lora_rank": 1536,
+                        "kv_lora_rank": 512, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128},
+                       {"kernel": "mla_decode", "batch": 1, "kv_len": 1, "hidden_size": 2048, "num_heads": 16, "q_lora_rank": null,
+                        "kv_lora_rank": 512, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128}]);
+        assert_eq!(KernelQuery::list_from_json(&q).unwrap().len(), 4);
+        let moe = |extra: serde_json::Value| {
+            let mut q = json!({"kernel": "moe", "num_tokens": 16, "hidden_size": 2048, "inter_size": 768, "num_experts": 128, "topk": 8});
+            for (k, v) in extra.as_object().unwrap() {
+                q[k] = v.clone();
+            }
+            KernelQuery::list_from_json(&json!([q])).unwrap_err().to_string()
+        };
+        assert_eq!(
+            moe(json!({"topk": 129})),
+            "queries[0].topk: `topk` = 129 is more than `num_experts` = 128"
+        );
+        assert_eq!(
+            moe(json!({"num_tokens": 0})),
+            "queries[0].num_tokens: expected a positive integer, got 0"
+        );
+        assert!(moe(json!({"num_experts": 1_000_000, "topk": 1}))
+            .contains("queries[0].num_experts: 1000000 is absurdly large"));
+        assert!(moe(json!({"hidden_size": 1u64 << 40})).contains("queries[0].hidden_size:"));
+        let e = moe(json!({"num_expert": 8}));
+        assert!(
+            e.starts_with("queries[0]: unknown key `num_expert` (did you mean `num_experts`?)"),
+            "{e}"
+        );
+        assert!(moe(json!({"imbalance": 0.5})).contains("queries[0].imbalance: `imbalance` must be from 1"));
+        assert!(moe(json!({"imbalance": "2"})).contains("queries[0].imbalance: expected a positive number"));
+        assert!(moe(json!({"router": 1})).contains("queries[0].router: expected true or false, got 1"));
+        let mla = json!([{"kernel": "mla_decode", "batch": 8, "kv_len": 8192, "hidden_size": 7168, "num_heads": 128,
+                          "kv_lora_rank": 0, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128}]);
+        let e = KernelQuery::list_from_json(&mla).unwrap_err().to_string();
+        assert_eq!(e, "queries[0].kv_lora_rank: expected a positive integer, got 0");
+    }
+
+    #[test]
+    fn moe_answers_grow_with_tokens_and_sum_their_kernels() {
+        let gpu = h200();
+        let moe = |tokens, router| {
+            gpu.kernel(&KernelQuery::Moe {
+                shape: crate::cost::moe::MoeMlpShape {
+                    tokens,
+                    hidden: 2048,
+                    expert_ffn: 768,
+                    experts: 128,
+                    top_k: 8,
+                    imbalance: 1.0,
+                },
+                router,
+            })
+            .unwrap()
+        };
+        let (small, big) = (moe(1, false), moe(16384, false));
+        assert!(
+            big.latency_ms > 5.0 * small.latency_ms,
+            "{} vs {}",
+            big.latency_ms,
+            small.latency_ms
+        );
+        assert_eq!((small.bound, big.bound), ("memory", "compute"));
+        assert_eq!(big.model, "moe");
+        for a in [&small, &big] {
+            let kernels: f64 = a.per_kernel.iter().map(|k| k.ms).sum();
+            let resources: f64 = a.per_resource.iter().map(|r| r.ms).sum();
+            assert!((kernels - a.latency_ms).abs() < 1e-9 * a.latency_ms);
+            assert!((resources - a.latency_ms).abs() < 1e-9 * a.latency_ms);
+            assert!(!a
+                .per_kernel
+                .iter()
+                .any(|k| k.kernel == "moe_router" || k.kernel == "moe_grouping"));
+        }
+        assert!(moe(1, true).latency_ms > small.latency_ms);
+        assert!(moe(1, true).per_kernel.iter().any(|k| k.kernel == "moe_router"));
+        assert!(
+            big.source.contains("MoE model fitted on") && big.source.contains("balanced"),
+            "{}",
+            big.source
+        );
+        // a GPU with no MoE fit answers with a labelled roofline
+        let seed = Registry::builtin()
+            .resolve(&GpuTarget::builtin("a100").with_cost_model(CostModelKind::Seed))
+            .unwrap();
+        let q = KernelQuery::Moe {
+            shape: crate::cost::moe::MoeMlpShape {
+                tokens: 64,
+                hidden: 4096,
+                expert_ffn: 14336,
+                experts: 8,
+                top_k: 2,
+                imbalance: 1.0,
+            },
+            router: false,
+        };
+        let a = seed.kernel(&q).unwrap();
+        assert_eq!(a.model, "roofline");
+        assert!(a.source.contains("spec-sheet roofline estimate"), "{}", a.source);
+        // the transferred H100 says so
+        let h100 = Registry::builtin().resolve(&GpuTarget::builtin("h100")).unwrap();
+        assert!(h100.kernel(&q).unwrap().source.contains("transferred from NVIDIA H200"));
+    }
+
+    #[test]
+    fn mla_decode_answers_grow_with_the_cache() {
+        let gpu = h200();
+        let mla = |kv_len| {
+            gpu.kernel(&KernelQuery::MlaDecode {
+                shape: crate::cost::mla::MlaShape {
+                    hidden: 7168,
+                    heads: 128,
+                    q_lora_rank: Some(1536),
+                    kv_lora_rank: 512,
+                    qk_nope_head_dim: 128,
+                    qk_rope_head_dim: 64,
+                    v_head_dim: 128,
+                },
+                batch: 8,
+                kv_len,
+            })
+            .unwrap()
+        };
+        let (short, long) = (mla(1024), mla(32768));
+        assert!(long.latency_ms > short.latency_ms);
+        assert_eq!(long.model, "mla");
+        let kernels: f64 = long.per_kernel.iter().map(|k| k.ms).sum();
+        assert!((kernels - long.latency_ms).abs() < 1e-9 * long.latency_ms);
+        assert_eq!(long.per_kernel.len(), crate::cost::mla::MLA_DECODE_KERNELS.len());
     }
 }

@@ -151,6 +151,23 @@ impl Registry {
             .ok_or_else(|| Error::Hardware(format!("hardware `{}`: internal: unresolved", target.key)))
     }
 
+    /// The built-in GPU the profile at `path` was measured on, priced with
+    /// that profile (a profile of no built-in GPU is an error).
+    pub fn resolve_profile(&self, path: &str) -> Result<Gpu> {
+        let profile = read_profile(path)?.profile;
+        let sheet = spec_sheet::for_device_name(&profile.gpu);
+        let entry = self.entries.iter().find(|e| Some(&e.spec) == sheet).ok_or_else(|| {
+            Error::Hardware(format!(
+                "the profile `{path}` was measured on `{}`, which is no built-in GPU",
+                profile.gpu
+            ))
+        })?;
+        self.resolve(&GpuTarget {
+            profile: Some(Cow::Owned(path.to_string())),
+            ..GpuTarget::builtin(entry.key)
+        })
+    }
+
     /// Resolves every target; the same key twice is an error.
     pub fn resolve_all(&self, targets: &[GpuTarget]) -> Result<Vec<Gpu>> {
         let mut seen = std::collections::BTreeSet::new();

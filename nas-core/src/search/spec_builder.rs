@@ -1605,6 +1605,10 @@ impl Builder {
             );
             return false;
         }
+        if let Err(e) = crate::search::stream::check_stack_family(family) {
+            self.at(def.name.place, e);
+            return false;
+        }
         if let Err(e) = family.check_names_distinct() {
             self.at(Self::template_place(def), e);
             return false;

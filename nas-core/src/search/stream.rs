@@ -36,7 +36,7 @@ pub const MAX_COMBINATIONS: u64 = 1 << 62;
 pub const MAX_STACK_COMBINATIONS: u64 = 1 << 18;
 
 /// A family of stacks must have at most [`MAX_STACK_COMBINATIONS`] combinations.
-fn check_stack_family(family: &Family) -> Result<()> {
+pub fn check_stack_family(family: &Family) -> Result<()> {
     let combinations = family.combinations();
     if family.is_arch() && combinations > MAX_STACK_COMBINATIONS as u128 {
         let axis = family.axes.iter().find(|a| a.kind.is_arch()).map_or("experts", |a| a.kind.name());

@@ -163,7 +163,20 @@ pub fn notes(candidates: &[Candidate], profiles: &[Gpu]) -> Option<Vec<String>> 
              shared experts; latent heads at head_dim + rope_head_dim). Routing is assumed balanced."
                 .to_string(),
         );
-        notes.push(format!("For those stacks, {}.", crate::stack::report::ESTIMATE_NOTE));
+        let moe = candidates.iter().any(|c| c.shape.arch.experts.is_some());
+        let mla = candidates.iter().any(|c| c.shape.arch.kv_lora_rank.is_some());
+        for p in profiles {
+            let mut sources = Vec::new();
+            if moe {
+                sources.push(format!("routed experts: {}", crate::cost::moe::moe_source(p)));
+            }
+            if mla {
+                sources.push(format!("latent attention: {}", crate::cost::mla::mla_source(p)));
+            }
+            if !sources.is_empty() {
+                notes.push(format!("{}: {}.", p.label, sources.join("; ")));
+            }
+        }
     }
     if candidates.iter().any(|c| c.shape.arch.experts.is_some()) {
         notes.push(format!("Mixtures of experts: {}.", crate::stack::report::MOE_LOSS_NOTE));

@@ -25,16 +25,18 @@
 //! - the final norm: one elementwise pass over the hidden width (today's
 //!   whole-model figures leave it out; the stack adds it as `final_norm`).
 //!
-//! The MoE and MLA functions are spec-sheet rooflines for now: their
-//! kernels are marked estimated in [`StackLatency::estimated`].
+//! The MoE and MLA models are fitted where the GPU's profile has their
+//! sections (`moe_model`, `mla_model`; the H200's measured, the H100's
+//! transferred) and spec-sheet rooflines elsewhere: [`StackLatency::sources`]
+//! says which, and roofline kernels are listed in [`StackLatency::estimated`].
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use super::{Attention, LayerKind, Mlp, ModelStack};
-use crate::cost::mla::{mla_decode_ms, mla_prefill_ms, MlaShape};
-use crate::cost::moe::{moe_mlp_ms, MoeMlpShape, Phase};
+use crate::cost::mla::{mla_decode_ms, mla_is_fitted, mla_prefill_ms, mla_source, MlaShape};
+use crate::cost::moe::{moe_is_fitted, moe_mlp_ms, moe_source, MoeMlpShape, Phase};
 use crate::cost::CostModel;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Latencies};
@@ -73,6 +75,9 @@ pub struct StackLatency {
     pub per_kind: Vec<KindLatency>,
     /// Kernels whose time is a spec-sheet estimate, not a measured model.
     pub estimated: Vec<String>,
+    /// Where the MoE (`moe`) and latent-attention (`mla`) kernels' times come
+    /// from, for the models this stack uses.
+    pub sources: BTreeMap<&'static str, String>,
 }
 
 /// The dense layer that stands in for `kind` in the layer and decode
@@ -238,6 +243,8 @@ pub fn predict(stack: &ModelStack, gpu: &Gpu, w: &StackWorkload) -> Result<Stack
     let latencies = Latencies::new(std::slice::from_ref(gpu), &shapes);
     let layer_model = gpu.layer_model();
     let mut estimated: Vec<String> = Vec::new();
+    let mut sources: BTreeMap<&'static str, String> = BTreeMap::new();
+    let (moe_fitted, mla_fitted) = (moe_is_fitted(gpu), mla_is_fitted(gpu));
     let mut per_kind = Vec::with_capacity(stack.kinds.len());
     for (i, kind) in stack.kinds.iter().enumerate() {
         let shape = &shapes[i];
@@ -255,8 +262,14 @@ pub fn predict(stack: &ModelStack, gpu: &Gpu, w: &StackWorkload) -> Result<Stack
             Half::Attention => latent.is_none(),
             Half::Common => true,
         };
-        let mut estimate = |name: &str| {
-            if !estimated.iter().any(|e| e == name) {
+        if moe.is_some() {
+            sources.entry("moe").or_insert_with(|| moe_source(gpu));
+        }
+        if latent.is_some() {
+            sources.entry("mla").or_insert_with(|| mla_source(gpu));
+        }
+        let mut estimate = |name: &str, fitted: bool| {
+            if !fitted && !estimated.iter().any(|e| e == name) {
                 estimated.push(name.to_string());
             }
         };
@@ -280,7 +293,7 @@ pub fn predict(stack: &ModelStack, gpu: &Gpu, w: &StackWorkload) -> Result<Stack
             };
             for (name, ms) in moe_mlp_ms(gpu, &routed, Phase::Prefill)? {
                 *prefill.entry(name.to_string()).or_default() += ms;
-                estimate(name);
+                estimate(name, moe_fitted);
             }
             if let Some(s) = shared_at[i] {
                 let shared = latencies.kernels(s, 0);
@@ -294,7 +307,7 @@ pub fn predict(stack: &ModelStack, gpu: &Gpu, w: &StackWorkload) -> Result<Stack
         if let Some(a) = &latent {
             for (name, ms) in mla_prefill_ms(gpu, a, w.batch, w.seq_len)? {
                 *prefill.entry(name.to_string()).or_default() += ms;
-                estimate(name);
+                estimate(name, mla_fitted);
             }
         }
         if kind.norms > 2 {
@@ -332,7 +345,7 @@ pub fn predict(stack: &ModelStack, gpu: &Gpu, w: &StackWorkload) -> Result<Stack
             };
             for (name, ms) in moe_mlp_ms(gpu, &routed, Phase::Decode)? {
                 *decode.entry(name.to_string()).or_default() += ms;
-                estimate(name);
+                estimate(name, moe_fitted);
             }
             if let Some(s) = shared_at[i] {
                 for (k, name) in DECODE_KERNELS.iter().enumerate().take(7) {
@@ -346,7 +359,7 @@ pub fn predict(stack: &ModelStack, gpu: &Gpu, w: &StackWorkload) -> Result<Stack
         if let Some(a) = &latent {
             for (name, ms) in mla_decode_ms(gpu, a, w.batch, w.context)? {
                 *decode.entry(name.to_string()).or_default() += ms;
-                estimate(name);
+                estimate(name, mla_fitted);
             }
         }
         if kind.norms > 2 {
@@ -411,5 +424,6 @@ pub fn predict(stack: &ModelStack, gpu: &Gpu, w: &StackWorkload) -> Result<Stack
         decode_per_kernel,
         per_kind,
         estimated,
+        sources,
     })
 }

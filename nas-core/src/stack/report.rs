@@ -85,6 +85,9 @@ pub struct StackPrediction {
     pub estimated_kernels: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub estimate_note: Option<&'static str>,
+    /// Where the MoE and latent-attention kernels' times come from.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub kernel_sources: BTreeMap<&'static str, String>,
     pub cost_model: &'static str,
     pub source: String,
 }
@@ -159,6 +162,7 @@ pub fn predict(
         loss_estimate_note: moe.then_some(MOE_LOSS_NOTE),
         estimated_kernels: time.estimated,
         estimate_note: estimated.then_some(ESTIMATE_NOTE),
+        kernel_sources: time.sources,
         cost_model: gpu.cost_model().name(),
         source: gpu.provenance().summary(),
     })
