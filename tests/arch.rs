@@ -310,3 +310,35 @@ fn the_rules_of_mixtures_patterns_and_latent_attention() {
     let e = LayerShape::from_json(&with(json!({"layer_pattern": 5})), "t").unwrap_err();
     assert!(e.to_string().contains("must be a string"), "{e}");
 }
+
+#[allow(dead_code)]
+mod moe_search {
+    include!("../examples/moe_search.rs");
+}
+
+/// The committed pack of examples/moe_search.rs is what the code writes
+/// (regenerate: `cargo run --release -p nas-examples --example moe_search`),
+/// and it says what its figures are.
+#[test]
+fn the_committed_moe_search_pack_is_what_the_example_writes() {
+    let pack = moe_search::MoeSearch::evaluate().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |ext: &str| std::fs::read_to_string(root.join(format!("docs/results/moe-search.{ext}"))).unwrap();
+    assert!(
+        pack.to_json().unwrap() == read("json") && pack.to_markdown() == read("md"),
+        "docs/results/moe-search.* is not what the code writes: run the example"
+    );
+    let base = pack.candidate_catalog[0].model.unwrap();
+    let config = params::count(&config_stack("qwen3-30b-a3b"));
+    assert_eq!((base.parameters.total, base.parameters.active), (config.total, Some(config.active)));
+    let md = read("md");
+    assert!(md.contains("no loss is estimated"));
+    assert!(md.contains("MoE model fitted on"), "where the experts' times come from");
+    assert!(!md.contains("Llama-style decoder"), "no dense formula is claimed for stacks");
+    // Ranked by decode under the H200's memory: what does not fit is out.
+    let h200 = pack.reports["h200"].whole_model.as_ref().unwrap();
+    assert_eq!(h200.rank_by, "decode_ms");
+    assert!(h200.constrained_ranking.windows(2).all(|w| w[0].decode_ms <= w[1].decode_ms));
+    assert!(h200.constrained_ranking.iter().all(|r| r.fits_memory == Some(true)));
+    assert!(h200.constrained_ranking.len() < h200.decode_ms_ranking.len());
+}

@@ -123,6 +123,11 @@ pub fn report(
 /// How the whole-model figures were obtained, for the pack.
 pub fn notes(candidates: &[Candidate], profiles: &[Gpu]) -> Option<Vec<String>> {
     let first = candidates.iter().find(|c| model::figures(&c.shape).is_some())?;
+    // Stacks of layer kinds have a note of their own (below); the Llama
+    // decoder's formulas are said only where a dense uniform model uses them.
+    let dense = candidates
+        .iter()
+        .any(|c| !c.shape.arch.is_set() && model::figures(&c.shape).is_some());
     let mut notes = vec![
         "Parameters are exact counts of a Llama-style decoder (bias-free q/k/v/o, gated MLP of three matrices, \
          two RMSNorms per layer, QK-norm weights when on, final norm, embeddings, LM head unless tied); weights and \
@@ -152,6 +157,9 @@ pub fn notes(candidates: &[Candidate], profiles: &[Gpu]) -> Option<Vec<String>> 
                 .join(", ")
         ),
     ];
+    if !dense {
+        notes.drain(..2);
+    }
     if candidates.iter().any(|c| c.shape.arch.is_set()) {
         notes.push(
             "Candidates with `experts`, `layer_pattern` or `kv_lora_rank` are stacks of layer kinds (nas_core::stack, \
@@ -163,6 +171,19 @@ pub fn notes(candidates: &[Candidate], profiles: &[Gpu]) -> Option<Vec<String>> 
              shared experts; latent heads at head_dim + rope_head_dim). Routing is assumed balanced."
                 .to_string(),
         );
+        if !dense {
+            notes.push(format!(
+                "decode_ms = one decode step at the candidate's batch_size with context_len (else seq_len) tokens \
+                 cached, summed over the stack's layers; prefill_ms = the whole prompt through every layer, the \
+                 embedding lookup, the final norm and the LM head for the last token of each sequence. The dense \
+                 kernels per GPU: {}.",
+                profiles
+                    .iter()
+                    .map(|p| format!("{} {}", p.label, p.provenance().decode))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+        }
         let moe = candidates.iter().any(|c| c.shape.arch.experts.is_some());
         let mla = candidates.iter().any(|c| c.shape.arch.kv_lora_rank.is_some());
         for p in profiles {
