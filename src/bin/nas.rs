@@ -1100,6 +1100,14 @@ fn whole_model_keys(
     Ok(())
 }
 
+/// One line of `nas calibrate`'s summary: how a fit meets one set of its records.
+fn residual_line(label: &str, unit: &str, s: &nas::calibrate::profile::ResidualStats) -> String {
+    format!(
+        "  {label} {:>4} {unit}  MAPE {:>6.2}%  max {:>6.2}%  within10 {:>5.1}%",
+        s.rows, s.mape_pct, s.max_abs_pct, s.within_10_pct
+    )
+}
+
 /// What `nas calibrate` fits besides the layer model.
 struct Extras<'a> {
     decode: &'a [PathBuf],
@@ -1228,13 +1236,7 @@ fn calibrate(
                 note!("  {name:<28} {:>12.3} {}", f.throughput, f.unit);
             }
             for (set, s) in &fit.residuals {
-                note!(
-                    "  decode {set:<20} {:>4} steps  MAPE {:>6.2}%  max {:>6.2}%  within10 {:>5.1}%",
-                    s.rows,
-                    s.mape_pct,
-                    s.max_abs_pct,
-                    s.within_10_pct
-                );
+                notes.push(residual_line(&format!("decode {set:<20}"), "steps", s));
             }
             profile.decode_model = Some(fit);
         } else {
@@ -1268,13 +1270,7 @@ fn calibrate(
             note!("  {name:<32} {:>12.3} {}", f.throughput, f.unit);
         }
         for (set, s) in &fit.residuals {
-            note!(
-                "  moe {set:<28} {:>4} rows  MAPE {:>6.2}%  max {:>6.2}%  within10 {:>5.1}%",
-                s.rows,
-                s.mape_pct,
-                s.max_abs_pct,
-                s.within_10_pct
-            );
+            notes.push(residual_line(&format!("moe {set:<28}"), "rows", s));
         }
         profile.moe_model = Some(fit);
     }
@@ -1290,13 +1286,7 @@ fn calibrate(
             note!("  {name:<32} {:>12.3} {}", f.throughput, f.unit);
         }
         for (set, s) in &fit.residuals {
-            note!(
-                "  mla {set:<28} {:>4} rows  MAPE {:>6.2}%  max {:>6.2}%  within10 {:>5.1}%",
-                s.rows,
-                s.mape_pct,
-                s.max_abs_pct,
-                s.within_10_pct
-            );
+            notes.push(residual_line(&format!("mla {set:<28}"), "rows", s));
         }
         profile.mla_model = Some(fit);
     }
@@ -1419,13 +1409,7 @@ fn calibrate_precision(
         }
     }
     for (key, s) in &fit.residuals {
-        note!(
-            "  {key:<34} {:>4} rows  MAPE {:>6.2}%  max {:>6.2}%  within10 {:>5.1}%",
-            s.rows,
-            s.mape_pct,
-            s.max_abs_pct,
-            s.within_10_pct
-        );
+        notes.push(residual_line(&format!("{key:<34}"), "rows", s));
     }
     let mut worst: Vec<_> = rows.iter().filter(|r| r.set == "validation").collect();
     worst.sort_by(|a, b| b.relative_error().abs().total_cmp(&a.relative_error().abs()));
