@@ -82,7 +82,10 @@ fn same_stack(ours: &ModelStack, theirs: &ModelStack) {
             (x, y) => assert_eq!(x, y),
         }
     }
-    assert_eq!((ours.hidden, ours.vocab, ours.tie_embeddings), (theirs.hidden, theirs.vocab, theirs.tie_embeddings));
+    assert_eq!(
+        (ours.hidden, ours.vocab, ours.tie_embeddings),
+        (theirs.hidden, theirs.vocab, theirs.tie_embeddings)
+    );
 }
 
 #[test]
@@ -119,7 +122,10 @@ fn qwen3_30b_a3b_as_a_shape_counts_what_transformers_builds() {
 
 #[test]
 fn a_stack_candidate_is_timed_as_its_config_on_every_gpu() {
-    for (s, name) in [(qwen3_30b_a3b(), "qwen3-30b-a3b"), (deepseek_v2_lite(), "deepseek-v2-lite")] {
+    for (s, name) in [
+        (qwen3_30b_a3b(), "qwen3-30b-a3b"),
+        (deepseek_v2_lite(), "deepseek-v2-lite"),
+    ] {
         let config = config_stack(name);
         for key in ["h100", "h200"] {
             let g = gpu(key);
@@ -153,7 +159,10 @@ fn deepseek_v2_lite_as_a_shape_counts_what_transformers_builds() {
     let f = model::figures(&s).unwrap();
     assert_eq!(f.parameters.total, truth["params"].as_u64().unwrap());
     assert_eq!(f.parameters.active, truth["active_params"].as_u64());
-    same_stack(&ModelStack::from_layer_shape(&s).unwrap(), &config_stack("deepseek-v2-lite"));
+    same_stack(
+        &ModelStack::from_layer_shape(&s).unwrap(),
+        &config_stack("deepseek-v2-lite"),
+    );
     // Latent attention caches kv_lora_rank + rope_head_dim values per token and layer.
     assert_eq!(f.memory.kv_cache_bytes_per_token, 27 * (512 + 64) * 2);
     assert_eq!(model::kv_cache_bytes(&s, 3, 1000), Some(3 * 1000 * 27 * (512 + 64) * 2));
@@ -174,7 +183,10 @@ fn a_layer_pattern_caps_only_its_sliding_layers() {
     let per_token_layer = 2 * 2 * 256 * 2;
     let expected = 4 * per_token_layer * (22 * 512 + 4 * 8192);
     assert_eq!(model::kv_cache_bytes(&s, 4, 8192), Some(expected));
-    assert_eq!(model::kv_cache_bytes(&uniform, 4, 8192), Some(4 * per_token_layer * 26 * 512));
+    assert_eq!(
+        model::kv_cache_bytes(&uniform, 4, 8192),
+        Some(4 * per_token_layer * 26 * 512)
+    );
     // Same weights: a pattern moves windows, not parameters; dense, so it keeps a loss estimate.
     let (fs, fu) = (model::figures(&s).unwrap(), model::figures(&uniform).unwrap());
     assert_eq!(fs.parameters.total, fu.parameters.total);
@@ -196,7 +208,11 @@ fn a_layer_pattern_caps_only_its_sliding_layers() {
         ..s
     })
     .unwrap();
-    let windows: Vec<Option<u64>> = stack.layers.iter().map(|&k| stack.kinds[k].attention.window()).collect();
+    let windows: Vec<Option<u64>> = stack
+        .layers
+        .iter()
+        .map(|&k| stack.kinds[k].attention.window())
+        .collect();
     assert_eq!(&windows[..4], &[Some(512), None, Some(512), None]);
 }
 
@@ -213,7 +229,10 @@ fn a_stack_candidates_layer_is_its_dense_stand_in() {
         assert_eq!(both.total_ms(0, 0), both.total_ms(1, 0));
     }
     let lite = deepseek_v2_lite().layer_view();
-    assert_eq!((lite.head_dim, lite.num_kv_heads, lite.window_size), (128 + 64, 16, None));
+    assert_eq!(
+        (lite.head_dim, lite.num_kv_heads, lite.window_size),
+        (128 + 64, 16, None)
+    );
     assert_eq!(lite.ffn_dim, 6 * 1408 + 2 * 1408);
 }
 
@@ -274,18 +293,50 @@ fn the_rules_of_mixtures_patterns_and_latent_attention() {
         (json!({"experts": 8, "top_k": 9}), "top_k", "above `experts` = 8"),
         (json!({"experts": 8}), "experts", "needs `top_k`"),
         (json!({"top_k": 2}), "top_k", "needs `experts`"),
-        (json!({"experts": 8, "top_k": 2, "shared_expert_ffn_dim": 512}), "shared_expert_ffn_dim", "needs `shared_experts`"),
-        (json!({"experts": 8, "top_k": 2, "first_dense_layers": 24}), "first_dense_layers", "below `num_layers`"),
+        (
+            json!({"experts": 8, "top_k": 2, "shared_expert_ffn_dim": 512}),
+            "shared_expert_ffn_dim",
+            "needs `shared_experts`",
+        ),
+        (
+            json!({"experts": 8, "top_k": 2, "first_dense_layers": 24}),
+            "first_dense_layers",
+            "below `num_layers`",
+        ),
         (json!({"experts": 100000, "top_k": 2}), "experts", "absurdly large"),
         (json!({"layer_pattern": "5:1"}), "layer_pattern", "needs a `window`"),
-        (json!({"kv_lora_rank": 512, "window_size": 1024}), "window_size", "takes no window"),
-        (json!({"kv_lora_rank": 512, "window_size": 1024, "layer_pattern": "1:1"}), "window_size", "takes no window"),
+        (
+            json!({"kv_lora_rank": 512, "window_size": 1024}),
+            "window_size",
+            "takes no window",
+        ),
+        (
+            json!({"kv_lora_rank": 512, "window_size": 1024, "layer_pattern": "1:1"}),
+            "window_size",
+            "takes no window",
+        ),
         (json!({"kv_lora_rank": 2048}), "kv_lora_rank", "compresses nothing"),
-        (json!({"kv_lora_rank": 512, "q_lora_rank": 4096}), "q_lora_rank", "compresses nothing"),
-        (json!({"kv_lora_rank": 512, "num_kv_heads": 4}), "num_kv_heads", "must equal `heads`"),
-        (json!({"kv_lora_rank": 512, "use_qk_norm": true}), "use_qk_norm", "no QK-norm"),
+        (
+            json!({"kv_lora_rank": 512, "q_lora_rank": 4096}),
+            "q_lora_rank",
+            "compresses nothing",
+        ),
+        (
+            json!({"kv_lora_rank": 512, "num_kv_heads": 4}),
+            "num_kv_heads",
+            "must equal `heads`",
+        ),
+        (
+            json!({"kv_lora_rank": 512, "use_qk_norm": true}),
+            "use_qk_norm",
+            "no QK-norm",
+        ),
         (json!({"rope_head_dim": 64}), "rope_head_dim", "needs `kv_lora_rank`"),
-        (json!({"experts": 8, "top_k": 2, "weights": "fp8"}), "weights", "leave `weights` at bf16"),
+        (
+            json!({"experts": 8, "top_k": 2, "weights": "fp8"}),
+            "weights",
+            "leave `weights` at bf16",
+        ),
     ];
     for (extra, key, fragment) in cases {
         let (k, message) = problem(extra.clone());
@@ -301,7 +352,11 @@ fn the_rules_of_mixtures_patterns_and_latent_attention() {
     .unwrap();
     let p = layer.validate().unwrap_err();
     assert_eq!(p.key, Some("experts"));
-    assert!(p.message.contains("needs `num_layers` and `vocab_size`"), "{}", p.message);
+    assert!(
+        p.message.contains("needs `num_layers` and `vocab_size`"),
+        "{}",
+        p.message
+    );
     // Patterns: text in, text out; nonsense refused where it is read.
     for bad in ["5-1", "0:0", "0:1", "5:0", "a:b", ""] {
         let e = LayerShape::from_json(&with(json!({"layer_pattern": bad, "window_size": 512})), "t").unwrap_err();
@@ -330,15 +385,24 @@ fn the_committed_moe_search_pack_is_what_the_example_writes() {
     );
     let base = pack.candidate_catalog[0].model.unwrap();
     let config = params::count(&config_stack("qwen3-30b-a3b"));
-    assert_eq!((base.parameters.total, base.parameters.active), (config.total, Some(config.active)));
+    assert_eq!(
+        (base.parameters.total, base.parameters.active),
+        (config.total, Some(config.active))
+    );
     let md = read("md");
     assert!(md.contains("no loss is estimated"));
     assert!(md.contains("MoE model fitted on"), "where the experts' times come from");
-    assert!(!md.contains("Llama-style decoder"), "no dense formula is claimed for stacks");
+    assert!(
+        !md.contains("Llama-style decoder"),
+        "no dense formula is claimed for stacks"
+    );
     // Ranked by decode under the H200's memory: what does not fit is out.
     let h200 = pack.reports["h200"].whole_model.as_ref().unwrap();
     assert_eq!(h200.rank_by, "decode_ms");
-    assert!(h200.constrained_ranking.windows(2).all(|w| w[0].decode_ms <= w[1].decode_ms));
+    assert!(h200
+        .constrained_ranking
+        .windows(2)
+        .all(|w| w[0].decode_ms <= w[1].decode_ms));
     assert!(h200.constrained_ranking.iter().all(|r| r.fits_memory == Some(true)));
     assert!(h200.constrained_ranking.len() < h200.decode_ms_ranking.len());
 }

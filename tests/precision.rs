@@ -198,8 +198,8 @@ fn the_committed_precision_fidelity_report_is_what_the_code_writes() {
         .measurements
         .iter()
         .filter(|m| m.set == "validation")
-        .filter_map(|m| match m.subject {
-            nas::calibrate::Subject::Layer(s) => Some(s),
+        .filter_map(|m| match &m.subject {
+            nas::calibrate::Subject::Layer(s) => Some(**s),
             _ => None,
         })
         .collect();

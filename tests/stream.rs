@@ -541,7 +541,11 @@ fn family_of(axes: Vec<Axis>, template: &str) -> Family {
 fn families_of_stacks_stream_to_the_materialized_result() {
     let window = |w: &[Option<u64>]| Axis {
         kind: AxisKind::Window,
-        values: w.iter().map(|&w| Labeled::new(AxisValue::Window(w))).collect::<Vec<_>>().into(),
+        values: w
+            .iter()
+            .map(|&w| Labeled::new(AxisValue::Window(w)))
+            .collect::<Vec<_>>()
+            .into(),
     };
     let moe = family_of(
         vec![
@@ -628,7 +632,11 @@ fn families_of_stacks_stream_to_the_materialized_result() {
         ])
         .unwrap();
         let want = materialize_by(&mixed, family, workload, &constraints, 5, RankMetric::DecodeMs);
-        assert!(want.passing_gpu[0] > 0 && want.passing_gpu[0] < want.valid, "{:?}", want.passing_gpu);
+        assert!(
+            want.passing_gpu[0] > 0 && want.passing_gpu[0] < want.valid,
+            "{:?}",
+            want.passing_gpu
+        );
         for rank_by in [
             RankMetric::DecodeMs,
             RankMetric::PrefillMs,
@@ -688,11 +696,17 @@ fn families_of_stacks_are_bounded_and_counted_exactly() {
     let by_rule: u64 = [4u64, 8]
         .iter()
         .map(|&layers| {
-            let k_pairs: u64 = [2u64, 4, 8].iter().map(|&e| [1u64, 2, 4, 8].iter().filter(|&&k| k <= e).count() as u64).sum();
+            let k_pairs: u64 = [2u64, 4, 8]
+                .iter()
+                .map(|&e| [1u64, 2, 4, 8].iter().filter(|&&k| k <= e).count() as u64)
+                .sum();
             let dense = [2u64, 4, 6].iter().filter(|&&d| d < layers).count() as u64;
             k_pairs * dense
         })
         .sum();
     assert_eq!(listed, by_rule);
-    assert_eq!(nas::search::stream::count_valid(&small, Workload::layer(1024, 1)).unwrap(), listed);
+    assert_eq!(
+        nas::search::stream::count_valid(&small, Workload::layer(1024, 1)).unwrap(),
+        listed
+    );
 }

@@ -285,7 +285,10 @@ impl Architecture {
             match value {
                 Some(0) => return Err(at(key, format!("`{key}` must be at least 1, got 0"))),
                 Some(v) if v > limit => {
-                    return Err(at(key, format!("`{key}` = {v} is absurdly large (the limit is {limit})")))
+                    return Err(at(
+                        key,
+                        format!("`{key}` = {v} is absurdly large (the limit is {limit})"),
+                    ))
                 }
                 _ => {}
             }
@@ -355,7 +358,9 @@ impl Architecture {
         if top_k > experts {
             return Err(at(
                 "top_k",
-                format!("`top_k` = {top_k} is above `experts` = {experts}: a token cannot pick more experts than exist"),
+                format!(
+                    "`top_k` = {top_k} is above `experts` = {experts}: a token cannot pick more experts than exist"
+                ),
             ));
         }
         if self.shared_expert_ffn_dim.is_some() && self.shared_experts.is_none() {
@@ -376,7 +381,9 @@ impl Architecture {
                 ));
             }
         }
-        let moe = self.moe(shape.ffn_dim).ok_or_else(|| at("experts", "internal: no mixture"))?;
+        let moe = self
+            .moe(shape.ffn_dim)
+            .ok_or_else(|| at("experts", "internal: no mixture"))?;
         let width = moe.token_width();
         if width > MAX_DIM {
             return Err(at(
@@ -416,7 +423,9 @@ impl Architecture {
                 if value.is_some() {
                     return Err(at(
                         key,
-                        format!("`{key}` is a latent-attention field: it needs `kv_lora_rank` (the compressed KV width)"),
+                        format!(
+                            "`{key}` is a latent-attention field: it needs `kv_lora_rank` (the compressed KV width)"
+                        ),
                     ));
                 }
             }

@@ -291,7 +291,12 @@ impl LayerShape {
                         "unknown key `{key}`{}",
                         hint_or_list(
                             key,
-                            SHAPE_KEYS.iter().chain(&MODEL_KEYS).chain(&PRECISION_KEYS).chain(&ARCH_KEYS).copied(),
+                            SHAPE_KEYS
+                                .iter()
+                                .chain(&MODEL_KEYS)
+                                .chain(&PRECISION_KEYS)
+                                .chain(&ARCH_KEYS)
+                                .copied(),
                         )
                     ),
                 ));

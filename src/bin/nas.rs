@@ -1392,7 +1392,7 @@ fn calibrate_precision(
         .iter()
         .filter(|m| exclude_sets.contains(&m.set))
         .filter_map(|m| match &m.subject {
-            nas::calibrate::Subject::Layer(s) => Some(*s),
+            nas::calibrate::Subject::Layer(s) => Some(**s),
             _ => None,
         })
         .collect();
@@ -1436,8 +1436,8 @@ fn precision_fidelity(profile_path: &Path, files: &[PathBuf], layers: &[PathBuf]
             .measurements
             .into_iter()
             .filter(|m| m.set == set)
-            .filter_map(|m| match m.subject {
-                nas::calibrate::Subject::Layer(s) => Some(s),
+            .filter_map(|m| match &m.subject {
+                nas::calibrate::Subject::Layer(s) => Some(**s),
                 _ => None,
             })
             .collect(),

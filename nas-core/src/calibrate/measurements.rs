@@ -41,7 +41,7 @@ pub fn check_median_ms(value: Option<&Value>) -> std::result::Result<f64, String
 #[derive(Clone, Debug, PartialEq)]
 pub enum Subject {
     /// A whole decoder layer.
-    Layer(LayerShape),
+    Layer(Box<LayerShape>),
     /// One kernel on its own; `kind` is the harness's name for it (`gemm`, `rmsnorm`...).
     Micro { kind: String, kernel: MicroKernel },
 }
@@ -209,7 +209,7 @@ fn parse_record(v: &Value, origin: String) -> Result<Measurement> {
     let subject = match kind.as_str() {
         "layer" => {
             let (_, s) = LayerShape::from_json(&Value::Object(shape.clone()), &origin)?;
-            Subject::Layer(s)
+            Subject::Layer(Box::new(s))
         }
         other => {
             let kernel = match other {

@@ -863,7 +863,7 @@ mod tests {
                     precision: crate::precision::Precision::BF16,
                     arch: crate::arch::Architecture::NONE,
                 };
-                subjects.push(Subject::Layer(layer));
+                subjects.push(Subject::Layer(Box::new(layer)));
             }
         }
         for m in [64u64, 1000, 4096] {

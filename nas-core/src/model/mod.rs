@@ -445,7 +445,10 @@ pub fn decode(shape: &LayerShape, gpu: &StepThroughputs, batch: u64, context: u6
     let mut per_kernel = std::collections::BTreeMap::new();
     for (k, name) in DECODE_KERNELS.iter().enumerate() {
         let ms = decode_kernel_ms(shape, gpu, batch, context, k)?;
-        per_kernel.insert((*name).into(), if decode_kernel_per_layer(k) { ms * layers } else { ms });
+        per_kernel.insert(
+            (*name).into(),
+            if decode_kernel_per_layer(k) { ms * layers } else { ms },
+        );
     }
     let total_ms = per_kernel.values().sum();
     Some(StepTime { total_ms, per_kernel })
@@ -551,7 +554,10 @@ pub fn prefill(shape: &LayerShape, gpu: &StepThroughputs, layer_ms: f64) -> Opti
     let m = b * shape.seq_len as f64;
     let mut per_kernel = std::collections::BTreeMap::new();
     per_kernel.insert("layers".into(), layer_ms * layers);
-    per_kernel.insert("embedding".into(), gpu.kernel_ms(v * 2.0 * m * d, 0.0, gpu.matmul_tflops));
+    per_kernel.insert(
+        "embedding".into(),
+        gpu.kernel_ms(v * 2.0 * m * d, 0.0, gpu.matmul_tflops),
+    );
     per_kernel.insert(
         "lm_head".into(),
         gpu.kernel_ms(

@@ -129,8 +129,8 @@ impl FidelityReport {
             .measurements
             .iter()
             .filter(|m| m.set == set)
-            .filter_map(|m| match m.subject {
-                Subject::Layer(s) => Some((s, m.median_ms)),
+            .filter_map(|m| match &m.subject {
+                Subject::Layer(s) => Some((**s, m.median_ms)),
                 Subject::Micro { .. } => None,
             })
             .collect();

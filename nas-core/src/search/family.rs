@@ -993,7 +993,12 @@ fn derived_label(kind: AxisKind, s: &LayerShape) -> String {
         AxisKind::ExpertFfnDim => return optional(s.arch.moe(s.ffn_dim).map(|m| m.expert_ffn_dim)),
         AxisKind::SharedExperts => return optional(s.arch.shared_experts),
         AxisKind::SharedExpertFfnDim => {
-            return optional(s.arch.moe(s.ffn_dim).filter(|m| m.shared_experts > 0).map(|m| m.shared_expert_ffn_dim))
+            return optional(
+                s.arch
+                    .moe(s.ffn_dim)
+                    .filter(|m| m.shared_experts > 0)
+                    .map(|m| m.shared_expert_ffn_dim),
+            )
         }
         AxisKind::FirstDenseLayers => return optional(s.arch.first_dense_layers),
         AxisKind::KvLoraRank => return optional(s.arch.kv_lora_rank),

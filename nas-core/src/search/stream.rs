@@ -39,7 +39,11 @@ pub const MAX_STACK_COMBINATIONS: u64 = 1 << 18;
 pub fn check_stack_family(family: &Family) -> Result<()> {
     let combinations = family.combinations();
     if family.is_arch() && combinations > MAX_STACK_COMBINATIONS as u128 {
-        let axis = family.axes.iter().find(|a| a.kind.is_arch()).map_or("experts", |a| a.kind.name());
+        let axis = family
+            .axes
+            .iter()
+            .find(|a| a.kind.is_arch())
+            .map_or("experts", |a| a.kind.name());
         return Err(Error::Spec(format!(
             "the family has {} combinations; a family with `{axis}` (a mixture of experts, a layer pattern or latent \
              attention: a stack of layer kinds, timed candidate by candidate) has at most {MAX_STACK_COMBINATIONS}: \
@@ -639,7 +643,11 @@ fn stack_plan(reps: &Representatives, radix: &[u64], hardware: &[Gpu], atoms: Ve
     let steps: Vec<StepThroughputs> = hardware.iter().map(Gpu::step_throughputs).collect::<Result<_>>()?;
     let layers = reps.table(all, 2, |shape, out| {
         if let Some(s) = shape {
-            out[0] = if crate::model::figures(s).is_some() { 1.0 } else { f64::NAN };
+            out[0] = if crate::model::figures(s).is_some() {
+                1.0
+            } else {
+                f64::NAN
+            };
             out[1] = s.batch_size as f64;
         }
     })?;

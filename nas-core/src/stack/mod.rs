@@ -335,7 +335,9 @@ impl ModelStack {
             shape.model.tie_embeddings.unwrap_or(false),
         );
         if stack.kinds.is_empty() {
-            stack.kinds.push(kind(latent.unwrap_or(standard(shape.window_size)), dense));
+            stack
+                .kinds
+                .push(kind(latent.unwrap_or(standard(shape.window_size)), dense));
         }
         Some(stack)
     }
