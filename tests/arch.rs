@@ -406,3 +406,68 @@ fn the_committed_moe_search_pack_is_what_the_example_writes() {
     assert!(h200.constrained_ranking.iter().all(|r| r.fits_memory == Some(true)));
     assert!(h200.constrained_ranking.len() < h200.decode_ms_ranking.len());
 }
+
+/// Every fixture config the DSL can say whole with mixture, pattern or
+/// latent fields (`nas import` prints it so) gives, as a shape, its config's
+/// stack: the same counts, cache and decode step.
+#[test]
+fn configs_said_whole_as_shapes_are_their_configs() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-configs");
+    let mut said = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json") && !p.ends_with("transformers-counts.json"))
+        .collect();
+    files.sort();
+    let g = gpu("h200");
+    let step = g.step_throughputs().unwrap();
+    for f in files {
+        let name = f.file_stem().unwrap().to_string_lossy().into_owned();
+        let stack = config_stack(&name);
+        let Some(s) = nas::stack::candidate::candidate_shape(&stack, 512) else {
+            continue;
+        };
+        let f = model::figures(&s).unwrap();
+        let truth = transformers(&name);
+        assert_eq!(f.parameters.total, truth["params"].as_u64().unwrap(), "{name}");
+        if s.arch.experts.is_some() {
+            assert_eq!(f.parameters.active, truth["active_params"].as_u64(), "{name}");
+        }
+        assert_eq!(
+            model::kv_cache_bytes(&s, 1, 4096),
+            Some(params::kv_cache(&stack, 4096).bytes_per_sequence),
+            "{name}"
+        );
+        let w = StackWorkload {
+            seq_len: 512,
+            batch: 1,
+            context: 512,
+        };
+        // A dense uniform shape keeps today's step formulas (no final norm:
+        // `hf_configs::a_layer_shape_through_the_stack_gives_todays_figures_exactly`).
+        if s.arch.is_set() {
+            let t = latency::predict(&stack, &g, &w).unwrap();
+            let l = model::step_latency_on(&s, &g, &step, 0.0).unwrap();
+            assert_eq!((l.prefill_ms, l.decode_ms), (t.prefill_ms, t.decode_ms), "{name}");
+            said.push(name);
+        }
+    }
+    // The mixtures and latent attention of the fixtures the DSL now says whole.
+    for name in [
+        "deepseek-v2-lite",
+        "deepseek-v3",
+        "mixtral-8x7b-v0.1",
+        "qwen3-235b-a22b",
+        "qwen3-30b-a3b",
+    ] {
+        assert!(said.iter().any(|s| s == name), "{name} is not said whole: {said:?}");
+    }
+    // Sinks, biases, extra norms: not said, rather than said wrong.
+    for name in ["gpt-oss-20b", "gemma-2-9b", "gemma-3-1b", "gpt2"] {
+        assert!(
+            nas::stack::candidate::candidate_shape(&config_stack(name), 512).is_none(),
+            "{name}"
+        );
+    }
+}

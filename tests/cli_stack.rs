@@ -256,11 +256,29 @@ fn import_prints_a_known_block_and_a_json_shape_predict_reads() {
     let path = dir.file("shape.json", &json!([shape]).to_string());
     let (out, _) = predict(&["--configs", &path]);
     assert_eq!(out[0]["params"], 8_030_261_248u64);
-    // A mixture's block says what it stands for.
+    // A mixture the DSL says whole: its block has its mixture fields, nothing is missing.
     let (text, _) = ok(&["import", &fixture("qwen3-30b-a3b")]);
-    assert!(text.contains("ffn_dim: 6144"), "top-8 x 768: {text}");
-    assert!(text.contains("a mixture of 128 experts of 768, top-8"));
+    assert!(text.contains("experts: 128, top_k: 8, expert_ffn_dim: 768 }"), "{text}");
+    assert!(!text.contains("not expressed in the DSL"), "{text}");
     assert!(text.contains("30532122624 parameters (3353032704 active)"));
+    // Its JSON shape predicts the config's own counts.
+    let start = text.find("{\n").unwrap();
+    let end = start + text[start..].find("\n}").unwrap() + 2;
+    let mut shape: Value = serde_json::from_str(&text[start..end]).unwrap();
+    assert_eq!(shape["experts"], 128);
+    let obj = shape.as_object_mut().unwrap();
+    obj.remove("stack");
+    obj.remove("not_expressed");
+    let path = dir.file("moe.json", &json!([shape]).to_string());
+    let (out, _) = predict(&["--configs", &path]);
+    assert_eq!(out[0]["params"], 30_532_122_624u64);
+    assert_eq!(out[0]["active_params"], 3_353_032_704u64);
+    // One the DSL cannot say whole (gpt-oss: sinks, biases) still says what its block stands for.
+    let (text, _) = ok(&["import", &fixture("gpt-oss-20b")]);
+    assert!(
+        text.contains("written as the dense width a token passes through"),
+        "{text}"
+    );
 }
 
 #[test]

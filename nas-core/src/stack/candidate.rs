@@ -108,3 +108,125 @@ pub fn estimated_kernels(shape: &LayerShape, gpu: &Gpu) -> Result<Vec<String>> {
     };
     Ok(latency::predict(&stack, gpu, &workload(shape))?.estimated)
 }
+
+/// `stack` with what no count or cost reads blanked: its name and the
+/// activations' labels, layer by layer.
+fn comparable(stack: &ModelStack) -> (u64, u64, bool, super::NormKind, Option<u64>, Vec<super::LayerKind>) {
+    let blank = |k: &super::LayerKind| {
+        let mut k = *k;
+        match &mut k.mlp {
+            super::Mlp::Dense(m) => m.activation = "",
+            super::Mlp::Moe(m) => m.activation = "",
+        }
+        k
+    };
+    let layers = stack
+        .layers
+        .iter()
+        .filter_map(|&i| stack.kinds.get(i))
+        .map(blank)
+        .collect();
+    (
+        stack.hidden,
+        stack.vocab,
+        stack.tie_embeddings,
+        stack.final_norm,
+        stack.position_embeddings,
+        layers,
+    )
+}
+
+/// The candidate shape (at `seq_len`, batch 1) whose stack is `stack`, if
+/// the DSL can say it: one attention for every layer (standard, with one
+/// window or none, or a pattern of one window and full layers; or latent),
+/// dense layers only before the mixture's, no biases, sinks, extra norms,
+/// LayerNorms or learned positions. `None` otherwise. Checked by building
+/// the shape's stack: it must be `stack`, layer by layer (up to the names of
+/// the activations, which no count or cost reads).
+pub fn candidate_shape(stack: &ModelStack, seq_len: u64) -> Option<LayerShape> {
+    use super::{Attention, Mlp};
+    use crate::arch::{Architecture, LayerPattern};
+    let kinds: Vec<&super::LayerKind> = stack.layers.iter().filter_map(|&i| stack.kinds.get(i)).collect();
+    let first = kinds.first()?;
+    let dense = kinds.iter().find_map(|k| match k.mlp {
+        Mlp::Dense(m) => Some(m),
+        Mlp::Moe(_) => None,
+    });
+    let moe = kinds.iter().find_map(|k| match k.mlp {
+        Mlp::Moe(m) => Some(m),
+        Mlp::Dense(_) => None,
+    });
+    let mut arch = Architecture::NONE;
+    let ffn_dim = match (dense, moe) {
+        (Some(d), _) => d.ffn,
+        (None, Some(m)) => m.expert_ffn,
+        (None, None) => return None,
+    };
+    if let Some(m) = moe {
+        arch.experts = Some(m.experts);
+        arch.top_k = Some(m.top_k);
+        arch.expert_ffn_dim = Some(m.expert_ffn);
+        if m.shared_experts > 0 {
+            if m.shared_ffn % m.shared_experts != 0 {
+                return None;
+            }
+            arch.shared_experts = Some(m.shared_experts);
+            arch.shared_expert_ffn_dim = Some(m.shared_ffn / m.shared_experts);
+        }
+        let leading = kinds.iter().take_while(|k| matches!(k.mlp, Mlp::Dense(_))).count() as u64;
+        if leading > 0 {
+            arch.first_dense_layers = Some(leading);
+        }
+    }
+    let (heads, kv_heads, head_dim, qk_norm, window) = match first.attention {
+        Attention::Standard(a) => {
+            let windows: Vec<Option<u64>> = kinds.iter().map(|k| k.attention.window()).collect();
+            let sliding = windows.iter().find_map(|w| *w);
+            let window = match (sliding, windows.iter().any(Option::is_none)) {
+                (Some(w), true) => {
+                    let a = windows.iter().take_while(|x| x.is_some()).count() as u64;
+                    let b = windows.iter().skip(a as usize).take_while(|x| x.is_none()).count() as u64;
+                    arch.layer_pattern = Some(LayerPattern { sliding: a, full: b });
+                    Some(w)
+                }
+                (w, _) => w,
+            };
+            (
+                a.heads,
+                a.kv_heads,
+                a.head_dim,
+                a.qk_norm == super::QkNorm::PerHead,
+                window,
+            )
+        }
+        Attention::Latent(a) => {
+            arch.kv_lora_rank = Some(a.kv_lora_rank);
+            arch.q_lora_rank = a.q_lora_rank;
+            arch.rope_head_dim = Some(a.qk_rope_head_dim);
+            arch.v_head_dim = Some(a.v_head_dim);
+            (a.heads, a.heads, a.qk_nope_head_dim, false, None)
+        }
+    };
+    let shape = LayerShape {
+        hidden_dim: stack.hidden,
+        num_heads: heads,
+        num_kv_heads: kv_heads,
+        head_dim,
+        ffn_dim,
+        seq_len,
+        batch_size: 1,
+        use_qk_norm: qk_norm,
+        window_size: window,
+        model: crate::model::ModelDims {
+            num_layers: Some(stack.layers.len() as u64),
+            vocab_size: Some(stack.vocab),
+            tie_embeddings: Some(stack.tie_embeddings),
+            ..crate::model::ModelDims::NONE
+        },
+        precision: crate::precision::Precision::BF16,
+        arch,
+    };
+    shape.validate().ok()?;
+    let ours = ModelStack::from_layer_shape(&shape)?;
+    (comparable(&ours) == comparable(stack)).then_some(shape)
+}

@@ -307,6 +307,29 @@ pub fn not_expressed(stack: &ModelStack) -> Vec<String> {
 /// `seq_len`), plus `stack` (everything the stack has) and `not_expressed`.
 /// Without those two keys it is a shape `nas predict --configs` reads.
 pub fn shape_json(name: &str, stack: &ModelStack, seq_len: u64) -> Value {
+    if let Some(shape) = stack_candidate(stack, seq_len) {
+        let mut v = json!({
+            "name": name,
+            "hidden_dim": shape.hidden_dim,
+            "num_heads": shape.num_heads,
+            "num_kv_heads": shape.num_kv_heads,
+            "head_dim": shape.head_dim,
+            "ffn_dim": shape.ffn_dim,
+            "seq_len": seq_len,
+            "batch_size": 1,
+            "use_qk_norm": shape.use_qk_norm,
+            "window_size": shape.window_size,
+            "num_layers": stack.layers.len(),
+            "vocab_size": stack.vocab,
+            "tie_embeddings": stack.tie_embeddings,
+            "stack": stack,
+            "not_expressed": Vec::<String>::new(),
+        });
+        if let (Value::Object(obj), Ok(Value::Object(arch))) = (&mut v, serde_json::to_value(shape.arch)) {
+            obj.extend(arch);
+        }
+        return v;
+    }
     let (heads, kv, hd, ffn, qk, window) = main_kind(stack).map_or((0, 0, 0, 0, false, None), |(_, k)| shape_fields(k));
     json!({
         "name": name,
@@ -327,6 +350,13 @@ pub fn shape_json(name: &str, stack: &ModelStack, seq_len: u64) -> Value {
     })
 }
 
+/// The candidate shape of a stack the DSL says whole with mixture,
+/// pattern or latent fields ([`super::candidate::candidate_shape`]); a
+/// dense uniform stack keeps today's block.
+fn stack_candidate(stack: &ModelStack, seq_len: u64) -> Option<crate::shapes::LayerShape> {
+    super::candidate::candidate_shape(stack, seq_len).filter(|s| s.arch.is_set())
+}
+
 /// `nas import`'s text for one config: a comment line, the DSL's `known`
 /// block, a comment with what it cannot express, and the JSON shape.
 pub fn import(stem: &str, file: &str, stack: &ModelStack, seq_len: u64) -> Result<String> {
@@ -344,7 +374,50 @@ pub fn import(stem: &str, file: &str, stack: &ModelStack, seq_len: u64) -> Resul
             String::new()
         }
     );
-    if let Some((_, kind)) = main_kind(stack) {
+    if let Some(shape) = stack_candidate(stack, seq_len) {
+        // Everything it has, the DSL says: its mixture, pattern or latent fields too.
+        let mut arch = String::new();
+        let a = shape.arch;
+        for (key, value) in [
+            ("experts", a.experts),
+            ("top_k", a.top_k),
+            ("expert_ffn_dim", a.expert_ffn_dim),
+            ("shared_experts", a.shared_experts),
+            ("shared_expert_ffn_dim", a.shared_expert_ffn_dim),
+            ("first_dense_layers", a.first_dense_layers),
+        ] {
+            if let Some(v) = value {
+                arch.push_str(&format!(", {key}: {v}"));
+            }
+        }
+        if let Some(p) = a.layer_pattern {
+            arch.push_str(&format!(", layer_pattern: \"{p}\""));
+        }
+        for (key, value) in [
+            ("kv_lora_rank", a.kv_lora_rank),
+            ("q_lora_rank", a.q_lora_rank),
+            ("rope_head_dim", a.rope_head_dim),
+            ("v_head_dim", a.v_head_dim),
+        ] {
+            if let Some(v) = value {
+                arch.push_str(&format!(", {key}: {v}"));
+            }
+        }
+        text.push_str(&format!(
+            "known {name} {{ hidden_dim: {}, heads: {}, kv_heads: {}, head_dim: {}, ffn_dim: {}, qk_norm: {}, \
+             window: {}, num_layers: {}, vocab_size: {}, tie_embeddings: {}{arch} }}\n",
+            shape.hidden_dim,
+            shape.num_heads,
+            shape.num_kv_heads,
+            shape.head_dim,
+            shape.ffn_dim,
+            shape.use_qk_norm,
+            shape.window_size.map_or("full".to_string(), |w| w.to_string()),
+            stack.layers.len(),
+            stack.vocab,
+            stack.tie_embeddings
+        ));
+    } else if let Some((_, kind)) = main_kind(stack) {
         let (heads, kv, hd, ffn, qk, window) = shape_fields(kind);
         text.push_str(&format!(
             "known {name} {{ hidden_dim: {}, heads: {heads}, kv_heads: {kv}, head_dim: {hd}, ffn_dim: {ffn}, \
@@ -356,7 +429,10 @@ pub fn import(stem: &str, file: &str, stack: &ModelStack, seq_len: u64) -> Resul
             stack.tie_embeddings
         ));
     }
-    let missing = not_expressed(stack);
+    let missing = match stack_candidate(stack, seq_len) {
+        Some(_) => Vec::new(),
+        None => not_expressed(stack),
+    };
     if !missing.is_empty() {
         text.push_str("// not expressed in the DSL yet (predict reads the config itself):\n");
         for m in &missing {
