@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use nas_core::calibrate::profile::MAX_MS_PER_UNIT;
-use nas_core::cost::kernel_aware::{KernelAwareModel, RESOURCES};
+use nas_core::cost::kernel_aware::{KernelAwareModel, ALL_RESOURCES};
 use nas_core::cost::LatencyMatrix;
 use nas_core::hardware::{Throughputs, MIN_THROUGHPUT, SEED_CONSTANTS};
 
@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     let seed = LatencyMatrix::seed(&shapes, &throughputs);
     let model = KernelAwareModel::new(132, 0.0);
     // the largest cost per unit a calibration profile may give
-    let inverse = nalgebra::DMatrix::from_element(RESOURCES.len(), 1, MAX_MS_PER_UNIT);
+    let inverse = nalgebra::DMatrix::from_element(ALL_RESOURCES.len(), 1, MAX_MS_PER_UNIT);
     let aware = LatencyMatrix::new(nas_core::cost::LayerModel::KernelAware(model), &shapes, &inverse);
     for i in 0..shapes.len() {
         for g in 0..throughputs.len() {
