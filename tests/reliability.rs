@@ -2670,3 +2670,15 @@ fn search_spec_of_too_many_stacks() {
         "DIR/s.json: family: the family has 524288 combinations; a family with `experts` (a mixture of experts, a layer pattern or latent attention: a stack of layer kinds, timed candidate by candidate) has at most 262144: give its axes fewer values"
     );
 }
+
+#[test]
+fn search_spec_of_stacks_with_too_many_layers() {
+    let dir = Dir::new("specStackLayers");
+    assert_eq!(
+        search(
+            &dir,
+            r#"{"hardware": ["h200"], "family": {"axes": [{"axis": "hidden_dim", "values": [2048]}, {"axis": "head_dim", "values": [128]}, {"axis": "ffn_dim", "values": [6144]}, {"axis": "num_layers", "values": [65536]}, {"axis": "vocab_size", "values": [151936]}, {"axis": "experts", "values": [8, 16, 32, 64]}, {"axis": "top_k", "values": [1, 2, 4, 8]}, {"axis": "expert_ffn_dim", "values": [256, 512, 1024, 2048, 4096, 8192, 16384, 32768]}, {"axis": "first_dense_layers", "values": [1, 2, 3, 4, 5, 6, 7, 8]}], "name": "x{experts}_{top_k}_{expert_ffn_dim}_{first_dense_layers}"}}"#
+        ),
+        "DIR/s.json: family: `experts` makes the family's candidates stacks of layer kinds, each listing its layers: its 1024 combinations of up to 65536 layers build 67108864 layers in all, more than the 33554432 a search builds; give it fewer values or fewer layers"
+    );
+}

@@ -157,6 +157,11 @@ impl AxisKind {
     }
 }
 
+/// Most layers the stacks of one family of stacks ([`crate::arch`] axes)
+/// list in all, combinations x the deepest `num_layers` (2^25: about 40 s
+/// in a debug build, a few seconds in a release one).
+pub const MAX_STACK_LAYERS: u64 = 1 << 25;
+
 /// One value an axis takes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum AxisValue {
@@ -658,6 +663,29 @@ impl Family {
             return Err(Error::Spec("a family needs the axis `ffn_dim` or `ffn_ratio`".into()));
         }
         if let Some(arch) = self.axes.iter().find(|a| a.kind.is_arch()) {
+            // Every candidate's stack lists its layers: bound the layers built in all.
+            let deepest = self
+                .axes
+                .iter()
+                .filter(|a| a.kind == AxisKind::NumLayers)
+                .flat_map(|a| a.values.iter())
+                .filter_map(|v| match v.value {
+                    AxisValue::Int(n) => Some(n),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(0);
+            let layers = self.combinations().saturating_mul(deepest as u128);
+            if layers > MAX_STACK_LAYERS as u128 {
+                return Err(Error::Spec(format!(
+                    "`{}` makes the family's candidates stacks of layer kinds, each listing its layers: its {} \
+                     combinations of up to {deepest} layers build {} layers in all, more than the {MAX_STACK_LAYERS} \
+                     a search builds; give it fewer values or fewer layers",
+                    arch.kind.name(),
+                    shown_count(self.combinations()),
+                    shown_count(layers)
+                )));
+            }
             for required in [AxisKind::NumLayers, AxisKind::VocabSize] {
                 if !seen.contains_key(&required) {
                     return Err(Error::Spec(format!(
