@@ -1516,7 +1516,9 @@ fn stack_decode_fidelity(profile_path: &Path, files: &[PathBuf], out: &Path) -> 
     use nas::calibrate::stack_decode;
     let gpu = Registry::builtin().resolve_profile(&profile_path.display().to_string())?;
     let (records, sha) = stack_decode::read(files)?;
-    nas::calibrate::decode::check_same_gpu("stack decode steps", &records[0].gpu, &read_profile(profile_path)?.gpu)?;
+    if let nas::gpu::GpuCost::Measured(m) = &gpu.cost {
+        nas::calibrate::decode::check_same_gpu("stack decode steps", &records[0].gpu, &m.profile.gpu)?;
+    }
     let checked = stack_decode::check(&records, &gpu)?;
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     let command = format!(
